@@ -1,0 +1,1 @@
+"""Operator HTTP API (JSON, OpenAPI at /docs) and the built-in console."""

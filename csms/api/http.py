@@ -1,0 +1,247 @@
+"""The operator API: chargers, actions, transactions, id tags, health and metrics.
+
+Every route reads the ``ApiContext`` from ``app.state.ctx``. When the API listens on
+a non-loopback address, every ``/api`` route needs ``Authorization: Bearer <token>``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from csms.api.context import ApiContext
+from csms.core.model import AuthStatus, IdTag, Transaction
+from csms.core.service import LiveStation
+from csms.errors import (
+    CallErrorReceived,
+    CallTimeout,
+    PayloadInvalid,
+    ResponseInvalid,
+    StationNotConnected,
+    StoreUnavailable,
+    UnknownAction,
+)
+from csms.metrics import CONTENT_TYPE
+from csms.ocpp import passwords, schemas
+from csms.ocpp.server import MAX_STATION_ID
+
+
+def ctx_of(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.ctx
+    return ctx
+
+
+Ctx = Annotated[ApiContext, Depends(ctx_of)]
+
+
+def require_token(request: Request) -> None:
+    ctx = ctx_of(request)
+    if not ctx.settings.api_needs_token and not ctx.settings.api_token:
+        return
+    header = request.headers.get("authorization", "")
+    token = header[7:] if header.lower().startswith("bearer ") else request.headers.get("x-api-token", "")
+    if not token or not hmac.compare_digest(token.encode(), ctx.settings.api_token.encode()):
+        raise HTTPException(401, "missing or wrong API token", headers={"WWW-Authenticate": "Bearer"})
+
+
+class IdTagIn(BaseModel):
+    id_tag: str = Field(min_length=1, max_length=255)
+    status: AuthStatus = AuthStatus.ACCEPTED
+    expiry: datetime | None = None
+    parent: str | None = Field(None, max_length=255)
+
+
+class ChargerIn(BaseModel):
+    security_profile: int = Field(0, ge=0, le=3)
+    password: str | None = Field(None, min_length=16, max_length=40)
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return dt.isoformat().replace("+00:00", "Z") if dt else None
+
+
+def charger_view(ctx: ApiContext, live: LiveStation, security_profile: int = 0) -> dict[str, Any]:
+    session = ctx.registry.get(live.station_id)
+    info = live.info
+    evses: dict[int, dict[str, Any]] = {}
+    station_status = None
+    for (evse_id, connector_id), st in sorted(live.connectors.items()):
+        if evse_id == 0:
+            station_status = st.status
+            continue
+        e = evses.setdefault(evse_id, {"evse_id": evse_id, "connectors": []})
+        e["connectors"].append({
+            "connector_id": connector_id, "status": st.status, "error_code": st.error_code,
+            "updated_at": _iso(st.updated_at),
+        })
+    for (evse_id, _c), sample in live.last_sample.items():
+        if evse_id == 0:
+            continue
+        e = evses.setdefault(evse_id, {"evse_id": evse_id, "connectors": []})
+        e.update(
+            power_w=sample.power_w, current_a=sample.current_a, energy_register_wh=sample.energy_wh,
+            soc_percent=sample.soc_percent, voltage_v=sample.voltage_v, sampled_at=_iso(sample.ts),
+        )
+    return {
+        "id": live.station_id,
+        "protocol": live.protocol.value if live.protocol else None,
+        "connected": session is not None and not session.closed,
+        "vendor": info.vendor if info else None,
+        "model": info.model if info else None,
+        "serial_number": info.serial_number if info else None,
+        "firmware_version": info.firmware_version if info else None,
+        "last_seen": _iso(live.last_seen_at),
+        "status": station_status,
+        "security_profile": security_profile,
+        "evses": [evses[k] for k in sorted(evses)],
+    }
+
+
+def transaction_view(ctx: ApiContext, tx: Transaction) -> dict[str, Any]:
+    tx_id: int | str = int(tx.tx_id) if tx.protocol.value == "ocpp1.6" and tx.tx_id.isdigit() else tx.tx_id
+    return {
+        "id": tx_id,
+        "charger_id": tx.station_id,
+        "protocol": tx.protocol.value,
+        "evse_id": tx.evse_id,
+        "connector_id": tx.connector_id,
+        "id_tag": tx.id_tag,
+        "started_at": _iso(tx.started_at),
+        "stopped_at": _iso(tx.stopped_at),
+        "meter_start_wh": tx.meter_start_wh,
+        "meter_stop_wh": tx.meter_stop_wh,
+        "energy_wh": ctx.service.live_energy_wh(tx),
+        "stop_reason": tx.stop_reason,
+        "active": tx.active,
+        "flags": list(tx.flags),
+    }
+
+
+def create_app(ctx: ApiContext) -> FastAPI:
+    app = FastAPI(
+        title="CSMS operator API",
+        version="0.1.0",
+        description="Chargers, CSMS-initiated OCPP actions, transactions and id tags.",
+    )
+    app.state.ctx = ctx
+    secured = [Depends(require_token)]
+
+    @app.exception_handler(StoreUnavailable)
+    async def _store_down(_r: Request, exc: StoreUnavailable) -> JSONResponse:
+        return JSONResponse({"detail": f"database unavailable: {exc}"}, status_code=503)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz(ctx: Ctx) -> dict[str, Any]:
+        return {"status": "ok", "connected_stations": len(ctx.registry)}
+
+    @app.get("/metrics", tags=["ops"])
+    async def metrics(ctx: Ctx) -> Response:
+        return Response(ctx.metrics.render(), media_type=CONTENT_TYPE)
+
+    @app.get("/api/chargers", dependencies=secured, tags=["chargers"])
+    async def list_chargers(ctx: Ctx) -> list[dict[str, Any]]:
+        return [charger_view(ctx, ctx.service.live[k]) for k in sorted(ctx.service.live)]
+
+    @app.get("/api/chargers/{charger_id}", dependencies=secured, tags=["chargers"])
+    async def get_charger(charger_id: str, ctx: Ctx) -> dict[str, Any]:
+        live = ctx.service.live.get(charger_id)
+        station = await ctx.service.store.get_station(charger_id)
+        if live is None and station is None:
+            raise HTTPException(404, f"charger {charger_id!r} is not registered")
+        view = charger_view(ctx, live or LiveStation(charger_id), station.security_profile if station else 0)
+        return view
+
+    @app.put("/api/chargers/{charger_id}", dependencies=secured, tags=["chargers"])
+    async def put_charger(charger_id: str, body: ChargerIn, ctx: Ctx) -> dict[str, Any]:
+        """Register a station or change its security profile / password (write-only)."""
+        if not charger_id.isprintable() or len(charger_id) > MAX_STATION_ID or "/" in charger_id:
+            raise HTTPException(400, "charger id must be 1-48 printable characters without '/'")
+        if body.security_profile >= 1 and body.password is None:
+            existing = await ctx.service.store.get_password_hash(charger_id)
+            if existing is None:
+                raise HTTPException(400, "security_profile >= 1 needs a password")
+        hashed = passwords.hash_password(body.password) if body.password else None
+        station = await ctx.service.store.upsert_station(
+            charger_id, security_profile=body.security_profile, password_hash=hashed
+        )
+        live = ctx.service.live.setdefault(charger_id, LiveStation(charger_id))
+        return charger_view(ctx, live, station.security_profile)
+
+    @app.delete("/api/chargers/{charger_id}", dependencies=secured, tags=["chargers"], status_code=204)
+    async def delete_charger(charger_id: str, ctx: Ctx) -> Response:
+        if not await ctx.service.store.delete_station(charger_id):
+            raise HTTPException(404, f"charger {charger_id!r} is not registered")
+        ctx.service.live.pop(charger_id, None)
+        session = ctx.registry.get(charger_id)
+        if session is not None:
+            await session.close(1000, "deregistered")
+        return Response(status_code=204)
+
+    @app.post("/api/chargers/{charger_id}/actions/{action}", dependencies=secured, tags=["chargers"])
+    async def charger_action(
+        charger_id: str, action: str, payload: dict[str, Any], ctx: Ctx,
+        timeout: Annotated[float | None, Query(gt=0, le=300)] = None,
+    ) -> Any:
+        """Send any CSMS-initiated OCPP action; the body is the payload in the station's version."""
+        version = ctx.control.protocol_of(charger_id)
+        if version is None:
+            raise HTTPException(404, f"charger {charger_id!r} is not connected")
+        try:
+            return await ctx.control.call(charger_id, action, payload, timeout=timeout)
+        except UnknownAction as exc:
+            known = ", ".join(sorted(schemas.actions(version)))
+            raise HTTPException(400, f"{exc}; known actions: {known}") from None
+        except PayloadInvalid as exc:
+            raise HTTPException(400, f"payload invalid for {action}: {exc}") from None
+        except StationNotConnected as exc:
+            raise HTTPException(404, str(exc)) from None
+        except CallErrorReceived as exc:
+            return JSONResponse(
+                {"detail": "station answered with a CALLERROR", "code": exc.code,
+                 "description": exc.description, "details": exc.details},
+                status_code=502,
+            )
+        except ResponseInvalid as exc:
+            raise HTTPException(502, str(exc)) from None
+        except CallTimeout as exc:
+            raise HTTPException(504, str(exc)) from None
+
+    @app.get("/api/transactions", dependencies=secured, tags=["transactions"])
+    async def list_transactions(
+        ctx: Ctx, charger_id: str | None = None, active: bool | None = None,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
+    ) -> list[dict[str, Any]]:
+        txs = await ctx.service.store.list_transactions(station_id=charger_id, active=active, limit=limit)
+        return [transaction_view(ctx, tx) for tx in txs]
+
+    @app.post("/api/id-tags", dependencies=secured, tags=["id tags"], status_code=201)
+    async def put_id_tag(body: IdTagIn, ctx: Ctx, response: Response) -> dict[str, Any]:
+        created = await ctx.service.put_id_tag(IdTag(body.id_tag, body.status, body.expiry, body.parent))
+        if not created:
+            response.status_code = 200
+        return body.model_dump(mode="json")
+
+    @app.get("/api/id-tags", dependencies=secured, tags=["id tags"])
+    async def list_id_tags(ctx: Ctx) -> list[dict[str, Any]]:
+        return [
+            {"id_tag": t.id_tag, "status": t.status.value, "expiry": _iso(t.expiry), "parent": t.parent}
+            for t in await ctx.service.store.list_id_tags()
+        ]
+
+    @app.delete("/api/id-tags/{id_tag}", dependencies=secured, tags=["id tags"], status_code=204)
+    async def delete_id_tag(id_tag: str, ctx: Ctx) -> Response:
+        if not await ctx.service.store.delete_id_tag(id_tag):
+            raise HTTPException(404, f"id tag {id_tag!r} not found")
+        return Response(status_code=204)
+
+    @app.get("/api/security-events", dependencies=secured, tags=["chargers"])
+    async def security_events(ctx: Ctx, charger_id: str | None = None) -> list[dict[str, Any]]:
+        rows = await ctx.service.store.list_security_events(charger_id)
+        return [{k: (_iso(v) if isinstance(v, datetime) else v) for k, v in r.items()} for r in rows]
+
+    return app

@@ -1,0 +1,196 @@
+"""Composition root: builds every part from ``Settings``, runs them, shuts them down cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from typing import Any
+
+import structlog
+import uvicorn
+
+from csms.api.context import ApiContext
+from csms.api.http import create_app
+from csms.bus import Bus
+from csms.config import Settings
+from csms.core.ports import Clock, SystemClock
+from csms.core.service import ChargingService, ServiceSettings
+from csms.errors import ConfigError
+from csms.metrics import Metrics
+from csms.ocpp.control import OcppControl
+from csms.ocpp.registry import SessionRegistry
+from csms.ocpp.server import OcppServer, OcppServerSettings
+from csms.store.sql import SqlStore
+
+log = structlog.get_logger("csms")
+
+# Optional parts (telemetry, balancer, console) plug in here: ``await plugin(app)`` at start;
+# a plugin returns an async cleanup callable (or None).
+Plugin = Callable[["CsmsApp"], Awaitable[Callable[[], Awaitable[None]] | None]]
+
+
+class _EmbeddedUvicorn(uvicorn.Server):
+    """uvicorn inside our event loop: signals belong to the CSMS, not to uvicorn."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+class CsmsApp:
+    """One CSMS process: store, core service, OCPP endpoint, API, and plugins."""
+
+    def __init__(
+        self, settings: Settings, *, clock: Clock | None = None, plugins: list[Plugin] | None = None
+    ) -> None:
+        if settings.api_needs_token and not settings.api_token:
+            raise ConfigError(
+                f"host {settings.host!r} is not loopback: set api_token (CSMS_API_TOKEN) "
+                "so the operator API is not open to the network"
+            )
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.bus = Bus()
+        self.metrics = Metrics()
+        self.registry = SessionRegistry()
+        self.control = OcppControl(self.registry)
+        self.plugins = list(plugins or [])
+        self.extras: dict[str, Any] = {}
+        self.store: SqlStore | None = None
+        self.service: ChargingService | None = None
+        self.ocpp: OcppServer | None = None
+        self._api: _EmbeddedUvicorn | None = None
+        self._api_sock: socket.socket | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._cleanups: list[Callable[[], Awaitable[None]]] = []
+
+    @property
+    def ocpp_port(self) -> int:
+        assert self.ocpp is not None
+        return self.ocpp.port
+
+    @property
+    def api_port(self) -> int:
+        assert self._api_sock is not None
+        return int(self._api_sock.getsockname()[1])
+
+    @property
+    def ocpp_url(self) -> str:
+        host = "127.0.0.1" if self.settings.host in ("0.0.0.0", "") else self.settings.host
+        return f"ws://{host}:{self.ocpp_port}{self.settings.ocpp_path}"
+
+    @property
+    def api_url(self) -> str:
+        host = "127.0.0.1" if self.settings.host in ("0.0.0.0", "") else self.settings.host
+        return f"http://{host}:{self.api_port}"
+
+    async def start(self) -> None:
+        s = self.settings
+        self.store = await SqlStore.open(s.db, synchronous=s.db_synchronous)
+        self.service = ChargingService(
+            self.store, self.bus.publish, self.clock,
+            ServiceSettings(
+                auto_register=s.auto_register, accept_unknown_tags=s.accept_unknown_tags,
+                heartbeat_interval_s=s.heartbeat_interval_s,
+            ),
+        )
+        await self.service.load()
+        self.metrics.gauge_callback(
+            "csms_stations_registered", "Stations known to the CSMS", lambda: len(self.service.live)  # type: ignore[union-attr]
+        )
+        for version in ("ocpp1.6", "ocpp2.0.1"):
+            self.metrics.connected.labels(version).set_function(
+                functools.partial(self._count_connected, version)
+            )
+        self.ocpp = OcppServer(
+            OcppServerSettings(
+                host=s.host, port=s.ocpp_port, path_prefix=s.ocpp_path,
+                ping_interval_s=s.ping_interval_s or None, ping_timeout_s=s.ping_timeout_s or None,
+                max_message_bytes=s.max_message_bytes, call_timeout_s=s.call_timeout_s,
+            ),
+            self.service, self.registry, self.metrics, self.bus,
+        )
+        for plugin in self.plugins:
+            cleanup = await plugin(self)
+            if cleanup is not None:
+                self._cleanups.append(cleanup)
+        await self.ocpp.start()
+        self._tasks.append(asyncio.create_task(self.service.flush_forever(), name="store-flush"))
+        await self._start_api()
+        log.info("csms started", ocpp=self.ocpp_url + "/{station_id}", api=self.api_url)
+
+    def _count_connected(self, version: str) -> float:
+        return sum(1 for x in self.registry if x.version.value == version)
+
+    async def _start_api(self) -> None:
+        assert self.service is not None
+        ctx = ApiContext(
+            self.settings, self.service, self.control, self.registry, self.metrics, self.bus, self.extras
+        )
+        config = uvicorn.Config(
+            create_app(ctx), log_config=None, access_log=False, lifespan="off",
+            ws="websockets-sansio", timeout_graceful_shutdown=3,
+        )
+        self._api = _EmbeddedUvicorn(config)
+        self._api_sock = _bind(self.settings.host, self.settings.api_port)
+        self._tasks.append(asyncio.create_task(self._api.serve([self._api_sock]), name="api"))
+        while not self._api.started:
+            if self._tasks[-1].done():
+                self._tasks[-1].result()
+            await asyncio.sleep(0.01)
+
+    def spawn(self, coro: Awaitable[None], name: str) -> None:
+        """Run a background task for the lifetime of the app (used by plugins)."""
+        async def runner() -> None:
+            await coro
+
+        self._tasks.append(asyncio.create_task(runner(), name=name))
+
+    async def stop(self) -> None:
+        """Stop accepting, close sessions with 1001, stop plugins, flush and close the store."""
+        log.info("csms stopping")
+        if self.ocpp is not None:
+            await self.ocpp.stop()
+        if self._api is not None:
+            self._api.should_exit = True
+        for cleanup in reversed(self._cleanups):
+            with contextlib.suppress(Exception):
+                await cleanup()
+        for task in self._tasks:
+            if task.get_name() != "api":
+                task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.service is not None:
+            with contextlib.suppress(Exception):
+                await self.service.flush()
+        if self.store is not None:
+            await self.store.close()
+        log.info("csms stopped")
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings, **kwargs: Any) -> AsyncIterator[CsmsApp]:
+    """``async with running(settings) as app:`` — start, yield, always stop."""
+    app = CsmsApp(settings, **kwargs)
+    try:
+        await app.start()
+        yield app
+    finally:
+        await app.stop()

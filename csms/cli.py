@@ -1,0 +1,199 @@
+"""``csms`` command line: serve, demo, and station / id-tag administration."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from csms.config import Settings, load_settings
+from csms.errors import ConfigError, StoreUnavailable
+from csms.logging import configure_logging
+
+DESCRIPTION = """\
+An asyncio Charging Station Management System (CSMS) for OCPP 1.6J and 2.0.1.
+
+Stations connect to ws://HOST:OCPP_PORT/ocpp/{station_id} offering the subprotocol
+ocpp1.6 or ocpp2.0.1. Operators use the HTTP API (OpenAPI at /docs) and /metrics.
+Every option can also be set in a TOML file (--config) or as CSMS_* environment
+variables (e.g. CSMS_OCPP_PORT=9000, CSMS_INFLUX_URL=http://127.0.0.1:8086).
+"""
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="TOML configuration file (also CSMS_CONFIG)")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--ocpp-port", type=int, help="OCPP WebSocket port (default 9000)")
+    p.add_argument("--api-port", type=int, help="operator API and console port (default 8080)")
+    p.add_argument("--db", help="SQLite path or postgresql://user@host/db URL (default csms.sqlite3)")
+    p.add_argument("--log-format", choices=["json", "console", "auto"], help="log output format")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="log level")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="csms", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the CSMS (OCPP endpoint + operator API)",
+                           description="Run the CSMS until SIGTERM or SIGINT.")
+    _common(serve)
+    serve.add_argument("--auto-register", action="store_true", default=None,
+                       help="accept unknown station ids and register them (also CSMS_AUTO_REGISTER=1)")
+    serve.add_argument("--accept-unknown-tags", action="store_true", default=None,
+                       help="authorise id tags that are not in the list (demos only)")
+
+    demo = sub.add_parser(
+        "demo", help="run the CSMS with a simulated fleet and the console, on embedded defaults",
+        description="Start the CSMS (temporary SQLite, auto-registration, demo feeders) and a "
+                    "fleet of simulated chargers, print where to look, and run until Ctrl-C "
+                    "or --duration.",
+    )
+    _common(demo)
+    demo.add_argument("--chargers", type=int, default=20, help="number of simulated chargers (default 20)")
+    demo.add_argument("--duration", type=float, default=None,
+                      help="stop after SECONDS (default: run until Ctrl-C)")
+    demo.add_argument("--scenario", metavar="FILE", help="simulator scenario file (TOML)")
+    demo.add_argument("--protocol", choices=["1.6", "2.0.1", "mixed"], default="mixed",
+                      help="protocol of the simulated chargers (default mixed)")
+
+    st = sub.add_parser("stations", help="register, list or remove stations in the database")
+    _common(st)
+    st_sub = st.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = st_sub.add_parser("add", help="register a station (or update its security settings)")
+    add.add_argument("station_id")
+    add.add_argument("--security-profile", type=int, choices=[0, 1, 2, 3], default=0)
+    add.add_argument("--password", help="Basic-auth password (16-40 characters) for profiles 1-2")
+    st_sub.add_parser("list", help="list registered stations")
+    rm = st_sub.add_parser("remove", help="remove a station")
+    rm.add_argument("station_id")
+
+    tags = sub.add_parser("tags", help="manage the id-tag list in the database")
+    _common(tags)
+    tags_sub = tags.add_subparsers(dest="action", required=True, metavar="ACTION")
+    tadd = tags_sub.add_parser("add", help="add or update an id tag")
+    tadd.add_argument("id_tag")
+    tadd.add_argument("--status", default="Accepted", choices=["Accepted", "Blocked", "Expired", "Invalid"])
+    tadd.add_argument("--expiry", help="RFC 3339 expiry time")
+    tadd.add_argument("--parent", help="parent (group) id tag")
+    tags_sub.add_parser("list", help="list id tags")
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    keys = ["host", "ocpp_port", "api_port", "db", "log_format", "log_level", "auto_register",
+            "accept_unknown_tags"]
+    return {k: getattr(args, k, None) for k in keys}
+
+
+async def _serve(settings: Settings, duration: float | None = None) -> None:
+    from csms.app import CsmsApp
+    from csms.plugins import default_plugins
+
+    app = CsmsApp(settings, plugins=default_plugins(settings))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await app.start()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), duration)
+    finally:
+        await app.stop()
+
+
+async def _stations(settings: Settings, args: argparse.Namespace) -> int:
+    from csms.ocpp.passwords import hash_password
+    from csms.store.sql import SqlStore
+
+    store = await SqlStore.open(settings.db)
+    try:
+        if args.action == "add":
+            if args.security_profile >= 1 and not args.password:
+                raise ConfigError("--security-profile 1-3 needs --password")
+            if args.password is not None and not 16 <= len(args.password) <= 40:
+                raise ConfigError("--password must be 16 to 40 characters")
+            await store.upsert_station(
+                args.station_id, security_profile=args.security_profile,
+                password_hash=hash_password(args.password) if args.password else None,
+            )
+            print(f"registered {args.station_id} (security profile {args.security_profile})")
+        elif args.action == "list":
+            for s in await store.list_stations():
+                seen = s.last_seen_at.isoformat() if s.last_seen_at else "never"
+                proto = s.protocol or "-"
+                print(f"{s.station_id}\tprofile={s.security_profile}\tprotocol={proto}\tlast_seen={seen}")
+        elif args.action == "remove":
+            if not await store.delete_station(args.station_id):
+                print(f"no station {args.station_id!r}", file=sys.stderr)
+                return 1
+            print(f"removed {args.station_id}")
+    finally:
+        await store.close()
+    return 0
+
+
+async def _tags(settings: Settings, args: argparse.Namespace) -> int:
+    from csms.core.model import AuthStatus, IdTag
+    from csms.ocpp.timestamps import parse_datetime
+    from csms.store.sql import SqlStore
+
+    store = await SqlStore.open(settings.db)
+    try:
+        if args.action == "add":
+            try:
+                expiry = parse_datetime(args.expiry) if args.expiry else None
+            except ValueError:
+                raise ConfigError(f"--expiry {args.expiry!r} is not an RFC 3339 time") from None
+            await store.put_id_tag(IdTag(args.id_tag, AuthStatus(args.status), expiry, args.parent))
+            print(f"id tag {args.id_tag}: {args.status}")
+        else:
+            for t in await store.list_id_tags():
+                print(f"{t.id_tag}\t{t.status.value}\texpiry={t.expiry or '-'}\tparent={t.parent or '-'}")
+    finally:
+        await store.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config, _overrides(args))
+        configure_logging(settings.log_format, settings.log_level)
+        if args.command == "serve":
+            _run(_serve(settings))
+        elif args.command == "demo":
+            from csms.demo import run_demo
+
+            return _run(run_demo(settings, args))
+        elif args.command == "stations":
+            return _run(_stations(settings, args))
+        elif args.command == "tags":
+            return _run(_tags(settings, args))
+    except ConfigError as exc:
+        print(f"csms: {exc}", file=sys.stderr)
+        return 2
+    except StoreUnavailable as exc:
+        print(f"csms: database error: {exc}", file=sys.stderr)
+        return 3
+    return 0
+
+
+def _run(coro: Any) -> int:
+    try:
+        import uvloop
+
+        result = uvloop.run(coro)
+    except ImportError:
+        result = asyncio.run(coro)
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,177 @@
+"""Configuration: defaults < TOML file < ``CSMS_*`` environment < command-line flags.
+
+Top-level keys map to ``CSMS_<KEY>`` (``ocpp_port`` → ``CSMS_OCPP_PORT``); keys of a
+section map to ``CSMS_<SECTION>_<KEY>`` (``[influx] url`` → ``CSMS_INFLUX_URL``).
+Everything is validated once, at start-up, into frozen models; a bad value raises
+``ConfigError`` naming the key, where it came from and what is wrong.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from csms.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class InfluxConfig(_Section):
+    """InfluxDB output; disabled while ``url`` is empty."""
+
+    url: str = ""
+    api: Literal["v1", "v2"] = "v2"
+    database: str = "csms"
+    retention_policy: str = ""
+    username: str = ""
+    password: str = ""
+    org: str = "csms"
+    bucket: str = "csms"
+    token: str = ""
+    batch_size: int = Field(1000, ge=1, le=100_000)
+    flush_interval_s: float = Field(1.0, gt=0, le=60)
+    buffer_dir: str = ""
+    buffer_max_mb: int = Field(256, ge=1)
+
+
+class MqttConfig(_Section):
+    """MQTT events; disabled while ``url`` is empty (``mqtt://host:port``)."""
+
+    url: str = ""
+    topic_prefix: str = "csms"
+    qos: int = Field(1, ge=0, le=2)
+    client_id: str = ""
+    username: str = ""
+    password: str = ""
+    outbox_max: int = Field(100_000, ge=1)
+
+
+class BalancerConfig(_Section):
+    """Feeder load balancing; off unless ``enabled`` and nodes are defined."""
+
+    enabled: bool = False
+    tick_s: float = Field(5.0, gt=0)
+    hysteresis_a: float = Field(1.0, ge=0)
+    min_interval_per_station_s: float = Field(5.0, ge=0)
+    nodes: tuple[dict[str, Any], ...] = ()
+    evses: tuple[dict[str, Any], ...] = ()
+
+
+class Settings(_Section):
+    """All settings of one CSMS process."""
+
+    host: str = "127.0.0.1"
+    ocpp_port: int = Field(9000, ge=0, le=65535)
+    api_port: int = Field(8080, ge=0, le=65535)
+    ocpp_path: str = "/ocpp"
+    db: str = "csms.sqlite3"
+    db_synchronous: Literal["FULL", "NORMAL", "full", "normal"] = "FULL"
+    auto_register: bool = False
+    accept_unknown_tags: bool = False
+    heartbeat_interval_s: int = Field(300, ge=1)
+    call_timeout_s: float = Field(30.0, gt=0)
+    ping_interval_s: float = Field(60.0, ge=0)
+    ping_timeout_s: float = Field(30.0, ge=0)
+    max_message_bytes: int = Field(1 << 20, ge=1024)
+    api_token: str = ""
+    log_format: Literal["json", "console", "auto"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    influx: InfluxConfig = InfluxConfig()
+    mqtt: MqttConfig = MqttConfig()
+    balancer: BalancerConfig = BalancerConfig()
+
+    @property
+    def api_needs_token(self) -> bool:
+        """The API requires a token when bound to anything but loopback."""
+        try:
+            return not ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return self.host != "localhost"
+
+
+_SECTIONS = {"influx": InfluxConfig, "mqtt": MqttConfig, "balancer": BalancerConfig}
+
+
+def env_name(key: str, section: str | None = None) -> str:
+    return f"CSMS_{section.upper()}_{key.upper()}" if section else f"CSMS_{key.upper()}"
+
+
+def _from_env(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    data: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for key in Settings.model_fields:
+        if key in _SECTIONS:
+            continue
+        name = env_name(key)
+        if name in environ:
+            data[key] = environ[name]
+            origin[key] = name
+    for section, model in _SECTIONS.items():
+        for key, field in model.model_fields.items():  # type: ignore[attr-defined]
+            if field.annotation is not None and "tuple" in str(field.annotation):
+                continue
+            name = env_name(key, section)
+            if name in environ:
+                data.setdefault(section, {})[key] = environ[name]
+                origin[f"{section}.{key}"] = name
+    return data, origin
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = _merge(dict(out[k]), v)
+        else:
+            out[k] = v
+    return out
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build ``Settings`` from file, environment and flags (in rising priority)."""
+    env = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    path = config_file or env.get("CSMS_CONFIG")
+    if path:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {str(p)!r} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {str(p)!r} is not valid TOML: {exc}") from None
+        for key in data:
+            origin.setdefault(key, f"config file {p}")
+    env_data, env_origin = _from_env(env)
+    data = _merge(data, env_data)
+    origin.update(env_origin)
+    if overrides:
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        data = _merge(data, clean)
+        origin.update({k: "command line" for k in clean})
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = ".".join(str(x) for x in err["loc"])
+            top = ".".join(str(x) for x in err["loc"][:2])
+            source = origin.get(top) or origin.get(str(err["loc"][0]), "defaults")
+            value = err.get("input")
+            shown = "" if isinstance(value, dict) else f" (got {value!r})"
+            msg = "unknown setting" if err["type"] == "extra_forbidden" else err["msg"]
+            problems.append(f"{loc}: {msg}{shown} [from {source}]")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems)) from None

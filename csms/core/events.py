@@ -1,0 +1,84 @@
+"""Domain events published on the bus. Every event has an ``event_id`` consumers can dedupe on."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from csms.core.model import MeterSample, OcppVersion, StationInfo, Transaction
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Base of all domain events."""
+
+    station_id: str
+    event_id: str = field(default_factory=_new_id)
+    ts: datetime = field(default_factory=_now)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StationConnected(Event):
+    protocol: OcppVersion
+    remote: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StationDisconnected(Event):
+    protocol: OcppVersion
+    code: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StationBooted(Event):
+    info: StationInfo
+    accepted: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatusChanged(Event):
+    evse_id: int
+    connector_id: int
+    status: str
+    error_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransactionStarted(Event):
+    transaction: Transaction
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransactionEnded(Event):
+    transaction: Transaction
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MeterSampled(Event):
+    sample: MeterSample
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SecurityEventReported(Event):
+    kind: str
+    tech_info: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageExchanged(Event):
+    """One OCPP message handled; published for the console's live message log."""
+
+    direction: str  # "in" or "out"
+    action: str
+    message_type: str  # "Call", "CallResult", "CallError"
+    unique_id: str
+    payload: object = None

@@ -1,0 +1,248 @@
+"""One station's OCPP-J session: the read loop, inbound dispatch and outbound calls.
+
+This module owns every piece of RPC mechanics: message ids, the one-outstanding-call
+rule, timeouts, schema validation in both directions and the mapping of failures to
+CALLERRORs. Handlers only see validated payloads and return response payloads.
+Inbound CALLs are served while one of our CALLs is pending (the directions cross).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from csms.core.model import OcppVersion
+from csms.errors import (
+    CallErrorReceived,
+    CallTimeout,
+    PayloadInvalid,
+    ResponseInvalid,
+    StationNotConnected,
+    StoreUnavailable,
+    UnknownAction,
+)
+from csms.ocpp import rpc, schemas
+from csms.ocpp.rpc import ErrorKind
+
+if TYPE_CHECKING:
+    from csms.core.service import ChargingService
+    from csms.metrics import Metrics
+
+log = structlog.get_logger("csms.ocpp")
+
+Handler = Callable[["StationSession", dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class HandlerError(Exception):
+    """Raised by a handler to answer with a specific CALLERROR kind."""
+
+    def __init__(self, kind: ErrorKind, description: str) -> None:
+        super().__init__(description)
+        self.kind = kind
+        self.description = description
+
+
+_uid_counter = itertools.count(1)
+
+
+def _next_uid() -> str:
+    return f"c{next(_uid_counter):x}"
+
+
+@dataclass(slots=True)
+class _Pending:
+    unique_id: str
+    action: str
+    future: asyncio.Future[rpc.CallResult | rpc.CallError] = field(repr=False)
+
+
+class StationSession:
+    """A live connection to one station; created by the server, registered by id."""
+
+    def __init__(
+        self,
+        ws: ServerConnection,
+        station_id: str,
+        version: OcppVersion,
+        handlers: Mapping[str, Handler],
+        service: ChargingService,
+        metrics: Metrics,
+        *,
+        generation: int,
+        call_timeout_s: float = 30.0,
+        on_message: Callable[[str, str, str, str, Any], None] | None = None,
+    ) -> None:
+        self.ws = ws
+        self.station_id = station_id
+        self.version = version
+        self.handlers = handlers
+        self.service = service
+        self.metrics = metrics
+        self.generation = generation
+        self.call_timeout_s = call_timeout_s
+        self.on_message = on_message
+        self.connected_at = time.time()
+        self.closed = False
+        self._call_lock = asyncio.Lock()
+        self._pending: _Pending | None = None
+        self._known_actions = schemas.actions(version)
+        self.log = log.bind(station_id=station_id, protocol=version.value)
+
+    # --- inbound ------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Serve frames until the socket closes."""
+        try:
+            async for raw in self.ws:
+                await self.on_frame(raw)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.closed = True
+            if self._pending is not None and not self._pending.future.done():
+                self._pending.future.set_exception(StationNotConnected(self.station_id))
+
+    async def on_frame(self, raw: str | bytes) -> None:
+        try:
+            frame = rpc.parse(raw, self.version)
+        except rpc.FrameError as exc:
+            self.metrics.frame_error(exc.reason)
+            self.log.warning("bad frame", reason=exc.reason)
+            if exc.reply is not None:
+                await self._send_error(exc.reply, "?")
+            return
+        if isinstance(frame, rpc.Call):
+            await self._on_call(frame)
+        else:
+            self._on_answer(frame)
+
+    async def _on_call(self, call: rpc.Call) -> None:
+        action = call.action
+        if self.on_message is not None:
+            self.on_message("in", action, "Call", call.unique_id, call.payload)
+        handler = self.handlers.get(action)
+        if handler is None:
+            if action in self._known_actions:
+                await self._reply_error(call, ErrorKind.NOT_SUPPORTED, f"{action} is not served by a CSMS")
+            else:
+                call.action = "?"  # keep metric labels bounded: unknown names are not labels
+                await self._reply_error(call, ErrorKind.NOT_IMPLEMENTED, f"Unknown action {action[:40]!r}")
+            return
+        violation = schemas.validate(self.version, action, call.payload, response=False)
+        if violation is not None:
+            await self._reply_error(call, violation.kind, violation.message, path=violation.path)
+            return
+        started = time.perf_counter()
+        try:
+            response = await handler(self, call.payload)
+        except HandlerError as exc:
+            await self._reply_error(call, exc.kind, exc.description)
+            return
+        except StoreUnavailable as exc:
+            self.log.error("store unavailable, not acknowledging", action=action, error=str(exc))
+            await self._reply_error(call, ErrorKind.INTERNAL, "Storage unavailable, retry later")
+            return
+        except Exception:
+            self.log.exception("handler failed", action=action, message_id=call.unique_id)
+            await self._reply_error(call, ErrorKind.INTERNAL, "Internal error")
+            return
+        self.metrics.handled(self.version, action, time.perf_counter() - started)
+        violation = schemas.validate(self.version, action, response, response=True)
+        if violation is not None:
+            self.log.error("our response fails its schema", action=action, error=violation.message)
+            await self._reply_error(call, ErrorKind.INTERNAL, "Internal error (invalid response)")
+            return
+        await self._send(rpc.dump_result(call.unique_id, response))
+        if self.on_message is not None:
+            self.on_message("out", action, "CallResult", call.unique_id, response)
+
+    async def _reply_error(
+        self, call: rpc.Call, kind: ErrorKind, description: str, *, path: str = ""
+    ) -> None:
+        details = {"path": path} if path else {}
+        err = rpc.CallError(call.unique_id, rpc.code_for(kind, self.version), description, details)
+        self.log.info("call rejected", action=call.action, message_id=call.unique_id, code=err.code)
+        await self._send_error(err, call.action)
+
+    async def _send_error(self, err: rpc.CallError, action: str) -> None:
+        self.metrics.call_error_sent(self.version, action, err.code)
+        await self._send(rpc.dump_error(err))
+        if self.on_message is not None:
+            self.on_message("out", action, "CallError", err.unique_id, [err.code, err.description])
+
+    def _on_answer(self, frame: rpc.CallResult | rpc.CallError) -> None:
+        pending = self._pending
+        if pending is None or pending.unique_id != frame.unique_id or pending.future.done():
+            self.metrics.frame_error("unsolicited answer")
+            self.log.warning("answer to no pending call ignored", message_id=frame.unique_id)
+            return
+        pending.future.set_result(frame)
+
+    async def _send(self, text: str) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await self.ws.send(text)
+
+    # --- outbound -----------------------------------------------------------------------
+    async def call(
+        self, action: str, payload: dict[str, Any], *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Send a CALL and return the validated response payload.
+
+        Raises UnknownAction, PayloadInvalid (nothing sent), CallTimeout,
+        CallErrorReceived, ResponseInvalid or StationNotConnected.
+        """
+        if action not in self._known_actions:
+            raise UnknownAction(f"{action} is not an OCPP {self.version.value} action")
+        violation = schemas.validate(self.version, action, payload, response=False)
+        if violation is not None:
+            where = f" at {violation.path}" if violation.path else ""
+            raise PayloadInvalid(f"{violation.message}{where}")
+        limit = self.call_timeout_s if timeout is None else timeout
+        deadline = asyncio.get_running_loop().time() + limit
+        try:
+            async with asyncio.timeout_at(deadline):
+                async with self._call_lock:
+                    if self.closed:
+                        raise StationNotConnected(self.station_id)
+                    uid = _next_uid()
+                    fut: asyncio.Future[rpc.CallResult | rpc.CallError] = (
+                        asyncio.get_running_loop().create_future()
+                    )
+                    self._pending = _Pending(uid, action, fut)
+                    try:
+                        await self.ws.send(rpc.dump_call(uid, action, payload))
+                        if self.on_message is not None:
+                            self.on_message("out", action, "Call", uid, payload)
+                        answer = await fut
+                    finally:
+                        self._pending = None
+        except TimeoutError:
+            self.metrics.outbound(self.version, action, "timeout")
+            raise CallTimeout(f"{self.station_id} did not answer {action} within {limit:g}s") from None
+        except ConnectionClosed:
+            raise StationNotConnected(self.station_id) from None
+        if self.on_message is not None:
+            kind = "CallResult" if isinstance(answer, rpc.CallResult) else "CallError"
+            body = answer.payload if isinstance(answer, rpc.CallResult) else [answer.code, answer.description]
+            self.on_message("in", action, kind, answer.unique_id, body)
+        if isinstance(answer, rpc.CallError):
+            self.metrics.outbound(self.version, action, "call_error")
+            raise CallErrorReceived(answer.code, answer.description, answer.details)
+        violation = schemas.validate(self.version, action, answer.payload, response=True)
+        if violation is not None:
+            self.metrics.outbound(self.version, action, "invalid_response")
+            raise ResponseInvalid(f"{action} response: {violation.message}")
+        self.metrics.outbound(self.version, action, "ok")
+        return answer.payload
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        self.closed = True
+        await self.ws.close(code, reason)

@@ -1,0 +1,19 @@
+"""Lenient OCPP timestamp parsing and strict formatting (RFC 3339, UTC, 'Z')."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def parse_datetime(value: str) -> datetime:
+    """Parse an OCPP timestamp; naive values are taken as UTC. Raises ValueError."""
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    dt = datetime.fromisoformat(text)
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def format_datetime(dt: datetime) -> str:
+    """RFC 3339 in UTC with millisecond precision and a 'Z'."""
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"

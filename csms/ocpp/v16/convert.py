@@ -1,0 +1,56 @@
+"""Pure conversions between OCPP 1.6 payloads and domain values."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from csms.core.model import AuthResult, AuthStatus, MeterSample, SampledValue
+from csms.ocpp.meter import normalise
+from csms.ocpp.timestamps import format_datetime, parse_datetime
+
+_STATUS_16 = {
+    AuthStatus.ACCEPTED: "Accepted", AuthStatus.BLOCKED: "Blocked", AuthStatus.EXPIRED: "Expired",
+    AuthStatus.INVALID: "Invalid", AuthStatus.UNKNOWN: "Invalid",
+    AuthStatus.CONCURRENT_TX: "ConcurrentTx",
+}
+
+
+def id_tag_info(auth: AuthResult) -> dict[str, Any]:
+    """The 1.6 ``idTagInfo`` object (unknown tags are ``Invalid`` in 1.6)."""
+    info: dict[str, Any] = {"status": _STATUS_16[auth.status]}
+    if auth.expiry is not None:
+        info["expiryDate"] = format_datetime(auth.expiry)
+    if auth.parent is not None:
+        info["parentIdTag"] = auth.parent
+    return info
+
+
+def sampled_values(raw: list[dict[str, Any]]) -> tuple[SampledValue, ...]:
+    """Numeric readings of one ``meterValue`` entry; signed (non-numeric) data is skipped."""
+    out: list[SampledValue] = []
+    for sv in raw:
+        if sv.get("format") == "SignedData":
+            continue
+        try:
+            value = float(sv["value"])
+        except (TypeError, ValueError):
+            continue
+        out.append(normalise(
+            sv.get("measurand"), value, sv.get("unit"), phase=sv.get("phase"),
+            context=sv.get("context"), location=sv.get("location"),
+        ))
+    return tuple(out)
+
+
+def to_samples(
+    station_id: str, connector_id: int, transaction_id: str | None, meter_value: list[dict[str, Any]]
+) -> list[MeterSample]:
+    """MeterValues.meterValue (or StopTransaction.transactionData) as domain samples."""
+    samples = []
+    for mv in meter_value:
+        ts: datetime = parse_datetime(mv["timestamp"])
+        values = sampled_values(mv.get("sampledValue", []))
+        if values:
+            samples.append(MeterSample(station_id, connector_id, connector_id, ts, values, transaction_id))
+    return samples

@@ -1,0 +1,123 @@
+"""OCPP 1.6 charger-initiated actions: convert, call the core, answer. No business rules here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from csms.core.model import OcppVersion, StationInfo
+from csms.ocpp.rpc import ErrorKind
+from csms.ocpp.session import Handler, HandlerError, StationSession
+from csms.ocpp.timestamps import format_datetime, parse_datetime
+from csms.ocpp.v16.convert import id_tag_info, to_samples
+
+
+def _ts(value: str) -> Any:
+    try:
+        return parse_datetime(value)
+    except ValueError:
+        raise HandlerError(ErrorKind.PROPERTY, f"timestamp {value!r} is not RFC 3339") from None
+
+
+async def boot_notification(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+    info = StationInfo(
+        p["chargePointVendor"], p["chargePointModel"],
+        p.get("chargePointSerialNumber") or p.get("chargeBoxSerialNumber"), p.get("firmwareVersion"),
+    )
+    decision = await s.service.boot(s.station_id, OcppVersion.V16, info)
+    return {
+        "status": "Accepted" if decision.accepted else "Rejected",
+        "currentTime": format_datetime(s.service.clock.now()),
+        "interval": decision.interval_s,
+    }
+
+
+async def heartbeat(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+    return {"currentTime": format_datetime(s.service.seen(s.station_id))}
+
+
+async def status_notification(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+    ts = _ts(p["timestamp"]) if "timestamp" in p else None
+    error = p.get("errorCode")
+    connector = p["connectorId"]
+    s.service.status(
+        s.station_id, connector, connector, p["status"], None if error == "NoError" else error, ts
+    )
+    return {}
+
+
+async def authorize(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+    return {"idTagInfo": id_tag_info(await s.service.authorize(p["idTag"]))}
+
+
+async def start_transaction(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+    tx, auth = await s.service.start_transaction(
+        s.station_id, connector_id=p["connectorId"], id_tag=p["idTag"],
+        meter_start_wh=float(p["meterStart"]), ts=_ts(p["timestamp"]),
+    )
+    return {"transactionId": int(tx.tx_id), "idTagInfo": id_tag_info(auth)}
+
+
+async def stop_transaction(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+    tx_id = str(p["transactionId"])
+    result, auth = await s.service.stop_transaction(
+        s.station_id, tx_id, meter_stop_wh=float(p["meterStop"]), ts=_ts(p["timestamp"]),
+        reason=p.get("reason", "Local"), id_tag=p.get("idTag"),
+    )
+    connector = result.transaction.connector_id
+    s.service.meter(to_samples(s.station_id, connector, tx_id, p.get("transactionData", [])))
+    return {"idTagInfo": id_tag_info(auth)} if auth is not None else {}
+
+
+async def meter_values(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+    tx = p.get("transactionId")
+    tx_id = None if tx is None else str(tx)
+    s.service.meter(to_samples(s.station_id, p["connectorId"], tx_id, p["meterValue"]))
+    return {}
+
+
+async def data_transfer(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+    s.log.info("data transfer", vendor_id=p["vendorId"], message_id=p.get("messageId"))
+    return {"status": "UnknownVendorId"}
+
+
+async def diagnostics_status_notification(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+    s.log.info("diagnostics status", status=p["status"])
+    return {}
+
+
+async def firmware_status_notification(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+    s.log.info("firmware status", status=p["status"])
+    return {}
+
+
+async def security_event_notification(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+    await s.service.security_event(s.station_id, p["type"], _ts(p["timestamp"]), p.get("techInfo"))
+    return {}
+
+
+async def log_status_notification(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+    s.log.info("log status", status=p["status"], request_id=p.get("requestId"))
+    return {}
+
+
+async def signed_firmware_status_notification(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+    s.log.info("signed firmware status", status=p["status"], request_id=p.get("requestId"))
+    return {}
+
+
+HANDLERS: dict[str, Handler] = {
+    "BootNotification": boot_notification,
+    "Heartbeat": heartbeat,
+    "StatusNotification": status_notification,
+    "Authorize": authorize,
+    "StartTransaction": start_transaction,
+    "StopTransaction": stop_transaction,
+    "MeterValues": meter_values,
+    "DataTransfer": data_transfer,
+    "DiagnosticsStatusNotification": diagnostics_status_notification,
+    "FirmwareStatusNotification": firmware_status_notification,
+    # OCPP 1.6 security whitepaper extensions
+    "SecurityEventNotification": security_event_notification,
+    "LogStatusNotification": log_status_notification,
+    "SignedFirmwareStatusNotification": signed_firmware_status_notification,
+}

@@ -1,0 +1,59 @@
+"""Pure conversions between OCPP 2.0.1 payloads and domain values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from csms.core.model import AuthResult, Measurand, MeterSample, SampledValue
+from csms.ocpp.meter import normalise
+from csms.ocpp.timestamps import format_datetime, parse_datetime
+
+
+def id_token_info(auth: AuthResult) -> dict[str, Any]:
+    """The 2.0.1 ``idTokenInfo`` object (unknown tokens are ``Unknown``)."""
+    info: dict[str, Any] = {"status": auth.status.value}
+    if auth.expiry is not None:
+        info["cacheExpiryDateTime"] = format_datetime(auth.expiry)
+    if auth.parent is not None:
+        info["groupIdToken"] = {"idToken": auth.parent, "type": "Central"}
+    return info
+
+
+def sampled_values(raw: list[dict[str, Any]]) -> tuple[SampledValue, ...]:
+    out = []
+    for sv in raw:
+        uom = sv.get("unitOfMeasure") or {}
+        out.append(normalise(
+            sv.get("measurand"), float(sv["value"]), uom.get("unit"),
+            multiplier=int(uom.get("multiplier", 0)), phase=sv.get("phase"),
+            context=sv.get("context"), location=sv.get("location"),
+        ))
+    return tuple(out)
+
+
+def to_samples(
+    station_id: str, evse_id: int, connector_id: int, transaction_id: str | None,
+    meter_value: list[dict[str, Any]],
+) -> list[MeterSample]:
+    """``meterValue`` entries of MeterValues or TransactionEvent as domain samples."""
+    samples = []
+    for mv in meter_value:
+        values = sampled_values(mv.get("sampledValue", []))
+        if values:
+            samples.append(MeterSample(
+                station_id, evse_id, connector_id, parse_datetime(mv["timestamp"]), values, transaction_id
+            ))
+    return samples
+
+
+def register_wh(samples: list[MeterSample], prefer_context: str | None = None) -> float | None:
+    """The energy register in these samples: the one with ``prefer_context``, else the latest."""
+    chosen: float | None = None
+    for sample in samples:
+        for v in sample.values:
+            if v.measurand != Measurand.ENERGY_IMPORT_REGISTER or v.phase is not None:
+                continue
+            if prefer_context is not None and v.context == prefer_context:
+                return v.value
+            chosen = v.value
+    return chosen

@@ -1,0 +1,151 @@
+"""OCPP 2.0.1 charger-initiated actions: convert, call the core, answer. No business rules here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from csms.core.model import OcppVersion, StationInfo
+from csms.core.ports import TransactionEventRecord
+from csms.ocpp.rpc import ErrorKind
+from csms.ocpp.session import Handler, HandlerError, StationSession
+from csms.ocpp.timestamps import format_datetime, parse_datetime
+from csms.ocpp.v201.convert import id_token_info, register_wh, to_samples
+
+
+def _ts(value: str) -> datetime:
+    try:
+        return parse_datetime(value)
+    except ValueError:
+        raise HandlerError(ErrorKind.FORMAT, f"timestamp {value!r} is not RFC 3339") from None
+
+
+async def boot_notification(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+    cs = p["chargingStation"]
+    info = StationInfo(cs["vendorName"], cs["model"], cs.get("serialNumber"), cs.get("firmwareVersion"))
+    decision = await s.service.boot(s.station_id, OcppVersion.V201, info)
+    return {
+        "currentTime": format_datetime(s.service.clock.now()),
+        "interval": decision.interval_s,
+        "status": "Accepted" if decision.accepted else "Rejected",
+    }
+
+
+async def heartbeat(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+    return {"currentTime": format_datetime(s.service.seen(s.station_id))}
+
+
+async def status_notification(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+    s.service.status(
+        s.station_id, p["evseId"], p["connectorId"], p["connectorStatus"], None, _ts(p["timestamp"])
+    )
+    return {}
+
+
+async def authorize(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+    token = p["idToken"]
+    if token.get("type") == "NoAuthorization":
+        return {"idTokenInfo": {"status": "Accepted"}}
+    return {"idTokenInfo": id_token_info(await s.service.authorize(token["idToken"]))}
+
+
+async def transaction_event(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+    info = p["transactionInfo"]
+    tx_id: str = info["transactionId"]
+    event_type: str = p["eventType"]
+    evse = p.get("evse") or {}
+    evse_id = int(evse.get("id", 0))
+    connector_id = int(evse.get("connectorId", 1 if evse_id else 0))
+    samples = to_samples(s.station_id, evse_id, connector_id, tx_id, p.get("meterValue", []))
+    context = {"Started": "Transaction.Begin", "Ended": "Transaction.End"}.get(event_type)
+    token = p.get("idToken")
+    record = TransactionEventRecord(
+        station_id=s.station_id, tx_id=tx_id, event_type=event_type, seq_no=int(p["seqNo"]),
+        ts=_ts(p["timestamp"]), trigger_reason=p["triggerReason"], evse_id=evse_id,
+        connector_id=connector_id, id_tag=token["idToken"] if token else None,
+        meter_wh=register_wh(samples, context), stopped_reason=info.get("stoppedReason"),
+        offline=bool(p.get("offline", False)),
+    )
+    result = await s.service.transaction_event(record)
+    if samples and not result.replay:
+        tx = result.transaction
+        if evse_id != tx.evse_id:
+            samples = to_samples(s.station_id, tx.evse_id, tx.connector_id, tx_id, p["meterValue"])
+        s.service.meter(samples)
+    response: dict[str, Any] = {}
+    if token is not None:
+        if token.get("type") == "NoAuthorization":
+            response["idTokenInfo"] = {"status": "Accepted"}
+        else:
+            response["idTokenInfo"] = id_token_info(await s.service.authorize(token["idToken"]))
+    return response
+
+
+async def meter_values(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+    evse_id = p["evseId"]
+    s.service.meter(to_samples(s.station_id, evse_id, 1 if evse_id else 0, None, p["meterValue"]))
+    return {}
+
+
+async def notify_report(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+    s.service.device_report(s.station_id, p.get("reportData", []))
+    return {}
+
+
+async def notify_event(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+    for ev in p["eventData"]:
+        s.log.info(
+            "station event", trigger=ev.get("trigger"), component=ev.get("component", {}).get("name"),
+            variable=ev.get("variable", {}).get("name"), value=ev.get("actualValue"),
+        )
+    return {}
+
+
+async def security_event_notification(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+    await s.service.security_event(s.station_id, p["type"], _ts(p["timestamp"]), p.get("techInfo"))
+    return {}
+
+
+async def data_transfer(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+    s.log.info("data transfer", vendor_id=p["vendorId"], message_id=p.get("messageId"))
+    return {"status": "UnknownVendorId"}
+
+
+async def notify_ev_charging_needs(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+    s.log.info("ev charging needs", evse_id=p["evseId"], needs=p["chargingNeeds"])
+    return {"status": "Accepted"}
+
+
+def _ack(event: str) -> Handler:
+    async def handler(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+        s.log.info(event, **{k: v for k, v in p.items() if isinstance(v, str | int | float | bool)})
+        return {}
+
+    handler.__name__ = event.replace(" ", "_")
+    return handler
+
+
+HANDLERS: dict[str, Handler] = {
+    "BootNotification": boot_notification,
+    "Heartbeat": heartbeat,
+    "StatusNotification": status_notification,
+    "Authorize": authorize,
+    "TransactionEvent": transaction_event,
+    "MeterValues": meter_values,
+    "NotifyReport": notify_report,
+    "NotifyEvent": notify_event,
+    "SecurityEventNotification": security_event_notification,
+    "DataTransfer": data_transfer,
+    "NotifyEVChargingNeeds": notify_ev_charging_needs,
+    "FirmwareStatusNotification": _ack("firmware status"),
+    "LogStatusNotification": _ack("log status"),
+    "NotifyChargingLimit": _ack("charging limit notified"),
+    "ClearedChargingLimit": _ack("charging limit cleared"),
+    "ReportChargingProfiles": _ack("charging profiles reported"),
+    "NotifyEVChargingSchedule": _ack("ev charging schedule"),
+    "NotifyMonitoringReport": _ack("monitoring report"),
+    "NotifyCustomerInformation": _ack("customer information"),
+    "NotifyDisplayMessages": _ack("display messages"),
+    "PublishFirmwareStatusNotification": _ack("publish firmware status"),
+    "ReservationStatusUpdate": _ack("reservation status"),
+}

@@ -1,0 +1,1 @@
+"""Durable storage behind the ``Store`` port: SQLite by default, PostgreSQL when scaled out."""

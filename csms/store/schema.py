@@ -1,0 +1,139 @@
+"""Tables and migrations. Each migration is a function of a sync connection, applied once in order."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Dialect
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table(
+    "schema_version", metadata, sa.Column("version", sa.Integer, nullable=False)
+)
+
+stations = sa.Table(
+    "stations",
+    metadata,
+    sa.Column("station_id", sa.String(48), primary_key=True),
+    sa.Column("protocol", sa.String(16)),
+    sa.Column("vendor", sa.String(50)),
+    sa.Column("model", sa.String(50)),
+    sa.Column("serial_number", sa.String(50)),
+    sa.Column("firmware_version", sa.String(50)),
+    sa.Column("security_profile", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("password_hash", sa.String(255)),
+    sa.Column("registered_at", UtcDateTime),
+    sa.Column("last_boot_at", UtcDateTime),
+    sa.Column("last_seen_at", UtcDateTime),
+)
+
+connectors = sa.Table(
+    "connectors",
+    metadata,
+    sa.Column("station_id", sa.String(48), primary_key=True),
+    sa.Column("evse_id", sa.Integer, primary_key=True),
+    sa.Column("connector_id", sa.Integer, primary_key=True),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("error_code", sa.String(64)),
+    sa.Column("updated_at", UtcDateTime),
+)
+
+id_tags = sa.Table(
+    "id_tags",
+    metadata,
+    sa.Column("id_tag", sa.String(255), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("expiry", UtcDateTime),
+    sa.Column("parent", sa.String(255)),
+)
+
+transactions = sa.Table(
+    "transactions",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("station_id", sa.String(48), nullable=False),
+    sa.Column("tx_id", sa.String(64), nullable=False),
+    sa.Column("protocol", sa.String(16), nullable=False),
+    sa.Column("evse_id", sa.Integer, nullable=False),
+    sa.Column("connector_id", sa.Integer, nullable=False),
+    sa.Column("id_tag", sa.String(255)),
+    sa.Column("started_at", UtcDateTime),
+    sa.Column("stopped_at", UtcDateTime),
+    sa.Column("meter_start_wh", sa.Float),
+    sa.Column("meter_stop_wh", sa.Float),
+    sa.Column("meter_last_wh", sa.Float),
+    sa.Column("stop_reason", sa.String(64)),
+    sa.Column("last_seq_no", sa.Integer),
+    sa.Column("flags", sa.String(255), nullable=False, server_default=""),
+    sa.Column("start_key", sa.String(400), unique=True),
+    sa.Column("received_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("station_id", "tx_id", name="uq_transactions_station_tx"),
+)
+sa.Index("ix_transactions_active", transactions.c.station_id, transactions.c.stopped_at)
+
+transaction_events = sa.Table(
+    "transaction_events",
+    metadata,
+    sa.Column("station_id", sa.String(48), primary_key=True),
+    sa.Column("tx_id", sa.String(64), primary_key=True),
+    sa.Column("seq_no", sa.Integer, primary_key=True),
+    sa.Column("event_type", sa.String(16), nullable=False),
+    sa.Column("trigger_reason", sa.String(64)),
+    sa.Column("ts", UtcDateTime, nullable=False),
+    sa.Column("offline", sa.Boolean, nullable=False),
+    sa.Column("received_at", UtcDateTime, nullable=False),
+)
+
+security_events = sa.Table(
+    "security_events",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("station_id", sa.String(48), nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("ts", UtcDateTime, nullable=False),
+    sa.Column("tech_info", sa.String(255)),
+    sa.Column("received_at", UtcDateTime, nullable=False),
+)
+
+
+def _v1_initial(conn: Connection) -> None:
+    metadata.create_all(conn)
+
+
+MIGRATIONS: list[Callable[[Connection], Any]] = [_v1_initial]
+
+
+def migrate(conn: Connection) -> int:
+    """Apply pending migrations; returns the schema version now in place."""
+    schema_version.create(conn, checkfirst=True)
+    current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
+    for number, step in enumerate(MIGRATIONS, start=1):
+        if number > current:
+            step(conn)
+            conn.execute(schema_version.insert().values(version=number))
+    return len(MIGRATIONS)

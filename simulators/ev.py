@@ -161,15 +161,11 @@ def acceptance_w(config: EVConfig, soc_percent: float) -> float:
     peak_w = config.max_dc_power_kw * 1000.0
     if soc_percent <= config.taper_start_soc_percent:
         return peak_w
-    progress = (soc_percent - config.taper_start_soc_percent) / (
-        100.0 - config.taper_start_soc_percent
-    )
+    progress = (soc_percent - config.taper_start_soc_percent) / (100.0 - config.taper_start_soc_percent)
     return peak_w * math.pow(config.taper_floor, min(1.0, progress))
 
 
-def draw_w(
-    config: EVConfig, soc_percent: float, limit_a: float | None, supply: SupplySpec
-) -> float:
+def draw_w(config: EVConfig, soc_percent: float, limit_a: float | None, supply: SupplySpec) -> float:
     """Instantaneous grid power the car draws; never above ``limit_a`` (per phase)."""
     if soc_percent >= config.target_soc_percent:
         return 0.0
@@ -203,9 +199,7 @@ def step(
     return new_state, _reading(config, supply, energy_wh * 3600.0 / dt_s, energy_wh, soc_percent)
 
 
-def _integrate(
-    state: EVState, dt_s: float, limit_a: float | None, supply: SupplySpec
-) -> tuple[float, float]:
+def _integrate(state: EVState, dt_s: float, limit_a: float | None, supply: SupplySpec) -> tuple[float, float]:
     """SoC and grid energy after ``dt_s``, integrating finely only where the curve tapers."""
     config = state.config
     wh_per_percent = config.battery_capacity_kwh * 10.0 / config.efficiency

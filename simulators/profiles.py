@@ -217,9 +217,7 @@ class ProfileSet:
         """Installed ``(evse_id, profile)`` pairs, optionally only those on ``evse_id``."""
         return [item for item in self._installed.values() if evse_id in (None, item[0])]
 
-    def install(
-        self, profile: ChargingProfile | Mapping[str, Any], evse_id: int
-    ) -> ChargingProfile:
+    def install(self, profile: ChargingProfile | Mapping[str, Any], evse_id: int) -> ChargingProfile:
         """Install a profile (dict or parsed) on ``evse_id``; raises ProfileRejected.
 
         Replaces a profile with the same id anywhere on the station, and one with the same
@@ -228,9 +226,7 @@ class ProfileSet:
         parsed = profile if isinstance(profile, ChargingProfile) else parse_profile(profile)
         _check_placement(parsed, evse_id)
         for profile_id, (other_evse, other) in list(self._installed.items()):
-            if profile_id == parsed.profile_id or (
-                other_evse == evse_id and _same_slot(other, parsed)
-            ):
+            if profile_id == parsed.profile_id or (other_evse == evse_id and _same_slot(other, parsed)):
                 del self._installed[profile_id]
         self._installed[parsed.profile_id] = (evse_id, parsed)
         return parsed
@@ -425,9 +421,7 @@ def _schedule_offset_s(profile: ChargingProfile, moment: datetime, query: _Query
     return offset_s
 
 
-def _anchors(
-    profile: ChargingProfile, origin: datetime, end: datetime, query: _Query
-) -> list[datetime]:
+def _anchors(profile: ChargingProfile, origin: datetime, end: datetime, query: _Query) -> list[datetime]:
     """Start times of the profile's schedule occurrences that may touch [origin, end)."""
     schedule = profile.schedule
     if profile.kind is Kind.RECURRING:

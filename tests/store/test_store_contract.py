@@ -1,0 +1,113 @@
+"""The same store contract on SQLite and on a private PostgreSQL cluster."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from csms.core.model import AuthStatus, ConnectorState, IdTag, OcppVersion, StationInfo
+from csms.core.ports import TransactionEventRecord
+from csms.store.sql import SqlStore, database_url
+from tests.services import postgres_server
+
+T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStore]:
+    if request.param == "sqlite":
+        db = str(tmp_path / "s.sqlite3")
+    else:
+        db = request.getfixturevalue("pg_url")
+    s = await SqlStore.open(db)
+    try:
+        yield s
+    finally:
+        if request.param == "postgresql":  # shared cluster: leave it empty for the next test
+            from csms.store import schema
+            async with s.engine.begin() as conn:
+                await conn.run_sync(schema.metadata.drop_all)
+        await s.close()
+
+
+def record(tx: str, seq: int, kind: str, minutes: int, meter: float | None, **kw: object) -> TransactionEventRecord:
+    base = dict(station_id="S1", tx_id=tx, event_type=kind, seq_no=seq, ts=T0 + timedelta(minutes=minutes),
+                trigger_reason="Authorized", evse_id=1, connector_id=1, id_tag="TAG", meter_wh=meter,
+                stopped_reason=None, offline=False)
+    base.update(kw)
+    return TransactionEventRecord(**base)  # type: ignore[arg-type]
+
+
+def test_database_url_accepts_paths_and_urls() -> None:
+    assert database_url("x.db") == "sqlite+aiosqlite:///x.db"
+    assert database_url("sqlite:///tmp/x.db") == "sqlite+aiosqlite:///tmp/x.db"
+    assert database_url("postgresql://u@h:5/d") == "postgresql+asyncpg://u@h:5/d"
+
+
+async def test_station_registration_boot_and_connectors_round_trip(store: SqlStore) -> None:
+    await store.upsert_station("S1")
+    await store.record_boot("S1", OcppVersion.V201, StationInfo("V", "M", "SN", "FW"), T0)
+    await store.save_connectors([("S1", ConnectorState(1, 1, "Charging", None, T0))])
+    await store.save_connectors([("S1", ConnectorState(1, 1, "Finishing", None, T0))])
+    await store.save_seen({"S1": T0 + timedelta(seconds=5)})
+    st = await store.get_station("S1")
+    assert st is not None and st.protocol is OcppVersion.V201 and st.info == StationInfo("V", "M", "SN", "FW")
+    assert st.last_seen_at == T0 + timedelta(seconds=5)
+    assert (await store.load_connectors())["S1"] == [ConnectorState(1, 1, "Finishing", None, T0)]
+    assert await store.delete_station("S1") and await store.get_station("S1") is None
+
+
+async def test_id_tags_insert_replace_delete(store: SqlStore) -> None:
+    assert await store.put_id_tag(IdTag("A", AuthStatus.ACCEPTED, T0, "P"))
+    assert not await store.put_id_tag(IdTag("A", AuthStatus.BLOCKED))
+    assert await store.get_id_tag("A") == IdTag("A", AuthStatus.BLOCKED, None, None)
+    assert [t.id_tag for t in await store.list_id_tags()] == ["A"]
+    assert await store.delete_id_tag("A") and not await store.delete_id_tag("A")
+
+
+async def test_concurrent_duplicate_starts_create_one_transaction(store: SqlStore) -> None:
+    results = await asyncio.gather(*[
+        store.start_transaction("S1", evse_id=1, connector_id=1, id_tag="T", meter_start_wh=10.0, ts=T0)
+        for _ in range(8)
+    ])
+    assert len({tx.tx_id for tx, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+    assert len(await store.list_transactions(station_id="S1")) == 1
+
+
+async def test_stop_is_replay_safe_and_flags_meter_going_backwards(store: SqlStore) -> None:
+    tx, _ = await store.start_transaction("S1", evse_id=1, connector_id=1, id_tag="T", meter_start_wh=900.0, ts=T0)
+    first = await store.stop_transaction("S1", tx.tx_id, meter_stop_wh=100.0, ts=T0, reason="Local", id_tag=None)
+    again = await store.stop_transaction("S1", tx.tx_id, meter_stop_wh=555.0, ts=T0, reason="Other", id_tag=None)
+    assert not first.replay and again.replay
+    assert again.transaction.meter_stop_wh == 100.0 and "meter_backwards" in again.transaction.flags
+
+
+async def test_unknown_stops_are_kept_separately_and_replays_deduplicated(store: SqlStore) -> None:
+    a = await store.stop_transaction("S1", "-1", meter_stop_wh=1.0, ts=T0, reason=None, id_tag=None)
+    b = await store.stop_transaction("S1", "-1", meter_stop_wh=2.0, ts=T0 + timedelta(hours=1), reason=None,
+                                     id_tag=None)
+    a2 = await store.stop_transaction("S1", "-1", meter_stop_wh=1.0, ts=T0, reason=None, id_tag=None)
+    assert a.orphan and b.orphan and a2.replay
+    assert len(await store.list_transactions(station_id="S1")) == 2
+
+
+async def test_transaction_events_dedupe_on_seq_and_compute_energy(store: SqlStore) -> None:
+    r1 = await store.apply_transaction_event(record("X", 0, "Started", 0, 1000.0))
+    r2 = await store.apply_transaction_event(record("X", 1, "Updated", 5, 3000.0))
+    dup = await store.apply_transaction_event(record("X", 1, "Updated", 5, 3000.0))
+    end = await store.apply_transaction_event(record("X", 3, "Ended", 9, None, stopped_reason="Local"))
+    assert r1.created and not r2.created and dup.replay and end.ended_now
+    tx = end.transaction
+    assert tx.meter_stop_wh == 3000.0 and tx.energy_wh == 2000.0  # stop from the last register seen
+    assert "seq_gap" in tx.flags and tx.stop_reason == "Local" and tx.last_seq_no == 3

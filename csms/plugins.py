@@ -8,5 +8,7 @@ from csms.config import Settings
 
 def default_plugins(settings: Settings) -> list[Plugin]:
     """Plugins for ``settings``; parts that are not configured are simply absent."""
-    plugins: list[Plugin] = []
+    from csms.balancer.plugin import balancer_plugin
+
+    plugins: list[Plugin] = [balancer_plugin]
     return plugins

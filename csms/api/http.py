@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from csms.api.context import ApiContext
+from csms.api.feeders import feeders_router
 from csms.core.model import AuthStatus, IdTag, Transaction
 from csms.core.service import LiveStation
 from csms.errors import (
@@ -244,4 +245,5 @@ def create_app(ctx: ApiContext) -> FastAPI:
         rows = await ctx.service.store.list_security_events(charger_id)
         return [{k: (_iso(v) if isinstance(v, datetime) else v) for k, v in r.items()} for r in rows]
 
+    app.include_router(feeders_router(secured))
     return app

@@ -19,9 +19,9 @@ def _now() -> datetime:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Event:
-    """Base of all domain events."""
+    """Base of all domain events (``station_id`` is empty for grid-level events)."""
 
-    station_id: str
+    station_id: str = ""
     event_id: str = field(default_factory=_new_id)
     ts: datetime = field(default_factory=_now)
 
@@ -82,3 +82,32 @@ class MessageExchanged(Event):
     message_type: str  # "Call", "CallResult", "CallError"
     unique_id: str
     payload: object = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeederLoadChanged(Event):
+    """A balancer tick's view of one node (highest phase); ``station_id`` is empty."""
+
+    node_id: str
+    parent_id: str | None
+    limit_a: float | None
+    measured_a: float
+    allocated_a: float
+    headroom_a: float | None
+    evses: tuple[tuple[str, int, float], ...] = ()  # (station_id, evse_id, allocated_a)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeederLimitSignal(Event):
+    """An external limit for a node (grid operator curtailment, e.g. received over MQTT)."""
+
+    node_id: str
+    limit_a: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeederMeterReading(Event):
+    """A measured non-EV base load of a node, per phase L1..L3 in amperes."""
+
+    node_id: str
+    current_a: tuple[float, float, float]

@@ -1,0 +1,81 @@
+"""Wire the balancer into a running CSMS: topology from config, events in, profiles out."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import structlog
+
+from csms.balancer.allocate import Allocation, AllocationSettings
+from csms.balancer.service import BalancerService
+from csms.balancer.topology import TopologyError, topology_from_config
+from csms.core.events import Event, FeederLimitSignal, FeederLoadChanged, FeederMeterReading
+from csms.errors import ConfigError
+
+if TYPE_CHECKING:
+    from csms.app import CsmsApp
+
+log = structlog.get_logger("csms.balancer")
+
+
+async def balancer_plugin(app: CsmsApp) -> Callable[[], Awaitable[None]] | None:
+    cfg = app.settings.balancer
+    if not cfg.enabled or not cfg.nodes:
+        log.info("load balancing not configured: no feeder limits are enforced")
+        return None
+    try:
+        topology = topology_from_config({"nodes": list(cfg.nodes), "evses": list(cfg.evses)})
+    except TopologyError as exc:
+        raise ConfigError(f"balancer: {exc}") from None
+    service = BalancerService(
+        topology,
+        app.control,
+        tick_s=cfg.tick_s,
+        min_interval_per_station_s=cfg.min_interval_per_station_s,
+        settings=AllocationSettings(hysteresis_a=cfg.hysteresis_a),
+        on_allocation=lambda alloc: _publish_loads(app, service, alloc),
+    )
+    service.attach(app.bus)
+    app.bus.subscribe(lambda e: _external(service, e), FeederLimitSignal, FeederMeterReading)
+    app.extras["balancer"] = service
+    app.metrics.gauge_callback("csms_balancer_ticks", "Balancer allocations computed", lambda: service.ticks)
+    app.metrics.gauge_callback(
+        "csms_balancer_profiles_sent", "Charging profiles accepted", lambda: service.sent_count
+    )
+    app.metrics.gauge_callback(
+        "csms_balancer_profiles_failed", "Charging profiles rejected or failed", lambda: service.failed_count
+    )
+    app.metrics.gauge_callback(
+        "csms_balancer_allocation_seconds", "Duration of the last rebalance", lambda: service.last_duration_s
+    )
+    app.spawn(service.run(), "balancer")
+    log.info("load balancing on", nodes=len(topology.nodes), evses=len(topology.evses))
+    return None
+
+
+def _external(service: BalancerService, event: Event) -> None:
+    try:
+        if isinstance(event, FeederLimitSignal):
+            service.set_limit(event.node_id, event.limit_a)
+        elif isinstance(event, FeederMeterReading):
+            service.set_base_load(event.node_id, event.current_a)
+    except (KeyError, ValueError) as exc:
+        log.warning("external feeder signal ignored", node_id=getattr(event, "node_id", None), error=str(exc))
+
+
+def _publish_loads(app: CsmsApp, service: BalancerService, alloc: Allocation) -> None:
+    if not app.bus.wants(FeederLoadChanged):
+        return
+    for node in service.feeders_view():
+        app.bus.publish(
+            FeederLoadChanged(
+                node_id=node["id"],
+                parent_id=node["parent_id"],
+                limit_a=node["limit_a"],
+                measured_a=node["measured_a"],
+                allocated_a=node["allocated_a"],
+                headroom_a=node["headroom_a"],
+                evses=tuple((c["station_id"], c["evse_id"], c["allocated_a"]) for c in node["chargers"]),
+            )
+        )

@@ -1,0 +1,348 @@
+"""The async balancer: keeps a snapshot of demand from domain events, runs the pure
+``allocate`` on a tick (and soon after plug-ins, stops and limit changes), and sends the
+meaningful changes to stations as OCPP charging profiles.
+
+Safety rules (shared/RELIABILITY.md D8):
+- decreases are sent, and answered, before any increase is sent;
+- a station that rejects a profile, fails to answer, or is disconnected during a session
+  is counted as drawing what it may draw (its EVSE maximum, or the last limit it
+  accepted), never as zero;
+- at connect every station gets a TxDefaultProfile per EVSE with its *fail-safe share*:
+  the allocation it would get if every EVSE in the tree charged at once, so a station
+  that loses the CSMS keeps within its share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+
+from csms.balancer.allocate import (
+    Allocation,
+    AllocationSettings,
+    Demand,
+    EvseAllocation,
+    allocate,
+)
+from csms.balancer.topology import EvseKey, Topology
+from csms.bus import Bus
+from csms.core.events import (
+    Event,
+    MeterSampled,
+    StationConnected,
+    StationDisconnected,
+    TransactionEnded,
+    TransactionStarted,
+)
+from csms.errors import CsmsError
+
+log = structlog.get_logger("csms.balancer")
+
+TX_PROFILE_ID = 900_000
+DEFAULT_PROFILE_ID = 800_000
+
+
+class LimitSender(Protocol):
+    """What the balancer needs from the OCPP side (``OcppControl`` implements it)."""
+
+    async def set_current_limit(
+        self,
+        station_id: str,
+        *,
+        evse_id: int,
+        limit_a: float,
+        tx_id: str | None = None,
+        profile_id: int = ...,
+        stack_level: int = ...,
+        number_phases: int | None = None,
+    ) -> dict[str, Any]: ...
+
+
+@dataclass(slots=True)
+class _EvseState:
+    tx_id: str | None = None
+    plugged_at: float | None = None
+    measured_a: tuple[float, ...] | None = None
+    connected: bool = True
+    fixed_a: float | None = None  # rejected / failed profile, or offline mid-session
+    sent: tuple[float, int] | None = None  # last (limit, phases) the station accepted
+    sent_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class BalancerStats:
+    ticks: int
+    profiles_sent: int
+    profiles_failed: int
+    last_duration_s: float
+
+
+class BalancerService:
+    """Owns the topology at run time and the per-EVSE control state."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        sender: LimitSender,
+        *,
+        tick_s: float = 5.0,
+        min_interval_per_station_s: float = 5.0,
+        settings: AllocationSettings | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        on_allocation: Callable[[Allocation], None] | None = None,
+    ) -> None:
+        self.topology = topology
+        self.sender = sender
+        self.tick_s = tick_s
+        self.min_interval_s = min_interval_per_station_s
+        self.settings = settings or AllocationSettings()
+        self.clock = clock
+        self.on_allocation = on_allocation
+        self.previous: Allocation | None = None
+        self.state: dict[EvseKey, _EvseState] = {}
+        self._poke = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self.ticks = self.sent_count = self.failed_count = 0
+        self.last_duration_s = 0.0
+        self._failsafe = self._failsafe_shares(topology)
+
+    # --- events in --------------------------------------------------------------------
+    def attach(self, bus: Bus) -> None:
+        bus.subscribe(
+            self.on_event,
+            TransactionStarted,
+            TransactionEnded,
+            MeterSampled,
+            StationConnected,
+            StationDisconnected,
+        )
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, MeterSampled):
+            s = event.sample
+            st = self.state.get((s.station_id, s.evse_id))
+            if st is not None and st.tx_id is not None and s.current_a is not None:
+                st.measured_a = s.current_a
+            return
+        if isinstance(event, TransactionStarted):
+            tx = event.transaction
+            if tx.active and self.topology.evse(tx.station_id, tx.evse_id) is not None:
+                st = self.state.setdefault((tx.station_id, tx.evse_id), _EvseState())
+                st.tx_id, st.plugged_at, st.measured_a = tx.tx_id, self.clock(), None
+                self.poke()
+        elif isinstance(event, TransactionEnded):
+            tx = event.transaction
+            st = self.state.get((tx.station_id, tx.evse_id))
+            if st is not None and st.tx_id == tx.tx_id:
+                st.tx_id = st.plugged_at = st.measured_a = st.fixed_a = None
+                st.sent = None
+                self.poke()
+        elif isinstance(event, StationConnected):
+            for evse in self.topology.evses:
+                if evse.station_id == event.station_id:
+                    st = self.state.setdefault(evse.key, _EvseState())
+                    st.connected = True
+                    st.fixed_a = None
+                    st.sent = None
+            asyncio.get_running_loop().create_task(self.install_failsafe(event.station_id))
+            self.poke()
+        elif isinstance(event, StationDisconnected):
+            for key, st in self.state.items():
+                if key[0] == event.station_id:
+                    st.connected = False
+                    if st.tx_id is not None:  # it keeps charging at what it last accepted
+                        st.fixed_a = st.sent[0] if st.sent else self._evse_max(key)
+            self.poke()
+
+    def poke(self) -> None:
+        """Rebalance soon (coalesced), not on every message."""
+        self._poke.set()
+
+    # --- operator controls --------------------------------------------------------------
+    def set_limit(self, node_id: str, limit_a: float | None) -> None:
+        """Replace one node's limit (raises TopologyError/KeyError); effective next tick."""
+        self.topology = self.topology.with_limit(node_id, limit_a)
+        self._failsafe = self._failsafe_shares(self.topology)
+        self.poke()
+
+    def set_base_load(self, node_id: str, base_load_a: float | tuple[float, float, float]) -> None:
+        self.topology = self.topology.with_base_load(node_id, base_load_a)
+        self.poke()
+
+    # --- the loop -------------------------------------------------------------------------
+    async def run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._poke.wait(), self.tick_s)
+            self._poke.clear()
+            try:
+                await self.rebalance()
+            except Exception:
+                log.exception("rebalance failed")
+            await asyncio.sleep(0.2)  # coalesce bursts of events
+
+    def demands(self) -> list[Demand]:
+        out = []
+        for key, st in self.state.items():
+            if st.tx_id is None and st.fixed_a is None:
+                continue
+            out.append(
+                Demand(key[0], key[1], measured_a=st.measured_a, plugged_at=st.plugged_at, fixed_a=st.fixed_a)
+            )
+        return out
+
+    async def rebalance(self) -> Allocation:
+        async with self._lock:
+            started = time.perf_counter()
+            alloc = allocate(
+                self.topology, self.demands(), self.previous, now=self.clock(), settings=self.settings
+            )
+            self.previous = alloc
+            self.ticks += 1
+            await self._apply(alloc)
+            self.last_duration_s = time.perf_counter() - started
+            if self.on_allocation is not None:
+                self.on_allocation(alloc)
+            return alloc
+
+    async def _apply(self, alloc: Allocation) -> None:
+        now = self.clock()
+        decreases: list[EvseAllocation] = []
+        increases: list[EvseAllocation] = []
+        for a in alloc.evses:
+            st = self.state.get(a.key)
+            if st is None or st.tx_id is None or not st.connected or a.reason == "fixed":
+                continue
+            target = (a.current_a, a.phases)
+            if st.sent == target:
+                continue
+            if st.sent is not None and a.current_a >= st.sent[0]:
+                if now - st.sent_at < self.min_interval_s:
+                    continue  # increases are rate-limited per station; decreases never
+                increases.append(a)
+            elif st.sent is None:
+                increases.append(a)
+            else:
+                decreases.append(a)
+        if decreases:
+            await asyncio.gather(*(self._send(a) for a in decreases))
+        if increases:
+            await asyncio.gather(*(self._send(a) for a in increases))
+
+    async def _send(self, a: EvseAllocation) -> None:
+        st = self.state[a.key]
+        try:
+            answer = await self.sender.set_current_limit(
+                a.station_id,
+                evse_id=a.evse_id,
+                limit_a=a.current_a,
+                tx_id=st.tx_id,
+                profile_id=TX_PROFILE_ID + a.evse_id,
+                stack_level=1,
+                number_phases=a.phases,
+            )
+            accepted = answer.get("status") == "Accepted"
+        except CsmsError as exc:
+            log.warning(
+                "charging profile not applied", station_id=a.station_id, evse_id=a.evse_id, error=str(exc)
+            )
+            accepted = False
+        if accepted:
+            self.sent_count += 1
+            st.sent, st.sent_at, st.fixed_a = (a.current_a, a.phases), self.clock(), None
+        else:
+            self.failed_count += 1
+            st.fixed_a = self._evse_max(a.key)  # assume the worst: it draws its maximum
+            st.sent = None
+            self.poke()
+
+    async def install_failsafe(self, station_id: str) -> None:
+        """TxDefaultProfile per EVSE at the fail-safe share (see module doc)."""
+        for evse in self.topology.evses:
+            if evse.station_id != station_id:
+                continue
+            share = self._failsafe.get(evse.key, 0.0)
+            try:
+                await self.sender.set_current_limit(
+                    station_id,
+                    evse_id=evse.evse_id,
+                    limit_a=share,
+                    tx_id=None,
+                    profile_id=DEFAULT_PROFILE_ID + evse.evse_id,
+                    stack_level=0,
+                )
+            except CsmsError as exc:
+                log.info("fail-safe profile not installed", station_id=station_id, error=str(exc))
+
+    def _evse_max(self, key: EvseKey) -> float:
+        evse = self.topology.evse(*key)
+        return evse.max_a if evse is not None else 0.0
+
+    def _failsafe_shares(self, topology: Topology) -> dict[EvseKey, float]:
+        everyone = [Demand(e.station_id, e.evse_id) for e in topology.evses]
+        alloc = allocate(topology, everyone, None, now=0.0, settings=self.settings)
+        return {a.key: a.current_a for a in alloc.evses}
+
+    # --- views ------------------------------------------------------------------------------
+    def stats(self) -> BalancerStats:
+        return BalancerStats(self.ticks, self.sent_count, self.failed_count, self.last_duration_s)
+
+    def feeders_view(self) -> list[dict[str, Any]]:
+        """The tree for ``GET /api/feeders`` (per-phase values reduced to the highest phase)."""
+        alloc = self.previous
+        out: list[dict[str, Any]] = []
+        for node in self.topology.nodes:
+            load = alloc.node(node.id) if alloc is not None and alloc.topology is self.topology else None
+            avail = self.topology.available_a(node.id)
+            limit = _limit_of(self.topology, node.id)
+            chargers = []
+            for evse in self.topology.evses:
+                if evse.node != node.id:
+                    continue
+                st = self.state.get(evse.key)
+                a = alloc.evse(*evse.key) if alloc is not None and alloc.topology is self.topology else None
+                chargers.append(
+                    {
+                        "station_id": evse.station_id,
+                        "evse_id": evse.evse_id,
+                        "allocated_a": a.current_a if a else 0.0,
+                        "reason": a.reason if a else "idle",
+                        "measured_a": max(st.measured_a) if st and st.measured_a else 0.0,
+                        "charging": bool(st and st.tx_id),
+                    }
+                )
+            out.append(
+                {
+                    "id": node.id,
+                    "parent_id": node.parent,
+                    "limit_a": limit,
+                    "available_a": _finite_max(avail),
+                    "measured_a": max(load.measured_a) if load else 0.0,
+                    "allocated_a": max(load.allocated_a) if load else 0.0,
+                    "headroom_a": _finite_min(load.headroom_a) if load else _finite_min(avail),
+                    "chargers": chargers,
+                }
+            )
+        return out
+
+
+def _limit_of(t: Topology, node_id: str) -> float | None:
+    from csms.balancer.topology import node_limit_a
+
+    return node_limit_a(t.node(node_id), t.phase_voltage_v)
+
+
+def _finite_max(values: tuple[float, ...]) -> float | None:
+    finite = [v for v in values if v != float("inf")]
+    return max(finite) if finite else None
+
+
+def _finite_min(values: tuple[float, ...]) -> float | None:
+    finite = [v for v in values if v != float("inf")]
+    return min(finite) if finite else None

@@ -1,0 +1,120 @@
+"""The balancer service with a recording sender (a fake we wrote, not a mock)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from csms.balancer.service import BalancerService
+from csms.balancer.topology import Topology, topology_from_config
+from csms.bus import Bus
+from csms.core.events import (
+    MeterSampled,
+    StationConnected,
+    StationDisconnected,
+    TransactionEnded,
+    TransactionStarted,
+)
+from csms.core.model import MeterSample, OcppVersion, SampledValue, Transaction
+from csms.errors import CallTimeout
+
+T0 = datetime(2026, 11, 29, tzinfo=UTC)
+
+
+class RecordingSender:
+    def __init__(self, reject: set[str] | None = None) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.reject = reject or set()
+        self.order: list[str] = []
+
+    async def set_current_limit(self, station_id: str, **kw: Any) -> dict[str, Any]:
+        self.calls.append({"station_id": station_id, **kw})
+        self.order.append(f"{station_id}:{kw['limit_a']}")
+        if station_id in self.reject:
+            raise CallTimeout("no answer")
+        await asyncio.sleep(0)
+        return {"status": "Accepted"}
+
+
+def topology(limit_a: float = 32.0) -> Topology:
+    return topology_from_config({
+        "nodes": [{"id": "T1", "limit_a": 100.0}, {"id": "F1", "parent": "T1", "limit_a": limit_a}],
+        "evses": [{"station_id": f"S{i}", "evse_id": 1, "node": "F1", "max_a": 32.0} for i in range(3)],
+    })
+
+
+def tx(station: str, ended: bool = False) -> Transaction:
+    return Transaction(station, f"tx-{station}", 1, 1, "T", T0, T0 if ended else None,
+                       protocol=OcppVersion.V201)
+
+
+def tx_limits(sender: RecordingSender) -> dict[str, float]:
+    return {c["station_id"]: c["limit_a"] for c in sender.calls if c["tx_id"] is not None}
+
+
+async def test_sessions_share_the_feeder_and_never_exceed_it() -> None:
+    sender = RecordingSender()
+    svc = BalancerService(topology(32.0), sender, min_interval_per_station_s=0)
+    bus = Bus()
+    svc.attach(bus)
+    for s in ("S0", "S1"):
+        bus.publish(TransactionStarted(station_id=s, transaction=tx(s)))
+    await svc.rebalance()
+    assert tx_limits(sender) == {"S0": 16.0, "S1": 16.0}
+    bus.publish(TransactionStarted(station_id="S2", transaction=tx("S2")))
+    await svc.rebalance()
+    limits = tx_limits(sender)
+    assert sum(limits.values()) <= 32.0 and sorted(limits) == ["S0", "S1", "S2"]
+    assert sender.order[-1].startswith("S2")  # decreases first, the new session's increase last
+    bus.publish(TransactionEnded(station_id="S2", transaction=tx("S2", ended=True)))
+    await svc.rebalance()
+    after = tx_limits(sender)
+    assert after["S0"] == after["S1"] == 16.0
+
+
+async def test_failed_profile_counts_the_station_at_its_maximum() -> None:
+    sender = RecordingSender(reject={"S0"})
+    svc = BalancerService(topology(40.0), sender, min_interval_per_station_s=0)
+    bus = Bus()
+    svc.attach(bus)
+    for s in ("S0", "S1"):
+        bus.publish(TransactionStarted(station_id=s, transaction=tx(s)))
+    await svc.rebalance()
+    alloc = await svc.rebalance()
+    assert svc.failed_count >= 1
+    assert alloc.evse("S0", 1).reason == "fixed" and alloc.evse("S1", 1).current_a == 8.0  # 40 - 32
+
+
+async def test_disconnected_station_keeps_its_last_accepted_limit_as_load() -> None:
+    sender = RecordingSender()
+    svc = BalancerService(topology(32.0), sender, min_interval_per_station_s=0)
+    bus = Bus()
+    svc.attach(bus)
+    for s in ("S0", "S1"):
+        bus.publish(TransactionStarted(station_id=s, transaction=tx(s)))
+    await svc.rebalance()
+    bus.publish(StationDisconnected(station_id="S0", protocol=OcppVersion.V201))
+    alloc = await svc.rebalance()
+    assert alloc.evse("S0", 1).current_a == 16.0 and alloc.evse("S1", 1).current_a == 16.0
+
+
+async def test_limit_cut_reduces_allocations_and_connect_installs_failsafe_default() -> None:
+    sender = RecordingSender()
+    svc = BalancerService(topology(32.0), sender, min_interval_per_station_s=0)
+    bus = Bus()
+    svc.attach(bus)
+    bus.publish(StationConnected(station_id="S0", protocol=OcppVersion.V16))
+    await asyncio.sleep(0.01)
+    default = [c for c in sender.calls if c["tx_id"] is None]
+    assert default and default[0]["limit_a"] <= 32.0 / 3 + 1e-9  # everyone-at-once share
+    for s in ("S0", "S1"):
+        bus.publish(TransactionStarted(station_id=s, transaction=tx(s)))
+    bus.publish(MeterSampled(station_id="S0", sample=MeterSample(
+        "S0", 1, 1, T0, (SampledValue("Current.Import", 15.0, "A", "L1"),), "tx-S0")))
+    await svc.rebalance()
+    svc.set_limit("F1", 20.0)
+    await svc.rebalance()
+    assert tx_limits(sender) == {"S0": 10.0, "S1": 10.0}
+    view = {n["id"]: n for n in svc.feeders_view()}
+    assert view["F1"]["limit_a"] == 20.0 and view["F1"]["allocated_a"] == 20.0

@@ -110,6 +110,7 @@ class CsmsApp:
                 auto_register=s.auto_register, accept_unknown_tags=s.accept_unknown_tags,
                 heartbeat_interval_s=s.heartbeat_interval_s,
             ),
+            wants=self.bus.wants,
         )
         await self.service.load()
         self.metrics.gauge_callback(

@@ -38,8 +38,15 @@ class InfluxConfig(_Section):
     token: str = ""
     batch_size: int = Field(1000, ge=1, le=100_000)
     flush_interval_s: float = Field(1.0, gt=0, le=60)
-    buffer_dir: str = ""
+    buffer_dir: str = ""  # default: telemetry-buffer/ beside the SQLite database
     buffer_max_mb: int = Field(256, ge=1)
+    segment_kb: int = Field(1024, ge=4)
+    max_memory_points: int = Field(50_000, ge=100)
+    timeout_s: float = Field(10.0, gt=0)
+    retry_initial_s: float = Field(1.0, gt=0)
+    retry_max_s: float = Field(30.0, gt=0)
+    health_interval_s: float = Field(10.0, gt=0)
+    create_database: bool = True
 
 
 class MqttConfig(_Section):
@@ -52,6 +59,12 @@ class MqttConfig(_Section):
     username: str = ""
     password: str = ""
     outbox_max: int = Field(100_000, ge=1)
+    keepalive_s: int = Field(30, ge=5)
+    reconnect_max_s: float = Field(30.0, gt=0)
+    timeout_s: float = Field(10.0, gt=0)
+    inflight: int = Field(8, ge=1, le=10)
+    meter_summaries: bool = True
+    subscribe_feeders: bool = True
 
 
 class BalancerConfig(_Section):
@@ -63,6 +76,45 @@ class BalancerConfig(_Section):
     min_interval_per_station_s: float = Field(5.0, ge=0)
     nodes: tuple[dict[str, Any], ...] = ()
     evses: tuple[dict[str, Any], ...] = ()
+
+
+class TlsConfig(_Section):
+    """``wss://`` for security profiles 2 and 3; off while ``cert`` is empty."""
+
+    cert: str = ""  # PEM server certificate (chain), leaf first
+    key: str = ""  # PEM private key of ``cert``
+    client_ca: str = ""  # PEM CA bundle that profile-3 client certificates must chain to
+    port: int = Field(9443, ge=0, le=65535)
+    plain: bool = True  # keep serving ws:// on ocpp_port beside wss:// (profiles 0-1)
+    min_version: Literal["1.2", "1.3"] = "1.2"
+    ciphers: str = ""  # OpenSSL TLS 1.2 cipher string; empty = the OCPP security suites
+    client_identity: Literal["station_id", "serial_number"] = "station_id"  # what the CN must equal
+    client_organization: str = ""  # when set, the client certificate's O must equal it
+    read_buffer_kb: int = Field(32, ge=0, le=256)  # asyncio TLS read buffer; 0 = keep 256 KiB
+
+
+class CaConfig(_Section):
+    """The CA that signs station certificates (SignCertificate); built in unless cert/key are set."""
+
+    enabled: bool = True
+    cert: str = ""
+    key: str = ""
+    dir: str = ""  # built-in CA files; default: ca/ beside the SQLite database
+    valid_days: int = Field(365, ge=1, le=3650)
+
+
+class LimitsConfig(_Section):
+    """Admission control and hostile-input limits of the OCPP endpoint and the API."""
+
+    open_timeout_s: float = Field(10.0, gt=0)
+    max_pre_auth_per_ip: int = Field(64, ge=0)  # 0 = unlimited
+    max_pre_auth_total: int = Field(4096, ge=0)
+    accept_rate: float = Field(200.0, ge=0)  # handshakes per second; 0 = unlimited
+    accept_burst: int = Field(400, ge=1)
+    auth_failures_per_ip: int = Field(30, ge=0)  # per minute, then 429 without checking
+    max_pending_password_checks: int = Field(256, ge=1)
+    max_queue: int = Field(16, ge=1)  # frames buffered per connection
+    api_failures_per_ip: int = Field(10, ge=0)  # failed API logins per minute, then 429
 
 
 class Settings(_Section):
@@ -82,11 +134,15 @@ class Settings(_Section):
     ping_timeout_s: float = Field(30.0, ge=0)
     max_message_bytes: int = Field(1 << 20, ge=1024)
     api_token: str = ""
+    api_readonly_token: str = ""  # GET-only access to the API
     log_format: Literal["json", "console", "auto"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     influx: InfluxConfig = InfluxConfig()
     mqtt: MqttConfig = MqttConfig()
     balancer: BalancerConfig = BalancerConfig()
+    tls: TlsConfig = TlsConfig()
+    ca: CaConfig = CaConfig()
+    limits: LimitsConfig = LimitsConfig()
 
     @property
     def api_needs_token(self) -> bool:
@@ -97,7 +153,10 @@ class Settings(_Section):
             return self.host != "localhost"
 
 
-_SECTIONS = {"influx": InfluxConfig, "mqtt": MqttConfig, "balancer": BalancerConfig}
+_SECTIONS = {
+    "influx": InfluxConfig, "mqtt": MqttConfig, "balancer": BalancerConfig,
+    "tls": TlsConfig, "ca": CaConfig, "limits": LimitsConfig,
+}
 
 
 def env_name(key: str, section: str | None = None) -> str:

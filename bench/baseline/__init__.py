@@ -1,0 +1,1 @@
+"""A baseline central system written the documented way on the mobilityhouse ``ocpp`` library."""

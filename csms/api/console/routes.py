@@ -1,0 +1,283 @@
+"""The console's routes: the page, its static files, login/logout, station actions, the live socket.
+
+Everything else the console shows comes from the operator API (``/api/...``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+import structlog
+from fastapi import APIRouter, HTTPException, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
+
+from csms.api.console.auth import (
+    CONSOLE_HEADER,
+    COOKIE,
+    auth_required,
+    authenticated,
+    same_origin,
+    session_value,
+    token_ok,
+)
+from csms.api.console.live import Client, ConsoleHub
+from csms.api.context import ApiContext
+from csms.core.model import OcppVersion
+from csms.errors import (
+    CallErrorReceived,
+    CallTimeout,
+    PayloadInvalid,
+    ResponseInvalid,
+    StationNotConnected,
+    UnknownAction,
+)
+from csms.ocpp.control import OcppControl
+
+log = structlog.get_logger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+_MEDIA = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".png": "image/png"}
+_ASSETS = {p.name: p for p in STATIC.iterdir() if p.suffix in _MEDIA}
+_PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+SESSION_MAX_AGE_S = 12 * 3600
+LOGIN_FAILURE_DELAY_S = 0.5
+WS_UNAUTHORIZED = 4401
+
+
+class ActionIn(BaseModel):
+    """Parameters of a console action; which ones matter depends on the action."""
+
+    evse_id: int = Field(1, ge=0, le=1000)
+    connector_id: int = Field(1, ge=0, le=100)
+    id_tag: str | None = Field(None, min_length=1, max_length=36)
+    tx_id: str | None = Field(None, min_length=1, max_length=36)
+    hard: bool = False
+    operative: bool = True
+    message: str | None = Field(None, min_length=1, max_length=64)
+    limit_a: float | None = Field(None, ge=0, le=2000)
+
+
+Intent = Callable[[OcppControl, str, ActionIn], Awaitable[dict[str, Any]]]
+
+
+def _need(value: Any, name: str) -> Any:
+    if value is None:
+        raise ValueError(f"{name} is required")
+    return value
+
+
+async def _remote_start(c: OcppControl, sid: str, a: ActionIn) -> dict[str, Any]:
+    start_id = int(time.time()) % 2_000_000_000
+    return await c.remote_start(sid, _need(a.id_tag, "id_tag"), evse_id=a.evse_id, remote_start_id=start_id)
+
+
+async def _remote_stop(c: OcppControl, sid: str, a: ActionIn) -> dict[str, Any]:
+    tx_id: str = _need(a.tx_id, "tx_id")
+    if c.protocol_of(sid) is OcppVersion.V16 and not tx_id.isdigit():
+        raise ValueError("an OCPP 1.6 transaction id is a number")
+    return await c.remote_stop(sid, tx_id)
+
+
+async def _configuration(c: OcppControl, sid: str, a: ActionIn) -> dict[str, Any]:
+    if c.protocol_of(sid) is OcppVersion.V16:
+        return await c.get_configuration(sid)
+    request_id = int(time.time()) % 2_000_000_000
+    payload = {"requestId": request_id, "reportBase": "ConfigurationInventory"}
+    return await c.call(sid, "GetBaseReport", payload)
+
+
+INTENTS: dict[str, tuple[str, str, Intent]] = {
+    # intent: (OCPP 1.6 action, OCPP 2.0.1 action, how)
+    "remote-start": ("RemoteStartTransaction", "RequestStartTransaction", _remote_start),
+    "remote-stop": ("RemoteStopTransaction", "RequestStopTransaction", _remote_stop),
+    "reset": ("Reset", "Reset", lambda c, sid, a: c.reset(sid, hard=a.hard)),
+    "unlock": (
+        "UnlockConnector", "UnlockConnector",
+        lambda c, sid, a: c.unlock(sid, evse_id=a.evse_id, connector_id=a.connector_id),
+    ),
+    "availability": (
+        "ChangeAvailability", "ChangeAvailability",
+        lambda c, sid, a: c.change_availability(sid, operative=a.operative, evse_id=a.evse_id),
+    ),
+    "trigger": (
+        "TriggerMessage", "TriggerMessage",
+        lambda c, sid, a: c.trigger(sid, _need(a.message, "message"), evse_id=a.evse_id or None),
+    ),
+    "limit": (
+        "SetChargingProfile", "SetChargingProfile",
+        lambda c, sid, a: c.set_current_limit(sid, evse_id=a.evse_id, limit_a=_need(a.limit_a, "limit_a")),
+    ),
+    "clear-limit": (
+        "ClearChargingProfile", "ClearChargingProfile", lambda c, sid, a: c.clear_profile(sid, 1000),
+    ),
+    "configuration": ("GetConfiguration", "GetBaseReport", _configuration),
+}
+
+
+def _page(name: str, status_code: int = 200, message: str = "") -> HTMLResponse:
+    html = (STATIC / name).read_text(encoding="utf-8")
+    if message:  # fixed texts only: never user input
+        html = html.replace("<!--message-->", f'<p class="form-error" role="alert">{message}</p>')
+    return HTMLResponse(html, status_code, headers=_PAGE_HEADERS)
+
+
+def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"detail": detail, **extra}, status_code=status)
+
+
+def console_router(ctx: ApiContext) -> APIRouter:
+    """Routes of the console for the API app serving ``ctx``; starts recording OCPP messages.
+
+    Set ``ctx.extras["console.record_messages"] = False`` (before the app is created) to keep
+    the OCPP server from publishing a ``MessageExchanged`` per message for the console.
+    """
+    hub = ConsoleHub(ctx, record_messages=bool(ctx.extras.get("console.record_messages", True)))
+    ctx.extras["console"] = hub
+    settings = ctx.settings
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/")
+    async def index(request: Request) -> Response:
+        if not authenticated(request, settings):
+            return RedirectResponse("/login", 303)
+        return _page("index.html")
+
+    @router.get("/login")
+    async def login_page() -> Response:
+        if not auth_required(settings):
+            return RedirectResponse("/", 303)
+        return _page("login.html")
+
+    @router.post("/login")
+    async def login(request: Request) -> Response:
+        if not auth_required(settings):
+            return RedirectResponse("/", 303)
+        body = await request.body()
+        form = parse_qs(body[:4096].decode("utf-8", "replace"))
+        token = (form.get("token") or [""])[0]
+        if not token_ok(token, settings):
+            await asyncio.sleep(LOGIN_FAILURE_DELAY_S)
+            return _page("login.html", 401, "That token is not valid.")
+        response = RedirectResponse("/", 303)
+        response.set_cookie(
+            COOKIE, session_value(settings.api_token), max_age=SESSION_MAX_AGE_S, path="/",
+            httponly=True, samesite="strict", secure=request.url.scheme == "https",
+        )
+        return response
+
+    @router.post("/logout")
+    async def logout() -> Response:
+        response = RedirectResponse("/login" if auth_required(settings) else "/", 303)
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+        return response
+
+    @router.get("/console/static/{name}")
+    async def static(name: str) -> Response:
+        path = _ASSETS.get(name)
+        if path is None:
+            raise HTTPException(404, "no such file")
+        return FileResponse(path, media_type=_MEDIA[path.suffix], headers={"Cache-Control": "no-cache"})
+
+    @router.post("/console/api/stations/{station_id}/actions/{intent}")
+    async def action(station_id: str, intent: str, body: ActionIn, request: Request) -> Response:
+        """Run an operator action through ``OcppControl``; the answer is the station's response."""
+        if not authenticated(request, settings):
+            return _error(401, "missing or wrong API token")
+        if CONSOLE_HEADER not in request.headers:
+            return _error(403, f"console actions need the {CONSOLE_HEADER} header")
+        spec = INTENTS.get(intent)
+        if spec is None:
+            return _error(404, f"unknown action {intent!r}; known: {', '.join(INTENTS)}")
+        version = ctx.control.protocol_of(station_id)
+        if version is None:
+            return _error(404, f"station {station_id!r} is not connected")
+        name = spec[0] if version is OcppVersion.V16 else spec[1]
+        try:
+            response = await spec[2](ctx.control, station_id, body)
+        except (ValueError, UnknownAction, PayloadInvalid) as exc:
+            return _error(400, f"{name}: {exc}", action=name)
+        except StationNotConnected:
+            return _error(404, f"station {station_id!r} is not connected", action=name)
+        except CallErrorReceived as exc:
+            return _error(502, f"the station answered {name} with a CALLERROR", action=name,
+                          code=exc.code, description=exc.description)
+        except ResponseInvalid as exc:
+            return _error(502, str(exc), action=name)
+        except CallTimeout as exc:
+            return _error(504, str(exc), action=name)
+        log.info("console action", station_id=station_id, action=name)
+        return JSONResponse({"action": name, "response": response})
+
+    @router.websocket("/console/ws")
+    async def live(ws: WebSocket) -> None:
+        """Push station views, summaries and the watched station's detail; see ``live.py``."""
+        if not same_origin(ws):
+            await ws.close(1008)  # before accept: the browser sees a refused handshake
+            return
+        await ws.accept()
+        if not authenticated(ws, settings):
+            await ws.close(WS_UNAUTHORIZED, "login required")
+            return
+        client = hub.add()
+        tasks = [
+            asyncio.create_task(_write(ws, hub, client), name="console-write"),
+            asyncio.create_task(_read(ws, hub, client), name="console-read"),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                exc = task.exception()
+                if exc is not None and not isinstance(exc, WebSocketDisconnect):
+                    log.error("console socket failed", exc_info=exc)
+        finally:
+            hub.remove(client)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await ws.close()
+
+    return router
+
+
+async def _write(ws: WebSocket, hub: ConsoleHub, client: Client) -> None:
+    """Send the snapshot, then at most one batch of frames per flush interval."""
+    hello = {"type": "hello", "auth": auth_required(hub.ctx.settings), "interval_s": hub.flush_interval_s}
+    await ws.send_text(orjson.dumps(hello).decode())
+    await ws.send_text(orjson.dumps(await hub.snapshot()).decode())
+    while True:
+        await client.wake.wait()
+        await asyncio.sleep(hub.flush_interval_s)  # let marks pile up: this is the coalescing
+        client.wake.clear()
+        for frame in await hub.drain(client):
+            await ws.send_text(orjson.dumps(frame).decode())
+
+
+async def _read(ws: WebSocket, hub: ConsoleHub, client: Client) -> None:
+    """Follow the browser's ``{"watch": station_id | null}`` and ``{"feeders": bool}`` requests."""
+    async for text in ws.iter_text():
+        try:
+            msg = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(msg, dict) and "watch" in msg:
+            watch = msg["watch"]
+            client.watch_station(watch if isinstance(watch, str) and 0 < len(watch) <= 64 else None)
+        if isinstance(msg, dict) and "feeders" in msg:
+            hub.follow_feeders(client, msg["feeders"] is True)

@@ -1,0 +1,774 @@
+// CSMS operator console: hash-routed views, fed by one WebSocket (/console/ws) that pushes
+// station changes, and by the operator API (/api/...) for sessions, id tags and feeders.
+// No build step, no dependencies. All text reaches the DOM as text nodes (never innerHTML).
+
+// ---------------------------------------------------------------- DOM and formatting helpers
+function h(tag, attrs, ...kids) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "value") el.value = v;
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  append(el, kids);
+  return el;
+}
+
+function append(el, kids) {
+  for (const kid of kids.flat(Infinity)) {
+    if (kid === null || kid === undefined || kid === false) continue;
+    el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
+  }
+  return el;
+}
+
+function setText(el, text) {
+  // Update a live value; highlight it briefly when it changed.
+  if (el.textContent === text) return;
+  const first = el.dataset.init === undefined;
+  el.textContent = text;
+  el.dataset.init = "1";
+  if (!first) { el.classList.remove("flash"); void el.offsetWidth; el.classList.add("flash"); }
+}
+
+const num = (v, digits) => (v === null || v === undefined || Number.isNaN(v) ? "—" : Number(v).toFixed(digits));
+const kw = (w) => num(w === null || w === undefined ? w : w / 1000, 1);
+const kwh = (wh) => num(wh === null || wh === undefined ? wh : wh / 1000, 2);
+const byId = (a, b) => a.localeCompare(b, undefined, { numeric: true });
+
+function when(iso) {
+  if (!iso) return "—";
+  const d = new Date(iso);
+  const today = new Date().toDateString() === d.toDateString();
+  return today ? d.toLocaleTimeString() : d.toLocaleString();
+}
+
+function ago(iso) {
+  if (!iso) return "never";
+  const s = Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000);
+  if (s < 60) return `${Math.round(s)} s ago`;
+  if (s < 3600) return `${Math.round(s / 60)} min ago`;
+  if (s < 86400) return `${Math.round(s / 3600)} h ago`;
+  return `${Math.round(s / 86400)} d ago`;
+}
+
+function duration(fromIso, toIso) {
+  if (!fromIso) return "—";
+  const s = Math.max(0, ((toIso ? new Date(toIso) : new Date()) - new Date(fromIso)) / 1000);
+  const hh = Math.floor(s / 3600), mm = Math.floor((s % 3600) / 60);
+  return hh ? `${hh} h ${mm} min` : `${mm} min`;
+}
+
+const STATES = ["faulted", "offline", "charging", "occupied", "unavailable", "available", "unknown"];
+const STATE_LABEL = {
+  faulted: "Faulted", offline: "Offline", charging: "Charging", occupied: "Occupied",
+  unavailable: "Unavailable", available: "Available", unknown: "No status yet",
+};
+const PROTOCOLS = ["ocpp1.6", "ocpp2.0.1"];
+const badge = (state, label) => h("span", { class: `badge s-${state}` }, label || STATE_LABEL[state] || state);
+const stationLink = (id) => h("a", { href: `#/stations/${encodeURIComponent(id)}` }, id);
+
+function table(headers, rows, { caption, empty = "Nothing to show.", cls } = {}) {
+  const head = h("tr", {}, headers.map(([label, c]) => h("th", { scope: "col", class: c }, label)));
+  const body = rows.length ? rows : [h("tr", {}, h("td", { class: "empty", colspan: headers.length }, empty))];
+  return h("div", { class: "table-wrap" },
+    h("table", { class: cls }, caption ? h("caption", {}, caption) : null, h("thead", {}, head), h("tbody", {}, body)));
+}
+
+function field(label, input) {
+  const id = `f-${Math.random().toString(36).slice(2, 9)}`;
+  input.id = id;
+  return h("div", {}, h("label", { for: id }, label), input);
+}
+
+function select(name, options, value) {
+  return h("select", { name }, options.map(([v, label]) => h("option", { value: v, selected: v === value }, label)));
+}
+
+// ---------------------------------------------------------------- operator API
+async function api(method, path, body) {
+  const headers = { Accept: "application/json", "X-CSMS-Console": "1" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let res;
+  try {
+    res = await fetch(path, { method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (err) {
+    return { ok: false, status: 0, data: { detail: `network error: ${err.message}` } };
+  }
+  let data = null;
+  const text = await res.text();
+  try { data = text ? JSON.parse(text) : null; } catch { data = { detail: text }; }
+  if (res.status === 401) data = { detail: "not signed in (or the session expired): sign in again" };
+  return { ok: res.ok, status: res.status, data };
+}
+
+const detailOf = (r) => (r.data && (typeof r.data.detail === "string" ? r.data.detail : JSON.stringify(r.data.detail))) || `HTTP ${r.status}`;
+
+// ---------------------------------------------------------------- live state over the WebSocket
+const state = { stations: new Map(), activeSessions: 0, ready: false };
+
+class Live {
+  constructor() { this.ws = null; this.attempt = 0; this.watch = null; this.feeders = false; this.onchange = () => {}; }
+
+  connect() {
+    const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/console/ws`;
+    const ws = this.ws = new WebSocket(url);
+    ws.onopen = () => { this.attempt = 0; this.sendInterest(); status("live", "Live"); };
+    ws.onmessage = (ev) => this.receive(JSON.parse(ev.data));
+    ws.onclose = (ev) => {
+      if (ev.code === 4401) { location.assign("/login"); return; }
+      const delay = Math.min(10000, 500 * 2 ** this.attempt++) * (0.8 + Math.random() * 0.4);
+      status("down", "Reconnecting…");
+      setTimeout(() => this.connect(), delay);
+    };
+  }
+
+  sendInterest() {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+      this.ws.send(JSON.stringify({ watch: this.watch }));
+      this.ws.send(JSON.stringify({ feeders: this.feeders }));
+    }
+  }
+
+  follow(stationId) { this.watch = stationId; this.sendInterest(); }
+  followFeeders(on) { this.feeders = on; this.sendInterest(); }
+
+  receive(frame) {
+    const change = { type: frame.type, ids: new Set(), frame };
+    switch (frame.type) {
+      case "hello":
+        document.getElementById("logout").hidden = !frame.auth;
+        return;
+      case "snapshot":
+        state.stations = new Map(frame.stations.map((s) => [s.id, s]));
+        state.activeSessions = frame.active_sessions;
+        state.ready = true;
+        break;
+      case "stations":
+        for (const s of frame.stations) { state.stations.set(s.id, s); change.ids.add(s.id); }
+        for (const id of frame.removed || []) { state.stations.delete(id); change.ids.add(id); }
+        break;
+      case "summary":
+        state.activeSessions = frame.active_sessions;
+        break;
+      default:
+        break;
+    }
+    this.onchange(change);
+  }
+}
+
+function status(kind, text) {
+  const el = document.getElementById("link-status");
+  el.dataset.state = kind;
+  el.textContent = text;
+}
+
+const live = new Live();
+
+// ---------------------------------------------------------------- views
+// A view is mount(main, params, query) -> { update(change), unmount() }.
+
+function pageHead(title, sub, ...extra) {
+  return h("div", { class: "page-head" },
+    h("div", {}, h("h1", { tabindex: "-1" }, title), sub ? h("p", { class: "muted" }, sub) : null), ...extra);
+}
+
+function counts(stations) {
+  const byState = Object.fromEntries(STATES.map((s) => [s, 0]));
+  const byProtocol = { "ocpp1.6": 0, "ocpp2.0.1": 0, unknown: 0 };
+  let power = 0, online = 0;
+  for (const s of stations) {
+    byState[s.state] = (byState[s.state] || 0) + 1;
+    byProtocol[s.protocol || "unknown"] = (byProtocol[s.protocol || "unknown"] || 0) + 1;
+    power += s.power_w || 0;
+    if (s.connected) online += 1;
+  }
+  return { byState, byProtocol, power, online };
+}
+
+function breakdown(entries, total, hrefFor) {
+  return h("ul", { class: "breakdown" }, entries.map(([key, label, n]) => h("li", {},
+    hrefFor ? h("a", { href: hrefFor(key) }, label) : h("span", {}, label),
+    h("div", { class: "track", "aria-hidden": "true" },
+      h("div", { class: `fill s-${key}`, style: `width:${total ? (100 * n) / total : 0}%` })),
+    h("span", { class: "num" }, n))));
+}
+
+function overview(main) {
+  const body = h("div");
+  main.append(pageHead("Network overview", "Live state of every registered station."), body);
+  const render = () => {
+    const all = [...state.stations.values()];
+    const c = counts(all);
+    const alerts = all.filter((s) => s.state === "faulted" || s.state === "offline")
+      .sort((a, b) => STATES.indexOf(a.state) - STATES.indexOf(b.state) || byId(a.id, b.id));
+    const top = [...all].sort((a, b) => STATES.indexOf(a.state) - STATES.indexOf(b.state) || byId(a.id, b.id)).slice(0, 12);
+    const problem = (s) => {
+      if (s.state === "offline") return `last seen ${ago(s.last_seen)}`;
+      const faults = s.evses.flatMap((e) => e.connectors.filter((x) => x.status === "Faulted")
+        .map((x) => `EVSE ${e.evse_id}: ${x.error_code || "fault"}`));
+      return faults.join(", ") || "station faulted";
+    };
+    body.replaceChildren(
+      h("section", { class: "kpis", "aria-label": "Key figures" },
+        kpi("Stations online", c.online, `of ${all.length} registered`, "kpi-online"),
+        kpi("Charging now", c.byState.charging, `${c.byState.occupied} more occupied`, "kpi-charging"),
+        kpi("Total power", kw(c.power), "kW across charging EVSEs", "kpi-power"),
+        kpi("Active sessions", state.activeSessions, "open transactions", "kpi-sessions")),
+      h("div", { class: "grid grid-2" },
+        h("section", { class: "panel", "aria-labelledby": "h-status" }, h("h2", { id: "h-status" }, "Stations by status"),
+          breakdown(STATES.map((s) => [s, STATE_LABEL[s], c.byState[s]]), all.length,
+            (s) => `#/stations?state=${s}`)),
+        h("section", { class: "panel", "aria-labelledby": "h-proto" }, h("h2", { id: "h-proto" }, "Stations by protocol"),
+          breakdown(Object.entries(c.byProtocol).filter(([p, n]) => PROTOCOLS.includes(p) || n)
+            .map(([p, n]) => [p === "unknown" ? "unknown" : "proto", p === "unknown" ? "not connected yet" : `OCPP ${p.slice(4)}`, n]),
+          all.length))),
+      h("section", { class: "panel", "aria-labelledby": "h-alerts" },
+        h("h2", { id: "h-alerts" }, "Alerts", h("span", { class: "aside muted" }, `${alerts.length} faulted or offline`)),
+        table([["Station"], ["Condition"], ["Details"]],
+          alerts.slice(0, 50).map((s) => h("tr", { "data-station": s.id },
+            h("td", {}, stationLink(s.id)), h("td", {}, badge(s.state)), h("td", {}, problem(s)))),
+          { empty: "No faulted or offline stations.", caption: alerts.length > 50 ? `First 50 of ${alerts.length}` : null })),
+      h("section", { class: "panel", "aria-labelledby": "h-stations" },
+        h("h2", { id: "h-stations" }, "Stations", h("a", { class: "aside", href: "#/stations" }, `All ${all.length} stations →`)),
+        stationTable(top, "No stations have registered yet.")));
+  };
+  render();
+  return { update: render };
+}
+
+function kpi(label, value, sub, id) {
+  return h("div", { class: "kpi", id },
+    h("div", { class: "kpi-label" }, label), h("div", { class: "kpi-value" }, value), h("div", { class: "kpi-sub" }, sub));
+}
+
+function connectorSummary(s) {
+  const statuses = s.evses.flatMap((e) => e.connectors.map((c) => c.status));
+  if (!statuses.length) return "—";
+  const n = {};
+  for (const x of statuses) n[x] = (n[x] || 0) + 1;
+  return Object.entries(n).map(([k, v]) => `${v} × ${k}`).join(", ");
+}
+
+function stationTable(stations, empty, caption) {
+  return table(
+    [["Station"], ["State"], ["Protocol"], ["Vendor · model"], ["Connectors"], ["Power (kW)", "num"], ["Last seen"]],
+    stations.map((s) => h("tr", { "data-station": s.id },
+      h("td", {}, stationLink(s.id)), h("td", {}, badge(s.state)),
+      h("td", {}, s.protocol ? h("span", { class: "tag" }, s.protocol) : "—"),
+      h("td", {}, [s.vendor, s.model].filter(Boolean).join(" · ") || "—"),
+      h("td", {}, connectorSummary(s)), h("td", { class: "num" }, kw(s.power_w)), h("td", {}, when(s.last_seen)))),
+    { empty, caption });
+}
+
+function stationsView(main, _params, query) {
+  const q = h("input", { type: "search", name: "q", value: query.get("q") || "", placeholder: "Station id, vendor, model, serial", autocomplete: "off" });
+  const st = select("state", [["", "All states"], ...STATES.map((s) => [s, STATE_LABEL[s]])], query.get("state") || "");
+  const pr = select("protocol", [["", "All protocols"], ...PROTOCOLS.map((p) => [p, `OCPP ${p.slice(4)}`])], query.get("protocol") || "");
+  const count = h("p", { class: "muted", role: "status", "aria-live": "polite" });
+  const results = h("div");
+  const LIMIT = 200;
+  main.append(pageHead("Stations", "Search and filter; the list updates as stations report."),
+    h("section", { class: "panel" },
+      h("form", { class: "filters", role: "search", onsubmit: (e) => e.preventDefault() },
+        h("div", { class: "grow" }, field("Search", q)), field("State", st), field("Protocol", pr)),
+      count, results));
+  const render = () => {
+    const needle = q.value.trim().toLowerCase();
+    const matches = [...state.stations.values()].filter((s) =>
+      (!st.value || s.state === st.value) && (!pr.value || s.protocol === pr.value) &&
+      (!needle || [s.id, s.vendor, s.model, s.serial_number].some((x) => x && x.toLowerCase().includes(needle))))
+      .sort((a, b) => byId(a.id, b.id));
+    count.textContent = `${matches.length} of ${state.stations.size} stations match`;
+    results.replaceChildren(stationTable(matches.slice(0, LIMIT), "No station matches these filters.",
+      matches.length > LIMIT ? `Showing the first ${LIMIT}; refine the search to see others.` : null));
+  };
+  const refilter = () => {
+    const p = new URLSearchParams();
+    if (q.value.trim()) p.set("q", q.value.trim());
+    if (st.value) p.set("state", st.value);
+    if (pr.value) p.set("protocol", pr.value);
+    history.replaceState(null, "", `#/stations${p.size ? `?${p}` : ""}`);
+    render();
+  };
+  q.addEventListener("input", refilter);
+  st.addEventListener("change", refilter);
+  pr.addEventListener("change", refilter);
+  render();
+  return { update: render };
+}
+
+// --- station detail
+const TRIGGERS = {
+  "ocpp1.6": ["StatusNotification", "MeterValues", "Heartbeat", "BootNotification", "DiagnosticsStatusNotification", "FirmwareStatusNotification"],
+  "ocpp2.0.1": ["StatusNotification", "MeterValues", "TransactionEvent", "Heartbeat", "BootNotification", "LogStatusNotification", "FirmwareStatusNotification"],
+};
+
+function summarize(response) {
+  if (response && typeof response === "object" && typeof response.status === "string") {
+    const info = response.statusInfo && response.statusInfo.reasonCode ? ` (${response.statusInfo.reasonCode})` : "";
+    return `${response.status}${info}`;
+  }
+  const text = JSON.stringify(response);
+  return text.length > 160 ? `${text.slice(0, 160)}…` : text;
+}
+
+function stationView(main, params) {
+  const id = params[0];
+  let detail = { variables: {}, transactions: [] };
+  let messages = [];
+  let config16 = null; // GetConfiguration answer (1.6)
+  const head = h("div");
+  const evses = h("div", { class: "evses" });
+  const sessions = h("div");
+  const msgs = h("div", { class: "scroll" });
+  const config = h("div");
+  const actionsBox = h("div");
+  const results = h("ul", { class: "results", "aria-live": "polite", "aria-label": "Action results" });
+  main.append(head,
+    h("div", { class: "grid grid-main-side" },
+      h("div", {},
+        h("section", { class: "panel", "aria-labelledby": "h-evses" }, h("h2", { id: "h-evses" }, "EVSEs and connectors"), evses),
+        h("section", { class: "panel", "aria-labelledby": "h-sess" }, h("h2", { id: "h-sess" }, "Active sessions"), sessions),
+        h("section", { class: "panel", "aria-labelledby": "h-msgs" },
+          h("h2", { id: "h-msgs" }, "Recent OCPP messages", h("span", { class: "aside muted" }, "newest first")), msgs)),
+      h("div", {},
+        h("section", { class: "panel", "aria-labelledby": "h-actions" }, h("h2", { id: "h-actions" }, "Actions"), actionsBox,
+          h("h3", { style: "margin-top:16px" }, "Answers"), results),
+        h("section", { class: "panel", "aria-labelledby": "h-config" }, h("h2", { id: "h-config" }, "Configuration"), config))));
+  live.follow(id);
+
+  async function run(intent, body, button) {
+    const started = new Date().toLocaleTimeString();
+    const item = h("li", {}, h("span", { class: "when" }, started), `${button.textContent}: waiting for the station…`);
+    results.prepend(item);
+    button.disabled = true;
+    const r = await api("POST", `/console/api/stations/${encodeURIComponent(id)}/actions/${intent}`, body);
+    button.disabled = false;
+    const action = (r.data && r.data.action) || button.textContent;
+    if (r.ok) {
+      item.className = "ok";
+      item.replaceChildren(h("span", { class: "when" }, started), h("strong", {}, action), ` → ${summarize(r.data.response)}`);
+    } else {
+      item.className = "err";
+      const code = r.data && r.data.code ? ` ${r.data.code}${r.data.description ? `: ${r.data.description}` : ""}` : "";
+      item.replaceChildren(h("span", { class: "when" }, started), h("strong", {}, action), ` failed (${r.status}): ${detailOf(r)}${code}`);
+    }
+    return r;
+  }
+
+  function actionForm(title, fields, buttons) {
+    const form = h("form", { class: "action", onsubmit: (e) => e.preventDefault() },
+      h("h3", {}, title), h("div", { class: "row" }, fields, buttons));
+    return form;
+  }
+
+  const numberInput = (name, value, min, max, step) => h("input", { type: "number", name, value, min, max, step: step || 1, required: true });
+
+  function renderActions(s) {
+    const online = s && s.connected;
+    const protocol = s && s.protocol;
+    const evseIds = s && s.evses.length ? s.evses.map((e) => e.evse_id) : [1];
+    const evseSel = (withStation) => select("evse_id",
+      [...(withStation ? [["0", "Whole station"]] : []), ...evseIds.map((n) => [String(n), `EVSE ${n}`])], String(evseIds[0]));
+    const btn = (label, intent, collect, cls) => h("button", {
+      type: "submit", class: `btn ${cls || ""}`, disabled: !online,
+      onclick: (e) => { const form = e.target.form; if (form.reportValidity()) run(intent, collect(form), e.target); },
+    }, label);
+    const ev = (f) => Number(f.elements.evse_id.value);
+    if (!online) {
+      actionsBox.replaceChildren(h("p", { class: "muted" }, "The station is offline: actions are available while it is connected."));
+      return;
+    }
+    actionsBox.replaceChildren(h("div", { class: "actions-list" },
+      actionForm("Remote start", [field("ID tag", h("input", { name: "id_tag", required: true, maxlength: 36, autocomplete: "off" })), field("EVSE", evseSel(false))],
+        btn("Start", "remote-start", (f) => ({ id_tag: f.elements.id_tag.value.trim(), evse_id: ev(f) }), "btn-primary")),
+      actionForm("Unlock connector", [field("EVSE", evseSel(false)), field("Connector", numberInput("connector_id", 1, 1, 10))],
+        btn("Unlock", "unlock", (f) => ({ evse_id: ev(f), connector_id: Number(f.elements.connector_id.value) }))),
+      actionForm("Availability", [field("Scope", evseSel(true)),
+        field("Set to", select("operative", [["1", "Operative"], ["0", "Inoperative"]], "1"))],
+        btn("Change availability", "availability", (f) => ({ evse_id: ev(f), operative: f.elements.operative.value === "1" }))),
+      actionForm("Current limit", [field("EVSE", evseSel(false)), field("Limit (A)", numberInput("limit_a", 16, 0, 2000, 0.1))], [
+        btn("Set limit", "limit", (f) => ({ evse_id: ev(f), limit_a: Number(f.elements.limit_a.value) })),
+        h("button", { type: "button", class: "btn", onclick: (e) => run("clear-limit", {}, e.target) }, "Clear limit")]),
+      actionForm("Trigger message", [field("Message", select("message", (TRIGGERS[protocol] || TRIGGERS["ocpp1.6"]).map((m) => [m, m]), "StatusNotification")),
+        field("EVSE", evseSel(true))],
+        btn("Trigger", "trigger", (f) => ({ message: f.elements.message.value, evse_id: ev(f) }))),
+      actionForm("Reset", [h("fieldset", {}, h("legend", {}, "Kind"), h("div", { class: "radios" },
+        h("label", {}, h("input", { type: "radio", name: "hard", value: "0", checked: true }), protocol === "ocpp2.0.1" ? "When idle" : "Soft"),
+        h("label", {}, h("input", { type: "radio", name: "hard", value: "1" }), protocol === "ocpp2.0.1" ? "Immediate" : "Hard")))],
+        btn("Reset", "reset", (f) => ({ hard: f.elements.hard.value === "1" }), "btn-danger"))));
+  }
+
+  function renderHead(s) {
+    if (!s) {
+      head.replaceChildren(pageHead(id, state.ready ? "This station is not registered." : "Loading…"));
+      return;
+    }
+    const facts = [["Protocol", s.protocol || "—"], ["Vendor", s.vendor || "—"], ["Model", s.model || "—"],
+      ["Serial", s.serial_number || "—"], ["Firmware", s.firmware_version || "—"], ["Last seen", when(s.last_seen)]];
+    head.replaceChildren(h("p", { class: "muted", style: "margin:0 0 4px" }, h("a", { href: "#/stations" }, "Stations"), " / ", id),
+      pageHead(h("span", {}, `${id} `, badge(s.state)), null),
+      h("dl", { class: "facts" }, facts.map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, v)))));
+  }
+
+  const cards = new Map();
+  function renderEvses(s) {
+    const list = s ? s.evses : [];
+    if (!list.length) { evses.replaceChildren(h("p", { class: "muted" }, "No EVSE has reported a status or meter value yet.")); cards.clear(); return; }
+    const key = list.map((e) => e.evse_id).join(",");
+    if (evses.dataset.key !== key) {
+      evses.dataset.key = key;
+      cards.clear();
+      evses.replaceChildren(...list.map((e) => {
+        const f = {};
+        const metric = (name, label, unit) => h("div", {}, h("dt", {}, label),
+          h("dd", {}, f[name] = h("span", { "data-field": name }), unit ? h("small", {}, unit) : null));
+        const card = h("article", { class: "evse", "data-evse": e.evse_id, "aria-labelledby": `evse-${e.evse_id}` },
+          h("div", { class: "evse-head" }, h("h3", { id: `evse-${e.evse_id}` }, `EVSE ${e.evse_id}`), f.badge = h("span")),
+          h("dl", { class: "metrics" }, metric("power", "Power", "kW"), metric("current", "Current", "A"),
+            metric("energy", "Energy register", "kWh"), metric("soc", "State of charge", "%")),
+          f.connectors = h("div", { class: "connectors" }), f.sampled = h("div", { class: "sampled" }));
+        cards.set(e.evse_id, f);
+        return card;
+      }));
+    }
+    for (const e of list) {
+      const f = cards.get(e.evse_id);
+      const statuses = e.connectors.map((c) => c.status);
+      const worst = statuses.includes("Faulted") ? "faulted" : statuses.includes("Charging") ? "charging"
+        : statuses.some((x) => x !== "Available" && x !== "Unavailable") ? "occupied"
+          : statuses.includes("Available") ? "available" : statuses.length ? "unavailable" : "unknown";
+      f.badge.replaceChildren(badge(worst, statuses.length === 1 ? statuses[0] : STATE_LABEL[worst]));
+      setText(f.power, kw(e.power_w));
+      setText(f.current, e.current_a ? e.current_a.filter((x, i) => i === 0 || x).map((x) => num(x, 1)).join(" / ") : "—");
+      setText(f.energy, kwh(e.energy_register_wh));
+      setText(f.soc, num(e.soc_percent, 0));
+      f.connectors.textContent = e.connectors.length
+        ? e.connectors.map((c) => `Connector ${c.connector_id}: ${c.status}${c.error_code ? ` (${c.error_code})` : ""}`).join(" · ")
+        : "No connector status yet";
+      f.sampled.textContent = e.sampled_at ? `Sampled ${when(e.sampled_at)}` : "No meter values yet";
+    }
+  }
+
+  function renderSessions(s) {
+    const liveEnergy = (tx) => energyOf(tx, s);
+    sessions.replaceChildren(table([["Transaction"], ["EVSE"], ["ID tag"], ["Started"], ["Energy (kWh)", "num"], ["", "actions"]],
+      detail.transactions.map((tx) => h("tr", {},
+        h("td", { class: "mono" }, String(tx.id)), h("td", {}, tx.evse_id), h("td", { class: "mono" }, tx.id_tag || "—"),
+        h("td", {}, when(tx.started_at)), h("td", { class: "num" }, kwh(liveEnergy(tx))),
+        h("td", { class: "actions" }, h("button", {
+          type: "button", class: "btn btn-small btn-danger", disabled: !(s && s.connected),
+          "aria-label": `Stop transaction ${tx.id}`, onclick: (e) => run("remote-stop", { tx_id: String(tx.id) }, e.target),
+        }, "Stop")))),
+    { empty: "No open session on this station." }));
+  }
+
+  function renderMessages() {
+    msgs.replaceChildren(table([["Time"], ["Dir"], ["Type"], ["Action"], ["Payload"]],
+      [...messages].reverse().map((m) => h("tr", {},
+        h("td", { class: "mono" }, new Date(m.ts).toLocaleTimeString()),
+        h("td", { class: `dir dir-${m.direction}`, title: m.direction === "in" ? "from the station" : "to the station" },
+          m.direction === "in" ? "← in" : "→ out"),
+        h("td", {}, m.type), h("td", {}, m.action), h("td", { class: "payload", title: m.payload }, m.payload.length > 240 ? `${m.payload.slice(0, 240)}…` : m.payload))),
+    { empty: "No message recorded yet.", cls: "msgs" }));
+  }
+
+  function renderConfig(s) {
+    const protocol = s && s.protocol;
+    const rows = protocol === "ocpp1.6" && config16
+      ? config16.map((k) => [k.key, k.value ?? "—", k.readonly ? "read-only" : ""])
+      : Object.entries(detail.variables).map(([k, v]) => [k, v, ""]);
+    const button = h("button", {
+      type: "button", class: "btn", disabled: !(s && s.connected),
+      onclick: async (e) => {
+        const r = await run("configuration", {}, e.target);
+        if (r.ok && r.data.response && Array.isArray(r.data.response.configurationKey)) {
+          config16 = r.data.response.configurationKey;
+          renderConfig(state.stations.get(id));
+        }
+      },
+    }, protocol === "ocpp2.0.1" ? "Request report" : "Read configuration");
+    config.replaceChildren(
+      h("p", { class: "muted" }, protocol === "ocpp2.0.1"
+        ? "Variables from the station's reports (GetBaseReport → NotifyReport)."
+        : "Keys read with GetConfiguration."), button,
+      h("div", { class: "scroll", style: "margin-top:10px" },
+        table([["Key"], ["Value"], [""]], rows.map(([k, v, ro]) => h("tr", {}, h("td", {}, k), h("td", {}, v), h("td", { class: "muted" }, ro))),
+          { empty: "Nothing read yet.", cls: "kv" })));
+  }
+
+  let lastShape = "";
+  const render = (change) => {
+    const s = state.stations.get(id);
+    document.title = `${id} · CSMS console`;
+    if (!change || change.type !== "messages") {
+      renderHead(s);
+      renderEvses(s);
+      const shape = `${s && s.connected}|${s && s.protocol}|${s && s.evses.map((e) => e.evse_id).join(",")}`;
+      if (shape !== lastShape) { lastShape = shape; renderActions(s); renderConfig(s); }
+      renderSessions(s);
+    }
+  };
+
+  render();
+  renderMessages();
+  return {
+    update(change) {
+      const f = change.frame;
+      if (change.type === "messages" && f.station_id === id) {
+        messages = f.replace ? f.messages : [...messages, ...f.messages].slice(-100);
+        renderMessages();
+        return;
+      }
+      if (change.type === "detail" && f.station_id === id) {
+        const varsChanged = JSON.stringify(f.variables) !== JSON.stringify(detail.variables);
+        detail = f;
+        renderSessions(state.stations.get(id));
+        if (varsChanged) renderConfig(state.stations.get(id));
+        return;
+      }
+      if (change.type === "snapshot" || change.ids.has(id)) render(change);
+    },
+    unmount() { live.follow(null); },
+  };
+}
+
+function energyOf(tx, station) {
+  // Energy of an active session from the station's live register, else what the API computed.
+  const evse = station && station.evses.find((e) => e.evse_id === tx.evse_id);
+  const reg = evse && evse.energy_register_wh;
+  if (tx.active && reg !== null && reg !== undefined && tx.meter_start_wh !== null && reg >= tx.meter_start_wh) return reg - tx.meter_start_wh;
+  return tx.energy_wh;
+}
+
+// --- sessions
+function sessionsView(main) {
+  const q = h("input", { type: "search", placeholder: "Station or ID tag", autocomplete: "off" });
+  const activeBox = h("div"), pastBox = h("div"), note = h("p", { class: "muted", role: "status" });
+  let active = [], past = [];
+  main.append(pageHead("Sessions", "Open sessions update live; the last 100 completed sessions below."),
+    h("form", { class: "filters", role: "search", onsubmit: (e) => e.preventDefault() }, h("div", { class: "grow" }, field("Filter", q))),
+    note,
+    h("section", { class: "panel", "aria-labelledby": "h-active" }, h("h2", { id: "h-active" }, "Active sessions"), activeBox),
+    h("section", { class: "panel", "aria-labelledby": "h-past" }, h("h2", { id: "h-past" }, "Completed sessions"), pastBox));
+  const match = (tx) => { const n = q.value.trim().toLowerCase(); return !n || tx.charger_id.toLowerCase().includes(n) || (tx.id_tag || "").toLowerCase().includes(n); };
+  const renderActive = () => activeBox.replaceChildren(table(
+    [["Station"], ["EVSE"], ["Transaction"], ["ID tag"], ["Started"], ["Duration"], ["Power (kW)", "num"], ["Energy (kWh)", "num"]],
+    active.filter(match).map((tx) => {
+      const s = state.stations.get(tx.charger_id);
+      const evse = s && s.evses.find((e) => e.evse_id === tx.evse_id);
+      return h("tr", { "data-tx": tx.id }, h("td", {}, stationLink(tx.charger_id)), h("td", {}, tx.evse_id), h("td", { class: "mono" }, String(tx.id)),
+        h("td", { class: "mono" }, tx.id_tag || "—"), h("td", {}, when(tx.started_at)), h("td", {}, duration(tx.started_at)),
+        h("td", { class: "num" }, kw(evse && evse.power_w)), h("td", { class: "num", "data-field": "energy" }, kwh(energyOf(tx, s))));
+    }), { empty: "No open session." }));
+  const renderPast = () => pastBox.replaceChildren(table(
+    [["Station"], ["EVSE"], ["Transaction"], ["ID tag"], ["Started"], ["Stopped"], ["Energy (kWh)", "num"], ["Reason"], ["Flags"]],
+    past.filter(match).map((tx) => h("tr", {}, h("td", {}, stationLink(tx.charger_id)), h("td", {}, tx.evse_id),
+      h("td", { class: "mono" }, String(tx.id)), h("td", { class: "mono" }, tx.id_tag || "—"), h("td", {}, when(tx.started_at)),
+      h("td", {}, when(tx.stopped_at)), h("td", { class: "num" }, kwh(tx.energy_wh)), h("td", {}, tx.stop_reason || "—"),
+      h("td", {}, tx.flags.map((f) => h("span", { class: "tag" }, f))))), { empty: "No completed session yet." }));
+  let timer = null;
+  const load = async () => {
+    const [a, p] = await Promise.all([api("GET", "/api/transactions?active=true&limit=1000"), api("GET", "/api/transactions?active=false&limit=100")]);
+    note.textContent = a.ok && p.ok ? "" : `Could not load sessions: ${detailOf(a.ok ? p : a)}`;
+    if (a.ok) active = a.data;
+    if (p.ok) past = p.data;
+    renderActive(); renderPast();
+  };
+  q.addEventListener("input", () => { renderActive(); renderPast(); });
+  load();
+  return {
+    update(change) {
+      if (change.type === "summary" || change.type === "snapshot") { clearTimeout(timer); timer = setTimeout(load, 300); return; }
+      if ([...change.ids].some((id) => active.some((tx) => tx.charger_id === id))) renderActive();
+    },
+    unmount() { clearTimeout(timer); },
+  };
+}
+
+// --- feeders
+function feedersView(main) {
+  const body = h("div");
+  let nodes = null;
+  main.append(pageHead("Feeders", "Load against limit per node of the grid tree, and each charger's allocation."), body);
+  const render = () => {
+    if (!Array.isArray(nodes)) return;
+    if (!nodes.length) { body.replaceChildren(h("div", { class: "notice" }, h("h2", {}, "No feeder nodes"), h("p", {}, "The balancer runs without any node."))); return; }
+    const kids = new Map();
+    const ids = new Set(nodes.map((n) => n.id));
+    for (const n of nodes) {
+      const parent = n.parent_id && ids.has(n.parent_id) ? n.parent_id : null;
+      if (!kids.has(parent)) kids.set(parent, []);
+      kids.get(parent).push(n);
+    }
+    const branch = (parent) => (kids.get(parent) || []).sort((a, b) => byId(a.id, b.id)).map((n) => h("li", { class: "node", "data-node": n.id },
+      nodeRow(n), (kids.get(n.id) || []).length ? h("ul", {}, branch(n.id)) : null));
+    body.replaceChildren(
+      h("div", { class: "legend", "aria-hidden": "true" },
+        h("span", { style: "--c:#16a34a" }, "measured load < 80 %"), h("span", { style: "--c:#d97706" }, "80–100 %"),
+        h("span", { style: "--c:#dc2626" }, "over the limit"), h("span", { style: "--c:#0f1a2e" }, "allocated to chargers")),
+      h("section", { class: "panel" }, h("ul", { class: "tree", "aria-label": "Feeder tree" }, branch(null))));
+  };
+  const load = async () => {
+    const r = await api("GET", "/api/feeders");
+    if (r.status === 404) {
+      nodes = null;
+      body.replaceChildren(h("div", { class: "notice" }, h("h2", {}, "Load balancing not configured"),
+        h("p", {}, "This CSMS has no feeder tree, so no feeder limits are enforced. Configure ",
+          h("code", {}, "[balancer]"), " nodes and EVSEs to see load against limits here."),
+        r.data && r.data.detail && r.data.detail !== "Not Found" ? h("p", { class: "muted" }, r.data.detail) : null));
+      return;
+    }
+    if (!r.ok) { body.replaceChildren(h("p", { class: "form-error", role: "alert" }, `Could not load feeders: ${detailOf(r)}`)); return; }
+    nodes = r.data;
+    render();
+  };
+  live.followFeeders(true);
+  load();
+  return {
+    update(change) {
+      if (change.type !== "feeders" || !Array.isArray(nodes)) return;
+      const byNode = new Map(nodes.map((n) => [n.id, n]));
+      for (const upd of change.frame.nodes) {
+        const old = byNode.get(upd.id);
+        if (!old) { load(); return; }
+        const chargers = new Map((old.chargers || []).map((c) => [`${c.station_id}/${c.evse_id}`, c]));
+        for (const c of upd.chargers) chargers.set(`${c.station_id}/${c.evse_id}`, { ...chargers.get(`${c.station_id}/${c.evse_id}`), ...c });
+        Object.assign(old, upd, { chargers: [...chargers.values()] });
+      }
+      render();
+    },
+    unmount() { live.followFeeders(false); },
+  };
+}
+
+function nodeRow(n) {
+  const limit = n.limit_a;
+  const pct = (v) => (limit ? Math.min(100, (100 * (v || 0)) / limit) : 0);
+  const ratio = limit ? (n.measured_a || 0) / limit : 0;
+  const level = ratio > 1 ? "over" : ratio >= 0.8 ? "warn" : "ok";
+  const label = limit ? `${num(n.measured_a, 1)} A of ${num(limit, 0)} A (${Math.round(ratio * 100)} %)` : `${num(n.measured_a, 1)} A, no limit`;
+  const chargers = (n.chargers || []).slice().sort((a, b) => byId(`${a.station_id}/${a.evse_id}`, `${b.station_id}/${b.evse_id}`));
+  return h("div", {},
+    h("div", { class: "node-head" },
+      h("span", { class: "node-name" }, n.id),
+      h("div", {
+        class: "load", role: "meter", "aria-label": `Load of ${n.id}`, "aria-valuemin": 0,
+        "aria-valuemax": limit || 0, "aria-valuenow": n.measured_a || 0, "aria-valuetext": label,
+      },
+      h("div", { class: `load-fill ${level}`, style: `width:${pct(n.measured_a)}%` }),
+      limit ? h("div", { class: "load-alloc", style: `left:calc(${pct(n.allocated_a)}% - 1px)`, title: `allocated ${num(n.allocated_a, 1)} A` }) : null),
+      h("span", { class: "node-nums" }, h("strong", {}, label), ` · allocated ${num(n.allocated_a, 1)} A · headroom ${n.headroom_a === null || n.headroom_a === undefined ? "—" : `${num(n.headroom_a, 1)} A`}`)),
+    chargers.length ? table([["Charger"], ["EVSE"], ["Allocated (A)", "num"], ["Measured (A)", "num"], ["Session"]],
+      chargers.map((c) => h("tr", {}, h("td", {}, stationLink(c.station_id)), h("td", {}, c.evse_id),
+        h("td", { class: "num" }, num(c.allocated_a, 1)), h("td", { class: "num" }, num(c.measured_a, 1)),
+        h("td", {}, c.charging === undefined ? "—" : c.charging ? "charging" : "idle"))), { cls: "alloc" }) : null);
+}
+
+// --- id tags
+const TAG_STATUSES = ["Accepted", "Blocked", "Expired", "Invalid"];
+const TAG_STATE = { Accepted: "available", Blocked: "faulted", Expired: "unavailable", Invalid: "offline" };
+
+function idTagsView(main) {
+  const listBox = h("div"), msg = h("p", { role: "status", "aria-live": "polite", class: "muted" });
+  const q = h("input", { type: "search", placeholder: "ID tag or parent", autocomplete: "off" });
+  let tags = [];
+  const form = h("form", { class: "row", onsubmit: (e) => { e.preventDefault(); save(e.target); } },
+    field("ID tag", h("input", { name: "id_tag", required: true, maxlength: 255, autocomplete: "off" })),
+    field("Status", select("status", TAG_STATUSES.map((s) => [s, s]), "Accepted")),
+    field("Expires (optional)", h("input", { name: "expiry", type: "datetime-local" })),
+    field("Parent (optional)", h("input", { name: "parent", maxlength: 255, autocomplete: "off" })),
+    h("div", {}, h("button", { type: "submit", class: "btn btn-primary" }, "Add or update")));
+  main.append(pageHead("ID tags", "Tokens the CSMS authorises; a blocked tag is refused at the next Authorize."),
+    h("section", { class: "panel", "aria-labelledby": "h-add" }, h("h2", { id: "h-add" }, "Add or update a tag"), form, msg),
+    h("section", { class: "panel", "aria-labelledby": "h-tags" }, h("h2", { id: "h-tags" }, "Tags"),
+      h("form", { class: "filters", role: "search", onsubmit: (e) => e.preventDefault() }, h("div", { class: "grow" }, field("Filter", q))), listBox));
+
+  async function put(tag, done) {
+    const r = await api("POST", "/api/id-tags", tag);
+    msg.className = r.ok ? "muted" : "form-error";
+    msg.textContent = r.ok ? done : `Could not save ${tag.id_tag}: ${detailOf(r)}`;
+    await load();
+  }
+  function save(f) {
+    const expiry = f.elements.expiry.value ? new Date(f.elements.expiry.value).toISOString() : null;
+    const tag = { id_tag: f.elements.id_tag.value.trim(), status: f.elements.status.value, expiry, parent: f.elements.parent.value.trim() || null };
+    put(tag, `Saved ${tag.id_tag} (${tag.status}).`).then(() => f.reset());
+  }
+  function render() {
+    const n = q.value.trim().toLowerCase();
+    listBox.replaceChildren(table([["ID tag"], ["Status"], ["Expires"], ["Parent"], ["", "actions"]],
+      tags.filter((t) => !n || t.id_tag.toLowerCase().includes(n) || (t.parent || "").toLowerCase().includes(n)).map((t) => {
+        const blocked = t.status === "Blocked";
+        const del = h("button", {
+          type: "button", class: "btn btn-small btn-danger", "aria-label": `Delete ${t.id_tag}`,
+          onclick: async (e) => {
+            if (e.target.dataset.armed !== "1") {
+              e.target.dataset.armed = "1"; e.target.textContent = "Confirm delete";
+              setTimeout(() => { e.target.dataset.armed = ""; e.target.textContent = "Delete"; }, 4000);
+              return;
+            }
+            const r = await api("DELETE", `/api/id-tags/${encodeURIComponent(t.id_tag)}`);
+            msg.className = r.ok ? "muted" : "form-error";
+            msg.textContent = r.ok ? `Deleted ${t.id_tag}.` : `Could not delete ${t.id_tag}: ${detailOf(r)}`;
+            load();
+          },
+        }, "Delete");
+        return h("tr", { "data-tag": t.id_tag }, h("td", { class: "mono" }, t.id_tag), h("td", {}, badge(TAG_STATE[t.status] || "unknown", t.status)),
+          h("td", {}, t.expiry ? when(t.expiry) : "never"), h("td", { class: "mono" }, t.parent || "—"),
+          h("td", { class: "actions" },
+            h("button", {
+              type: "button", class: "btn btn-small", "aria-label": `${blocked ? "Unblock" : "Block"} ${t.id_tag}`,
+              onclick: () => put({ ...t, status: blocked ? "Accepted" : "Blocked" }, `${blocked ? "Unblocked" : "Blocked"} ${t.id_tag}.`),
+            }, blocked ? "Unblock" : "Block"), " ", del));
+      }), { empty: "No ID tag yet." }));
+  }
+  async function load() {
+    const r = await api("GET", "/api/id-tags");
+    if (!r.ok) { msg.className = "form-error"; msg.textContent = `Could not load tags: ${detailOf(r)}`; return; }
+    tags = r.data.sort((a, b) => byId(a.id_tag, b.id_tag));
+    render();
+  }
+  q.addEventListener("input", render);
+  load();
+  return { update() {} };
+}
+
+// ---------------------------------------------------------------- router
+const ROUTES = [
+  [/^\/?$/, "overview", overview, "Overview"],
+  [/^\/stations$/, "stations", stationsView, "Stations"],
+  [/^\/stations\/(.+)$/, "stations", stationView, null],
+  [/^\/sessions$/, "sessions", sessionsView, "Sessions"],
+  [/^\/feeders$/, "feeders", feedersView, "Feeders"],
+  [/^\/id-tags$/, "id-tags", idTagsView, "ID tags"],
+];
+
+let current = null;
+
+function route(initial) {
+  const raw = location.hash.replace(/^#/, "") || "/";
+  const [path, qs] = raw.split("?");
+  const main = document.getElementById("main");
+  if (current && current.unmount) current.unmount();
+  main.replaceChildren();
+  const found = ROUTES.find(([re]) => re.test(path));
+  const [re, nav, view, title] = found || ROUTES[0];
+  const params = (path.match(re) || []).slice(1).map(decodeURIComponent);
+  for (const a of document.querySelectorAll("[data-nav]")) {
+    if (a.dataset.nav === nav) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
+  }
+  if (title) document.title = `${title} · CSMS console`;
+  current = view(main, params, new URLSearchParams(qs || ""));
+  if (!initial) (main.querySelector("h1") || main).focus();
+}
+
+// The server already coalesces station changes (a few frames a second at most).
+live.onchange = (change) => { if (current) current.update(change); };
+
+window.addEventListener("hashchange", () => route(false));
+route(true);
+live.connect();

@@ -1,0 +1,1 @@
+"""Telemetry: InfluxDB time series, MQTT events, Grafana dashboards."""

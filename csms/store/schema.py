@@ -107,6 +107,7 @@ transaction_events = sa.Table(
     sa.Column("ts", UtcDateTime, nullable=False),
     sa.Column("offline", sa.Boolean, nullable=False),
     sa.Column("received_at", UtcDateTime, nullable=False),
+    sa.Column("meter_wh", sa.Float),
 )
 
 security_events = sa.Table(
@@ -133,6 +134,7 @@ password_rotations = sa.Table(
     security_metadata,
     sa.Column("station_id", sa.String(48), primary_key=True),
     sa.Column("pending_hash", sa.String(255), nullable=False),
+    sa.Column("base_hash", sa.String(255)),  # the password it replaces; stale once that changes
     sa.Column("requested_at", UtcDateTime, nullable=False),
 )
 

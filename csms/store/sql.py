@@ -30,7 +30,9 @@ from csms.core.model import (
 )
 from csms.core.ports import EventResult, StopResult, TransactionEventRecord
 from csms.errors import StoreUnavailable
+from csms.security.records import IssuedCertificate, StationCredentials
 from csms.store import schema as t
+from csms.store.group_commit import GroupCommit
 
 
 def database_url(db: str) -> str:
@@ -62,8 +64,67 @@ def _add_flags(raw: str | None, *new: str) -> str:
     return ",".join(flags)
 
 
+_TX_CACHE_MAX = 200_000
+_MUTABLE = ("last_seq_no", "meter_last_wh", "meter_start_wh", "flags", "id_tag", "evse_id", "connector_id",
+            "started_at", "stopped_at", "stop_reason", "meter_stop_wh")
+
+
+def _event_row(r: TransactionEventRecord) -> dict[str, Any]:
+    return {
+        "station_id": r.station_id, "tx_id": r.tx_id, "seq_no": r.seq_no, "event_type": r.event_type,
+        "trigger_reason": r.trigger_reason, "ts": r.ts, "offline": r.offline, "received_at": _now(),
+        "meter_wh": r.meter_wh,
+    }
+
+
+def advance(row: Mapping[str, Any], r: TransactionEventRecord, *, first: bool) -> tuple[dict[str, Any], bool]:
+    """Pure: the transaction row after event ``r`` (``first``: the row was just created from it).
+
+    Returns the new row and whether this event ended the transaction.
+    """
+    new = dict(row)
+    flags = new["flags"]
+    if not first:
+        last = new["last_seq_no"]
+        if last is not None and r.seq_no != last + 1:
+            flags = _add_flags(flags, "seq_gap" if r.seq_no > last + 1 else "seq_out_of_order")
+        if last is None or r.seq_no > last:
+            new["last_seq_no"] = r.seq_no
+        if r.event_type == "Started":
+            new["started_at"] = r.ts
+            flags = ",".join(f for f in _flags(flags) if f != "start_missing")
+            if r.meter_wh is not None:
+                new["meter_start_wh"] = r.meter_wh
+        if new["id_tag"] is None and r.id_tag is not None:
+            new["id_tag"] = r.id_tag
+        if r.meter_wh is not None:
+            new["meter_last_wh"] = r.meter_wh
+            if row["meter_start_wh"] is None and r.event_type != "Started":
+                new["meter_start_wh"] = r.meter_wh
+                flags = _add_flags(flags, "meter_start_estimated")
+    if r.evse_id and not new["evse_id"]:
+        new["evse_id"], new["connector_id"] = r.evse_id, r.connector_id
+    if r.offline:
+        flags = _add_flags(flags, "offline")
+    ended_now = False
+    if r.event_type == "Ended" and new["stopped_at"] is None:
+        ended_now = True
+        stop = r.meter_wh if r.meter_wh is not None else new["meter_last_wh"]
+        new.update(stopped_at=r.ts, stop_reason=r.stopped_reason, meter_stop_wh=stop)
+        start = new["meter_start_wh"]
+        if stop is None:
+            flags = _add_flags(flags, "meter_stop_missing")
+        elif start is not None and stop < start:
+            flags = _add_flags(flags, "meter_backwards")
+    new["flags"] = flags
+    return new, ended_now
+
+
 def _tx(row: sa.Row[Any]) -> Transaction:
-    m = row._mapping
+    return _tx_map(dict(row._mapping))
+
+
+def _tx_map(m: Mapping[str, Any]) -> Transaction:
     return Transaction(
         station_id=m["station_id"], tx_id=m["tx_id"], evse_id=m["evse_id"],
         connector_id=m["connector_id"], id_tag=m["id_tag"], started_at=m["started_at"],
@@ -94,6 +155,8 @@ class SqlStore:
         self.engine = engine
         self._sqlite = engine.dialect.name == "sqlite"
         self._write_lock = asyncio.Lock()
+        self._tx_cache: dict[tuple[str, str], dict[str, Any]] = {}
+        self._batcher = GroupCommit(self._apply_batch)
 
     @classmethod
     async def open(cls, db: str, *, synchronous: str = "FULL") -> SqlStore:
@@ -126,6 +189,7 @@ class SqlStore:
         return store
 
     async def close(self) -> None:
+        await self._batcher.close()
         await self.engine.dispose()
 
     @asynccontextmanager
@@ -369,15 +433,26 @@ class SqlStore:
             return StopResult(_tx(row), replay=False, orphan=False)
 
     async def apply_transaction_event(self, r: TransactionEventRecord) -> EventResult:
-        """2.0.1 event: one row per (station, transaction, seqNo); the transaction row is upserted."""
+        """2.0.1 event: one row per (station, transaction, seqNo); the transaction row is upserted.
+
+        ``Updated`` events of a transaction already in memory take the group-commit path:
+        concurrent ones from many stations share one commit (two executemany statements);
+        everything else (Started, Ended, out-of-order, unknown transactions) commits alone.
+        """
+        cached = self._tx_cache.get((r.station_id, r.tx_id))
+        if (
+            r.event_type == "Updated" and cached is not None and cached["stopped_at"] is None
+            and (cached["last_seq_no"] is None or r.seq_no > cached["last_seq_no"])
+        ):
+            return await self._batcher.submit(r)
+        return await self._apply_alone(r)
+
+    async def _apply_alone(self, r: TransactionEventRecord) -> EventResult:
         c = t.transactions.c
         where = (c.station_id == r.station_id) & (c.tx_id == r.tx_id)
         try:
             async with self._write() as conn:
-                await conn.execute(t.transaction_events.insert().values(
-                    station_id=r.station_id, tx_id=r.tx_id, seq_no=r.seq_no, event_type=r.event_type,
-                    trigger_reason=r.trigger_reason, ts=r.ts, offline=r.offline, received_at=_now(),
-                ))
+                await conn.execute(t.transaction_events.insert().values(_event_row(r)))
                 row = (await conn.execute(sa.select(t.transactions).where(where))).first()
                 created = row is None
                 if row is None:
@@ -389,53 +464,51 @@ class SqlStore:
                         meter_start_wh=r.meter_wh, meter_last_wh=r.meter_wh, last_seq_no=r.seq_no,
                     ))
                     row = (await conn.execute(sa.select(t.transactions).where(where))).one()
-                m = row._mapping
-                values: dict[str, Any] = {}
-                flags = m["flags"]
-                if not created:
-                    last = m["last_seq_no"]
-                    if last is not None and r.seq_no != last + 1:
-                        flags = _add_flags(flags, "seq_gap" if r.seq_no > last + 1 else "seq_out_of_order")
-                    if last is None or r.seq_no > last:
-                        values["last_seq_no"] = r.seq_no
-                    if r.event_type == "Started":
-                        values["started_at"] = r.ts
-                        flags = ",".join(f for f in _flags(flags) if f != "start_missing")
-                        if r.meter_wh is not None:
-                            values["meter_start_wh"] = r.meter_wh
-                    if m["id_tag"] is None and r.id_tag is not None:
-                        values["id_tag"] = r.id_tag
-                    if r.meter_wh is not None:
-                        values["meter_last_wh"] = r.meter_wh
-                        if m["meter_start_wh"] is None and r.event_type != "Started":
-                            values["meter_start_wh"] = r.meter_wh
-                            flags = _add_flags(flags, "meter_start_estimated")
-                if r.evse_id and not m["evse_id"]:
-                    values["evse_id"], values["connector_id"] = r.evse_id, r.connector_id
-                if r.offline:
-                    flags = _add_flags(flags, "offline")
-                ended_now = False
-                if r.event_type == "Ended" and m["stopped_at"] is None:
-                    ended_now = True
-                    stop = r.meter_wh if r.meter_wh is not None else m["meter_last_wh"]
-                    values.update(stopped_at=r.ts, stop_reason=r.stopped_reason, meter_stop_wh=stop)
-                    start = values.get("meter_start_wh", m["meter_start_wh"])
-                    if stop is None:
-                        flags = _add_flags(flags, "meter_stop_missing")
-                    elif start is not None and stop < start:
-                        flags = _add_flags(flags, "meter_backwards")
-                if flags != m["flags"]:
-                    values["flags"] = flags
-                if values:
-                    await conn.execute(t.transactions.update().where(c.pk == m["pk"]).values(**values))
-                    row = (await conn.execute(sa.select(t.transactions).where(c.pk == m["pk"]))).one()
-                return EventResult(_tx(row), replay=False, created=created, ended_now=ended_now)
+                current = dict(row._mapping)
+                state, ended_now = current, False
+                if not created or r.event_type == "Ended":
+                    state, ended_now = advance(current, r, first=created)
+                    changed = {k: v for k, v in state.items() if current.get(k) != v}
+                    if changed:
+                        stmt = t.transactions.update().where(c.pk == current["pk"]).values(**changed)
+                        await conn.execute(stmt)
         except IntegrityError:
             # the (station, transaction, seqNo) row exists: a retry; return what is stored
             tx = await self.get_transaction(r.station_id, r.tx_id)
             if tx is None:
                 raise StoreUnavailable("transaction event replay without transaction") from None
             return EventResult(tx, replay=True, created=False, ended_now=False)
+        self._remember(state)
+        return EventResult(_tx_map(state), replay=False, created=created, ended_now=ended_now)
+
+    def _remember(self, state: dict[str, Any]) -> None:
+        key = (state["station_id"], state["tx_id"])
+        if state["stopped_at"] is not None:
+            self._tx_cache.pop(key, None)
+        elif key in self._tx_cache or len(self._tx_cache) < _TX_CACHE_MAX:
+            self._tx_cache[key] = state
+
+    async def _apply_batch(self, batch: list[TransactionEventRecord]) -> list[EventResult]:
+        """Group commit of fast-path events; on any conflict, each event is retried alone."""
+        states = []
+        for r in batch:
+            cached = self._tx_cache[(r.station_id, r.tx_id)]
+            state, _ = advance(cached, r, first=False)
+            states.append(state)
+        c = t.transactions.c
+        update = t.transactions.update().where(c.pk == sa.bindparam("_pk")).values(
+            {k: sa.bindparam(k) for k in _MUTABLE}
+        )
+        try:
+            async with self._write() as conn:
+                await conn.execute(t.transaction_events.insert(), [_event_row(r) for r in batch])
+                params = [{"_pk": st["pk"], **{k: st[k] for k in _MUTABLE}} for st in states]
+                await conn.execute(update, params)
+        except IntegrityError:
+            return [await self._apply_alone(r) for r in batch]
+        for st in states:
+            self._remember(st)
+        return [EventResult(_tx_map(st), replay=False, created=False, ended_now=False) for st in states]
 
     async def get_transaction(self, station_id: str, tx_id: str) -> Transaction | None:
         c = t.transactions.c
@@ -477,3 +550,73 @@ class SqlStore:
         async with self._read() as conn:
             rows = (await conn.execute(q)).all()
         return [dict(r._mapping) for r in rows]
+
+
+    # --- credentials and certificates (csms.security.records.SecurityStore) -------------
+    async def get_credentials(self, station_id: str) -> StationCredentials | None:
+        st, rot = t.stations.c, t.password_rotations.c
+        q = sa.select(
+            st.security_profile, st.password_hash, st.serial_number, rot.pending_hash, rot.base_hash
+        ).select_from(
+            t.stations.outerjoin(t.password_rotations, rot.station_id == st.station_id)
+        ).where(st.station_id == station_id)
+        async with self._read() as conn:
+            row = (await conn.execute(q)).first()
+        if row is None:
+            return None
+        m = row._mapping
+        pending = m["pending_hash"] if m["base_hash"] == m["password_hash"] else None
+        return StationCredentials(
+            station_id, m["security_profile"], m["password_hash"], pending, m["serial_number"]
+        )
+
+    async def set_pending_password(self, station_id: str, password_hash: str) -> None:
+        rot = t.password_rotations
+        async with self._write() as conn:
+            base = (await conn.execute(
+                sa.select(t.stations.c.password_hash).where(t.stations.c.station_id == station_id)
+            )).scalar()
+            await conn.execute(rot.delete().where(rot.c.station_id == station_id))
+            await conn.execute(rot.insert().values(
+                station_id=station_id, pending_hash=password_hash, base_hash=base, requested_at=_now()
+            ))
+
+    async def finish_password_rotation(self, station_id: str, *, accepted: bool) -> None:
+        """Accepted: the pending hash becomes the password; either way the pending one is dropped."""
+        rot = t.password_rotations
+        async with self._write() as conn:
+            pending = (await conn.execute(
+                sa.select(rot.c.pending_hash).where(rot.c.station_id == station_id)
+            )).scalar()
+            if accepted and isinstance(pending, str):
+                await conn.execute(t.stations.update().where(
+                    t.stations.c.station_id == station_id
+                ).values(password_hash=pending))
+            await conn.execute(rot.delete().where(rot.c.station_id == station_id))
+
+    async def save_certificate(self, cert: IssuedCertificate) -> None:
+        async with self._write() as conn:
+            await conn.execute(t.certificates.insert().values(
+                serial=cert.serial, station_id=cert.station_id, subject=cert.subject,
+                not_before=cert.not_before, not_after=cert.not_after, pem=cert.pem,
+                status=cert.status, issued_at=_now(),
+            ))
+
+    async def set_certificate_status(self, serial: str, status: str) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                t.certificates.update().where(t.certificates.c.serial == serial).values(status=status)
+            )
+
+    async def list_certificates(self, station_id: str | None = None) -> list[IssuedCertificate]:
+        c = t.certificates.c
+        q = sa.select(t.certificates).order_by(c.issued_at.desc()).limit(500)
+        if station_id is not None:
+            q = q.where(c.station_id == station_id)
+        async with self._read() as conn:
+            rows = (await conn.execute(q)).all()
+        return [
+            IssuedCertificate(m["station_id"], m["serial"], m["subject"], m["not_before"],
+                              m["not_after"], m["pem"], m["status"])
+            for m in (r._mapping for r in rows)
+        ]

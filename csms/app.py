@@ -23,6 +23,7 @@ from csms.metrics import Metrics
 from csms.ocpp.control import OcppControl
 from csms.ocpp.registry import SessionRegistry
 from csms.ocpp.server import OcppServer, OcppServerSettings
+from csms.security.wiring import security_parts
 from csms.store.sql import SqlStore
 
 log = structlog.get_logger("csms")
@@ -94,7 +95,16 @@ class CsmsApp:
     @property
     def ocpp_url(self) -> str:
         host = "127.0.0.1" if self.settings.host in ("0.0.0.0", "") else self.settings.host
-        return f"ws://{host}:{self.ocpp_port}{self.settings.ocpp_path}"
+        assert self.ocpp is not None
+        scheme = "ws" if self.ocpp.settings.plain else "wss"
+        return f"{scheme}://{host}:{self.ocpp_port}{self.settings.ocpp_path}"
+
+    @property
+    def ocpp_tls_url(self) -> str:
+        """The ``wss://`` endpoint (only when a server certificate is configured)."""
+        host = "127.0.0.1" if self.settings.host in ("0.0.0.0", "") else self.settings.host
+        assert self.ocpp is not None
+        return f"wss://{host}:{self.ocpp.tls_port}{self.settings.ocpp_path}"
 
     @property
     def api_url(self) -> str:
@@ -120,19 +130,30 @@ class CsmsApp:
             self.metrics.connected.labels(version).set_function(
                 functools.partial(self._count_connected, version)
             )
+        tls_context, ca = security_parts(s)
+        self.extras["ca"] = ca
         self.ocpp = OcppServer(
             OcppServerSettings(
                 host=s.host, port=s.ocpp_port, path_prefix=s.ocpp_path,
                 ping_interval_s=s.ping_interval_s or None, ping_timeout_s=s.ping_timeout_s or None,
                 max_message_bytes=s.max_message_bytes, call_timeout_s=s.call_timeout_s,
+                open_timeout_s=s.limits.open_timeout_s, max_queue=s.limits.max_queue, limits=s.limits,
+                plain=s.tls.plain or tls_context is None, tls_context=tls_context, tls_port=s.tls.port,
+                client_identity=s.tls.client_identity, client_organization=s.tls.client_organization,
+                cert_valid_days=s.ca.valid_days,
             ),
-            self.service, self.registry, self.metrics, self.bus,
+            self.service, self.registry, self.metrics, self.bus, security_store=self.store, ca=ca,
         )
         for plugin in self.plugins:
             cleanup = await plugin(self)
             if cleanup is not None:
                 self._cleanups.append(cleanup)
-        await self.ocpp.start()
+        try:
+            await self.ocpp.start()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen for OCPP on {s.host}:{s.ocpp_port}: {exc.strerror or exc}"
+            ) from None
         self._tasks.append(asyncio.create_task(self.service.flush_forever(), name="store-flush"))
         await self._start_api()
         log.info("csms started", ocpp=self.ocpp_url + "/{station_id}", api=self.api_url)

@@ -346,3 +346,8 @@ def _finite_max(values: tuple[float, ...]) -> float | None:
 def _finite_min(values: tuple[float, ...]) -> float | None:
     finite = [v for v in values if v != float("inf")]
     return min(finite) if finite else None
+
+
+def _round(value: float | None) -> float | None:
+    """Amperes to 0.01 A for display (sums of floats carry noise like 1e-14)."""
+    return None if value is None else round(value, 2) + 0.0

@@ -1,0 +1,116 @@
+"""``csms demo``: the CSMS on embedded defaults, a simulated fleet, the console, and a grid.
+
+The fleet hangs under a small feeder tree (one transformer, two feeders) sized so that
+one feeder has far more demand than capacity: the balancer has work to do from the start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from csms.config import BalancerConfig, Settings
+from csms.errors import ConfigError
+
+DEMO_GRID = (
+    # id, parent, per-phase limit (A), share of the fleet
+    ("TRAFO-1", None, 250.0, 0.0),
+    ("FEEDER-A", "TRAFO-1", 63.0, 0.5),   # tight: evening demand well above capacity
+    ("FEEDER-B", "TRAFO-1", 160.0, 0.5),
+)
+
+
+def _scenario(args: argparse.Namespace) -> Any:
+    from simulators.scenario import GridNode, ScenarioError, load_scenario
+
+    try:
+        scenario = load_scenario(args.scenario)
+        protocol = {"1.6": "1.6", "2.0.1": "2.0.1"}.get(args.protocol, "mixed")
+        scenario = scenario.with_options(chargers=args.chargers, protocol=protocol, id_prefix="DEMO")
+    except (ScenarioError, ValueError) as exc:
+        raise ConfigError(f"scenario: {exc}") from None
+    if not scenario.grid:
+        grid = tuple(GridNode(id=i, parent=p, limit_a=lim, chargers=share) for i, p, lim, share in DEMO_GRID)
+        scenario = dataclasses.replace(scenario, grid=grid)
+    return scenario
+
+
+def demo_settings(settings: Settings, args: argparse.Namespace, scenario: Any, data_dir: Path) -> Settings:
+    """The demo's settings: temporary database, open registration, the scenario's grid."""
+    from simulators.scenario import balancer_topology
+
+    topo = balancer_topology(scenario)
+    explicit_db = args.db is not None
+    return settings.model_copy(update={
+        "db": settings.db if explicit_db else str(data_dir / "demo.sqlite3"),
+        "db_synchronous": "NORMAL",
+        "auto_register": True,
+        "accept_unknown_tags": True,
+        "heartbeat_interval_s": 60,
+        "balancer": BalancerConfig(
+            enabled=True, tick_s=2.0, min_interval_per_station_s=2.0,
+            nodes=tuple(topo["nodes"]), evses=tuple(topo["evses"]),
+        ),
+    })
+
+
+def _banner(app: Any, scenario: Any) -> str:
+    return "\n".join([
+        "",
+        "  csms demo is running",
+        f"    console        {app.api_url}/",
+        f"    API docs       {app.api_url}/docs",
+        f"    metrics        {app.api_url}/metrics",
+        f"    feeders        {app.api_url}/api/feeders",
+        f"    OCPP endpoint  {app.ocpp_url}/{{station_id}}  (subprotocols ocpp1.6, ocpp2.0.1)",
+        f"    fleet          {scenario.chargers} simulated chargers ({scenario.protocol}), ids "
+        f"{scenario.station_id(0)}..{scenario.station_id(scenario.chargers - 1)}",
+        f"    database       {app.settings.db}",
+        "  Ctrl-C stops it.",
+        "",
+    ])
+
+
+async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from csms.app import CsmsApp
+    from csms.plugins import default_plugins
+    from simulators.fleet import FleetConfig, run_fleet
+
+    if args.chargers < 1:
+        raise ConfigError("--chargers must be at least 1")
+    scenario = _scenario(args)
+    with tempfile.TemporaryDirectory(prefix="csms-demo-") as tmp:
+        s = demo_settings(settings, args, scenario, Path(tmp))
+        app = CsmsApp(s, plugins=default_plugins(s))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await app.start()
+            print(_banner(app, scenario), file=sys.stderr, flush=True)
+
+            def progress(p: Any) -> None:
+                print(f"  [{p.elapsed_s:6.0f}s] connected {p.connected:5d}  calls/s {p.calls_per_s:7.1f}  "
+                      f"sessions started {p.transactions_started:5d} stopped {p.transactions_stopped:5d}  "
+                      f"errors {p.errors}", file=sys.stderr, flush=True)
+
+            fleet = asyncio.create_task(run_fleet(
+                FleetConfig(csms_url=app.ocpp_url, scenario=scenario, duration_s=0, progress_interval_s=10.0),
+                stop=stop, progress=progress,
+            ))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), args.duration)
+            stop.set()
+            report = await fleet
+            print("\n" + report.summary(), file=sys.stderr, flush=True)
+            return 0
+        finally:
+            await app.stop()

@@ -118,8 +118,11 @@ class MeterSample:
 
     @property
     def soc_percent(self) -> float | None:
-        """State of charge reported by the EV, in percent."""
-        return self.first(Measurand.SOC)
+        """State of charge reported by the EV, in percent (any location: usually ``EV``)."""
+        for v in self.values:
+            if v.measurand == Measurand.SOC:
+                return v.value
+        return None
 
     @property
     def voltage_v(self) -> float | None:

@@ -105,8 +105,8 @@ class MessageLog:
             text = repr(ev.payload)
         if len(text) > self.max_payload:
             text = text[: self.max_payload] + "…"
-        entry = {
-            "ts": ev.ts.isoformat().replace("+00:00", "Z"), "direction": ev.direction,
+        entry = {  # the timestamp stays a datetime: orjson formats it when a frame is sent
+            "ts": ev.ts, "direction": ev.direction,
             "action": ev.action, "type": ev.message_type, "id": ev.unique_id, "payload": text,
         }
         ring = self._rings.get(ev.station_id)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -18,16 +19,9 @@ import structlog
 from fastapi import APIRouter, HTTPException, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
+from starlette.requests import HTTPConnection
 
-from csms.api.console.auth import (
-    CONSOLE_HEADER,
-    COOKIE,
-    auth_required,
-    authenticated,
-    same_origin,
-    session_value,
-    token_ok,
-)
+from csms.api.console.auth import CONSOLE_HEADER, COOKIE, same_origin, session_value
 from csms.api.console.live import Client, ConsoleHub
 from csms.api.context import ApiContext
 from csms.core.model import OcppVersion
@@ -40,6 +34,7 @@ from csms.errors import (
     UnknownAction,
 )
 from csms.ocpp.control import OcppControl
+from csms.security.api_auth import guard_of
 
 log = structlog.get_logger(__name__)
 
@@ -141,6 +136,12 @@ def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"detail": detail, **extra}, status_code=status)
 
 
+def _signed_in(conn: HTTPConnection) -> bool:
+    """True when no token is needed, or the request carries one (header or console cookie)."""
+    guard = guard_of(conn)
+    return not guard.required or guard.role_of(conn) is not None
+
+
 def console_router(ctx: ApiContext) -> APIRouter:
     """Routes of the console for the API app serving ``ctx``; starts recording OCPP messages.
 
@@ -154,36 +155,42 @@ def console_router(ctx: ApiContext) -> APIRouter:
 
     @router.get("/")
     async def index(request: Request) -> Response:
-        if not authenticated(request, settings):
+        if not _signed_in(request):
             return RedirectResponse("/login", 303)
         return _page("index.html")
 
     @router.get("/login")
-    async def login_page() -> Response:
-        if not auth_required(settings):
+    async def login_page(request: Request) -> Response:
+        if not guard_of(request).required:
             return RedirectResponse("/", 303)
         return _page("login.html")
 
     @router.post("/login")
     async def login(request: Request) -> Response:
-        if not auth_required(settings):
+        """Exchange the operator token for the session cookie; failures count like the API's."""
+        guard = guard_of(request)
+        if not guard.required:
             return RedirectResponse("/", 303)
+        ip, now = (request.client.host if request.client else "?"), guard.clock()
+        if guard.failures.exceeded(ip, now):
+            return _page("login.html", 429, "Too many failed attempts: wait a minute.")
         body = await request.body()
-        form = parse_qs(body[:4096].decode("utf-8", "replace"))
-        token = (form.get("token") or [""])[0]
-        if not token_ok(token, settings):
+        token = (parse_qs(body[:4096].decode("utf-8", "replace")).get("token") or [""])[0]
+        operator = settings.api_token
+        if not token or not operator or not hmac.compare_digest(token.encode(), operator.encode()):
+            guard.failures.add(ip, now)
             await asyncio.sleep(LOGIN_FAILURE_DELAY_S)
             return _page("login.html", 401, "That token is not valid.")
         response = RedirectResponse("/", 303)
         response.set_cookie(
-            COOKIE, session_value(settings.api_token), max_age=SESSION_MAX_AGE_S, path="/",
+            COOKIE, session_value(operator), max_age=SESSION_MAX_AGE_S, path="/",
             httponly=True, samesite="strict", secure=request.url.scheme == "https",
         )
         return response
 
     @router.post("/logout")
-    async def logout() -> Response:
-        response = RedirectResponse("/login" if auth_required(settings) else "/", 303)
+    async def logout(request: Request) -> Response:
+        response = RedirectResponse("/login" if guard_of(request).required else "/", 303)
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
         return response
 
@@ -197,10 +204,9 @@ def console_router(ctx: ApiContext) -> APIRouter:
     @router.post("/console/api/stations/{station_id}/actions/{intent}")
     async def action(station_id: str, intent: str, body: ActionIn, request: Request) -> Response:
         """Run an operator action through ``OcppControl``; the answer is the station's response."""
-        if not authenticated(request, settings):
-            return _error(401, "missing or wrong API token")
-        if CONSOLE_HEADER not in request.headers:
+        if CONSOLE_HEADER not in request.headers:  # a cross-site form cannot send it
             return _error(403, f"console actions need the {CONSOLE_HEADER} header")
+        guard_of(request).check(request)  # the API's rules: 401, 403 for a read-only token, 429
         spec = INTENTS.get(intent)
         if spec is None:
             return _error(404, f"unknown action {intent!r}; known: {', '.join(INTENTS)}")
@@ -231,7 +237,7 @@ def console_router(ctx: ApiContext) -> APIRouter:
             await ws.close(1008)  # before accept: the browser sees a refused handshake
             return
         await ws.accept()
-        if not authenticated(ws, settings):
+        if not _signed_in(ws):
             await ws.close(WS_UNAUTHORIZED, "login required")
             return
         client = hub.add()
@@ -256,17 +262,21 @@ def console_router(ctx: ApiContext) -> APIRouter:
     return router
 
 
+def _json(frame: dict[str, Any]) -> str:
+    return orjson.dumps(frame, option=orjson.OPT_UTC_Z).decode()
+
+
 async def _write(ws: WebSocket, hub: ConsoleHub, client: Client) -> None:
     """Send the snapshot, then at most one batch of frames per flush interval."""
-    hello = {"type": "hello", "auth": auth_required(hub.ctx.settings), "interval_s": hub.flush_interval_s}
-    await ws.send_text(orjson.dumps(hello).decode())
-    await ws.send_text(orjson.dumps(await hub.snapshot()).decode())
+    hello = {"type": "hello", "auth": guard_of(ws).required, "interval_s": hub.flush_interval_s}
+    await ws.send_text(_json(hello))
+    await ws.send_text(_json(await hub.snapshot()))
     while True:
         await client.wake.wait()
         await asyncio.sleep(hub.flush_interval_s)  # let marks pile up: this is the coalescing
         client.wake.clear()
         for frame in await hub.drain(client):
-            await ws.send_text(orjson.dumps(frame).decode())
+            await ws.send_text(_json(frame))
 
 
 async def _read(ws: WebSocket, hub: ConsoleHub, client: Client) -> None:

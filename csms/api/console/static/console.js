@@ -9,6 +9,7 @@ function h(tag, attrs, ...kids) {
     if (v === null || v === undefined || v === false) continue;
     if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
     else if (k === "value") el.value = v;
+    else if (k === "style") for (const [p, x] of Object.entries(v)) el.style.setProperty(p, x); // CSSOM: allowed by the CSP
     else el.setAttribute(k, v === true ? "" : String(v));
   }
   append(el, kids);
@@ -37,11 +38,14 @@ const kw = (w) => num(w === null || w === undefined ? w : w / 1000, 1);
 const kwh = (wh) => num(wh === null || wh === undefined ? wh : wh / 1000, 2);
 const byId = (a, b) => a.localeCompare(b, undefined, { numeric: true });
 
+const TIME = { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" };
+const clock = (iso) => new Date(iso).toLocaleTimeString([], TIME);
+
 function when(iso) {
   if (!iso) return "—";
   const d = new Date(iso);
   const today = new Date().toDateString() === d.toDateString();
-  return today ? d.toLocaleTimeString() : d.toLocaleString();
+  return today ? clock(iso) : `${d.toLocaleDateString()} ${clock(iso)}`;
 }
 
 function ago(iso) {
@@ -192,7 +196,7 @@ function breakdown(entries, total, hrefFor) {
   return h("ul", { class: "breakdown" }, entries.map(([key, label, n]) => h("li", {},
     hrefFor ? h("a", { href: hrefFor(key) }, label) : h("span", {}, label),
     h("div", { class: "track", "aria-hidden": "true" },
-      h("div", { class: `fill s-${key}`, style: `width:${total ? (100 * n) / total : 0}%` })),
+      h("div", { class: `fill s-${key}`, style: { width: `${total ? (100 * n) / total : 0}%` } })),
     h("span", { class: "num" }, n))));
 }
 
@@ -315,6 +319,13 @@ function summarize(response) {
   return text.length > 160 ? `${text.slice(0, 160)}…` : text;
 }
 
+const MAX_MESSAGES = 100;
+
+function pretty(text) {
+  // Indented JSON when the payload was kept whole (the server cuts long ones).
+  try { return JSON.stringify(JSON.parse(text), null, 1); } catch { return text; }
+}
+
 function stationView(main, params) {
   const id = params[0];
   let detail = { variables: {}, transactions: [] };
@@ -326,23 +337,25 @@ function stationView(main, params) {
   const msgs = h("div", { class: "scroll" });
   const config = h("div");
   const actionsBox = h("div");
-  const results = h("ul", { class: "results", "aria-live": "polite", "aria-label": "Action results" });
+  const results = h("ul", { class: "results", "aria-live": "polite", "aria-label": "Answers from the station" },
+    h("li", { class: "placeholder" }, "The station's answers to your actions appear here."));
   main.append(head,
     h("div", { class: "grid grid-main-side" },
       h("div", {},
         h("section", { class: "panel", "aria-labelledby": "h-evses" }, h("h2", { id: "h-evses" }, "EVSEs and connectors"), evses),
         h("section", { class: "panel", "aria-labelledby": "h-sess" }, h("h2", { id: "h-sess" }, "Active sessions"), sessions),
-        h("section", { class: "panel", "aria-labelledby": "h-msgs" },
-          h("h2", { id: "h-msgs" }, "Recent OCPP messages", h("span", { class: "aside muted" }, "newest first")), msgs)),
+        h("section", { class: "panel", "aria-labelledby": "h-config" }, h("h2", { id: "h-config" }, "Configuration"), config)),
       h("div", {},
-        h("section", { class: "panel", "aria-labelledby": "h-actions" }, h("h2", { id: "h-actions" }, "Actions"), actionsBox,
-          h("h3", { style: "margin-top:16px" }, "Answers"), results),
-        h("section", { class: "panel", "aria-labelledby": "h-config" }, h("h2", { id: "h-config" }, "Configuration"), config))));
+        h("section", { class: "panel", "aria-labelledby": "h-actions" }, h("h2", { id: "h-actions" }, "Actions"),
+          h("h3", {}, "Answers"), results, actionsBox))),
+    h("section", { class: "panel", "aria-labelledby": "h-msgs" },
+      h("h2", { id: "h-msgs" }, "Recent OCPP messages", h("span", { class: "aside muted" }, "newest first")), msgs));
   live.follow(id);
 
   async function run(intent, body, button) {
-    const started = new Date().toLocaleTimeString();
+    const started = clock(new Date().toISOString());
     const item = h("li", {}, h("span", { class: "when" }, started), `${button.textContent}: waiting for the station…`);
+    for (const old of results.querySelectorAll(".placeholder")) old.remove();
     results.prepend(item);
     button.disabled = true;
     const r = await api("POST", `/console/api/stations/${encodeURIComponent(id)}/actions/${intent}`, body);
@@ -409,7 +422,7 @@ function stationView(main, params) {
     }
     const facts = [["Protocol", s.protocol || "—"], ["Vendor", s.vendor || "—"], ["Model", s.model || "—"],
       ["Serial", s.serial_number || "—"], ["Firmware", s.firmware_version || "—"], ["Last seen", when(s.last_seen)]];
-    head.replaceChildren(h("p", { class: "muted", style: "margin:0 0 4px" }, h("a", { href: "#/stations" }, "Stations"), " / ", id),
+    head.replaceChildren(h("p", { class: "muted crumbs" }, h("a", { href: "#/stations" }, "Stations"), " / ", id),
       pageHead(h("span", {}, `${id} `, badge(s.state)), null),
       h("dl", { class: "facts" }, facts.map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, v)))));
   }
@@ -443,7 +456,7 @@ function stationView(main, params) {
           : statuses.includes("Available") ? "available" : statuses.length ? "unavailable" : "unknown";
       f.badge.replaceChildren(badge(worst, statuses.length === 1 ? statuses[0] : STATE_LABEL[worst]));
       setText(f.power, kw(e.power_w));
-      setText(f.current, e.current_a ? e.current_a.filter((x, i) => i === 0 || x).map((x) => num(x, 1)).join(" / ") : "—");
+      setText(f.current, currentText(e.current_a));
       setText(f.energy, kwh(e.energy_register_wh));
       setText(f.soc, num(e.soc_percent, 0));
       f.connectors.textContent = e.connectors.length
@@ -466,14 +479,26 @@ function stationView(main, params) {
     { empty: "No open session on this station." }));
   }
 
-  function renderMessages() {
-    msgs.replaceChildren(table([["Time"], ["Dir"], ["Type"], ["Action"], ["Payload"]],
-      [...messages].reverse().map((m) => h("tr", {},
-        h("td", { class: "mono" }, new Date(m.ts).toLocaleTimeString()),
-        h("td", { class: `dir dir-${m.direction}`, title: m.direction === "in" ? "from the station" : "to the station" },
-          m.direction === "in" ? "← in" : "→ out"),
-        h("td", {}, m.type), h("td", {}, m.action), h("td", { class: "payload", title: m.payload }, m.payload.length > 240 ? `${m.payload.slice(0, 240)}…` : m.payload))),
-    { empty: "No message recorded yet.", cls: "msgs" }));
+  const messageRow = (m) => h("tr", {},
+    h("td", { class: "mono" }, clock(m.ts)),
+    h("td", { class: `dir dir-${m.direction}`, title: m.direction === "in" ? "from the station" : "to the station" },
+      m.direction === "in" ? "← in" : "→ out"),
+    h("td", {}, m.type), h("td", {}, m.action),
+    h("td", { class: "payload" }, m.payload.length <= 60 ? h("code", {}, m.payload)
+      : h("details", {}, h("summary", {}, h("code", {}, `${m.payload.slice(0, 200)}…`)), h("pre", {}, pretty(m.payload)))));
+
+  function renderMessages(added) {
+    // New messages are prepended, so an expanded payload stays open while others arrive.
+    const tbody = msgs.querySelector("tbody[data-rows]");
+    if (added && tbody && added.length) {
+      tbody.prepend(...added.slice().reverse().map(messageRow));
+      while (tbody.children.length > MAX_MESSAGES) tbody.lastElementChild.remove();
+      return;
+    }
+    const t = table([["Time"], ["Dir"], ["Type"], ["Action"], ["Payload"]], [...messages].reverse().map(messageRow),
+      { empty: "No message recorded yet.", cls: "msgs" });
+    if (messages.length) t.querySelector("tbody").dataset.rows = "1";
+    msgs.replaceChildren(t);
   }
 
   function renderConfig(s) {
@@ -495,7 +520,7 @@ function stationView(main, params) {
       h("p", { class: "muted" }, protocol === "ocpp2.0.1"
         ? "Variables from the station's reports (GetBaseReport → NotifyReport)."
         : "Keys read with GetConfiguration."), button,
-      h("div", { class: "scroll", style: "margin-top:10px" },
+      h("div", { class: "scroll config-table" },
         table([["Key"], ["Value"], [""]], rows.map(([k, v, ro]) => h("tr", {}, h("td", {}, k), h("td", {}, v), h("td", { class: "muted" }, ro))),
           { empty: "Nothing read yet.", cls: "kv" })));
   }
@@ -519,8 +544,8 @@ function stationView(main, params) {
     update(change) {
       const f = change.frame;
       if (change.type === "messages" && f.station_id === id) {
-        messages = f.replace ? f.messages : [...messages, ...f.messages].slice(-100);
-        renderMessages();
+        messages = f.replace ? f.messages : [...messages, ...f.messages].slice(-MAX_MESSAGES);
+        renderMessages(f.replace ? null : f.messages);
         return;
       }
       if (change.type === "detail" && f.station_id === id) {
@@ -534,6 +559,14 @@ function stationView(main, params) {
     },
     unmount() { live.follow(null); },
   };
+}
+
+function currentText(phases) {
+  // One number when the phases agree (or only L1 is used), else L1 / L2 / L3.
+  if (!phases) return "—";
+  const used = phases.filter((x, i) => i === 0 || x);
+  const same = used.every((x) => Math.abs(x - used[0]) < 0.05);
+  return same ? num(used[0], 1) : used.map((x) => num(x, 1)).join(" / ");
 }
 
 function energyOf(tx, station) {
@@ -608,8 +641,8 @@ function feedersView(main) {
       nodeRow(n), (kids.get(n.id) || []).length ? h("ul", {}, branch(n.id)) : null));
     body.replaceChildren(
       h("div", { class: "legend", "aria-hidden": "true" },
-        h("span", { style: "--c:#16a34a" }, "measured load < 80 %"), h("span", { style: "--c:#d97706" }, "80–100 %"),
-        h("span", { style: "--c:#dc2626" }, "over the limit"), h("span", { style: "--c:#0f1a2e" }, "allocated to chargers")),
+        h("span", { class: "lg-ok" }, "measured load < 80 %"), h("span", { class: "lg-warn" }, "80–100 %"),
+        h("span", { class: "lg-over" }, "over the limit"), h("span", { class: "lg-alloc" }, "allocated to chargers")),
       h("section", { class: "panel" }, h("ul", { class: "tree", "aria-label": "Feeder tree" }, branch(null))));
   };
   const load = async () => {
@@ -659,8 +692,8 @@ function nodeRow(n) {
         class: "load", role: "meter", "aria-label": `Load of ${n.id}`, "aria-valuemin": 0,
         "aria-valuemax": limit || 0, "aria-valuenow": n.measured_a || 0, "aria-valuetext": label,
       },
-      h("div", { class: `load-fill ${level}`, style: `width:${pct(n.measured_a)}%` }),
-      limit ? h("div", { class: "load-alloc", style: `left:calc(${pct(n.allocated_a)}% - 1px)`, title: `allocated ${num(n.allocated_a, 1)} A` }) : null),
+      h("div", { class: `load-fill ${level}`, style: { width: `${pct(n.measured_a)}%` } }),
+      limit ? h("div", { class: "load-alloc", style: { left: `calc(${pct(n.allocated_a)}% - 1px)` }, title: `allocated ${num(n.allocated_a, 1)} A` }) : null),
       h("span", { class: "node-nums" }, h("strong", {}, label), ` · allocated ${num(n.allocated_a, 1)} A · headroom ${n.headroom_a === null || n.headroom_a === undefined ? "—" : `${num(n.headroom_a, 1)} A`}`)),
     chargers.length ? table([["Charger"], ["EVSE"], ["Allocated (A)", "num"], ["Measured (A)", "num"], ["Session"]],
       chargers.map((c) => h("tr", {}, h("td", {}, stationLink(c.station_id)), h("td", {}, c.evse_id),

@@ -1,0 +1,78 @@
+"""Pure parts of the console: station state, power, the message ring, cookie values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from csms.api.console.auth import session_value
+from csms.api.console.live import MessageLog, station_power_w, station_state
+from csms.core.events import MessageExchanged
+
+
+def view(*statuses: str, connected: bool = True, station: str | None = None,
+         power_w: float | None = None) -> dict[str, Any]:
+    """A ``charger_view``-shaped dict with one connector per EVSE."""
+    return {
+        "connected": connected, "status": station,
+        "evses": [{"evse_id": i + 1, "power_w": power_w,
+                   "connectors": [{"connector_id": 1, "status": s, "error_code": None}]}
+                  for i, s in enumerate(statuses)],
+    }
+
+
+@pytest.mark.parametrize(("station", "expected"), [
+    (view("Charging", connected=False), "offline"),
+    (view("Available", "Faulted"), "faulted"),
+    (view("Available", station="Faulted"), "faulted"),
+    (view("Charging", "Available"), "charging"),
+    (view("Occupied", power_w=7000), "charging"),  # 2.0.1 has no Charging status
+    (view("Occupied", power_w=0), "occupied"),
+    (view("SuspendedEV"), "occupied"),
+    (view("Reserved"), "occupied"),
+    (view("Available", power_w=7000), "available"),  # a stale reading after the session ended
+    (view("Unavailable", "Unavailable"), "unavailable"),
+    (view("Available", station="Unavailable"), "unavailable"),
+    (view("Unavailable", "Available"), "available"),
+    (view(), "unknown"),
+])
+def test_station_state_names_the_most_urgent_condition(station: dict[str, Any], expected: str) -> None:
+    assert station_state(station) == expected
+
+
+def test_power_counts_only_evses_with_a_vehicle_plugged_in() -> None:
+    both = view("Charging", "Available", power_w=7400)
+    assert station_power_w(both) == 7400
+    assert station_power_w(view("Charging", connected=False, power_w=7400)) == 0
+
+
+def _msg(station: str, n: int, payload: object = None) -> MessageExchanged:
+    return MessageExchanged(station_id=station, direction="in", action="Heartbeat", message_type="Call",
+                            unique_id=str(n), payload={} if payload is None else payload)
+
+
+def test_message_log_keeps_the_last_messages_per_station_and_forgets_idle_stations() -> None:
+    log = MessageLog(per_station=3, max_stations=2, max_payload=20)
+    for n in range(5):
+        log.record(_msg("A", n))
+    assert [m["id"] for m in log.recent("A")] == ["2", "3", "4"]
+    log.record(_msg("B", 0))
+    log.record(_msg("A", 5))  # A is now the most recent
+    log.record(_msg("C", 0))  # evicts B, the least recently active
+    assert len(log) == 2
+    assert log.recent("B") == []
+    assert [m["id"] for m in log.recent("A")] == ["3", "4", "5"]
+
+
+def test_message_log_cuts_long_payloads() -> None:
+    entry = MessageLog(max_payload=20).record(_msg("A", 1, {"data": "x" * 100}))
+    assert entry["payload"] == '{"data":"xxxxxxxxxxx…'
+    assert entry["direction"] == "in" and entry["action"] == "Heartbeat" and entry["type"] == "Call"
+
+
+def test_session_cookie_stands_for_the_token_without_revealing_it() -> None:
+    value = session_value("a-long-api-token")
+    assert value == session_value("a-long-api-token")
+    assert value != session_value("another-token")
+    assert "a-long-api-token" not in value and len(value) == 64

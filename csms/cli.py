@@ -47,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="accept unknown station ids and register them (also CSMS_AUTO_REGISTER=1)")
     serve.add_argument("--accept-unknown-tags", action="store_true", default=None,
                        help="authorise id tags that are not in the list (demos only)")
+    serve.add_argument("--tls-cert", metavar="FILE",
+                       help="PEM server certificate: serve wss:// for security profiles 2-3 (CSMS_TLS_CERT)")
+    serve.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert (CSMS_TLS_KEY)")
+    serve.add_argument("--tls-client-ca", metavar="FILE",
+                       help="CA bundle for profile-3 client certificates (CSMS_TLS_CLIENT_CA)")
+    serve.add_argument("--tls-port", type=int, help="wss:// port (default 9443; CSMS_TLS_PORT)")
 
     demo = sub.add_parser(
         "demo", help="run the CSMS with a simulated fleet and the console, on embedded defaults",
@@ -82,13 +88,21 @@ def build_parser() -> argparse.ArgumentParser:
     tadd.add_argument("--expiry", help="RFC 3339 expiry time")
     tadd.add_argument("--parent", help="parent (group) id tag")
     tags_sub.add_parser("list", help="list id tags")
+
+    from csms.telemetry.grafana_push import add_parser as add_dashboards_parser
+
+    add_dashboards_parser(sub)
     return parser
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     keys = ["host", "ocpp_port", "api_port", "db", "log_format", "log_level", "auto_register",
             "accept_unknown_tags"]
-    return {k: getattr(args, k, None) for k in keys}
+    out: dict[str, Any] = {k: getattr(args, k, None) for k in keys}
+    tls = {k: getattr(args, f"tls_{k}", None) for k in ("cert", "key", "client_ca", "port")}
+    if any(v is not None for v in tls.values()):
+        out["tls"] = {k: v for k, v in tls.items() if v is not None}
+    return out
 
 
 async def _serve(settings: Settings, duration: float | None = None) -> None:
@@ -163,6 +177,10 @@ async def _tags(settings: Settings, args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "dashboards":  # talks to Grafana only: no CSMS settings needed
+        from csms.telemetry.grafana_push import run as push_dashboards
+
+        return push_dashboards(args)
     try:
         settings = load_settings(args.config, _overrides(args))
         configure_logging(settings.log_format, settings.log_level)

@@ -218,7 +218,7 @@ class InfluxWriter:
         self._retry_at = 0.0
         self._last_cut = time.monotonic()
         self._tasks: list[asyncio.Task[None]] = []
-        self._last_drop_log = 0.0
+        self._last_drop_log = self._last_reject_log = 0.0
         self._in_flight: dict[str, list[str]] = {}  # batch a task holds while awaiting I/O
 
     # --- the producer side (sync, never blocks) ---------------------------------------------
@@ -371,7 +371,11 @@ class InfluxWriter:
             return True
         if outcome is Outcome.REJECTED:
             self.stats.rejected += len(batch)
-            log.error("InfluxDB rejected a batch; points dropped", points=len(batch), detail=detail)
+            now = time.monotonic()
+            if now - self._last_reject_log >= 10:
+                self._last_reject_log = now
+                log.error("InfluxDB rejected a batch (malformed points are not retried)",
+                          points=len(batch), rejected_total=self.stats.rejected, detail=detail)
             return True
         self._failed(detail)
         return False

@@ -176,10 +176,10 @@ class HealthSampler:
         for sess in self.app.registry:
             by_protocol[sess.version.value] = by_protocol.get(sess.version.value, 0) + 1
         values: dict[str, FieldValue] = {
-            "stations_connected": sum(by_protocol.values()), "cpu_pct": cpu_pct,
+            "stations_connected": int(sum(by_protocol.values())), "cpu_pct": float(cpu_pct),
             "rss_mb": _rss_mb(), "active_sessions": len(self.sessions.keys),
-            "messages_per_s": sum(a.rate_per_s for a in actions if a.direction == "in"),
-            "call_errors_per_s": sum(a.rate_per_s for a in actions if a.result != "ok"),
+            "messages_per_s": float(sum(a.rate_per_s for a in actions if a.direction == "in")),
+            "call_errors_per_s": float(sum(a.rate_per_s for a in actions if a.result != "ok")),
         }
         values.update(self._network())
         values.update(self._pipeline())

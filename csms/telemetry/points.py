@@ -9,6 +9,7 @@ documented in ``docs/telemetry.md``.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -68,11 +69,23 @@ _KEY_ESCAPES = str.maketrans({",": "\\,", "=": "\\=", " ": "\\ ", "\n": " ", "\r
 _MEASUREMENT_ESCAPES = str.maketrans({",": "\\,", " ": "\\ ", "\n": " ", "\r": " ", "\\": "/"})
 
 
+_ESCAPED: dict[str, str] = {}  # keys and tag values repeat: escape each once (bounded)
+
+
 def _escape_key(text: str, *, measurement: bool = False) -> str:
-    return text.translate(_MEASUREMENT_ESCAPES if measurement else _KEY_ESCAPES)
+    if measurement:
+        return text.translate(_MEASUREMENT_ESCAPES)
+    done = _ESCAPED.get(text)
+    if done is None:
+        if len(_ESCAPED) >= 100_000:
+            _ESCAPED.clear()
+        done = _ESCAPED[text] = text.translate(_KEY_ESCAPES)
+    return done
 
 
 def _field_value(v: FieldValue) -> str:
+    if type(v) is float:
+        return repr(v)
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):
@@ -134,16 +147,21 @@ _UNIT_SUFFIX = {"W": "w", "Wh": "wh", "A": "a", "V": "v", "Percent": "pct", "var
 
 def field_name(sv: SampledValue) -> str:
     """``power_w``, ``current_l2_a``, ``voltage_l1_v``, ``temperature_body_c``, ``rpm_rpm``..."""
-    named = _BASE_NAMES.get(sv.measurand)
+    return _field_name(sv.measurand, sv.unit, sv.phase, sv.location)
+
+
+@functools.lru_cache(maxsize=4096)
+def _field_name(measurand: str, unit_name: str, phase: str | None, location: str | None) -> str:
+    named = _BASE_NAMES.get(measurand)
     if named is None:
-        stem = sv.measurand.lower().replace(".", "_").replace(" ", "_")
-        named = (stem, _UNIT_SUFFIX.get(sv.unit, sv.unit.lower()))
+        stem = measurand.lower().replace(".", "_").replace(" ", "_")
+        named = (stem, _UNIT_SUFFIX.get(unit_name, unit_name.lower()))
     stem, unit = named
     parts = [stem]
-    if sv.location not in (None, "Outlet", "EV"):
-        parts.append(str(sv.location).lower())
-    if sv.phase:
-        parts.append(_PHASES.get(sv.phase, sv.phase.lower().replace("-", "_")))
+    if location not in (None, "Outlet", "EV"):
+        parts.append(str(location).lower())
+    if phase:
+        parts.append(_PHASES.get(phase, phase.lower().replace("-", "_")))
     if unit:
         parts.append(unit)
     return "_".join(parts)

@@ -313,7 +313,7 @@ class BalancerService:
                         "evse_id": evse.evse_id,
                         "allocated_a": a.current_a if a else 0.0,
                         "reason": a.reason if a else "idle",
-                        "measured_a": max(st.measured_a) if st and st.measured_a else 0.0,
+                        "measured_a": _round(max(st.measured_a)) if st and st.measured_a else 0.0,
                         "charging": bool(st and st.tx_id),
                     }
                 )
@@ -322,10 +322,10 @@ class BalancerService:
                     "id": node.id,
                     "parent_id": node.parent,
                     "limit_a": limit,
-                    "available_a": _finite_max(avail),
-                    "measured_a": max(load.measured_a) if load else 0.0,
-                    "allocated_a": max(load.allocated_a) if load else 0.0,
-                    "headroom_a": _finite_min(load.headroom_a) if load else _finite_min(avail),
+                    "available_a": _round(_finite_max(avail)),
+                    "measured_a": _round(max(load.measured_a)) if load else 0.0,
+                    "allocated_a": _round(max(load.allocated_a)) if load else 0.0,
+                    "headroom_a": _round(_finite_min(load.headroom_a) if load else _finite_min(avail)),
                     "chargers": chargers,
                 }
             )

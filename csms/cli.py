@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -183,7 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return push_dashboards(args)
     try:
         settings = load_settings(args.config, _overrides(args))
-        configure_logging(settings.log_format, settings.log_level)
+        level = settings.log_level
+        if args.command == "demo" and args.log_level is None and "CSMS_LOG_LEVEL" not in os.environ:
+            level = "warning"  # the demo prints its own progress; per-station info lines would drown it
+        configure_logging(settings.log_format, level)
         if args.command == "serve":
             _run(_serve(settings))
         elif args.command == "demo":

@@ -74,6 +74,11 @@ class BalancerConfig(_Section):
     tick_s: float = Field(5.0, gt=0)
     hysteresis_a: float = Field(1.0, ge=0)
     min_interval_per_station_s: float = Field(5.0, ge=0)
+    phase_voltage_v: float = Field(230.0, gt=0)
+    resolution_a: float = Field(0.1, ge=0)
+    rotation_period_s: float = Field(900.0, ge=0)
+    headroom_step_a: float = Field(2.0, gt=0)
+    settle_s: float = Field(30.0, ge=0)
     nodes: tuple[dict[str, Any], ...] = ()
     evses: tuple[dict[str, Any], ...] = ()
 
@@ -114,6 +119,7 @@ class LimitsConfig(_Section):
     auth_failures_per_ip: int = Field(30, ge=0)  # per minute, then 429 without checking
     max_pending_password_checks: int = Field(256, ge=1)
     max_queue: int = Field(16, ge=1)  # frames buffered per connection
+    backlog: int = Field(1024, ge=1)  # listen backlog: absorbs reconnect storms without SYN drops
     api_failures_per_ip: int = Field(10, ge=0)  # failed API logins per minute, then 429
 
 

@@ -10,7 +10,9 @@
    ``min_a`` still fits on every (node, phase) of their path; the others are paused.
    Order: started less than ``rotation_period_s`` ago (most recently started first),
    then waiting (longest first), then running past their period (most recently
-   started first); ties by priority, then topology order.
+   started first); ties by priority, then topology order. A waiting EVSE that does
+   not fit yet holds its place: waiting EVSEs behind it on the same full
+   (node, phase) are not started before it.
 3. **Water-filling.** Weighted progressive filling: every admitted EVSE sits at
    ``min_a`` until the water level ``t`` reaches ``min_a / priority``, then rises as
    ``priority * t``; it stops at ``upper`` or when a (node, phase) on its path is
@@ -36,6 +38,7 @@ import math
 from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import add
 from typing import NamedTuple
 
 from csms.balancer.topology import (
@@ -242,7 +245,6 @@ def allocate(
     hi = [0.0] * n
     reason = ["idle"] * n
     lo_sum = [0.0] * nc  # per constraint, once _push_up has run
-    hi_sum = [0.0] * nc
     fixed_sum = [0.0] * nc
     measured = [0.0] * nc
     wanting: list[int] = []
@@ -251,15 +253,20 @@ def allocate(
     get = t._evse_index.get
     evse_min, evse_max, t_own = t._evse_min, t._evse_max, t._evse_own
     step, settle = settings.headroom_step_a, settings.settle_s
-    for d in demands:
-        sid, eid, wants, metered, ev_max, in_use, _, fixed_a = d
-        i = get((sid, eid), -1)
+    for dem in demands:
+        i = get((dem[0], dem[1]), -1)
         if i < 0 or demand_at[i] is not None:
             what = "is not in the topology" if i < 0 else "has two demands"
-            raise TopologyError(f"EVSE {d.key} {what}")
-        demand_at[i] = d
+            raise TopologyError(f"EVSE {dem.key} {what}")
+        demand_at[i] = dem
+    any_fixed = any_measured = False
+    for i, d in enumerate(demand_at):  # in topology order, whatever the demands' order
+        if d is None:
+            continue
+        _, _, wants, metered, ev_max, in_use, _, fixed_a = d
         draw = None
         if metered:
+            any_measured = True
             oc = t_own[i]
             if len(oc) == 3 and len(metered) == 3:
                 measured[oc[0]] += metered[0]
@@ -274,6 +281,7 @@ def allocate(
         if in_use is not None and in_use != nphases[i]:
             _use_phases(t, i, in_use, own, cons, masks, nphases)
         if fixed_a is not None:
+            any_fixed = True
             x[i] = fixed = max(0.0, fixed_a)
             reason[i] = "fixed"
             for c in own[i]:
@@ -297,15 +305,15 @@ def allocate(
             ):
                 upper = draw + step
                 why = "draw"
-        lo[i] = low = evse_min[i]
-        hi[i] = high = upper if upper > low else low
+        x[i] = lo[i] = low = evse_min[i]  # water-filling starts everyone at the minimum
+        hi[i] = upper if upper > low else low
         reason[i] = why
         for c in own[i]:
             lo_sum[c] += low
-            hi_sum[c] += high
         wanting.append(i)
-    _push_up(t, 0, len(t._nodes), (lo_sum, hi_sum, fixed_sum, measured))
-    cap = [a - f for a, f in zip(t._avail, fixed_sum, strict=True)]
+    sums = (lo_sum,) + ((fixed_sum,) if any_fixed else ()) + ((measured,) if any_measured else ())
+    _push_up(t, 0, len(t._nodes), sums)
+    cap = [a - f for a, f in zip(t._avail, fixed_sum, strict=True)] if any_fixed else list(t._avail)
 
     # 2. admission: only EVSEs under a (node, phase) whose minimums don't all fit compete
     short = [0] * len(t._nodes)  # phases oversubscribed at the node or above, as a mask
@@ -317,27 +325,38 @@ def allocate(
                 mask |= 1 << ph
         short[node] = mask
     evse_node = t._evse_node
-    admitted = [i for i in wanting if not short[evse_node[i]] & masks[i]]
-    contended = sorted(i for i in wanting if short[evse_node[i]] & masks[i])
+    contended = [i for i in wanting if short[evse_node[i]] & masks[i]]
     if contended:
-        order = _rotation_order(t, contended, prev_at, demand_at, now, settings)
-        admitted += _admit(t, order, lo, hi, cap, lo_sum, hi_sum, cons, masks, reason)
+        admitted = [i for i in wanting if not short[evse_node[i]] & masks[i]]
+        order, klass = _rotation_order(t, contended, prev_at, demand_at, now, settings)
+        admitted += _admit(t, order, klass, lo, cap, lo_sum, cons, masks, x, reason)
+    else:
+        admitted = wanting
 
-    # 3. water-filling; a constraint that holds every admitted upper bound never binds
-    live = [h > a + EPS for h, a in zip(hi_sum, cap, strict=True)]
-    _water_fill(t, admitted, own, cons, masks, lo, hi, cap, lo_sum, live, x, reason)
+    # 3. water-filling
+    _water_fill(t, admitted, own, cons, masks, lo, hi, cap, lo_sum, x, reason)
 
     # 4. rounding down, and hysteresis
-    if settings.resolution_a > 0:
-        per_amp = 1.0 / settings.resolution_a
-        floor = math.floor
-        for i in admitted:
-            q = floor(x[i] * per_amp + EPS) / per_amp
-            x[i] = hi[i] if q > hi[i] else lo[i] if q < lo[i] else q
+    alloc = [0.0] * nc  # allocated per constraint, fixed loads included
+    per_amp = 1.0 / settings.resolution_a if settings.resolution_a > 0 else 0.0
+    floor = math.floor
+    for i in admitted:
+        v = x[i]
+        if per_amp:
+            q = floor(v * per_amp + EPS) / per_amp
+            x[i] = v = hi[i] if q > hi[i] else lo[i] if q < lo[i] else q
+        for c in own[i]:
+            alloc[c] += v
+    if any_fixed:
+        for i, r in enumerate(reason):
+            if r == "fixed":
+                for c in own[i]:
+                    alloc[c] += x[i]
+    _push_up(t, 0, len(t._nodes), (alloc,))
     if settings.hysteresis_a > 0 and previous is not None:
-        _hysteresis(t, admitted, own, cons, live, lo, hi, cap, x, prev_at, reason, settings)
+        _hysteresis(t, admitted, own, cons, lo, hi, alloc, x, prev_at, reason, settings)
 
-    return _result(t, now, x, own, nphases, reason, demand_at, prev_at, measured)
+    return _result(t, now, x, nphases, reason, demand_at, prev_at, alloc, measured)
 
 
 def _use_phases(
@@ -367,14 +386,14 @@ def _rotation_order(
     demand_at: list[Demand | None],
     now: float,
     settings: AllocationSettings,
-) -> list[int]:
-    """``contended`` (in topology order) sorted into admission order.
+) -> tuple[list[int], dict[int, int]]:
+    """``contended`` (in topology order) sorted into admission order, and each one's class.
 
     Keys, most significant first: class (0: started less than ``rotation_period_s``
-    ago; 1: waiting; 2: running past its period); time (class 0 and 2: most recently
-    started first, so a cut pauses those that have charged longest; class 1:
-    waiting longest first); higher priority; topology order. Stable sorts, least
-    significant key first.
+    ago; 1: waiting; 2: running past its period); time (classes 0 and 2: most
+    recently started first, so a cut pauses those that have charged longest;
+    class 1: waiting longest first); higher priority; topology order. Stable sorts,
+    least significant key first.
     """
     klass: dict[int, int] = {}
     since: dict[int, float] = {}
@@ -391,33 +410,37 @@ def _rotation_order(
             else:
                 d = demand_at[i]
                 plugged = None if d is None else d.plugged_at
-                since[i] = now if plugged is None or plugged > now else plugged
+                since[i] = plugged if plugged is not None and plugged <= now else now
     order = sorted(contended, key=t._evse_prio.__getitem__, reverse=True)  # stays stable
     order.sort(key=since.__getitem__)
     order.sort(key=klass.__getitem__)
-    return order
+    return order, klass
 
 
 def _admit(
     t: Topology,
     order: list[int],
+    klass: dict[int, int],
     lo: list[float],
-    hi: list[float],
     cap: list[float],
     lo_sum: list[float],
-    hi_sum: list[float],
     cons: list[tuple[int, ...]],
     masks: list[int],
+    x: list[float],
     reason: list[str],
 ) -> list[int]:
     """Admit EVSEs greedily in ``order`` while their minimum fits; pause the rest.
 
     Only oversubscribed constraints can refuse a minimum, so only those are
-    checked. Paused EVSEs are taken out of ``lo_sum`` and ``hi_sum``.
+    checked. A waiting EVSE that does not fit (but would fit alone) holds back the
+    waiting EVSEs behind it on the constraints where it fell short, so smaller ones
+    cannot overtake it for ever; running ones past their period are not held back.
+    Paused EVSEs get 0 and leave ``lo_sum``.
     """
     over = [s > a + EPS for s, a in zip(lo_sum, cap, strict=True)]
     checks: dict[int, tuple[int, ...]] = {}  # by (node, phase mask)
     rem = list(cap)
+    held: set[int] = set()  # constraints reserved for a waiting EVSE ahead in the queue
     admitted: list[int] = []
     for i in order:
         key = t._evse_node[i] * 8 + masks[i]
@@ -425,17 +448,22 @@ def _admit(
         if cs is None:
             cs = checks[key] = tuple(c for c in cons[i] if over[c])
         need = lo[i] - EPS
-        for c in cs:
-            if rem[c] < need:
-                reason[i] = "paused"
-                for c2 in cons[i]:
-                    lo_sum[c2] -= lo[i]
-                    hi_sum[c2] -= hi[i]
-                break
+        waiting = klass[i] == 1
+        if waiting and held and not held.isdisjoint(cs):
+            short: list[int] | None = None  # held back: paused, holds nothing itself
         else:
-            for c in cs:
-                rem[c] -= lo[i]
-            admitted.append(i)
+            short = [c for c in cs if rem[c] < need]
+            if not short:
+                for c in cs:
+                    rem[c] -= lo[i]
+                admitted.append(i)
+                continue
+        reason[i] = "paused"
+        x[i] = 0.0
+        for c in cons[i]:
+            lo_sum[c] -= lo[i]
+        if waiting and short and all(cap[c] >= need for c in cs):
+            held.update(short)
     return admitted
 
 
@@ -446,13 +474,18 @@ def _push_up(t: Topology, first: int, end: int, arrays: tuple[list[float], ...])
     node of the range holds its subtree's total, and the ancestors of the range's
     root have had the root's total added.
     """
+    if first == 0 and end == len(t._nodes):
+        for arr in arrays:
+            for k, ku in t._up_pairs:
+                arr[ku] += arr[k]
+                arr[ku + 1] += arr[k + 1]
+                arr[ku + 2] += arr[k + 2]
+        return
     parent = t._parent
     for node in range(end - 1, first - 1, -1):
         up = parent[node]
-        if up < 0:
-            continue
         k = node * PHASES
-        while True:
+        while up >= 0:
             ku = up * PHASES
             for arr in arrays:
                 arr[ku] += arr[k]
@@ -461,8 +494,6 @@ def _push_up(t: Topology, first: int, end: int, arrays: tuple[list[float], ...])
             if up >= first:
                 break
             up = parent[up]  # the range's root: add its total all the way up
-            if up < 0:
-                break
 
 
 def _water_fill(
@@ -475,17 +506,18 @@ def _water_fill(
     hi: list[float],
     cap: list[float],
     floor_sum: list[float],
-    live: list[bool],
     x: list[float],
     reason: list[str],
 ) -> None:
-    """Weighted progressive filling from the minimums; writes ``x`` and ``reason``.
+    """Weighted progressive filling from the minimums; writes ``x`` (which holds the
+    minimums on entry) and ``reason``.
 
     At water level ``t`` an active EVSE has ``priority * t``; a waiting one still sits
     at ``min_a``. A constraint's load is ``fixed[c] + rate[c] * t``. Its saturation
     level is kept in a lazy heap: freezing an EVSE only raises that level, so a
     popped entry is re-checked and re-pushed if stale; activations push anew and
-    ``version`` drops the superseded entries.
+    ``version`` drops the superseded entries. Events that touch many EVSEs at once
+    add at the EVSEs' own nodes and push the sums up the tree in one pass.
     """
     nc = len(cap)
     n = len(x)
@@ -498,19 +530,17 @@ def _water_fill(
     version = [0] * nc
     start_at = [0.0] * n
     stop_at = [0.0] * n
+    limited = [c for c in range(nc) if cap[c] != math.inf]
     # nxt[i] <= the next EVSE at or after i that may still move (a path-halved skip
     # list), so scans under a full node step over frozen and idle EVSEs.
     nxt = [*range(1, n + 1), n]
-    movers: list[int] = []
-    for i in admitted:
-        if hi[i] > lo[i]:
-            status[i] = _WAITING
-            start_at[i] = lo[i] / weight[i]
-            stop_at[i] = hi[i] / weight[i]
-            movers.append(i)
-            nxt[i] = i
-        else:
-            x[i] = lo[i]
+    movers = [i for i in admitted if hi[i] > lo[i]]
+    for i in movers:
+        status[i] = _WAITING
+        nxt[i] = i
+        w = weight[i]
+        start_at[i] = lo[i] / w
+        stop_at[i] = hi[i] / w
     starts = sorted(movers, key=start_at.__getitem__)
     stops = sorted(movers, key=stop_at.__getitem__)
     n_starts, n_stops = len(starts), len(stops)
@@ -550,7 +580,7 @@ def _water_fill(
             bit = 1 << ph
             why = "node:" + node_ids[node]
             first, end = t._range[node]
-            small = end - first < 4 * (t._node_end[node] - node + 8)
+            hit: list[int] = []
             i = first
             while True:
                 while nxt[i] != i:  # skip frozen EVSEs, halving the path
@@ -560,72 +590,111 @@ def _water_fill(
                     break
                 if masks[i] & bit:
                     if status[i] == _ACTIVE:
-                        w = weight[i]
-                        value = w * level
-                        x[i] = value = hi[i] if value > hi[i] else value
-                        if small:  # few EVSEs: update their paths directly
-                            for k in cons[i]:
-                                fixed[k] += value
-                                rate[k] -= w
-                        else:  # many: add at their nodes, then one pass up the tree
-                            for k in own[i]:
-                                d_fixed[k] += value
-                                d_rate[k] -= w
-                    else:
-                        x[i] = lo[i]
-                    status[i] = _FROZEN
+                        value = weight[i] * level
+                        x[i] = hi[i] if value > hi[i] else value
+                        hit.append(i)
+                    status[i] = _FROZEN  # a waiting one stays at its minimum
                     reason[i] = why
                     nxt[i] = i + 1
                 i += 1
-            if not small:
-                _apply(t, node, t._node_end[node], d_fixed, d_rate, fixed, rate)
+            sub_nodes = t._node_end[node] - node
+            _freeze(
+                t,
+                hit,
+                x,
+                weight,
+                own,
+                cons,
+                fixed,
+                rate,
+                d_fixed,
+                d_rate,
+                node,
+                sub_nodes,
+                2 * len(hit) > sub_nodes + 6,
+            )
         elif t_stop <= t_start:
-            # an EVSE reaches its upper bound
-            i = stops[ui]
-            ui += 1
+            # EVSEs reach their upper bound (often many at once: 16 A, 32 A ...)
             level = max(level, t_stop)
-            x[i] = value = hi[i]
-            w = weight[i]
-            for k in cons[i]:
-                fixed[k] += value
-                rate[k] -= w
-            status[i] = _FROZEN
-            nxt[i] = i + 1
+            end = bisect_right(stops, t_stop, ui, n_stops, key=stop_at.__getitem__)
+            batch = [i for i in stops[ui:end] if status[i] == _ACTIVE]
+            ui = end
+            for i in batch:
+                x[i] = hi[i]
+                status[i] = _FROZEN
+                nxt[i] = i + 1
+            _freeze(
+                t, batch, x, weight, own, cons, fixed, rate, d_fixed, d_rate, 0, n_nodes, len(batch) > n_nodes
+            )
         else:
             # EVSEs whose minimum the water level reaches start to rise
             level = max(level, t_start)
             end = bisect_right(starts, t_start, si, n_starts, key=start_at.__getitem__)
             batch = [i for i in starts[si:end] if status[i] == _WAITING]
             si = end
-            if len(batch) * 4 > n_nodes:  # many at once: one pass over the tree
+            for i in batch:
+                status[i] = _ACTIVE
+            if len(batch) > 2 * n_nodes:  # many at once: one pass over the tree
                 for i in batch:
-                    status[i] = _ACTIVE
                     w = weight[i]
-                    low = lo[i]
                     for k in own[i]:
-                        d_fixed[k] -= low
                         d_rate[k] += w
+                # every EVSE of the batch has min_a == priority * level
+                d_fixed[:] = [-level * r for r in d_rate]
                 _apply(t, 0, n_nodes, d_fixed, d_rate, fixed, rate)
-                # and one new heap of every live constraint with active EVSEs
-                version = [v + 1 for v in version]
-                heap = [
-                    ((cap[c] - fixed[c]) / rate[c], c, version[c])
-                    for c in range(nc)
-                    if live[c] and rate[c] > 1e-9
-                ]
+                # a new heap of every limited constraint with rising EVSEs under it
+                heap = [((cap[c] - fixed[c]) / rate[c], c, version[c]) for c in limited if rate[c] > 1e-9]
                 heapq.heapify(heap)
             else:
                 touched: set[int] = set()
                 for i in batch:
-                    status[i] = _ACTIVE
+                    w = weight[i]
+                    low = lo[i]
                     for k in cons[i]:
-                        fixed[k] -= lo[i]
-                        rate[k] += weight[i]
+                        fixed[k] -= low
+                        rate[k] += w
                     touched.update(cons[i])
                 for c in sorted(touched):
-                    if live[c] and rate[c] > 1e-9:
+                    if rate[c] > 1e-9:
                         version[c] += 1
                         heapq.heappush(heap, ((cap[c] - fixed[c]) / rate[c], c, version[c]))
+
+
+def _freeze(
+    t: Topology,
+    batch: list[int],
+    x: list[float],
+    weight: tuple[float, ...],
+    own: list[tuple[int, ...]],
+    cons: list[tuple[int, ...]],
+    fixed: list[float],
+    rate: list[float],
+    d_fixed: list[float],
+    d_rate: list[float],
+    node: int,
+    sub_nodes: int,
+    many: bool,
+) -> None:
+    """Account for rising EVSEs of ``batch`` (under ``node``) stopping at ``x``.
+
+    Few: update every constraint on their paths. Many: add at their own nodes, then
+    push up the subtree of ``node`` (``sub_nodes`` nodes) and its ancestors once.
+    """
+    if many:
+        for i in batch:
+            value = x[i]
+            w = weight[i]
+            for k in own[i]:
+                d_fixed[k] += value
+                d_rate[k] -= w
+        _apply(t, node, node + sub_nodes, d_fixed, d_rate, fixed, rate)
+    else:
+        for i in batch:
+            value = x[i]
+            w = weight[i]
+            for k in cons[i]:
+                fixed[k] += value
+                rate[k] -= w
 
 
 def _apply(
@@ -640,18 +709,19 @@ def _apply(
     """Add the per-node deltas of nodes ``first..end-1`` (a subtree, or all nodes) to
     every constraint at or above them, and clear the deltas."""
     _push_up(t, first, end, (d_fixed, d_rate))
-    nodes = list(range(first, end))
+    a, b = first * PHASES, end * PHASES
+    zeros = [0.0] * (b - a)
+    fixed[a:b] = map(add, fixed[a:b], d_fixed[a:b])
+    rate[a:b] = map(add, rate[a:b], d_rate[a:b])
+    d_fixed[a:b] = zeros
+    d_rate[a:b] = zeros
     up = t._parent[first] if first < end else -1
     while up >= 0:
-        nodes.append(up)
+        for c in range(up * PHASES, up * PHASES + PHASES):
+            fixed[c] += d_fixed[c]
+            rate[c] += d_rate[c]
+            d_fixed[c] = d_rate[c] = 0.0
         up = t._parent[up]
-    for node in nodes:
-        k = node * PHASES
-        for c in (k, k + 1, k + 2):
-            if d_rate[c] or d_fixed[c]:
-                fixed[c] += d_fixed[c]
-                rate[c] += d_rate[c]
-                d_fixed[c] = d_rate[c] = 0.0
 
 
 def _hysteresis(
@@ -659,10 +729,9 @@ def _hysteresis(
     admitted: list[int],
     own: list[tuple[int, ...]],
     cons: list[tuple[int, ...]],
-    live: list[bool],
     lo: list[float],
     hi: list[float],
-    cap: list[float],
+    alloc: list[float],
     x: list[float],
     prev_at: list[EvseAllocation | None],
     reason: list[str],
@@ -670,7 +739,7 @@ def _hysteresis(
 ) -> None:
     """Keep running EVSEs at their previous current when the change is small and safe.
 
-    Only live constraints are checked: under the others every upper bound fits.
+    ``alloc`` (per constraint, fixed loads included) is kept up to date.
     """
     band = settings.hysteresis_a
     lower: list[tuple[int, float, float]] = []
@@ -688,55 +757,56 @@ def _hysteresis(
                 higher.append((i, old, -diff))
     if not lower and not higher:
         return
-    load = [0.0] * len(cap)
-    for i in admitted:
-        for c in own[i]:
-            load[c] += x[i]
-    _push_up(t, 0, len(t._nodes), (load,))
-    unused = [0.0] * len(cap)
-    binding: dict[tuple[int, ...], list[int]] = {}
+    lower.sort()  # topology order: who keeps a lower value must not depend on admission
+    higher.sort()
+    avail = t._avail
+    unused = [0.0] * len(alloc)
+    kept: list[tuple[int, float]] = []
     for i, old, diff in lower:
-        cs = binding.get(cons[i])
-        if cs is None:
-            cs = binding[cons[i]] = [c for c in cons[i] if live[c]]
-        if all(unused[c] + diff < band for c in cs):
-            for c in cs:
+        for c in cons[i]:
+            if unused[c] + diff >= band:
+                break
+        else:
+            for c in cons[i]:
                 unused[c] += diff
-                load[c] -= diff
+                alloc[c] -= diff
+            kept.append((i, -diff))
             x[i] = old
             reason[i] = "hysteresis"
     for i, old, extra in higher:
-        cs = binding.get(cons[i])
-        if cs is None:
-            cs = binding[cons[i]] = [c for c in cons[i] if live[c]]
-        if all(load[c] + extra <= cap[c] + EPS for c in cs):
-            for c in cs:
-                load[c] += extra
+        for c in cons[i]:
+            if alloc[c] + extra > avail[c] + EPS:
+                break
+        else:
+            for c in cons[i]:
+                alloc[c] += extra
+            kept.append((i, extra))
             x[i] = old
             reason[i] = "hysteresis"
+    # the unlimited nodes on the paths, for the reported totals
+    for i, delta in kept:
+        for node in t._evse_path[i]:
+            for c in own_constraints(node, (k % PHASES for k in own[i])):
+                if avail[c] == math.inf:
+                    alloc[c] += delta
 
 
 def _result(
     t: Topology,
     now: float,
     x: list[float],
-    own: list[tuple[int, ...]],
     nphases: list[int],
     reason: list[str],
     demand_at: list[Demand | None],
     prev_at: list[EvseAllocation | None],
+    alloc: list[float],
     measured: list[float],
 ) -> Allocation:
-    nn = len(t._nodes)
-    alloc = [0.0] * (nn * PHASES)
     out: list[EvseAllocation] = []
     evses = t._evses
     for i, cur in enumerate(x):
         p = prev_at[i]
         why = reason[i]
-        if cur:
-            for c in own[i]:
-                alloc[c] += cur
         if p is not None and p.current_a == cur and p.reason == why and p.phases == nphases[i]:
             out.append(p)  # unchanged; its charging_since / waiting_since carry over
             continue
@@ -747,11 +817,14 @@ def _result(
             if charging_since is None:
                 charging_since = now
         elif why != "idle":
-            waiting_since = None if p is None else p.waiting_since
-            if waiting_since is None:
+            if p is not None and p.current_a:  # was charging: to the back of the queue
+                waiting_since = now
+            elif p is not None and p.waiting_since is not None:
+                waiting_since = p.waiting_since
+            else:
                 d = demand_at[i]
                 plugged = None if d is None else d.plugged_at
-                waiting_since = now if plugged is None or plugged > now else plugged
+                waiting_since = plugged if plugged is not None and plugged <= now else now
         e = evses[i]
         out.append(
             EvseAllocation(
@@ -765,14 +838,23 @@ def _result(
                 waiting_since,
             )
         )
-    _push_up(t, 0, nn, (alloc,))
     nodes: list[NodeLoad] = []
     avail = t._avail
     for node, nd in enumerate(t._nodes):
         k = node * PHASES
         a0, a1, a2 = avail[k], avail[k + 1], avail[k + 2]
         x0, x1, x2 = alloc[k], alloc[k + 1], alloc[k + 2]
-        nodes.append(NodeLoad(nd.id, t._limit[node], (a0, a1, a2), (x0, x1, x2), (a0 - x0, a1 - x1, a2 - x2)))
+        b = nd.base_load_a
+        nodes.append(
+            NodeLoad(
+                nd.id,
+                t._limit[node],
+                (a0, a1, a2),
+                (x0, x1, x2),
+                (a0 - x0, a1 - x1, a2 - x2),
+                (b[0] + measured[k], b[1] + measured[k + 1], b[2] + measured[k + 2]),
+            )
+        )
     return Allocation(at=now, topology=t, evses=tuple(out), nodes=tuple(nodes))
 
 

@@ -25,7 +25,9 @@ async def balancer_plugin(app: CsmsApp) -> Callable[[], Awaitable[None]] | None:
         log.info("load balancing not configured: no feeder limits are enforced")
         return None
     try:
-        topology = topology_from_config({"nodes": list(cfg.nodes), "evses": list(cfg.evses)})
+        topology = topology_from_config(
+            {"nodes": list(cfg.nodes), "evses": list(cfg.evses), "phase_voltage_v": cfg.phase_voltage_v}
+        )
     except TopologyError as exc:
         raise ConfigError(f"balancer: {exc}") from None
     service = BalancerService(
@@ -33,7 +35,11 @@ async def balancer_plugin(app: CsmsApp) -> Callable[[], Awaitable[None]] | None:
         app.control,
         tick_s=cfg.tick_s,
         min_interval_per_station_s=cfg.min_interval_per_station_s,
-        settings=AllocationSettings(hysteresis_a=cfg.hysteresis_a),
+        settings=AllocationSettings(
+            resolution_a=cfg.resolution_a, hysteresis_a=cfg.hysteresis_a,
+            rotation_period_s=cfg.rotation_period_s, headroom_step_a=cfg.headroom_step_a,
+            settle_s=cfg.settle_s,
+        ),
         on_allocation=lambda alloc: _publish_loads(app, service, alloc),
     )
     service.attach(app.bus)

@@ -106,6 +106,7 @@ class Topology:
         "_nodes",
         "_parent",
         "_range",
+        "_up_pairs",
         "phase_voltage_v",
     )
 
@@ -117,6 +118,7 @@ class Topology:
     _parent: tuple[int, ...]
     _range: tuple[tuple[int, int], ...]
     _node_end: tuple[int, ...]
+    _up_pairs: tuple[tuple[int, int], ...]
     _evse_own: tuple[tuple[int, ...], ...]
     _evse_node: tuple[int, ...]
     _evse_path: tuple[tuple[int, ...], ...]
@@ -190,6 +192,10 @@ class Topology:
         self._parent = tuple(-1 if n.parent is None else self._node_index[n.parent] for n in self._nodes)
         self._range = tuple(ranges[i] for i in order)
         self._node_end = tuple(node_end[i] for i in order)
+        # (node * 3, parent * 3) for every non-root node, children before parents
+        self._up_pairs = tuple(
+            (n * PHASES, p * PHASES) for n, p in reversed(list(enumerate(self._parent))) if p >= 0
+        )
         self._evse_node = tuple(self._node_index[e.node] for e in self._evses)
         paths: dict[int, tuple[int, ...]] = {}
         for i, parent in enumerate(self._parent):  # parents come before children
@@ -205,7 +211,7 @@ class Topology:
         self._evse_phases = tuple(e.phases for e in self._evses)
         self._set_capacity()
 
-    def _set_capacity(self) -> None:
+    def _set_capacity(self, before: Topology | None = None) -> None:
         avail: list[float] = []
         self._limit = tuple(node_limit_a(node, self.phase_voltage_v) for node in self._nodes)
         for limit, node in zip(self._limit, self._nodes, strict=True):
@@ -215,6 +221,9 @@ class Topology:
                 else:
                     avail.append(max(0.0, limit - node.margin_a - node.base_load_a[p]))
         self._avail = tuple(avail)
+        if before is not None and [a == math.inf for a in avail] == [a == math.inf for a in before._avail]:
+            self._evse_cons = before._evse_cons  # the same nodes are limited: same paths
+            return
         self._evse_cons = tuple(
             self.constraints(path, mask) for path, mask in zip(self._evse_path, self._evse_mask, strict=True)
         )
@@ -277,19 +286,30 @@ class Topology:
         A node whose meter stopped reporting can be set to its limit: it then counts
         as fully loaded and its EVSEs are paused.
         """
-        return self._with_node(node_id, base_load_a=_phase3(base_load_a, f"node {node_id!r}"))
+        return self.with_base_loads({node_id: base_load_a})
+
+    def with_base_loads(self, loads: Mapping[str, float | Sequence[float]]) -> Topology:
+        """A copy with the base loads of many nodes replaced at once (a round of meter readings)."""
+        return self._with_nodes(
+            {node_id: {"base_load_a": _phase3(load, f"node {node_id!r}")} for node_id, load in loads.items()}
+        )
 
     def _with_node(self, node_id: str, **changes: Any) -> Topology:
-        if node_id not in self._node_index:
-            raise TopologyError(f"unknown node {node_id!r}")
-        i = self._node_index[node_id]
-        node = replace(self._nodes[i], **changes)
-        _check_node(node)
+        return self._with_nodes({node_id: changes})
+
+    def _with_nodes(self, changes: Mapping[str, Mapping[str, Any]]) -> Topology:
+        nodes = list(self._nodes)
+        for node_id, change in changes.items():
+            i = self._node_index.get(node_id)
+            if i is None:
+                raise TopologyError(f"unknown node {node_id!r}")
+            nodes[i] = replace(nodes[i], **change)
+            _check_node(nodes[i])
         new = object.__new__(Topology)
         for name in Topology.__slots__:
             object.__setattr__(new, name, getattr(self, name))
-        new._nodes = (*self._nodes[:i], node, *self._nodes[i + 1 :])
-        new._set_capacity()
+        new._nodes = tuple(nodes)
+        new._set_capacity(before=self)
         return new
 
     def __repr__(self) -> str:

@@ -1,0 +1,248 @@
+"""``csms-sim``: run a fleet of virtual OCPP chargers against a CSMS and report.
+
+Exit codes: 0 run clean; 1 protocol errors seen; 2 bad options or scenario;
+3 the CSMS could not be reached (or no charger ever connected).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import resource
+import signal
+import socket
+import sys
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from simulators.fleet import FleetConfig, run_fleet
+from simulators.metrics import Progress
+from simulators.report import progress_line, write_plots
+from simulators.scenario import (
+    BUNDLED,
+    PROTOCOLS,
+    ScenarioError,
+    balancer_topology,
+    load_scenario,
+    scenario_summary,
+)
+
+T = TypeVar("T")
+EXIT_OK, EXIT_PROTOCOL, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+
+DESCRIPTION = """\
+Simulate OCPP 1.6J and 2.0.1 charging stations against any CSMS.
+
+Each charger connects to CSMS_URL/STATION_ID, boots, sends status notifications
+and heartbeats, and runs charging sessions: authorize, start, meter values (energy,
+power, current per phase, voltage, SoC), stop. Its EVs follow the charging profiles
+the CSMS installs. It answers remote start/stop, reset, unlock, availability,
+configuration / variables, trigger, charging profiles, composite schedule, data
+transfer, firmware update and log upload.
+
+Without --scenario the bundled 'default' scenario runs: sessions start on most
+chargers within ~10 s. Bundled scenarios: {bundled}.
+
+Exit codes: 0 clean run, 1 protocol errors seen, 2 bad options or scenario,
+3 CSMS unreachable.
+"""
+
+EPILOG = """\
+examples:
+  csms-sim run --csms ws://127.0.0.1:9000/ocpp --chargers 100 --duration 60 --report out.json
+  csms-sim run --csms ws://127.0.0.1:9000/ocpp --scenario model-city --workers 2
+  csms-sim topology --scenario model-city > balancer.json
+"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _duration(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be >= 0 (0: until Ctrl-C)")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="csms-sim", description=DESCRIPTION.format(bundled=", ".join(BUNDLED)),
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser("run", help="run a fleet against a CSMS",
+                         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+                         description="Run a fleet until --duration passes (or Ctrl-C), print a "
+                                     "summary, optionally write a JSON report.")
+    run.add_argument("--csms", required=True, metavar="URL",
+                     help="OCPP endpoint without the station id, e.g. ws://127.0.0.1:9000/ocpp")
+    _scenario_options(run)
+    run.add_argument("--duration", type=_duration, metavar="SECONDS",
+                     help="wall-clock run time (default: the scenario's; 0 = until Ctrl-C)")
+    run.add_argument("--ramp-up", type=_positive_float, metavar="PER_SECOND",
+                     help="new connections per second (default: the scenario's)")
+    run.add_argument("--workers", type=_positive_int, default=1, metavar="K",
+                     help="processes to spread the chargers over (default 1)")
+    run.add_argument("--report", metavar="FILE.json", help="write the JSON report here")
+    run.add_argument("--plots", metavar="DIR", help="write latency/throughput PNGs here (needs matplotlib)")
+    run.add_argument("--progress-interval", type=_positive_float, default=5.0, metavar="SECONDS",
+                     help="live progress on stderr every SECONDS (default 5)")
+    run.add_argument("--quiet", action="store_true", help="no live progress")
+    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="warning")
+    topo = sub.add_parser("topology", help="print a scenario's feeder topology for the CSMS balancer",
+                          description="Print the [balancer] nodes and evses of a scenario, as JSON "
+                                      "or as a TOML table for the CSMS configuration file.")
+    _scenario_options(topo)
+    topo.add_argument("--format", choices=["json", "toml"], default="json")
+    sub.add_parser("scenarios", help="list the bundled scenarios")
+    return parser
+
+
+def _scenario_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scenario", metavar="FILE",
+                   help=f"scenario TOML file or bundled name ({', '.join(BUNDLED)}); default: 'default'")
+    p.add_argument("--chargers", type=_positive_int, metavar="N", help="number of chargers")
+    p.add_argument("--protocol", choices=PROTOCOLS, help="OCPP version of the chargers")
+    p.add_argument("--id-prefix", metavar="PREFIX", help="station ids are PREFIX00001, PREFIX00002...")
+    p.add_argument("--seed", type=int, metavar="S", help="random seed (same seed, same fleet)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "scenarios":
+            for name in BUNDLED:
+                print(scenario_summary(load_scenario(name)))
+            return EXIT_OK
+        scenario = load_scenario(args.scenario).with_options(
+            chargers=args.chargers, protocol=args.protocol, id_prefix=args.id_prefix, seed=args.seed,
+            ramp_up_per_s=getattr(args, "ramp_up", None), duration_s=getattr(args, "duration", None),
+        )
+    except ScenarioError as exc:
+        print(f"csms-sim: bad scenario: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.command == "topology":
+        print(_topology_text(balancer_topology(scenario), args.format))
+        return EXIT_OK
+    problem = check_url(args.csms)
+    if problem is not None:
+        print(f"csms-sim: {problem}", file=sys.stderr)
+        return EXIT_USAGE if problem.startswith("--csms") else EXIT_UNREACHABLE
+    from csms.logging import configure_logging
+
+    configure_logging("console", args.log_level)
+    raise_fd_limit()
+    tune_gc()
+    config = FleetConfig(csms_url=args.csms.rstrip("/"), scenario=scenario, workers=args.workers,
+                         progress_interval_s=args.progress_interval)
+    return fast_loop(_run(config, args))
+
+
+async def _run(config: FleetConfig, args: argparse.Namespace) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+
+    def show(p: Progress) -> None:
+        if not args.quiet:
+            print(progress_line(p), file=sys.stderr, flush=True)
+
+    report = await run_fleet(config, stop=stop, progress=show)
+    print(report.summary(), file=sys.stderr)
+    if args.report:
+        report.write(args.report)
+        print(f"report written to {args.report}", file=sys.stderr)
+    if args.plots:
+        plots = write_plots(report, args.plots)
+        if plots is None:
+            print("no plots: matplotlib is not installed (pip install matplotlib)", file=sys.stderr)
+        else:
+            print(f"plots written: {', '.join(str(p) for p in plots)}", file=sys.stderr)
+    if report.connections_established == 0:
+        print(f"csms-sim: no charger could connect to {config.csms_url}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    return EXIT_PROTOCOL if report.protocol_errors else EXIT_OK
+
+
+def check_url(url: str, *, timeout_s: float = 3.0) -> str | None:
+    """Why ``url`` cannot be used (None: a TCP connection to it succeeds)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        return f"--csms must be a ws:// or wss:// URL such as ws://127.0.0.1:9000/ocpp, got {url!r}"
+    try:
+        port = parts.port or (443 if parts.scheme == "wss" else 80)
+    except ValueError:
+        return f"--csms has an invalid port: {url!r}"
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout_s):
+            return None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        return f"cannot reach the CSMS at {parts.hostname}:{port} ({url}): {reason}"
+
+
+def _topology_text(topology: dict[str, Any], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(topology, indent=2)
+    lines = ["[balancer]", "enabled = true", ""]
+    for key in ("nodes", "evses"):
+        for item in topology[key]:
+            lines.append(f"[[balancer.{key}]]")
+            lines.extend(f"{k} = {json.dumps(v)}" for k, v in item.items() if v is not None)
+            lines.append("")
+    return "\n".join(lines)
+
+
+def raise_fd_limit() -> None:
+    """Raise the soft open-files limit to the hard limit (thousands of sockets)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def tune_gc() -> None:
+    """Fewer full collections: the fleet allocates many long-lived objects."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
+
+
+def fast_loop(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on uvloop when installed, else on asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

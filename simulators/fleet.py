@@ -1,0 +1,234 @@
+"""Run a fleet of virtual chargers: in this event loop, or over worker processes.
+
+``run_fleet`` is the one entry point (the CLI and ``csms demo`` use it)::
+
+    report = await run_fleet(FleetConfig(csms_url="ws://127.0.0.1:9000/ocpp",
+                                         scenario=load_scenario("smoke")))
+
+Chargers start at ``scenario.ramp_up_per_s``; the run ends after ``duration_s``
+(wall-clock; 0 means "until ``stop`` is set"), then every charger ends its sessions,
+sends what it queued and closes (bounded by ``behaviour.stop_grace_s``). With
+``workers > 1`` the chargers are split over processes (charger i goes to worker
+i mod K); their progress and reports are merged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import queue
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from multiprocessing.synchronize import Event as MpEvent
+from typing import Any
+
+from simulators.charger import VirtualCharger
+from simulators.clock import SimClock
+from simulators.metrics import Progress, Recorder
+from simulators.report import Report, build_report
+from simulators.scenario import Scenario, balancer_topology
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FleetConfig:
+    """What to run and against which CSMS (``ws://HOST:PORT/PATH``; ids are appended)."""
+
+    csms_url: str
+    scenario: Scenario
+    duration_s: float | None = None  # None: the scenario's; 0: until ``stop``
+    workers: int = 1
+    progress_interval_s: float = 5.0
+
+    def describe(self) -> dict[str, Any]:
+        s = self.scenario
+        return {
+            "csms_url": self.csms_url, "scenario": s.name, "chargers": s.chargers, "protocol": s.protocol,
+            "workers": self.workers, "seed": s.seed, "ramp_up_per_s": s.ramp_up_per_s,
+            "time_acceleration": s.time_acceleration, "meter_interval_s": s.meter_interval_s,
+            "duration_s": self.run_seconds,
+        }
+
+    @property
+    def run_seconds(self) -> float:
+        return self.scenario.duration_s if self.duration_s is None else self.duration_s
+
+
+def topology(scenario: Scenario) -> dict[str, Any]:
+    """The balancer topology of a scenario (see :func:`simulators.scenario.balancer_topology`)."""
+    return balancer_topology(scenario)
+
+
+async def run_fleet(
+    config: FleetConfig, *, stop: asyncio.Event | None = None, progress: ProgressCallback | None = None,
+) -> Report:
+    """Run the fleet until its duration passes or ``stop`` is set; return the report."""
+    if config.workers < 1:
+        raise ValueError("workers must be >= 1")
+    started_at = datetime.now(UTC)
+    t0 = time.monotonic()
+    recorder = Recorder()
+    stop = stop or asyncio.Event()
+    if config.workers == 1:
+        await _run_local(config, range(config.scenario.chargers), recorder, stop, progress)
+    else:
+        await _run_workers(config, recorder, stop, progress)
+    return build_report(recorder, config=config.describe(), started_at=started_at,
+                        finished_at=datetime.now(UTC), duration_s=time.monotonic() - t0)
+
+
+async def _run_local(
+    config: FleetConfig, indices: range, recorder: Recorder, stop: asyncio.Event,
+    progress: ProgressCallback | None,
+) -> None:
+    """Run the chargers at ``indices`` in this event loop."""
+    s = config.scenario
+    clock = SimClock(s.start_time, s.time_acceleration)
+    chargers = [
+        VirtualCharger(spec, url=config.csms_url, clock=clock, recorder=recorder, behaviour=s.behaviour,
+                       arrivals=s.arrivals, id_tags=s.id_tags)
+        for spec in s.charger_specs(indices)
+    ]
+    tasks: list[asyncio.Task[None]] = []
+    reporter = asyncio.create_task(_report_progress(recorder, config.progress_interval_s, progress))
+    ramp = asyncio.create_task(_ramp_up(chargers, tasks, s.ramp_up_per_s / config.workers, stop))
+    try:
+        seconds = config.run_seconds
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds if seconds > 0 else None)
+    finally:
+        ramp.cancel()
+        await asyncio.gather(ramp, return_exceptions=True)
+        recorder.stopping = True
+        await _stop_all(chargers, tasks, s.behaviour.stop_grace_s)
+        reporter.cancel()
+        await asyncio.gather(reporter, return_exceptions=True)
+        if progress is not None:
+            progress(recorder.snapshot())
+
+
+async def _ramp_up(
+    chargers: list[VirtualCharger], tasks: list[asyncio.Task[None]], per_s: float, stop: asyncio.Event
+) -> None:
+    """Start chargers at ``per_s`` (in batches every 10 ms at high rates)."""
+    t0 = time.monotonic()
+    started = 0
+    while started < len(chargers) and not stop.is_set():
+        due = min(len(chargers), int((time.monotonic() - t0) * per_s) + 1)
+        for charger in chargers[started:due]:
+            tasks.append(asyncio.create_task(charger.run(), name=charger.spec.station_id))
+        started = due
+        await asyncio.sleep(max(0.01, (started / per_s) - (time.monotonic() - t0)))
+
+
+async def _stop_all(chargers: list[VirtualCharger], tasks: list[asyncio.Task[None]], grace_s: float) -> None:
+    """Ask every charger to stop; cancel those still running after ``grace_s``."""
+    for charger in chargers:
+        charger.stop()
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=grace_s)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _report_progress(recorder: Recorder, interval_s: float, progress: ProgressCallback | None) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        snapshot = recorder.snapshot()
+        if progress is not None:
+            progress(snapshot)
+
+
+# --- worker processes -------------------------------------------------------------------
+
+
+async def _run_workers(
+    config: FleetConfig, recorder: Recorder, stop: asyncio.Event, progress: ProgressCallback | None
+) -> None:
+    """Split the fleet over ``config.workers`` processes and merge what they report."""
+    log_level = logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
+    ctx = multiprocessing.get_context("spawn")
+    messages: multiprocessing.Queue[tuple[str, int, dict[str, Any]]] = ctx.Queue()
+    stop_flag = ctx.Event()
+    procs = [
+        ctx.Process(target=_worker_main, args=(config, i, messages, stop_flag, log_level), daemon=True,
+                    name=f"csms-sim-worker-{i}")
+        for i in range(config.workers)
+    ]
+    for proc in procs:
+        proc.start()
+    latest: dict[int, dict[str, Any]] = {}
+    done: set[int] = set()
+    loop = asyncio.get_running_loop()
+    try:
+        while len(done) < len(procs):
+            if stop.is_set():
+                stop_flag.set()
+            try:
+                kind, index, payload = await loop.run_in_executor(None, messages.get, True, 0.25)
+            except queue.Empty:
+                dead = [i for i, p in enumerate(procs) if not p.is_alive() and i not in done]
+                if dead and messages.empty():
+                    for i in dead:
+                        recorder.error(f"worker_crashed:{i}")
+                        done.add(i)
+                continue
+            if kind == "progress":
+                latest[index] = payload
+                if progress is not None and len(latest) == len(procs):
+                    progress(Progress.combine(list(latest.values())))
+            elif kind == "done":
+                recorder.merge(payload)
+                done.add(index)
+    finally:
+        stop_flag.set()
+        for proc in procs:
+            await loop.run_in_executor(None, proc.join, 15)
+            if proc.is_alive():
+                proc.kill()
+
+
+def _worker_main(
+    config: FleetConfig, index: int, messages: multiprocessing.Queue[tuple[str, int, dict[str, Any]]],
+    stop_flag: MpEvent, log_level: str,
+) -> None:
+    """Entry point of a worker process: its share of the chargers, in its own loop."""
+    from csms.logging import configure_logging
+    from simulators.cli import fast_loop, raise_fd_limit, tune_gc
+
+    known = ("debug", "info", "warning", "error")
+    configure_logging("console", log_level if log_level in known else "warning")
+    raise_fd_limit()
+    tune_gc()
+    fast_loop(_worker(config, index, messages, stop_flag))
+
+
+async def _worker(
+    config: FleetConfig, index: int, messages: multiprocessing.Queue[tuple[str, int, dict[str, Any]]],
+    stop_flag: MpEvent,
+) -> None:
+    recorder = Recorder()
+    stop = asyncio.Event()
+
+    async def watch() -> None:  # a multiprocessing.Event cannot be awaited: poll it
+        while not stop_flag.is_set():  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
+        stop.set()
+
+    def on_progress(p: Progress) -> None:
+        messages.put(("progress", index, p.export()))
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await _run_local(config, range(index, config.scenario.chargers, config.workers), recorder, stop,
+                         on_progress)
+    finally:
+        watcher.cancel()
+        messages.put(("done", index, recorder.export()))

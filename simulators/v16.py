@@ -1,0 +1,367 @@
+"""OCPP 1.6J for the virtual charger: outgoing payloads and the CSMS-initiated calls it serves."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from csms.core.model import OcppVersion
+from csms.ocpp.rpc import ErrorKind
+from simulators.clock import timestamp
+from simulators.dialect import (
+    FIRMWARE_STEPS,
+    METER_CONTEXT,
+    Build,
+    OnAnswer,
+    parse_positive_int,
+    report_progress,
+    sampled_values,
+    seconds,
+)
+from simulators.link import Refused, Served
+from simulators.model import ChargerOps, EvseState, Sample, Status, StopReason, Tx
+from simulators.profiles import (
+    ProfileRejected,
+    Purpose,
+    RateUnit,
+    parse_get_composite_schedule,
+    parse_profile,
+    parse_set_charging_profile,
+)
+
+_STOP_REASON = {reason: reason.value for reason in StopReason}
+
+
+class V16:
+    """The OCPP 1.6J dialect."""
+
+    version = OcppVersion.V16
+
+    # --- outgoing -----------------------------------------------------------------------
+    def boot(self, c: ChargerOps, reason: str) -> dict[str, Any]:
+        spec = c.spec
+        return {
+            "chargePointVendor": spec.vendor[:20], "chargePointModel": spec.model[:20],
+            "chargePointSerialNumber": spec.serial_number[:25], "firmwareVersion": spec.firmware_version[:50],
+        }
+
+    def boot_result(self, response: dict[str, Any]) -> tuple[str, int]:
+        return str(response["status"]), int(response["interval"])
+
+    def status(self, c: ChargerOps, evse: EvseState) -> dict[str, Any] | None:
+        value = evse.status.value
+        if evse.sent_status == value:
+            return None
+        evse.sent_status = value
+        payload: dict[str, Any] = {
+            "connectorId": evse.id, "status": value, "timestamp": timestamp(c.clock.now()),
+            "errorCode": "GroundFailure" if evse.status is Status.FAULTED else "NoError",
+        }
+        return payload
+
+    def authorize(self, id_tag: str) -> dict[str, Any]:
+        return {"idTag": id_tag}
+
+    def authorized(self, response: dict[str, Any]) -> bool:
+        return bool(response["idTagInfo"]["status"] == "Accepted")
+
+    def tx_started(
+        self, c: ChargerOps, evse: EvseState, tx: Tx, sample: Sample, *, offline: bool
+    ) -> tuple[str, Build, OnAnswer | None]:
+        payload = {
+            "connectorId": evse.id, "idTag": tx.id_tag, "meterStart": int(tx.meter_start_wh),
+            "timestamp": timestamp(tx.started_at),
+        }
+
+        def on_answer(response: dict[str, Any]) -> None:
+            tx.csms_id = int(response["transactionId"])
+            if response["idTagInfo"]["status"] != "Accepted":
+                tx.deauthorized = True
+
+        return "StartTransaction", lambda: payload, on_answer
+
+    def tx_meter(
+        self, evse: EvseState, tx: Tx, sample: Sample, *, offline: bool, trigger: str
+    ) -> tuple[str, Build]:
+        values = [{"timestamp": timestamp(sample.ts),
+                   "sampledValue": sampled_values(sample, METER_CONTEXT[trigger], strings=True)}]
+
+        def build() -> dict[str, Any]:
+            payload: dict[str, Any] = {"connectorId": evse.id, "meterValue": values}
+            if tx.csms_id is not None:
+                payload["transactionId"] = tx.csms_id
+            return payload
+
+        return "MeterValues", build
+
+    def tx_state(self, evse: EvseState, tx: Tx, sample: Sample, *, offline: bool) -> tuple[str, Build] | None:
+        return None
+
+    def tx_ended(
+        self, evse: EvseState, tx: Tx, sample: Sample, reason: StopReason, *, offline: bool
+    ) -> tuple[str, Build]:
+        payload: dict[str, Any] = {
+            "meterStop": int(sample.register_wh), "timestamp": timestamp(sample.ts),
+            "reason": _STOP_REASON[reason],
+            "transactionData": [{"timestamp": timestamp(sample.ts),
+                                 "sampledValue": sampled_values(sample, METER_CONTEXT["end"], strings=True)}],
+        }
+        if reason is StopReason.LOCAL:
+            payload["idTag"] = tx.id_tag
+
+        def build() -> dict[str, Any]:
+            return {**payload, "transactionId": tx.csms_id if tx.csms_id is not None else -1}
+
+        return "StopTransaction", build
+
+    def meter(self, evse: EvseState, sample: Sample) -> dict[str, Any]:
+        values = [{"timestamp": timestamp(sample.ts),
+                   "sampledValue": sampled_values(sample, METER_CONTEXT["trigger"], strings=True)}]
+        return {"connectorId": evse.id, "meterValue": values}
+
+    def profile_tx_id(self, tx: Tx) -> str | int | None:
+        return tx.csms_id
+
+    def serve(self, c: ChargerOps, action: str, payload: dict[str, Any]) -> Served:
+        handler = _HANDLERS.get(action)
+        if handler is None:
+            raise Refused(ErrorKind.NOT_SUPPORTED, f"{action} is not supported by this charger")
+        return handler(c, payload)
+
+
+# --- CSMS-initiated calls ---------------------------------------------------------------
+
+
+def _evse(c: ChargerOps, connector_id: int | None) -> EvseState | None:
+    return None if connector_id is None else c.evses.get(connector_id)
+
+
+def _remote_start(c: ChargerOps, p: dict[str, Any]) -> Served:
+    profile = None
+    if "chargingProfile" in p:
+        try:
+            profile = parse_profile(p["chargingProfile"])
+        except ProfileRejected:
+            return Served({"status": "Rejected"})
+        if profile.purpose is not Purpose.TX:
+            return Served({"status": "Rejected"})
+    connector = p.get("connectorId")
+    if connector is not None and connector not in c.evses:
+        return Served({"status": "Rejected"})
+    evse = c.remote_start(connector, p["idTag"], profile=profile)
+    return Served({"status": "Accepted" if evse is not None else "Rejected"})
+
+
+def _remote_stop(c: ChargerOps, p: dict[str, Any]) -> Served:
+    for evse in c.evses.values():
+        if evse.tx is not None and evse.tx.csms_id == p["transactionId"]:
+            return Served({"status": "Accepted" if c.remote_stop(evse.tx.local_id) else "Rejected"})
+    return Served({"status": "Rejected"})
+
+
+def _reset(c: ChargerOps, p: dict[str, Any]) -> Served:
+    c.reset(hard=p["type"] == "Hard", when_idle=False)
+    return Served({"status": "Accepted"})
+
+
+def _unlock(c: ChargerOps, p: dict[str, Any]) -> Served:
+    if p["connectorId"] not in c.evses:
+        return Served({"status": "NotSupported"})
+    return Served({"status": "Unlocked" if c.unlock(p["connectorId"]) else "UnlockFailed"})
+
+
+def _change_availability(c: ChargerOps, p: dict[str, Any]) -> Served:
+    connector = p["connectorId"]
+    if connector != 0 and connector not in c.evses:
+        return Served({"status": "Rejected"})
+    now = c.change_availability(connector, p["type"] == "Operative")
+    return Served({"status": "Accepted" if now else "Scheduled"})
+
+
+_CONFIG_READONLY = {
+    "NumberOfConnectors", "SupportedFeatureProfiles", "ChargeProfileMaxStackLevel",
+    "ChargingScheduleAllowedChargingRateUnit", "ChargingScheduleMaxPeriods", "MaxChargingProfilesInstalled",
+    "MeterValuesSampledDataMaxLength", "GetConfigurationMaxKeys",
+}
+
+
+def _config(c: ChargerOps) -> dict[str, str]:
+    s = c.settings
+    values = {
+        "HeartbeatInterval": seconds(s.heartbeat_interval_s),
+        "MeterValueSampleInterval": seconds(s.meter_interval_s),
+        "MeterValuesSampledData": "Energy.Active.Import.Register,Power.Active.Import,Current.Import,"
+                                  "Current.Offered,Voltage,SoC",
+        "ClockAlignedDataInterval": "0",
+        "ConnectionTimeOut": "60",
+        "AuthorizeRemoteTxRequests": str(s.authorize_remote_start).lower(),
+        "LocalAuthorizeOffline": str(s.local_authorize_offline).lower(),
+        "LocalPreAuthorize": "false",
+        "StopTransactionOnEVSideDisconnect": "true",
+        "StopTransactionOnInvalidId": "true",
+        "TransactionMessageAttempts": "3",
+        "TransactionMessageRetryInterval": "10",
+        "UnlockConnectorOnEVSideDisconnect": "true",
+        "WebSocketPingInterval": "0",
+        "NumberOfConnectors": str(len(c.evses)),
+        "SupportedFeatureProfiles": "Core,FirmwareManagement,RemoteTrigger,SmartCharging",
+        "ChargeProfileMaxStackLevel": "10",
+        "ChargingScheduleAllowedChargingRateUnit": "Current,Power",
+        "ChargingScheduleMaxPeriods": "24",
+        "MaxChargingProfilesInstalled": "20",
+        "MeterValuesSampledDataMaxLength": "8",
+        "GetConfigurationMaxKeys": "50",
+    }
+    values.update(s.extra)
+    return values
+
+
+def _get_configuration(c: ChargerOps, p: dict[str, Any]) -> Served:
+    values = _config(c)
+    wanted = p.get("key") or list(values)
+    known = [{"key": k, "readonly": k in _CONFIG_READONLY, "value": values[k]} for k in wanted if k in values]
+    unknown = [k for k in wanted if k not in values]
+    result: dict[str, Any] = {"configurationKey": known}
+    if unknown:
+        result["unknownKey"] = unknown
+    return Served(result)
+
+
+def _change_configuration(c: ChargerOps, p: dict[str, Any]) -> Served:
+    key, value = p["key"], p["value"]
+    values = _config(c)
+    if key not in values:
+        return Served({"status": "NotSupported"})
+    if key in _CONFIG_READONLY:
+        return Served({"status": "Rejected"})
+    if key in ("HeartbeatInterval", "MeterValueSampleInterval"):
+        number = parse_positive_int(value)
+        if number is None:
+            return Served({"status": "Rejected"})
+        if key == "HeartbeatInterval":
+            c.settings.heartbeat_interval_s = number
+        else:
+            c.settings.meter_interval_s = number
+    elif key == "AuthorizeRemoteTxRequests":
+        c.settings.authorize_remote_start = value.lower() == "true"
+    elif key == "LocalAuthorizeOffline":
+        c.settings.local_authorize_offline = value.lower() == "true"
+    else:
+        c.settings.extra[key] = value
+    return Served({"status": "Accepted"})
+
+
+def _trigger(c: ChargerOps, p: dict[str, Any]) -> Served:
+    message = p["requestedMessage"]
+    connector = p.get("connectorId")
+    if connector is not None and connector != 0 and connector not in c.evses:
+        return Served({"status": "Rejected"})
+    targets = [c.evses[connector]] if connector else list(c.evses.values())
+    if message == "BootNotification":
+        return Served({"status": "Accepted"}, c.send_boot)
+    if message == "Heartbeat":
+        return Served({"status": "Accepted"}, c.send_heartbeat)
+    if message == "StatusNotification":
+        def send_status() -> None:
+            for evse in targets:
+                evse.sent_status = None
+                c.send_status(evse)
+        return Served({"status": "Accepted"}, send_status)
+    if message == "MeterValues":
+        def send_meter() -> None:
+            for evse in targets:
+                c.send_meter(evse)
+        return Served({"status": "Accepted"}, send_meter)
+    if message == "FirmwareStatusNotification":
+        return Served({"status": "Accepted"},
+                      lambda: c.enqueue("FirmwareStatusNotification", lambda: {"status": "Idle"}))
+    if message == "DiagnosticsStatusNotification":
+        return Served({"status": "Accepted"},
+                      lambda: c.enqueue("DiagnosticsStatusNotification", lambda: {"status": "Idle"}))
+    return Served({"status": "NotImplemented"})
+
+
+def _set_profile(c: ChargerOps, p: dict[str, Any]) -> Served:
+    try:
+        evse_id, profile = parse_set_charging_profile(p)
+    except ProfileRejected:
+        return Served({"status": "Rejected"})
+    if evse_id != 0 and evse_id not in c.evses:
+        return Served({"status": "Rejected"})
+    if profile.purpose is Purpose.TX:
+        tx = c.evses[evse_id].tx if evse_id in c.evses else None
+        if tx is None or (profile.transaction_id is not None and profile.transaction_id != str(tx.csms_id)):
+            return Served({"status": "Rejected"})
+    try:
+        c.set_profile(evse_id, profile)
+    except ProfileRejected:
+        return Served({"status": "Rejected"})
+    return Served({"status": "Accepted"})
+
+
+def _clear_profile(c: ChargerOps, p: dict[str, Any]) -> Served:
+    try:
+        cleared = c.clear_profiles(p)
+    except ProfileRejected:
+        return Served({"status": "Unknown"})
+    return Served({"status": "Accepted" if cleared else "Unknown"})
+
+
+def _composite(c: ChargerOps, p: dict[str, Any]) -> Served:
+    evse_id, duration_s, unit = parse_get_composite_schedule(p)
+    if evse_id != 0 and evse_id not in c.evses:
+        return Served({"status": "Rejected"})
+    schedule = c.composite(evse_id, duration_s, unit or RateUnit.A)
+    return Served({
+        "status": "Accepted", "connectorId": evse_id, "scheduleStart": timestamp(schedule.start),
+        "chargingSchedule": schedule.charging_schedule_v16(),
+    })
+
+
+def _data_transfer(c: ChargerOps, p: dict[str, Any]) -> Served:
+    if p["vendorId"] != c.spec.vendor:
+        return Served({"status": "UnknownVendorId"})
+    return Served({"status": "Accepted", "data": p.get("data", "")})
+
+
+def _update_firmware(c: ChargerOps, p: dict[str, Any]) -> Served:
+    def progress() -> None:
+        report_progress(c, "FirmwareStatusNotification", FIRMWARE_STEPS)
+    return Served({}, progress)
+
+
+def _get_diagnostics(c: ChargerOps, p: dict[str, Any]) -> Served:
+    name = f"{c.spec.station_id}-diagnostics.log"
+
+    def progress() -> None:
+        report_progress(c, "DiagnosticsStatusNotification", ("Uploading", "Uploaded"))
+    return Served({"fileName": name}, progress)
+
+
+def _fixed(payload: dict[str, Any]) -> Callable[[ChargerOps, dict[str, Any]], Served]:
+    def handler(c: ChargerOps, p: dict[str, Any]) -> Served:
+        return Served(dict(payload))
+    return handler
+
+
+_HANDLERS: dict[str, Callable[[ChargerOps, dict[str, Any]], Served]] = {
+    "RemoteStartTransaction": _remote_start,
+    "RemoteStopTransaction": _remote_stop,
+    "Reset": _reset,
+    "UnlockConnector": _unlock,
+    "ChangeAvailability": _change_availability,
+    "GetConfiguration": _get_configuration,
+    "ChangeConfiguration": _change_configuration,
+    "TriggerMessage": _trigger,
+    "SetChargingProfile": _set_profile,
+    "ClearChargingProfile": _clear_profile,
+    "GetCompositeSchedule": _composite,
+    "DataTransfer": _data_transfer,
+    "UpdateFirmware": _update_firmware,
+    "GetDiagnostics": _get_diagnostics,
+    "ClearCache": _fixed({"status": "Accepted"}),
+    "GetLocalListVersion": _fixed({"listVersion": 0}),
+    "SendLocalList": _fixed({"status": "NotSupported"}),
+    "ReserveNow": _fixed({"status": "Rejected"}),
+    "CancelReservation": _fixed({"status": "Rejected"}),
+}

@@ -1,0 +1,482 @@
+"""OCPP 2.0.1 for the virtual charger: outgoing payloads and the CSMS-initiated calls it serves."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from csms.core.model import OcppVersion
+from csms.ocpp.rpc import ErrorKind
+from simulators.clock import timestamp
+from simulators.dialect import (
+    FIRMWARE_STEPS,
+    METER_CONTEXT,
+    Build,
+    OnAnswer,
+    in_use,
+    parse_positive_int,
+    report_progress,
+    sampled_values,
+    seconds,
+)
+from simulators.link import Refused, Served
+from simulators.model import ChargerOps, EvseState, Sample, Status, StopReason, Tx
+from simulators.profiles import (
+    ProfileRejected,
+    Purpose,
+    RateUnit,
+    parse_get_composite_schedule,
+    parse_profile,
+    parse_set_charging_profile,
+)
+
+# StopReason -> (triggerReason, stoppedReason)
+_ENDED = {
+    StopReason.LOCAL: ("StopAuthorized", "Local"),
+    StopReason.REMOTE: ("RemoteStop", "Remote"),
+    StopReason.EV_DISCONNECTED: ("EVDeparted", "EVDisconnected"),
+    StopReason.DEAUTHORIZED: ("Deauthorized", "DeAuthorized"),
+    StopReason.SOFT_RESET: ("ResetCommand", "ImmediateReset"),
+    StopReason.HARD_RESET: ("ResetCommand", "ImmediateReset"),
+    StopReason.UNLOCK: ("UnlockCommand", "Other"),
+    StopReason.OTHER: ("AbnormalCondition", "Other"),
+    StopReason.POWER_LOSS: ("AbnormalCondition", "PowerLoss"),
+}
+_CHARGING_STATE = {
+    Status.CHARGING: "Charging",
+    Status.SUSPENDED_EV: "SuspendedEV",
+    Status.SUSPENDED_EVSE: "SuspendedEVSE",
+    Status.PREPARING: "EVConnected",
+    Status.FINISHING: "EVConnected",
+}
+
+
+def connector_status(status: Status) -> str:
+    """1.6-style status as a 2.0.1 connectorStatus."""
+    if in_use(status):
+        return "Occupied"
+    return status.value
+
+
+def _token(id_tag: str, remote: bool) -> dict[str, Any]:
+    return {"idToken": id_tag, "type": "Central" if remote else "ISO14443"}
+
+
+class V201:
+    """The OCPP 2.0.1 dialect."""
+
+    version = OcppVersion.V201
+
+    # --- outgoing -----------------------------------------------------------------------
+    def boot(self, c: ChargerOps, reason: str) -> dict[str, Any]:
+        spec = c.spec
+        station: dict[str, Any] = {"model": spec.model[:20], "vendorName": spec.vendor[:50],
+                                   "firmwareVersion": spec.firmware_version[:50]}
+        if spec.serial_number:
+            station["serialNumber"] = spec.serial_number[:25]
+        return {"reason": reason, "chargingStation": station}
+
+    def boot_result(self, response: dict[str, Any]) -> tuple[str, int]:
+        return str(response["status"]), int(response["interval"])
+
+    def status(self, c: ChargerOps, evse: EvseState) -> dict[str, Any] | None:
+        value = connector_status(evse.status)
+        if evse.sent_status == value:
+            return None
+        evse.sent_status = value
+        return {"timestamp": timestamp(c.clock.now()), "connectorStatus": value, "evseId": evse.id,
+                "connectorId": 1}
+
+    def authorize(self, id_tag: str) -> dict[str, Any]:
+        return {"idToken": _token(id_tag, False)}
+
+    def authorized(self, response: dict[str, Any]) -> bool:
+        return bool(response["idTokenInfo"]["status"] == "Accepted")
+
+    def _event(
+        self, event: str, trigger: str, evse: EvseState, tx: Tx, *, offline: bool,
+        info: dict[str, Any], sample: Sample | None = None, context: str = "",
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "eventType": event, "timestamp": timestamp(sample.ts if sample else tx.started_at),
+            "triggerReason": trigger, "seqNo": tx.seq_no,
+            "transactionInfo": {"transactionId": tx.local_id, **info},
+            "evse": {"id": evse.id, "connectorId": 1},
+        }
+        tx.seq_no += 1
+        if offline:
+            payload["offline"] = True
+        if sample is not None:
+            payload["meterValue"] = [{"timestamp": timestamp(sample.ts),
+                                      "sampledValue": sampled_values(sample, context, strings=False)}]
+        return payload
+
+    def tx_started(
+        self, c: ChargerOps, evse: EvseState, tx: Tx, sample: Sample, *, offline: bool
+    ) -> tuple[str, Build, OnAnswer | None]:
+        info: dict[str, Any] = {"chargingState": _CHARGING_STATE.get(tx.charging_state, "Charging")}
+        remote = tx.remote_start_id is not None
+        if remote:
+            info["remoteStartId"] = tx.remote_start_id
+        payload = self._event("Started", "RemoteStart" if remote else "Authorized", evse, tx,
+                              offline=offline, info=info, sample=sample, context=METER_CONTEXT["begin"])
+        payload["timestamp"] = timestamp(tx.started_at)
+        payload["idToken"] = _token(tx.id_tag, remote)
+
+        def on_answer(response: dict[str, Any]) -> None:
+            info = response.get("idTokenInfo")
+            if info is not None and info["status"] != "Accepted":
+                tx.deauthorized = True
+
+        return "TransactionEvent", lambda: payload, on_answer
+
+    def tx_meter(
+        self, evse: EvseState, tx: Tx, sample: Sample, *, offline: bool, trigger: str
+    ) -> tuple[str, Build]:
+        reason = "Trigger" if trigger == "trigger" else "MeterValuePeriodic"
+        info = {"chargingState": _CHARGING_STATE.get(tx.charging_state, "Charging")}
+        payload = self._event("Updated", reason, evse, tx, offline=offline, info=info, sample=sample,
+                              context=METER_CONTEXT[trigger])
+        return "TransactionEvent", lambda: payload
+
+    def tx_state(self, evse: EvseState, tx: Tx, sample: Sample, *, offline: bool) -> tuple[str, Build] | None:
+        info = {"chargingState": _CHARGING_STATE.get(tx.charging_state, "Charging")}
+        payload = self._event("Updated", "ChargingStateChanged", evse, tx, offline=offline, info=info)
+        payload["timestamp"] = timestamp(sample.ts)
+        return "TransactionEvent", lambda: payload
+
+    def tx_ended(
+        self, evse: EvseState, tx: Tx, sample: Sample, reason: StopReason, *, offline: bool
+    ) -> tuple[str, Build]:
+        trigger, stopped = _ENDED[reason]
+        info = {"stoppedReason": stopped, "chargingState": "EVConnected" if evse.ev else "Idle"}
+        payload = self._event("Ended", trigger, evse, tx, offline=offline, info=info, sample=sample,
+                              context=METER_CONTEXT["end"])
+        if reason is StopReason.LOCAL:
+            payload["idToken"] = _token(tx.id_tag, False)
+        return "TransactionEvent", lambda: payload
+
+    def meter(self, evse: EvseState, sample: Sample) -> dict[str, Any]:
+        values = [{"timestamp": timestamp(sample.ts),
+                   "sampledValue": sampled_values(sample, METER_CONTEXT["trigger"], strings=False)}]
+        return {"evseId": evse.id, "meterValue": values}
+
+    def profile_tx_id(self, tx: Tx) -> str | int | None:
+        return tx.local_id
+
+    def serve(self, c: ChargerOps, action: str, payload: dict[str, Any]) -> Served:
+        handler = _HANDLERS.get(action)
+        if handler is None:
+            raise Refused(ErrorKind.NOT_SUPPORTED, f"{action} is not supported by this charger")
+        return handler(c, payload)
+
+
+# --- CSMS-initiated calls ---------------------------------------------------------------
+
+
+def _request_start(c: ChargerOps, p: dict[str, Any]) -> Served:
+    profile = None
+    if "chargingProfile" in p:
+        try:
+            profile = parse_profile(p["chargingProfile"])
+        except ProfileRejected:
+            return Served({"status": "Rejected"})
+        if profile.purpose is not Purpose.TX:
+            return Served({"status": "Rejected"})
+    evse_id = p.get("evseId")
+    if evse_id is not None and evse_id not in c.evses:
+        return Served({"status": "Rejected"})
+    evse = c.remote_start(evse_id, p["idToken"]["idToken"], remote_start_id=p["remoteStartId"],
+                          profile=profile)
+    if evse is None:
+        return Served({"status": "Rejected"})
+    result: dict[str, Any] = {"status": "Accepted"}
+    if evse.tx is not None:
+        result["transactionId"] = evse.tx.local_id
+    return Served(result)
+
+
+def _request_stop(c: ChargerOps, p: dict[str, Any]) -> Served:
+    return Served({"status": "Accepted" if c.remote_stop(p["transactionId"]) else "Rejected"})
+
+
+def _reset(c: ChargerOps, p: dict[str, Any]) -> Served:
+    if "evseId" in p:
+        return Served({"status": "Rejected"})
+    now = c.reset(hard=p["type"] == "Immediate", when_idle=p["type"] == "OnIdle")
+    return Served({"status": "Accepted" if now else "Scheduled"})
+
+
+def _unlock(c: ChargerOps, p: dict[str, Any]) -> Served:
+    evse = c.evses.get(p["evseId"])
+    if evse is None or p["connectorId"] != 1:
+        return Served({"status": "UnknownConnector"})
+    if evse.tx is not None:
+        return Served({"status": "OngoingAuthorizedTransaction"})
+    return Served({"status": "Unlocked" if c.unlock(evse.id) else "UnlockFailed"})
+
+
+def _change_availability(c: ChargerOps, p: dict[str, Any]) -> Served:
+    evse = p.get("evse") or {}
+    evse_id = evse.get("id", 0)
+    if evse_id != 0 and (evse_id not in c.evses or evse.get("connectorId", 1) != 1):
+        return Served({"status": "Rejected"})
+    now = c.change_availability(evse_id, p["operationalStatus"] == "Operative")
+    return Served({"status": "Accepted" if now else "Scheduled"})
+
+
+# --- device model -------------------------------------------------------------------------
+
+_READ_ONLY = "ReadOnly"
+_READ_WRITE = "ReadWrite"
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _variables(c: ChargerOps) -> dict[tuple[str, str], tuple[str, str, str]]:
+    """(component, variable) -> (value, mutability, dataType)."""
+    s = c.settings
+    table = {
+        ("OCPPCommCtrlr", "HeartbeatInterval"): (seconds(s.heartbeat_interval_s), _READ_WRITE, "integer"),
+        ("OCPPCommCtrlr", "WebSocketPingInterval"): ("0", _READ_WRITE, "integer"),
+        ("SampledDataCtrlr", "TxUpdatedInterval"): (seconds(s.meter_interval_s), _READ_WRITE, "integer"),
+        ("SampledDataCtrlr", "TxUpdatedMeasurands"): (
+            "Energy.Active.Import.Register,Power.Active.Import,Current.Import,Current.Offered,Voltage,SoC",
+            _READ_WRITE, "MemberList"),
+        ("AlignedDataCtrlr", "Interval"): ("0", _READ_WRITE, "integer"),
+        ("AuthCtrlr", "AuthorizeRemoteStart"): (_bool(s.authorize_remote_start), _READ_WRITE, "boolean"),
+        ("AuthCtrlr", "LocalAuthorizeOffline"): (_bool(s.local_authorize_offline), _READ_WRITE, "boolean"),
+        ("TxCtrlr", "TxStartPoint"): ("Authorized", _READ_WRITE, "MemberList"),
+        ("TxCtrlr", "TxStopPoint"): ("EVConnected,Authorized", _READ_WRITE, "MemberList"),
+        ("TxCtrlr", "EVConnectionTimeOut"): ("60", _READ_WRITE, "integer"),
+        ("SmartChargingCtrlr", "Enabled"): ("true", _READ_ONLY, "boolean"),
+        ("SmartChargingCtrlr", "RateUnit"): ("A,W", _READ_ONLY, "MemberList"),
+        ("SmartChargingCtrlr", "PeriodsPerSchedule"): ("24", _READ_ONLY, "integer"),
+        ("SmartChargingCtrlr", "ProfileStackLevel"): ("10", _READ_ONLY, "integer"),
+        ("ChargingStation", "VendorName"): (c.spec.vendor, _READ_ONLY, "string"),
+        ("ChargingStation", "Model"): (c.spec.model, _READ_ONLY, "string"),
+        ("ChargingStation", "AvailabilityState"): (
+            "Available" if all(e.operative for e in c.evses.values()) else "Unavailable",
+            _READ_ONLY, "OptionList"),
+    }
+    for key, value in s.extra.items():
+        component, _, variable = key.partition("/")
+        if (component, variable) in table:
+            _, mutability, kind = table[(component, variable)]
+            table[(component, variable)] = (value, mutability, kind)
+    return table
+
+
+def _lookup(c: ChargerOps, item: dict[str, Any]) -> tuple[str, tuple[str, str, str] | None]:
+    """(status if unknown, entry) for a component/variable pair."""
+    table = _variables(c)
+    key = (item["component"]["name"], item["variable"]["name"])
+    if key in table:
+        return "Accepted", table[key]
+    if any(component == key[0] for component, _ in table):
+        return "UnknownVariable", None
+    return "UnknownComponent", None
+
+
+def _get_variables(c: ChargerOps, p: dict[str, Any]) -> Served:
+    results = []
+    for item in p["getVariableData"]:
+        result: dict[str, Any] = {"component": item["component"], "variable": item["variable"]}
+        status, entry = _lookup(c, item)
+        if item.get("attributeType", "Actual") != "Actual" and entry is not None:
+            status, entry = "NotSupportedAttributeType", None
+        result["attributeStatus"] = status
+        if entry is not None:
+            result["attributeValue"] = entry[0]
+            result["attributeType"] = "Actual"
+        results.append(result)
+    return Served({"getVariableResult": results})
+
+
+def _set_variables(c: ChargerOps, p: dict[str, Any]) -> Served:
+    results = []
+    for item in p["setVariableData"]:
+        status, entry = _lookup(c, item)
+        if entry is not None:
+            status = _apply_variable(c, item, entry)
+        results.append({"attributeStatus": status, "component": item["component"],
+                        "variable": item["variable"]})
+    return Served({"setVariableResult": results})
+
+
+def _apply_variable(c: ChargerOps, item: dict[str, Any], entry: tuple[str, str, str]) -> str:
+    if item.get("attributeType", "Actual") != "Actual":
+        return "NotSupportedAttributeType"
+    _, mutability, kind = entry
+    value = str(item["attributeValue"])
+    if mutability == _READ_ONLY:
+        return "Rejected"
+    name = (item["component"]["name"], item["variable"]["name"])
+    if kind == "integer":
+        number = parse_positive_int(value)
+        if number is None and value != "0":
+            return "Rejected"
+        if name == ("OCPPCommCtrlr", "HeartbeatInterval") and number:
+            c.settings.heartbeat_interval_s = number
+            return "Accepted"
+        if name == ("SampledDataCtrlr", "TxUpdatedInterval") and number:
+            c.settings.meter_interval_s = number
+            return "Accepted"
+    if kind == "boolean":
+        if value.lower() not in ("true", "false"):
+            return "Rejected"
+        if name == ("AuthCtrlr", "AuthorizeRemoteStart"):
+            c.settings.authorize_remote_start = value.lower() == "true"
+        elif name == ("AuthCtrlr", "LocalAuthorizeOffline"):
+            c.settings.local_authorize_offline = value.lower() == "true"
+    c.settings.extra["/".join(name)] = value
+    return "Accepted"
+
+
+def _get_base_report(c: ChargerOps, p: dict[str, Any]) -> Served:
+    def report() -> None:
+        data = [
+            {"component": {"name": comp}, "variable": {"name": var},
+             "variableAttribute": [{"type": "Actual", "value": value, "mutability": mutability}],
+             "variableCharacteristics": {"dataType": kind, "supportsMonitoring": False}}
+            for (comp, var), (value, mutability, kind) in _variables(c).items()
+        ]
+        payload = {"requestId": p["requestId"], "generatedAt": timestamp(c.clock.now()), "seqNo": 0,
+                   "tbc": False, "reportData": data}
+        c.enqueue("NotifyReport", lambda: payload)
+    return Served({"status": "Accepted"}, report)
+
+
+# --- trigger, smart charging, firmware, logs ------------------------------------------------
+
+
+def _trigger(c: ChargerOps, p: dict[str, Any]) -> Served:
+    message = p["requestedMessage"]
+    evse_id = (p.get("evse") or {}).get("id")
+    if evse_id is not None and evse_id != 0 and evse_id not in c.evses:
+        return Served({"status": "Rejected"})
+    targets = [c.evses[evse_id]] if evse_id else list(c.evses.values())
+    if message == "BootNotification":
+        if c.accepted:
+            return Served({"status": "Rejected"})
+        return Served({"status": "Accepted"}, c.send_boot)
+    if message == "Heartbeat":
+        return Served({"status": "Accepted"}, c.send_heartbeat)
+    if message == "StatusNotification":
+        def send_status() -> None:
+            for evse in targets:
+                evse.sent_status = None
+                c.send_status(evse)
+        return Served({"status": "Accepted"}, send_status)
+    if message in ("MeterValues", "TransactionEvent"):
+        chosen = [e for e in targets if e.tx is not None] if message == "TransactionEvent" else targets
+
+        def send_meter() -> None:
+            for evse in chosen:
+                c.send_meter(evse, transaction_event=message == "TransactionEvent")
+        return Served({"status": "Accepted"}, send_meter)
+    if message == "FirmwareStatusNotification":
+        return Served({"status": "Accepted"},
+                      lambda: c.enqueue("FirmwareStatusNotification", lambda: {"status": "Idle"}))
+    if message == "LogStatusNotification":
+        return Served({"status": "Accepted"},
+                      lambda: c.enqueue("LogStatusNotification", lambda: {"status": "Idle"}))
+    return Served({"status": "NotImplemented"})
+
+
+def _set_profile(c: ChargerOps, p: dict[str, Any]) -> Served:
+    try:
+        evse_id, profile = parse_set_charging_profile(p)
+    except ProfileRejected as exc:
+        return Served({"status": "Rejected", "statusInfo": {"reasonCode": "InvalidProfile",
+                                                            "additionalInfo": str(exc)[:512]}})
+    if evse_id != 0 and evse_id not in c.evses:
+        return Served({"status": "Rejected", "statusInfo": {"reasonCode": "UnknownEVSE"}})
+    if profile.purpose is Purpose.TX:
+        tx = c.evses[evse_id].tx if evse_id in c.evses else None
+        if tx is None or profile.transaction_id not in (None, tx.local_id):
+            return Served({"status": "Rejected", "statusInfo": {"reasonCode": "TxNotFound"}})
+    try:
+        c.set_profile(evse_id, profile)
+    except ProfileRejected as exc:
+        return Served({"status": "Rejected", "statusInfo": {"reasonCode": "InvalidProfile",
+                                                            "additionalInfo": str(exc)[:512]}})
+    return Served({"status": "Accepted"})
+
+
+def _clear_profile(c: ChargerOps, p: dict[str, Any]) -> Served:
+    try:
+        cleared = c.clear_profiles(p)
+    except ProfileRejected:
+        return Served({"status": "Unknown"})
+    return Served({"status": "Accepted" if cleared else "Unknown"})
+
+
+def _composite(c: ChargerOps, p: dict[str, Any]) -> Served:
+    evse_id, duration_s, unit = parse_get_composite_schedule(p)
+    if evse_id != 0 and evse_id not in c.evses:
+        return Served({"status": "Rejected"})
+    schedule = c.composite(evse_id, duration_s, unit or RateUnit.A)
+    return Served({"status": "Accepted", "schedule": schedule.schedule_v201()})
+
+
+def _data_transfer(c: ChargerOps, p: dict[str, Any]) -> Served:
+    if p["vendorId"] != c.spec.vendor:
+        return Served({"status": "UnknownVendorId"})
+    result: dict[str, Any] = {"status": "Accepted"}
+    if "data" in p:
+        result["data"] = p["data"]
+    return Served(result)
+
+
+def _update_firmware(c: ChargerOps, p: dict[str, Any]) -> Served:
+    def progress() -> None:
+        report_progress(c, "FirmwareStatusNotification", FIRMWARE_STEPS, {"requestId": p["requestId"]})
+    return Served({"status": "Accepted"}, progress)
+
+
+def _get_log(c: ChargerOps, p: dict[str, Any]) -> Served:
+    def progress() -> None:
+        report_progress(c, "LogStatusNotification", ("Uploading", "Uploaded"), {"requestId": p["requestId"]})
+    return Served({"status": "Accepted", "filename": f"{c.spec.station_id}-{p['logType']}.log"}, progress)
+
+
+def _transaction_status(c: ChargerOps, p: dict[str, Any]) -> Served:
+    result: dict[str, Any] = {"messagesInQueue": False}
+    tx_id = p.get("transactionId")
+    if tx_id is not None:
+        result["ongoingIndicator"] = any(e.tx is not None and e.tx.local_id == tx_id
+                                         for e in c.evses.values())
+    return Served(result)
+
+
+def _fixed(payload: dict[str, Any]) -> Callable[[ChargerOps, dict[str, Any]], Served]:
+    def handler(c: ChargerOps, p: dict[str, Any]) -> Served:
+        return Served(dict(payload))
+    return handler
+
+
+_HANDLERS: dict[str, Callable[[ChargerOps, dict[str, Any]], Served]] = {
+    "RequestStartTransaction": _request_start,
+    "RequestStopTransaction": _request_stop,
+    "Reset": _reset,
+    "UnlockConnector": _unlock,
+    "ChangeAvailability": _change_availability,
+    "GetVariables": _get_variables,
+    "SetVariables": _set_variables,
+    "GetBaseReport": _get_base_report,
+    "TriggerMessage": _trigger,
+    "SetChargingProfile": _set_profile,
+    "ClearChargingProfile": _clear_profile,
+    "GetCompositeSchedule": _composite,
+    "DataTransfer": _data_transfer,
+    "UpdateFirmware": _update_firmware,
+    "GetLog": _get_log,
+    "GetTransactionStatus": _transaction_status,
+    "ClearCache": _fixed({"status": "Accepted"}),
+    "GetLocalListVersion": _fixed({"versionNumber": 0}),
+    "ReserveNow": _fixed({"status": "Rejected"}),
+    "CancelReservation": _fixed({"status": "Rejected"}),
+}

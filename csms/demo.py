@@ -31,7 +31,7 @@ def _scenario(args: argparse.Namespace) -> Any:
     from simulators.scenario import GridNode, ScenarioError, load_scenario
 
     try:
-        scenario = load_scenario(args.scenario)
+        scenario = load_scenario(args.scenario or "demo")
         protocol = {"1.6": "1.6", "2.0.1": "2.0.1"}.get(args.protocol, "mixed")
         scenario = scenario.with_options(chargers=args.chargers, protocol=protocol, id_prefix="DEMO")
     except (ScenarioError, ValueError) as exc:

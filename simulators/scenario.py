@@ -28,7 +28,7 @@ from simulators.ev import SupplyKind
 from simulators.model import Behaviour, ChargerSpec, EvseSpec, FaultConfig
 
 PROTOCOLS = ("1.6", "2.0.1", "mixed")
-BUNDLED = ("default", "smoke", "model-city")
+BUNDLED = ("default", "smoke", "model-city", "demo")
 _PROFILES = {"city": CITY_PROFILE, "flat": FLAT_PROFILE}
 
 T = TypeVar("T")

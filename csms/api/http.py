@@ -6,7 +6,7 @@ a non-loopback address, every ``/api`` route needs ``Authorization: Bearer <toke
 
 from __future__ import annotations
 
-import hmac
+import asyncio
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -30,6 +30,9 @@ from csms.errors import (
 from csms.metrics import CONTENT_TYPE
 from csms.ocpp import passwords, schemas
 from csms.ocpp.server import MAX_STATION_ID
+from csms.security.api import security_router
+from csms.security.api_auth import guard_of
+from csms.security.lifecycle import sets_password
 
 
 def ctx_of(request: Request) -> ApiContext:
@@ -41,13 +44,8 @@ Ctx = Annotated[ApiContext, Depends(ctx_of)]
 
 
 def require_token(request: Request) -> None:
-    ctx = ctx_of(request)
-    if not ctx.settings.api_needs_token and not ctx.settings.api_token:
-        return
-    header = request.headers.get("authorization", "")
-    token = header[7:] if header.lower().startswith("bearer ") else request.headers.get("x-api-token", "")
-    if not token or not hmac.compare_digest(token.encode(), ctx.settings.api_token.encode()):
-        raise HTTPException(401, "missing or wrong API token", headers={"WWW-Authenticate": "Bearer"})
+    """Bearer / X-API-Token (operator or read-only role) or the console cookie; see api_auth."""
+    guard_of(request).check(request)
 
 
 class IdTagIn(BaseModel):
@@ -166,7 +164,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
             existing = await ctx.service.store.get_password_hash(charger_id)
             if existing is None:
                 raise HTTPException(400, "security_profile >= 1 needs a password")
-        hashed = passwords.hash_password(body.password) if body.password else None
+        hashed = await asyncio.to_thread(passwords.hash_password, body.password) if body.password else None
         station = await ctx.service.store.upsert_station(
             charger_id, security_profile=body.security_profile, password_hash=hashed
         )
@@ -192,6 +190,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
         version = ctx.control.protocol_of(charger_id)
         if version is None:
             raise HTTPException(404, f"charger {charger_id!r} is not connected")
+        if sets_password(action, payload):
+            raise HTTPException(400, f"set passwords with POST /api/chargers/{charger_id}/password")
         try:
             return await ctx.control.call(charger_id, action, payload, timeout=timeout)
         except UnknownAction as exc:
@@ -246,4 +246,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         return [{k: (_iso(v) if isinstance(v, datetime) else v) for k, v in r.items()} for r in rows]
 
     app.include_router(feeders_router(secured))
+    app.include_router(security_router(secured))
+    from csms.api.console.routes import console_router  # not at the top: the console imports this module
+    app.include_router(console_router(ctx))
     return app

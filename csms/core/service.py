@@ -9,6 +9,7 @@ that bills (transactions) is committed before the method returns.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -35,6 +36,8 @@ from csms.core.model import (
     Transaction,
 )
 from csms.core.ports import Clock, EventResult, StopResult, Store, TransactionEventRecord
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -206,19 +209,33 @@ class ChargingService:
         return last - tx.meter_start_wh
 
     async def flush(self) -> None:
-        """Write behind: connector states and last-seen times, in one batch each."""
+        """Write behind: connector states and last-seen times, in one batch each.
+
+        On failure the batch goes back (newer values win) and the error propagates.
+        """
         if self._dirty_connectors:
-            batch = [(k[0], v) for k, v in self._dirty_connectors.items()]
-            self._dirty_connectors = {}
-            await self.store.save_connectors(batch)
+            pending, self._dirty_connectors = self._dirty_connectors, {}
+            try:
+                await self.store.save_connectors([(k[0], v) for k, v in pending.items()])
+            except BaseException:
+                self._dirty_connectors = {**pending, **self._dirty_connectors}
+                raise
         if self._dirty_seen:
             seen, self._dirty_seen = self._dirty_seen, {}
-            await self.store.save_seen(seen)
+            try:
+                await self.store.save_seen(seen)
+            except BaseException:
+                self._dirty_seen = {**seen, **self._dirty_seen}
+                raise
 
     async def flush_forever(self, interval_s: float = 1.0) -> None:
+        """Flush every ``interval_s``; a failing store is logged and retried, never fatal."""
         while True:
             await asyncio.sleep(interval_s)
-            await self.flush()
+            try:
+                await self.flush()
+            except Exception as exc:
+                log.error("write-behind flush failed; will retry: %s", exc)
 
     # --- transactions -------------------------------------------------------------------
     async def start_transaction(

@@ -53,5 +53,5 @@ def normalise(
         if factor != 1.0:
             value *= factor
     if multiplier:
-        value *= 10.0**multiplier
+        value *= 10.0 ** max(-30, min(30, multiplier))  # the schema bounds nothing; keep it finite
     return SampledValue(m, value, u, phase, context, location)

@@ -1,35 +1,65 @@
-"""The OCPP WebSocket endpoint: ``ws://HOST:PORT/{prefix}/{station_id}``.
+"""The OCPP WebSocket endpoint: ``ws://HOST:PORT/{prefix}/{station_id}`` and, with a server
+certificate, ``wss://HOST:TLS_PORT/{prefix}/{station_id}``.
 
-The handshake is checked before upgrading: path and station id (URL-decoded, at most
-48 printable characters), a supported subprotocol (``ocpp2.0.1`` preferred over
-``ocpp1.6``; none → HTTP 400), registration (unknown station → HTTP 404 unless
-auto-registration is on) and, for stations that have a password, HTTP Basic auth
-(missing or wrong → 401). Then a ``StationSession`` runs until the socket closes.
+The upgrade request is checked in this order, cheapest first, and refused with:
+
+* 503 + Retry-After when handshakes arrive faster than the accept rate (or password checks
+  are queued beyond their cap); 404 for a bad path or station id (at most 48 printable
+  characters); 400 without a supported subprotocol (``ocpp2.0.1`` preferred over
+  ``ocpp1.6``); 429 when the client IP failed to log in too often this minute;
+* 404 for an unknown station (unless auto-registration is on);
+* 403 when the connection is weaker than the station's security profile (no downgrade:
+  profiles 2-3 need TLS, profile 3 a client certificate whose CN names the station);
+* 401 when HTTP Basic auth is required (profiles 1-2, or any station with a password) and
+  the username is not the station id or the password does not match.
+
+Only then does a ``StationSession`` start and replace any older session of that station, so
+a failed attempt never disturbs a live one. Connections not yet upgraded are capped per IP
+and in total; the open timeout and ping/pong evict slow and half-open sockets.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
+import contextlib
 import http
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+import ssl
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote, urlsplit
 
 import structlog
+from prometheus_client import Counter
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
+from csms.config import LimitsConfig
 from csms.core.events import MessageExchanged, StationConnected, StationDisconnected
 from csms.core.model import OcppVersion
-from csms.ocpp import passwords, schemas
+from csms.errors import StoreUnavailable
+from csms.ocpp import schemas
 from csms.ocpp.registry import SessionRegistry
-from csms.ocpp.session import Handler, StationSession
+from csms.ocpp.rpc import ErrorKind
+from csms.ocpp.session import Handler, HandlerError, StationSession
 from csms.ocpp.v16.handlers import HANDLERS as V16_HANDLERS
 from csms.ocpp.v201.handlers import HANDLERS as V201_HANDLERS
+from csms.security.admission import Admission, peer_ip
+from csms.security.ca import CaProvider
+from csms.security.handlers import CertificateService
+from csms.security.integers import out_of_range
+from csms.security.lifecycle import redact
+from csms.security.records import SecurityStore, StationCredentials
+from csms.security.station_auth import (
+    Overloaded,
+    PasswordChecker,
+    Refusal,
+    basic_credentials,
+    needs_password,
+    transport_refusal,
+)
+from csms.security.tls import peer_certificate, uses_tls
 
 if TYPE_CHECKING:
     from csms.bus import Bus
@@ -56,6 +86,28 @@ class OcppServerSettings:
     open_timeout_s: float = 10.0
     max_message_bytes: int = 1 << 20
     call_timeout_s: float = 30.0
+    max_queue: int = 16
+    close_timeout_s: float = 5.0
+    plain: bool = True  # serve ws:// on ``port``
+    tls_context: ssl.SSLContext | None = None  # serve wss:// on ``tls_port`` when set
+    tls_port: int = 9443
+    client_identity: str = "station_id"  # or "serial_number": what a profile-3 CN must equal
+    client_organization: str = ""
+    cert_valid_days: int = 365
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+
+
+def _bounded(version: OcppVersion, action: str, handler: Handler) -> Handler:
+    """``handler`` behind the 32-bit integer check (see ``csms.security.integers``)."""
+
+    async def bounded(session: StationSession, payload: dict[str, Any]) -> dict[str, Any]:
+        problem = out_of_range(version, action, payload)
+        if problem is not None:
+            raise HandlerError(ErrorKind.TYPE, problem)
+        return await handler(session, payload)
+
+    bounded.__name__ = getattr(handler, "__name__", action)
+    return bounded
 
 
 def station_id_from_path(path: str, prefix: str) -> str | None:
@@ -73,64 +125,103 @@ def station_id_from_path(path: str, prefix: str) -> str | None:
     return station_id
 
 
-def basic_credentials(header: str | None) -> tuple[str, str] | None:
-    """(username, password) from an ``Authorization: Basic`` header, None if absent/invalid."""
-    if not header or not header.lower().startswith("basic "):
-        return None
-    try:
-        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    user, sep, password = decoded.partition(":")
-    return (user, password) if sep else None
-
-
 class OcppServer:
     """Accepts stations and runs their sessions."""
 
     def __init__(
         self, settings: OcppServerSettings, service: ChargingService, registry: SessionRegistry,
-        metrics: Metrics, bus: Bus,
+        metrics: Metrics, bus: Bus, *, security_store: SecurityStore | None = None,
+        ca: CaProvider | None = None,
     ) -> None:
         self.settings = settings
         self.service = service
         self.registry = registry
         self.metrics = metrics
         self.bus = bus
+        self.store = security_store or cast("SecurityStore", service.store)
+        self.admission = Admission(settings.limits, metrics.registry)
+        self.passwords = PasswordChecker(max_pending=settings.limits.max_pending_password_checks)
+        self.auth_failures = Counter(
+            "csms_station_auth_failures_total", "Refused station logins by reason", ["reason"],
+            registry=metrics.registry,
+        )
+        self._background: set[asyncio.Task[None]] = set()
+        self.handlers: dict[OcppVersion, dict[str, Handler]] = {v: dict(h) for v, h in HANDLERS.items()}
+        if ca is not None:
+            certs = CertificateService(
+                ca, self.store, self.spawn, valid_days=settings.cert_valid_days,
+                identity_mode=settings.client_identity, organization=settings.client_organization,
+            )
+            for version, table in self.handlers.items():
+                table.update(certs.handlers(version))
+        for version, table in self.handlers.items():
+            for action, handler in table.items():
+                table[action] = _bounded(version, action, handler)
         self._server: Server | None = None
+        self._tls_server: Server | None = None
+
+    @staticmethod
+    def _port_of(server: Server | None) -> int:
+        assert server is not None
+        sock = next(iter(server.sockets))
+        return int(sock.getsockname()[1])
 
     @property
     def port(self) -> int:
-        assert self._server is not None
-        sock = next(iter(self._server.sockets))
-        return int(sock.getsockname()[1])
+        """The ws:// port (the wss:// one when plain ws:// is off)."""
+        return self._port_of(self._server or self._tls_server)
+
+    @property
+    def tls_port(self) -> int:
+        return self._port_of(self._tls_server)
 
     async def start(self) -> None:
         schemas.warm(OcppVersion.V16)
         schemas.warm(OcppVersion.V201)
         s = self.settings
-        self._server = await serve(
-            self._handle, s.host, s.port,
+        options: dict[str, Any] = dict(
             subprotocols=[Subprotocol(p) for p in SUBPROTOCOLS],
             process_request=self._process_request,
             ping_interval=s.ping_interval_s, ping_timeout=s.ping_timeout_s,
-            open_timeout=s.open_timeout_s, max_size=s.max_message_bytes,
-            compression=None, close_timeout=5, server_header="csms",
+            open_timeout=s.open_timeout_s, max_size=s.max_message_bytes, max_queue=s.max_queue,
+            compression=None, close_timeout=s.close_timeout_s, server_header="csms",
+            create_connection=self.admission.connection_class(), backlog=s.limits.backlog,
         )
-        log.info("ocpp endpoint listening", url=f"ws://{s.host}:{self.port}{s.path_prefix}/{{id}}")
+        if s.plain:
+            self._server = await serve(self._handle, s.host, s.port, **options)
+            log.info("ocpp endpoint listening", url=f"ws://{s.host}:{self.port}{s.path_prefix}/{{id}}")
+        if s.tls_context is not None:
+            self._tls_server = await serve(self._handle, s.host, s.tls_port, ssl=s.tls_context, **options)
+            log.info("ocpp endpoint listening", url=f"wss://{s.host}:{self.tls_port}{s.path_prefix}/{{id}}")
 
     async def stop(self) -> None:
         """Stop accepting, close every session with 1001 (going away)."""
-        if self._server is None:
-            return
-        self._server.close(close_connections=False)
+        servers = [x for x in (self._server, self._tls_server) if x is not None]
+        for server in servers:
+            server.close(close_connections=False)
         await asyncio.gather(
             *(sess.close(1001, "CSMS shutting down") for sess in self.registry),
             return_exceptions=True,
         )
-        await self._server.wait_closed()
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        for server in servers:
+            await server.wait_closed()
+        self.passwords.close()
 
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` in the background until done or the server stops."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # --- the upgrade ------------------------------------------------------------------
     async def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        ip = peer_ip(conn.transport)
+        if not self.admission.take_handshake():
+            busy = Refusal(503, "overloaded", "Too many connection attempts, retry later\n")
+            return self._respond(conn, busy, retry_after=self.admission.retry_after_s())
         station_id = station_id_from_path(request.path, self.settings.path_prefix)
         if station_id is None:
             self.metrics.handshakes.labels("bad_path").inc()
@@ -144,26 +235,80 @@ class OcppServer:
                 http.HTTPStatus.BAD_REQUEST,
                 f"Unsupported or missing subprotocol; offer one of {', '.join(SUBPROTOCOLS)}\n",
             )
-        station = await self.service.admit(station_id)
-        if station is None:
+        if self.admission.throttled(ip):
+            return self._respond(conn, Refusal(429, "throttled", "Too many failed logins, retry later\n"),
+                                 retry_after=60)
+        creds = await self._credentials(station_id)
+        if creds is None:
             self.metrics.handshakes.labels("unknown_station").inc()
-            log.info("unknown station refused", station_id=station_id)
+            log.info("unknown station refused", station_id=station_id, remote=ip)
             return conn.respond(http.HTTPStatus.NOT_FOUND, "Unknown charging station\n")
-        stored_hash = await self.service.store.get_password_hash(station_id)
-        if stored_hash is not None or station.security_profile >= 1:
-            creds = basic_credentials(request.headers.get("Authorization"))
-            if (
-                creds is None or stored_hash is None or creds[0] != station_id
-                or not passwords.verify(creds[1], stored_hash)
-            ):
-                self.metrics.handshakes.labels("unauthorized").inc()
-                log.warning("station authentication failed", station_id=station_id)
-                resp = conn.respond(http.HTTPStatus.UNAUTHORIZED, "Authentication required\n")
-                resp.headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'
-                return resp
+        s = self.settings
+        refusal = transport_refusal(
+            creds, tls=uses_tls(conn.transport), peer=peer_certificate(conn.transport),
+            identity_mode=s.client_identity, organization=s.client_organization,
+        )
+        if refusal is None and needs_password(creds):
+            try:
+                refusal = await self._check_password(creds, request)
+            except Overloaded:
+                return self._respond(conn, Refusal(503, "overloaded", "Busy, retry later\n"), retry_after=5)
+        if refusal is not None:
+            return self._refuse_login(conn, station_id, ip, refusal)
         return None
 
+    async def _credentials(self, station_id: str) -> StationCredentials | None:
+        creds = await self.store.get_credentials(station_id)
+        if creds is None:
+            station = await self.service.admit(station_id)  # auto-registration, when on
+            if station is not None:
+                creds = StationCredentials(station_id, station.security_profile)
+        return creds
+
+    async def _check_password(self, creds: StationCredentials, request: Request) -> Refusal | None:
+        headers = request.headers.get_all("Authorization")
+        basic = basic_credentials(headers[0]) if len(headers) == 1 else None
+        if basic is None:
+            return Refusal(401, "no_credentials", "Authentication required\n")
+        user, password = basic
+        if user != creds.station_id.encode():
+            return Refusal(401, "wrong_username", "Authentication failed\n")
+        hashes = [h for h in (creds.password_hash, creds.pending_password_hash) if h]
+        if not hashes:
+            return Refusal(401, "no_password_set", "Authentication failed\n")
+        matched = await self.passwords.matching_hash(creds.station_id, password, hashes)
+        if matched is None:
+            return Refusal(401, "wrong_password", "Authentication failed\n")
+        if matched != creds.password_hash:  # the station proved it took the rotated password
+            with contextlib.suppress(StoreUnavailable):
+                await self.store.finish_password_rotation(
+                    creds.station_id, accepted=True, pending_hash=matched
+                )
+        return None
+
+    def _refuse_login(self, conn: ServerConnection, station_id: str, ip: str, refusal: Refusal) -> Response:
+        self.metrics.handshakes.labels("unauthorized" if refusal.status == 401 else "forbidden").inc()
+        self.auth_failures.labels(refusal.reason).inc()
+        if self.admission.failed(ip) <= max(self.settings.limits.auth_failures_per_ip, 1):
+            log.warning("station login refused", station_id=station_id, remote=ip, reason=refusal.reason,
+                        status=refusal.status)
+        response = self._respond(conn, refusal)
+        if refusal.status == 401:
+            response.headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'
+        return response
+
+    @staticmethod
+    def _respond(conn: ServerConnection, refusal: Refusal, *, retry_after: int | None = None) -> Response:
+        response = conn.respond(http.HTTPStatus(refusal.status), refusal.text)
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(retry_after)
+        return response
+
+    # --- the session ------------------------------------------------------------------
     async def _handle(self, conn: ServerConnection) -> None:
+        upgraded: Callable[[], None] | None = getattr(conn, "upgraded", None)
+        if upgraded is not None:
+            upgraded()
         assert conn.request is not None
         station_id = station_id_from_path(conn.request.path, self.settings.path_prefix)
         if station_id is None or conn.subprotocol is None:
@@ -171,19 +316,19 @@ class OcppServer:
             return
         version = OcppVersion(conn.subprotocol)
         session = StationSession(
-            conn, station_id, version, HANDLERS[version], self.service, self.metrics,
+            conn, station_id, version, self.handlers[version], self.service, self.metrics,
             generation=self.registry.next_generation(), call_timeout_s=self.settings.call_timeout_s,
             on_message=self._message_callback(station_id),
         )
         old = self.registry.register(session)
         if old is not None:
             session.log.info("station reconnected; closing its previous connection")
-            asyncio.get_running_loop().create_task(old.close(1000, "replaced by a newer connection"))
+            self.spawn(old.close(1000, "replaced by a newer connection"))
         self.metrics.handshakes.labels("accepted").inc()
         self.service.connected(station_id, version)
         remote = conn.remote_address[0] if conn.remote_address else None
         self.bus.publish(StationConnected(station_id=station_id, protocol=version, remote=remote))
-        session.log.info("station connected", remote=remote)
+        session.log.info("station connected", remote=remote, tls=uses_tls(conn.transport))
         try:
             await session.run()
         finally:
@@ -201,7 +346,7 @@ class OcppServer:
             if bus.wants(MessageExchanged):
                 bus.publish(MessageExchanged(
                     station_id=station_id, direction=direction, action=action, message_type=kind,
-                    unique_id=uid, payload=payload,
+                    unique_id=uid, payload=redact(action, payload) if kind == "Call" else payload,
                 ))
 
         return on_message

@@ -581,13 +581,20 @@ class SqlStore:
                 station_id=station_id, pending_hash=password_hash, base_hash=base, requested_at=_now()
             ))
 
-    async def finish_password_rotation(self, station_id: str, *, accepted: bool) -> None:
-        """Accepted: the pending hash becomes the password; either way the pending one is dropped."""
+    async def finish_password_rotation(
+        self, station_id: str, *, accepted: bool, pending_hash: str | None = None
+    ) -> None:
+        """Accepted: the pending hash becomes the password; either way the pending one is dropped.
+
+        With ``pending_hash``, nothing happens unless that is still the pending one.
+        """
         rot = t.password_rotations
         async with self._write() as conn:
             pending = (await conn.execute(
                 sa.select(rot.c.pending_hash).where(rot.c.station_id == station_id)
             )).scalar()
+            if pending_hash is not None and pending != pending_hash:
+                return
             if accepted and isinstance(pending, str):
                 await conn.execute(t.stations.update().where(
                     t.stations.c.station_id == station_id

@@ -116,6 +116,11 @@ async def notify_ev_charging_needs(s: StationSession, p: dict[str, Any]) -> dict
     return {"status": "Accepted"}
 
 
+async def notify_ev_charging_schedule(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+    s.log.info("ev charging schedule", evse_id=p["evseId"])
+    return {"status": "Accepted"}  # the response schema requires a status
+
+
 def _ack(event: str) -> Handler:
     async def handler(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
         s.log.info(event, **{k: v for k, v in p.items() if isinstance(v, str | int | float | bool)})
@@ -142,7 +147,7 @@ HANDLERS: dict[str, Handler] = {
     "NotifyChargingLimit": _ack("charging limit notified"),
     "ClearedChargingLimit": _ack("charging limit cleared"),
     "ReportChargingProfiles": _ack("charging profiles reported"),
-    "NotifyEVChargingSchedule": _ack("ev charging schedule"),
+    "NotifyEVChargingSchedule": notify_ev_charging_schedule,
     "NotifyMonitoringReport": _ack("monitoring report"),
     "NotifyCustomerInformation": _ack("customer information"),
     "NotifyDisplayMessages": _ack("display messages"),

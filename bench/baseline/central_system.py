@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 from datetime import UTC, datetime
 from typing import Any
@@ -106,10 +107,8 @@ async def _handler(ws: websockets.ServerConnection) -> None:
     assert ws.request is not None
     station_id = ws.request.path.rstrip("/").rsplit("/", 1)[-1]
     cp: CP16 | CP201 = (Baseline201 if ws.subprotocol == "ocpp2.0.1" else Baseline16)(station_id, ws)
-    try:
+    with contextlib.suppress(websockets.ConnectionClosed):
         await cp.start()
-    except websockets.ConnectionClosed:
-        pass
 
 
 async def serve(host: str, port: int) -> None:

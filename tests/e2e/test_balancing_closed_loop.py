@@ -101,15 +101,30 @@ async def wait_until(predicate: Any, timeout_s: float) -> None:
 async def test_feeders_stay_within_limits_fully_used_and_fair(tmp_path: Path) -> None:
     scenario = parse_scenario(tomllib.loads(SCENARIO), "closed-loop")
     topo = balancer_topology(scenario)
-    settings = make_settings(tmp_path, accept_unknown_tags=True, balancer={
-        "enabled": True, "tick_s": 1.0, "min_interval_per_station_s": 1.0,
-        "nodes": topo["nodes"], "evses": topo["evses"],
-    })
-    async with running(settings, plugins=default_plugins(settings)) as app, httpx.AsyncClient(base_url=app.api_url, timeout=10) as api:
+    settings = make_settings(
+        tmp_path,
+        accept_unknown_tags=True,
+        balancer={
+            "enabled": True,
+            "tick_s": 1.0,
+            "min_interval_per_station_s": 1.0,
+            "nodes": topo["nodes"],
+            "evses": topo["evses"],
+        },
+    )
+    async with (
+        running(settings, plugins=default_plugins(settings)) as app,
+        httpx.AsyncClient(base_url=app.api_url, timeout=10) as api,
+    ):
         stop = asyncio.Event()
-        fleet = asyncio.create_task(run_fleet(FleetConfig(csms_url=app.ocpp_url, scenario=scenario, duration_s=0,
-                                                          progress_interval_s=60), stop=stop))
+        fleet = asyncio.create_task(
+            run_fleet(
+                FleetConfig(csms_url=app.ocpp_url, scenario=scenario, duration_s=0, progress_interval_s=60),
+                stop=stop,
+            )
+        )
         try:
+
             async def all_charging() -> bool:
                 nodes = await feeders(api)
                 return all(sum(c["charging"] for c in nodes[f]["chargers"]) == 40 for f in FEEDERS)

@@ -75,7 +75,9 @@ async def test_acknowledged_transactions_survive_kill_9(tmp_path: Path) -> None:
         await wait_healthy(api_port)
         url = f"ws://127.0.0.1:{ocpp_port}/ocpp"
         tasks = [asyncio.create_task(run_station(f"{url}/KILL{k}", 10_000, acked)) for k in range(4)]
-        while len(acked) < 60:
+        for _ in range(3000):  # bounded: at most ~30 s
+            if len(acked) >= 60:
+                break
             await asyncio.sleep(0.01)
         proc.send_signal(signal.SIGKILL)  # mid-stream, while calls are in flight
         await asyncio.gather(*tasks, return_exceptions=True)

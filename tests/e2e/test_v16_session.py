@@ -17,47 +17,74 @@ def ts(minutes: int = 0) -> str:
     return (base + timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z")
 
 
-async def test_full_16_session_is_answered_persisted_and_visible(csms: CsmsApp, api: httpx.AsyncClient) -> None:
+async def test_full_16_session_is_answered_persisted_and_visible(
+    csms: CsmsApp, api: httpx.AsyncClient
+) -> None:
     assert (await api.post("/api/id-tags", json={"id_tag": "GOOD1", "status": "Accepted"})).status_code == 201
     async with connected(Station16, csms.ocpp_url, "CP16", "ocpp1.6") as cp:
-        boot = await cp.call(call.BootNotification(
-            charge_point_vendor="Acme", charge_point_model="AC22", charge_point_serial_number="SN-1",
-            firmware_version="1.2.3",
-        ), suppress=False)
+        boot = await cp.call(
+            call.BootNotification(
+                charge_point_vendor="Acme",
+                charge_point_model="AC22",
+                charge_point_serial_number="SN-1",
+                firmware_version="1.2.3",
+            ),
+            suppress=False,
+        )
         assert boot.status == "Accepted" and boot.interval > 0
         hb = await cp.call(call.Heartbeat(), suppress=False)
         assert hb.current_time.endswith("Z")
-        await cp.call(call.StatusNotification(connector_id=1, error_code="NoError", status="Preparing",
-                                              timestamp=ts()), suppress=False)
+        await cp.call(
+            call.StatusNotification(connector_id=1, error_code="NoError", status="Preparing", timestamp=ts()),
+            suppress=False,
+        )
         known = await cp.call(call.Authorize(id_tag="GOOD1"), suppress=False)
         unknown = await cp.call(call.Authorize(id_tag="NOPE"), suppress=False)
         assert known.id_tag_info["status"] == "Accepted"
         assert unknown.id_tag_info["status"] == "Invalid"
 
-        start = await cp.call(call.StartTransaction(connector_id=1, id_tag="GOOD1", meter_start=12_000,
-                                                    timestamp=ts(1)), suppress=False)
+        start = await cp.call(
+            call.StartTransaction(connector_id=1, id_tag="GOOD1", meter_start=12_000, timestamp=ts(1)),
+            suppress=False,
+        )
         tx_id = start.transaction_id
         assert start.id_tag_info["status"] == "Accepted"
-        await cp.call(call.MeterValues(connector_id=1, transaction_id=tx_id, meter_value=[{
-            "timestamp": ts(2), "sampled_value": [
-                {"value": "12.5", "measurand": "Energy.Active.Import.Register", "unit": "kWh"},
-                {"value": "7.2", "measurand": "Power.Active.Import", "unit": "kW"},
-                {"value": "31.4", "measurand": "Current.Import", "phase": "L1", "unit": "A"},
-                {"value": "55", "measurand": "SoC", "unit": "Percent"},
-            ]}]), suppress=False)
+        await cp.call(
+            call.MeterValues(
+                connector_id=1,
+                transaction_id=tx_id,
+                meter_value=[
+                    {
+                        "timestamp": ts(2),
+                        "sampled_value": [
+                            {"value": "12.5", "measurand": "Energy.Active.Import.Register", "unit": "kWh"},
+                            {"value": "7.2", "measurand": "Power.Active.Import", "unit": "kW"},
+                            {"value": "31.4", "measurand": "Current.Import", "phase": "L1", "unit": "A"},
+                            {"value": "55", "measurand": "SoC", "unit": "Percent"},
+                        ],
+                    }
+                ],
+            ),
+            suppress=False,
+        )
 
         charger = (await api.get("/api/chargers/CP16")).json()
         assert charger["connected"] is True and charger["protocol"] == "ocpp1.6"
-        assert (charger["vendor"], charger["model"], charger["serial_number"], charger["firmware_version"]) \
-            == ("Acme", "AC22", "SN-1", "1.2.3")
+        assert (
+            charger["vendor"],
+            charger["model"],
+            charger["serial_number"],
+            charger["firmware_version"],
+        ) == ("Acme", "AC22", "SN-1", "1.2.3")
         evse = charger["evses"][0]
         assert evse["connectors"][0]["status"] == "Preparing"
         assert evse["power_w"] == 7200.0 and evse["energy_register_wh"] == 12_500.0
         active = (await api.get("/api/transactions", params={"charger_id": "CP16", "active": True})).json()
         assert [t["id"] for t in active] == [tx_id] and active[0]["energy_wh"] == 500.0
 
-        stop = call.StopTransaction(meter_stop=19_750, timestamp=ts(30), transaction_id=tx_id,
-                                    reason="EVDisconnected", id_tag="GOOD1")
+        stop = call.StopTransaction(
+            meter_stop=19_750, timestamp=ts(30), transaction_id=tx_id, reason="EVDisconnected", id_tag="GOOD1"
+        )
         first = await cp.call(stop, suppress=False)
         again = await cp.call(stop, suppress=False)  # a retry after a lost reply
         assert first.id_tag_info["status"] == again.id_tag_info["status"] == "Accepted"
@@ -86,8 +113,9 @@ async def test_stop_for_unknown_transaction_is_acknowledged_and_kept(
     csms: CsmsApp, api: httpx.AsyncClient
 ) -> None:
     async with connected(Station16, csms.ocpp_url, "CP16U", "ocpp1.6") as cp:
-        res = await cp.call(call.StopTransaction(meter_stop=500, timestamp=ts(), transaction_id=-1),
-                            suppress=False)
+        res = await cp.call(
+            call.StopTransaction(meter_stop=500, timestamp=ts(), transaction_id=-1), suppress=False
+        )
         assert res is not None
     txs = (await api.get("/api/transactions", params={"charger_id": "CP16U"})).json()
     assert len(txs) == 1 and "unknown_transaction" in txs[0]["flags"]
@@ -99,7 +127,9 @@ async def test_csms_initiated_calls_reach_the_16_station(csms: CsmsApp, api: htt
         await cp.call(call.BootNotification(charge_point_vendor="V", charge_point_model="M"), suppress=False)
         r = await api.post("/api/chargers/CP16C/actions/Reset", json={"type": "Hard"})
         assert r.status_code == 200 and r.json() == {"status": "Accepted"}
-        r = await api.post("/api/chargers/CP16C/actions/GetConfiguration", json={"key": ["HeartbeatInterval"]})
+        r = await api.post(
+            "/api/chargers/CP16C/actions/GetConfiguration", json={"key": ["HeartbeatInterval"]}
+        )
         assert r.json()["configurationKey"][0]["value"] == "300"
         r = await api.post("/api/chargers/CP16C/actions/Reset", json={"type": "Sideways"})
         assert r.status_code == 400 and "type" in r.json()["detail"]

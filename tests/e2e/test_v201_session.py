@@ -17,21 +17,35 @@ def ts(minutes: int = 0) -> str:
     return (base + timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z")
 
 
-def meter(minutes: int, wh: float, context: str = "Sample.Periodic", power_w: float | None = None) -> dict[str, Any]:
-    values: list[dict[str, Any]] = [{"value": wh / 1000, "measurand": "Energy.Active.Import.Register",
-                                     "context": context, "unit_of_measure": {"unit": "kWh"}}]
+def meter(
+    minutes: int, wh: float, context: str = "Sample.Periodic", power_w: float | None = None
+) -> dict[str, Any]:
+    values: list[dict[str, Any]] = [
+        {
+            "value": wh / 1000,
+            "measurand": "Energy.Active.Import.Register",
+            "context": context,
+            "unit_of_measure": {"unit": "kWh"},
+        }
+    ]
     if power_w is not None:
         values.append({"value": power_w, "measurand": "Power.Active.Import", "context": context})
     return {"timestamp": ts(minutes), "sampled_value": values}
 
 
-def tx_event(kind: str, seq: int, minutes: int, trigger: str, mv: dict[str, Any] | None,
-             **extra: Any) -> call.TransactionEvent:
+def tx_event(
+    kind: str, seq: int, minutes: int, trigger: str, mv: dict[str, Any] | None, **extra: Any
+) -> call.TransactionEvent:
     info = {"transaction_id": "TX-201-1"}
     info.update(extra.pop("info", {}))
     return call.TransactionEvent(
-        event_type=kind, timestamp=ts(minutes), trigger_reason=trigger, seq_no=seq,
-        transaction_info=info, meter_value=[mv] if mv else None, **extra,
+        event_type=kind,
+        timestamp=ts(minutes),
+        trigger_reason=trigger,
+        seq_no=seq,
+        transaction_info=info,
+        meter_value=[mv] if mv else None,
+        **extra,
     )
 
 
@@ -40,36 +54,71 @@ async def test_full_201_session_is_answered_persisted_and_visible(
 ) -> None:
     await api.post("/api/id-tags", json={"id_tag": "RFID-9", "status": "Accepted"})
     async with connected(Station201, csms.ocpp_url, "CS201", "ocpp2.0.1") as cs:
-        boot = await cs.call(call.BootNotification(
-            charging_station={"model": "DC150", "vendor_name": "Volt", "serial_number": "S9",
-                              "firmware_version": "2.0"}, reason="PowerUp"), suppress=False)
+        boot = await cs.call(
+            call.BootNotification(
+                charging_station={
+                    "model": "DC150",
+                    "vendor_name": "Volt",
+                    "serial_number": "S9",
+                    "firmware_version": "2.0",
+                },
+                reason="PowerUp",
+            ),
+            suppress=False,
+        )
         assert boot.status == "Accepted"
         await cs.call(call.Heartbeat(), suppress=False)
-        await cs.call(call.StatusNotification(timestamp=ts(), connector_status="Occupied", evse_id=1,
-                                              connector_id=1), suppress=False)
-        auth = await cs.call(call.Authorize(id_token={"id_token": "RFID-9", "type": "ISO14443"}),
-                             suppress=False)
+        await cs.call(
+            call.StatusNotification(timestamp=ts(), connector_status="Occupied", evse_id=1, connector_id=1),
+            suppress=False,
+        )
+        auth = await cs.call(
+            call.Authorize(id_token={"id_token": "RFID-9", "type": "ISO14443"}), suppress=False
+        )
         assert auth.id_token_info["status"] == "Accepted"
-        unknown = await cs.call(call.Authorize(id_token={"id_token": "WHO", "type": "ISO14443"}),
-                                suppress=False)
+        unknown = await cs.call(
+            call.Authorize(id_token={"id_token": "WHO", "type": "ISO14443"}), suppress=False
+        )
         assert unknown.id_token_info["status"] == "Unknown"
 
-        started = await cs.call(tx_event(
-            "Started", 0, 1, "Authorized", meter(1, 1_000, "Transaction.Begin"),
-            id_token={"id_token": "RFID-9", "type": "ISO14443"}, evse={"id": 1, "connector_id": 1},
-            info={"charging_state": "Charging"}), suppress=False)
+        started = await cs.call(
+            tx_event(
+                "Started",
+                0,
+                1,
+                "Authorized",
+                meter(1, 1_000, "Transaction.Begin"),
+                id_token={"id_token": "RFID-9", "type": "ISO14443"},
+                evse={"id": 1, "connector_id": 1},
+                info={"charging_state": "Charging"},
+            ),
+            suppress=False,
+        )
         assert started.id_token_info["status"] == "Accepted"
-        await cs.call(tx_event("Updated", 1, 15, "MeterValuePeriodic", meter(15, 6_000, power_w=22_000)),
-                      suppress=False)
+        await cs.call(
+            tx_event("Updated", 1, 15, "MeterValuePeriodic", meter(15, 6_000, power_w=22_000)), suppress=False
+        )
         mid = (await api.get("/api/transactions", params={"charger_id": "CS201", "active": True})).json()
         assert mid[0]["id"] == "TX-201-1" and mid[0]["energy_wh"] == 5_000
-        ended = tx_event("Ended", 2, 40, "EVCommunicationLost", meter(40, 15_500, "Transaction.End"),
-                         info={"stopped_reason": "EVDisconnected"})
+        ended = tx_event(
+            "Ended",
+            2,
+            40,
+            "EVCommunicationLost",
+            meter(40, 15_500, "Transaction.End"),
+            info={"stopped_reason": "EVDisconnected"},
+        )
         await cs.call(ended, suppress=False)
         await cs.call(ended, suppress=False)  # retried: same seqNo, no second effect
 
-        r = await api.post("/api/chargers/CS201/actions/GetVariables", json={"getVariableData": [
-            {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}]})
+        r = await api.post(
+            "/api/chargers/CS201/actions/GetVariables",
+            json={
+                "getVariableData": [
+                    {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}
+                ]
+            },
+        )
         assert r.status_code == 200 and r.json()["getVariableResult"][0]["attributeValue"] == "300"
         r = await api.post("/api/chargers/CS201/actions/Reset", json={"type": "OnIdle"})
         assert r.json() == {"status": "Accepted"}
@@ -93,11 +142,31 @@ async def test_offline_events_out_of_order_are_kept_and_flagged(
 ) -> None:
     async with connected(Station201, csms.ocpp_url, "CS201O", "ocpp2.0.1") as cs:
         # the station was offline: Ended arrives first, then Started, with a gap in seqNo
-        await cs.call(tx_event("Ended", 5, 50, "EVCommunicationLost", meter(50, 9_000, "Transaction.End"),
-                               offline=True, evse={"id": 2, "connector_id": 1},
-                               info={"stopped_reason": "Local"}), suppress=False)
-        await cs.call(tx_event("Started", 0, 1, "CablePluggedIn", meter(1, 2_000, "Transaction.Begin"),
-                               offline=True, evse={"id": 2, "connector_id": 1}), suppress=False)
+        await cs.call(
+            tx_event(
+                "Ended",
+                5,
+                50,
+                "EVCommunicationLost",
+                meter(50, 9_000, "Transaction.End"),
+                offline=True,
+                evse={"id": 2, "connector_id": 1},
+                info={"stopped_reason": "Local"},
+            ),
+            suppress=False,
+        )
+        await cs.call(
+            tx_event(
+                "Started",
+                0,
+                1,
+                "CablePluggedIn",
+                meter(1, 2_000, "Transaction.Begin"),
+                offline=True,
+                evse={"id": 2, "connector_id": 1},
+            ),
+            suppress=False,
+        )
     tx = (await api.get("/api/transactions", params={"charger_id": "CS201O"})).json()[0]
     assert tx["evse_id"] == 2 and tx["energy_wh"] == 7_000
     assert tx["started_at"].startswith("2026-11-29T08:01") and tx["stopped_at"].startswith("2026-11-29T08:50")

@@ -18,15 +18,20 @@ def test_call_is_parsed_into_id_action_payload() -> None:
 
 def test_callresult_and_callerror_are_parsed() -> None:
     assert rpc.parse('[3,"a",{"x":1}]', V201) == rpc.CallResult("a", {"x": 1})
-    assert rpc.parse('[4,"b","NotImplemented","no",{}]', V201) == rpc.CallError("b", "NotImplemented", "no", {})
+    assert rpc.parse('[4,"b","NotImplemented","no",{}]', V201) == rpc.CallError(
+        "b", "NotImplemented", "no", {}
+    )
 
 
-@pytest.mark.parametrize(("kind", "v16", "v201"), [
-    (ErrorKind.FORMAT, "FormationViolation", "FormatViolation"),
-    (ErrorKind.OCCURRENCE, "OccurenceConstraintViolation", "OccurrenceConstraintViolation"),
-    (ErrorKind.TYPE, "TypeConstraintViolation", "TypeConstraintViolation"),
-    (ErrorKind.RPC_FRAMEWORK, "ProtocolError", "RpcFrameworkError"),
-])
+@pytest.mark.parametrize(
+    ("kind", "v16", "v201"),
+    [
+        (ErrorKind.FORMAT, "FormationViolation", "FormatViolation"),
+        (ErrorKind.OCCURRENCE, "OccurenceConstraintViolation", "OccurrenceConstraintViolation"),
+        (ErrorKind.TYPE, "TypeConstraintViolation", "TypeConstraintViolation"),
+        (ErrorKind.RPC_FRAMEWORK, "ProtocolError", "RpcFrameworkError"),
+    ],
+)
 def test_error_codes_are_spelled_per_version(kind: ErrorKind, v16: str, v201: str) -> None:
     assert code_for(kind, V16) == v16 and code_for(kind, V201) == v201
 
@@ -40,7 +45,9 @@ def test_unknown_message_type_is_ignored_in_16_and_refused_in_201() -> None:
     assert e201.value.reply is not None and e201.value.reply.code == "MessageTypeNotSupported"
 
 
-@pytest.mark.parametrize("raw", ['[2,5,"Heartbeat",{}]', '[2,"","Heartbeat",{}]', '[2,"' + "i" * 37 + '","A",{}]'])
+@pytest.mark.parametrize(
+    "raw", ['[2,5,"Heartbeat",{}]', '[2,"","Heartbeat",{}]', '[2,"' + "i" * 37 + '","A",{}]']
+)
 def test_unreadable_message_id_is_answered_with_minus_one(raw: str) -> None:
     with pytest.raises(rpc.FrameError) as err:
         rpc.parse(raw, V201)

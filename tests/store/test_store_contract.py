@@ -25,25 +25,36 @@ def pg_url() -> Iterator[str]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStore]:
-    if request.param == "sqlite":
-        db = str(tmp_path / "s.sqlite3")
-    else:
-        db = request.getfixturevalue("pg_url")
+    db = str(tmp_path / "s.sqlite3") if request.param == "sqlite" else request.getfixturevalue("pg_url")
     s = await SqlStore.open(db)
     try:
         yield s
     finally:
         if request.param == "postgresql":  # shared cluster: leave it empty for the next test
             from csms.store import schema
+
             async with s.engine.begin() as conn:
                 await conn.run_sync(schema.metadata.drop_all)
         await s.close()
 
 
-def record(tx: str, seq: int, kind: str, minutes: int, meter: float | None, **kw: object) -> TransactionEventRecord:
-    base = dict(station_id="S1", tx_id=tx, event_type=kind, seq_no=seq, ts=T0 + timedelta(minutes=minutes),
-                trigger_reason="Authorized", evse_id=1, connector_id=1, id_tag="TAG", meter_wh=meter,
-                stopped_reason=None, offline=False)
+def record(
+    tx: str, seq: int, kind: str, minutes: int, meter: float | None, **kw: object
+) -> TransactionEventRecord:
+    base = dict(
+        station_id="S1",
+        tx_id=tx,
+        event_type=kind,
+        seq_no=seq,
+        ts=T0 + timedelta(minutes=minutes),
+        trigger_reason="Authorized",
+        evse_id=1,
+        connector_id=1,
+        id_tag="TAG",
+        meter_wh=meter,
+        stopped_reason=None,
+        offline=False,
+    )
     base.update(kw)
     return TransactionEventRecord(**base)  # type: ignore[arg-type]
 
@@ -76,27 +87,36 @@ async def test_id_tags_insert_replace_delete(store: SqlStore) -> None:
 
 
 async def test_concurrent_duplicate_starts_create_one_transaction(store: SqlStore) -> None:
-    results = await asyncio.gather(*[
-        store.start_transaction("S1", evse_id=1, connector_id=1, id_tag="T", meter_start_wh=10.0, ts=T0)
-        for _ in range(8)
-    ])
+    results = await asyncio.gather(
+        *[
+            store.start_transaction("S1", evse_id=1, connector_id=1, id_tag="T", meter_start_wh=10.0, ts=T0)
+            for _ in range(8)
+        ]
+    )
     assert len({tx.tx_id for tx, _ in results}) == 1
     assert sum(created for _, created in results) == 1
     assert len(await store.list_transactions(station_id="S1")) == 1
 
 
 async def test_stop_is_replay_safe_and_flags_meter_going_backwards(store: SqlStore) -> None:
-    tx, _ = await store.start_transaction("S1", evse_id=1, connector_id=1, id_tag="T", meter_start_wh=900.0, ts=T0)
-    first = await store.stop_transaction("S1", tx.tx_id, meter_stop_wh=100.0, ts=T0, reason="Local", id_tag=None)
-    again = await store.stop_transaction("S1", tx.tx_id, meter_stop_wh=555.0, ts=T0, reason="Other", id_tag=None)
+    tx, _ = await store.start_transaction(
+        "S1", evse_id=1, connector_id=1, id_tag="T", meter_start_wh=900.0, ts=T0
+    )
+    first = await store.stop_transaction(
+        "S1", tx.tx_id, meter_stop_wh=100.0, ts=T0, reason="Local", id_tag=None
+    )
+    again = await store.stop_transaction(
+        "S1", tx.tx_id, meter_stop_wh=555.0, ts=T0, reason="Other", id_tag=None
+    )
     assert not first.replay and again.replay
     assert again.transaction.meter_stop_wh == 100.0 and "meter_backwards" in again.transaction.flags
 
 
 async def test_unknown_stops_are_kept_separately_and_replays_deduplicated(store: SqlStore) -> None:
     a = await store.stop_transaction("S1", "-1", meter_stop_wh=1.0, ts=T0, reason=None, id_tag=None)
-    b = await store.stop_transaction("S1", "-1", meter_stop_wh=2.0, ts=T0 + timedelta(hours=1), reason=None,
-                                     id_tag=None)
+    b = await store.stop_transaction(
+        "S1", "-1", meter_stop_wh=2.0, ts=T0 + timedelta(hours=1), reason=None, id_tag=None
+    )
     a2 = await store.stop_transaction("S1", "-1", meter_stop_wh=1.0, ts=T0, reason=None, id_tag=None)
     assert a.orphan and b.orphan and a2.replay
     assert len(await store.list_transactions(station_id="S1")) == 2

@@ -1,111 +1,165 @@
-"""Sustained calls/s at saturation, ours vs the baseline, in one run; latency at 25/50/75 %.
+"""Sustained calls/s at saturation, ours vs the baseline, in one run; latency at fractions of ours.
 
-The server runs pinned to core 0, the load generator (bench/loadgen.py) to core 1. Mix:
-70 % meter values (1.6 MeterValues / 2.0.1 TransactionEvent Updated), 20 % Heartbeat,
-10 % StatusNotification. Server CPU per call is read from /proc.
+The server runs pinned to core 0, the load generator (``bench.loadgen``) to core 1. Mix:
+70 % meter values (1.6 MeterValues / 2.0.1 TransactionEvent Updated, 8 samples), 20 %
+Heartbeat, 10 % StatusNotification; validation on in both servers. Over the measured window
+only, the server's CPU time and run-queue wait are read from /proc:
 
-    python -m bench.throughput [--duration 10] [--connections 64] [--protocol 1.6 2.0.1]
+* ``calls_per_s`` — answered calls per second of wall time (what the loadgen saw);
+* ``cpu_us_per_call`` — server CPU per call, and ``per_core_calls_s`` = 1e6 / that: the rate one
+  whole core would sustain. It is far less sensitive to other load on the machine;
+* ``srv_util`` — server CPU / wall (1.0 = saturated its core); ``srv_wait`` — share of the window
+  the server was runnable but another process had its core (noise from other work).
+
+Latency is measured at 25/50/75 % of our median saturated rate, paced open loop, from each
+call's scheduled send time (``p50_ms``/``p99_ms``: no coordinated omission). ``svc_p99_ms`` is
+from the actual send; ``lag_p99_ms`` is how late calls left: a connection keeps one call
+outstanding, so a late send means its previous answer was late (server queueing) or, when
+``lg_util`` is near 1, that the generator itself was short of CPU.
+
+    python -m bench.throughput [--duration 10] [--connections 64] [--repeat 3] [--protocol 1.6 2.0.1]
+    python -m bench.throughput --protocol 2.0.1 --profile /tmp/csms-201.prof   # cProfile of ours
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 from typing import Any
 
-from bench.procs import Server, run_loadgen
+from bench.procs import Server, load_average, run_loadgen
 
 
-def saturate(kind: str, protocol: str, connections: int, duration: float) -> dict[str, Any]:
+class _Window:
+    """Server CPU and run-queue wait between the loadgen's window marks."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.start: tuple[float, float] = (0.0, 0.0)
+        self.cpu = 0.0
+        self.wait = 0.0
+
+    def __call__(self, event: str) -> None:
+        now = (self.server.cpu(), self.server.sched_wait())
+        if event == "window_start":
+            self.start = now
+        elif event == "window_end":
+            self.cpu, self.wait = now[0] - self.start[0], now[1] - self.start[1]
+
+
+def measure(
+    kind: str, protocol: str, connections: int, duration: float, *, rate: float = 0.0, warmup: float = 1.0
+) -> dict[str, Any]:
+    """One run against a fresh server: saturated (``rate`` 0) or paced."""
+    load = load_average()
     server = Server(kind)
     try:
-        cpu0 = server.cpu()
+        window = _Window(server)
         res = run_loadgen(
-            server.url,
-            protocol=protocol,
-            connections=connections,
-            duration=duration,
-            prefix=f"{kind[:2].upper()}{protocol.replace('.', '')}",
+            server.url, protocol=protocol, connections=connections, duration=duration, rate=rate,
+            warmup=warmup, prefix=f"{kind[:2].upper()}{protocol.replace('.', '')}", on_event=window,
         )
-        cpu = server.cpu() - cpu0
     finally:
+        server.kill()  # the graceful stop is not measured here; SIGKILL saves ~0.7 s a run
         server.stop()
     calls = int(res["calls"]) or 1
+    secs = float(res["duration_s"]) or 1.0
+    us = window.cpu / calls * 1e6
     return {
-        "server": kind,
-        "protocol": protocol,
-        "calls_per_s": res["calls_per_s"],
-        "p50_ms": res["p50_ms"],
-        "p99_ms": res["p99_ms"],
-        "errors": res["errors"],
-        "server_cpu_us_per_call": round(cpu / calls * 1e6, 1),
+        "server": kind, "protocol": protocol, "connections": res["connections"],
+        "calls_per_s": res["calls_per_s"], "p50_ms": res["p50_ms"], "p99_ms": res["p99_ms"],
+        "errors": res["errors"] + res["failed_connections"],
+        "cpu_us_per_call": round(us, 1), "per_core_calls_s": round(1e6 / us) if us else 0,
+        "srv_util": round(window.cpu / secs, 2), "srv_wait": round(window.wait / secs, 2),
+        "svc_p99_ms": res["svc_p99_ms"], "lag_p99_ms": res["lag_p99_ms"],
+        "lg_util": res["loadgen_cpu_util"], "load": load,
     }
 
 
-def latency_at(protocol: str, rate: float, connections: int, duration: float) -> dict[str, Any]:
-    server = Server("csms")
-    try:
-        res = run_loadgen(
-            server.url,
-            protocol=protocol,
-            connections=connections,
-            duration=duration,
-            rate=rate,
-            prefix=f"LA{protocol.replace('.', '')}",
-        )
-    finally:
-        server.stop()
-    return {
-        "protocol": protocol,
-        "target_calls_per_s": round(rate),
-        "calls_per_s": res["calls_per_s"],
-        "p50_ms": res["p50_ms"],
-        "p99_ms": res["p99_ms"],
-        "errors": res["errors"],
-    }
+def _spread(values: list[float]) -> str:
+    return f"{min(values):,.0f}-{max(values):,.0f}" if len(values) > 1 else ""
 
 
 def run(
-    protocols: list[str], connections: int, duration: float, fractions: tuple[float, ...]
-) -> dict[str, Any]:
-    rows, ratios, latency = [], [], []
+    protocols: list[str], connections: int, duration: float, fractions: tuple[float, ...],
+    repeat: int = 1, warmup: float = 1.0,
+) -> dict[str, list[dict[str, Any]]]:
+    """Saturation runs (``repeat`` times each, interleaved ours/baseline), ratios, latency points."""
+    runs: list[dict[str, Any]] = []
+    ratios: list[dict[str, Any]] = []
+    latency: list[dict[str, Any]] = []
     for protocol in protocols:
-        ours = saturate("csms", protocol, connections, duration)
-        base = saturate("baseline", protocol, connections, duration)
-        rows += [ours, base]
-        ratio = float(ours["calls_per_s"]) / max(1e-9, float(base["calls_per_s"]))
-        ratios.append(
-            {
-                "protocol": protocol,
-                "ours_calls_per_s": ours["calls_per_s"],
-                "baseline_calls_per_s": base["calls_per_s"],
-                "ratio": round(ratio, 1),
-            }
-        )
+        ours: list[dict[str, Any]] = []
+        base: list[dict[str, Any]] = []
+        for _ in range(repeat):
+            ours.append(measure("csms", protocol, connections, duration, warmup=warmup))
+            base.append(measure("baseline", protocol, connections, duration, warmup=warmup))
+        runs += ours + base
+        o_rate = statistics.median(float(r["calls_per_s"]) for r in ours)
+        b_rate = statistics.median(float(r["calls_per_s"]) for r in base)
+        o_us = statistics.median(float(r["cpu_us_per_call"]) for r in ours)
+        b_us = statistics.median(float(r["cpu_us_per_call"]) for r in base)
+        ratios.append({
+            "protocol": protocol, "runs": repeat,
+            "ours_calls_s": round(o_rate), "ours_range": _spread([r["calls_per_s"] for r in ours]),
+            "base_calls_s": round(b_rate), "base_range": _spread([r["calls_per_s"] for r in base]),
+            "ratio": round(o_rate / max(1e-9, b_rate), 1),
+            "ours_us_call": o_us, "base_us_call": b_us,
+            "cpu_ratio": round(b_us / max(1e-9, o_us), 1),
+        })
         for f in fractions:
-            latency.append(
-                {"fraction": f, **latency_at(protocol, f * float(ours["calls_per_s"]), connections, duration)}
-            )
-    return {"saturation": rows, "ratio": ratios, "latency": latency}
+            r = measure("csms", protocol, connections, duration, rate=f * o_rate, warmup=warmup)
+            latency.append({
+                "protocol": protocol, "fraction": f, "target_calls_s": round(f * o_rate),
+                **{k: r[k] for k in ("calls_per_s", "p50_ms", "p99_ms", "svc_p99_ms", "lag_p99_ms", "errors",
+                                     "cpu_us_per_call", "srv_util", "srv_wait", "lg_util", "load")},
+            })
+    return {"saturation runs": runs, "ours vs baseline (medians)": ratios, "latency at fractions": latency}
 
 
 def run_quick() -> list[dict[str, Any]]:
-    result = run(["1.6", "2.0.1"], 32, 4.0, (0.5,))
-    return [*result["ratio"], *result["latency"]]
+    """A short run for ``python -m bench --quick``: one 2 s saturation run per server and version."""
+    return run(["1.6", "2.0.1"], 64, 2.0, (), repeat=1, warmup=0.5)["ours vs baseline (medians)"]
+
+
+def profile(protocol: str, connections: int, duration: float, out: str, top: int = 30) -> None:
+    """Saturate our server running under cProfile, stop it with SIGINT, print the top functions."""
+    import pstats
+
+    server = Server("csms", profile=out)
+    try:
+        res = run_loadgen(server.url, protocol=protocol, connections=connections, duration=duration,
+                          prefix=f"PR{protocol.replace('.', '')}")
+    finally:
+        server.interrupt()
+        server.stop()
+    print(f"{protocol}: {res['calls']} calls in {res['duration_s']} s under cProfile; profile in {out}")
+    stats = pstats.Stats(out)
+    stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(top)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--protocol", nargs="+", default=["1.6", "2.0.1"], choices=["1.6", "2.0.1"])
+    p.add_argument("--connections", type=int, default=64, help="connections, one call outstanding each")
+    p.add_argument("--duration", type=float, default=10.0, help="measured seconds per run")
+    p.add_argument("--repeat", type=int, default=3, help="saturation runs per server and protocol")
+    p.add_argument("--fractions", type=float, nargs="+", default=[0.25, 0.5, 0.75])
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(
-        prog="python -m bench.throughput",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--protocol", nargs="+", default=["1.6", "2.0.1"], choices=["1.6", "2.0.1"])
-    p.add_argument("--connections", type=int, default=64)
-    p.add_argument("--duration", type=float, default=10.0)
+    p = argparse.ArgumentParser(prog="python -m bench.throughput", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    p.add_argument("--profile", metavar="FILE",
+                   help="instead: profile our server under the first --protocol's mix into FILE")
     args = p.parse_args(argv)
-    result = run(args.protocol, args.connections, args.duration, (0.25, 0.5, 0.75))
+    if args.profile:
+        profile(args.protocol[0], args.connections, args.duration, args.profile)
+        return
     from bench.report import print_table
 
+    result = run(args.protocol, args.connections, args.duration, tuple(args.fractions), args.repeat)
     for title, rows in result.items():
         print_table(title, rows)
 

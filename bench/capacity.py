@@ -1,0 +1,185 @@
+"""Capacity: stations connected at once on realistic intervals, ramped until p99 > 100 ms or
+connections fail; server memory per idle connection.
+
+Realistic intervals are meter values every 60 s and heartbeats every 300 s per station;
+``--time-scale K`` divides both by K (K times the message rate of a real network) so a short
+run still sees traffic; the quick run uses K = 20. Stations are ``mixed`` (even ones 1.6, odd
+ones 2.0.1; ``--protocol``) and ``--charge-share`` of them (default 1.0: all, the upper bound)
+are in a transaction, so their meter values are 1.6 MeterValues with a transaction id or
+2.0.1 TransactionEvent Updated (committed durably before the answer).
+
+Per step the load generator (one process, pinned to core 1, connections spread over
+127.0.0.2.. source addresses) opens stations up to N; each boots and reports its connector,
+then stays idle, and the server's RSS is read:
+
+* ``idle_kib_conn`` = (RSS - RSS after a 50-station warm-up) / stations beyond the warm-up;
+* ``marg_kib_conn`` = RSS growth since the previous step's end / stations added (the new ones
+  are idle: booted only).
+
+Then the new stations start their transactions, paced at ``--tx-rate`` (reported apart: a 1.6
+start is one durable commit), and every station runs its periodic traffic for ``--hold``
+seconds: calls/s, p50/p99 (send to answer, measured in the load generator), server CPU, RSS.
+
+The server (pinned to core 0) can hold at most its open-files limit: both processes raise
+their soft limit to the hard one (``ulimit -Hn``); the largest step is capped below it.
+
+    python -m bench.capacity                          # 1k 2k 5k 10k 15k 20k.. at real intervals
+    python -m bench.capacity --time-scale 10 --hold 20
+    python -m bench.capacity --steps 1000 5000 --hold 30 --ramp-rate 1000
+    python -m bench.capacity --gc-tuned         # the same with the proposed GC settings (experiment)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.procs import HoldLoadgen, Server, load_average, raise_nofile
+
+WARM = 50
+MIB = 1 << 20
+
+
+def _nofile(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            return int(line.split()[3])
+    return 1024
+
+
+# Experiment for the proposal in docs/performance.md: the CSMS with gc.freeze() after imports
+# and a young generation of 20,000 objects, so full collections over every connection's
+# objects become rare (run with --gc-tuned; csms/ itself is unchanged).
+GC_TUNED = [
+    sys.executable, "-c",
+    "import gc, sys; gc.set_threshold(20_000, 50, 1000); from csms.cli import main; gc.freeze(); "
+    "sys.exit(main(sys.argv[1:]))",
+]
+
+
+def _server_config(ramp_rate: float) -> dict[str, dict[str, Any]] | None:
+    """The default accept rate (200/s) only slows the ramp down; raise it for faster ramps."""
+    if ramp_rate <= 190:
+        return None
+    return {"limits": {"accept_rate": round(ramp_rate * 1.25), "accept_burst": max(400, round(ramp_rate))}}
+
+
+def run(
+    steps: list[int], *, hold_s: float = 60.0, time_scale: float = 1.0, meter_s: float = 60.0,
+    heartbeat_s: float = 300.0, ramp_rate: float = 180.0, protocol: str = "mixed",
+    charge_share: float = 1.0, tx_rate: float = 200.0, source_ips: int = 16, p99_limit_ms: float = 100.0,
+    gc_tuned: bool = False, log: bool = True,
+) -> list[dict[str, Any]]:
+    """Ramp through ``steps``; one row per step; stops at the first step over the limits."""
+    raise_nofile()
+    server = Server("csms", config=_server_config(ramp_rate), launcher=GC_TUNED if gc_tuned else None)
+    lg: HoldLoadgen | None = None
+    rows: list[dict[str, Any]] = []
+    try:
+        lg = HoldLoadgen(server.url, protocol=protocol, prefix="CAP", source_ips=source_ips)
+        ceiling = min(_nofile(server.proc.pid), int(lg.ready["nofile"])) - 100
+        lg.command(cmd="connect", total=WARM, rate=ramp_rate, timeout_s=60)
+        lg.command(cmd="start_tx", share=charge_share, rate=tx_rate, wait_s=90)
+        lg.command(cmd="traffic", seconds=1.5, meter_s=0.5, heartbeat_s=1.0)
+        time.sleep(1.5)  # a write-behind flush
+        base_rss = prev_rss = server.rss()
+        prev = WARM
+        for target in steps:
+            note = ""
+            if target > ceiling:
+                target, note = ceiling, f"capped at the fd limit ({ceiling + 100})"
+            if target <= prev:
+                break
+            load = load_average()
+            budget = (target - prev) / max(ramp_rate, 50) * 2 + 60
+            conn = lg.command(cmd="connect", total=target, rate=ramp_rate, timeout_s=budget,
+                              wait_s=budget + 60)
+            time.sleep(2.0)
+            idle_rss = server.rss()
+            started = lg.command(cmd="start_tx", share=charge_share, rate=tx_rate,
+                                 wait_s=(target - prev) / max(tx_rate, 10) * 3 + 120)
+            cpu0 = server.cpu()
+            traffic = lg.command(cmd="traffic", seconds=hold_s, meter_s=meter_s / time_scale,
+                                 heartbeat_s=heartbeat_s / time_scale, wait_s=hold_s + 120)
+            cpu = server.cpu() - cpu0
+            rss = server.rss()
+            n = int(conn["connected"])
+            row = {
+                "target": target, "connected": n, "connect_s": conn["elapsed_s"],
+                "refused": sum(conn["refused"].values()),
+                "idle_rss_mib": round(idle_rss / MIB),
+                "idle_kib_conn": round((idle_rss - base_rss) / 1024 / max(1, n - WARM), 1),
+                "marg_kib_conn": round((idle_rss - prev_rss) / 1024 / max(1, n - prev), 1),
+                "tx_started": started["started"], "tx_start_p99_ms": started["p99_ms"],
+                "calls_per_s": traffic["calls_per_s"], "p50_ms": traffic["p50_ms"],
+                "p99_ms": traffic["p99_ms"],
+                "max_ms": traffic["max_ms"], "errors": traffic["errors"] + traffic["unanswered"],
+                "srv_cpu_pct": round(100 * cpu / hold_s, 1),
+                "rss_mib": round(rss / MIB), "kib_conn": round((rss - base_rss) / 1024 / max(1, n - WARM), 1),
+                "lg_rss_kib_conn": round(lg.rss() / 1024 / max(1, n)),
+                "lg_lag_p99_ms": traffic["lag_p99_ms"],
+                "load": load, "note": note,
+            }
+            rows.append(row)
+            if log:
+                print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+            over = traffic["p99_ms"] > p99_limit_ms
+            failed = n < target or traffic["disconnects"] > 0 or traffic["unanswered"] > 0
+            if over or failed:
+                why = "p99 over limit" if over else "connections failed"
+                row["note"] = f"{note}; {why}" if note else why
+                break
+            if note:
+                break
+            prev, prev_rss = target, rss
+    finally:
+        if lg is not None:
+            lg.close()
+        server.kill()
+        server.stop()
+    return rows
+
+
+def run_quick() -> list[dict[str, Any]]:
+    """A short run for ``python -m bench --quick``: one step of 500 stations, intervals / 20."""
+    return run([500], hold_s=3.0, time_scale=20.0, ramp_rate=1000.0, tx_rate=500.0, log=False)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--steps", type=int, nargs="+",
+                   default=[1000, 2000, 5000, 10000, 15000, 20000, 30000, 50000],
+                   help="stations connected at each step (capped at the fd limit)")
+    p.add_argument("--hold", type=float, default=60.0, help="seconds of periodic traffic per step")
+    p.add_argument("--time-scale", type=float, default=1.0,
+                   help="divide the 60 s / 300 s intervals by this")
+    p.add_argument("--ramp-rate", type=float, default=180.0,
+                   help="new connections per second (over 190 the server's accept_rate is raised)")
+    p.add_argument("--protocol", choices=["1.6", "2.0.1", "mixed"], default="mixed")
+    p.add_argument("--charge-share", type=float, default=1.0, help="share of stations in a transaction")
+    p.add_argument("--tx-rate", type=float, default=200.0, help="transaction starts per second")
+    p.add_argument("--source-ips", type=int, default=16)
+    p.add_argument("--p99-limit", type=float, default=100.0, help="stop above this p99 (ms)")
+    p.add_argument("--gc-tuned", action="store_true",
+                   help="experiment: run the CSMS with gc.freeze() and a 20,000-object young generation")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.capacity", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    args = p.parse_args(argv)
+    from bench.report import print_table
+
+    rows = run(args.steps, hold_s=args.hold, time_scale=args.time_scale, ramp_rate=args.ramp_rate,
+               protocol=args.protocol, charge_share=args.charge_share, tx_rate=args.tx_rate,
+               source_ips=args.source_ips, gc_tuned=args.gc_tuned,
+               p99_limit_ms=args.p99_limit)
+    gc_note = ", CSMS with tuned GC (experiment)" if args.gc_tuned else ""
+    print_table(f"capacity (intervals 60 s / 300 s divided by {args.time_scale:g}{gc_note})", rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -114,7 +114,7 @@ class LimitsConfig(_Section):
     open_timeout_s: float = Field(10.0, gt=0)
     max_pre_auth_per_ip: int = Field(64, ge=0)  # 0 = unlimited
     max_pre_auth_total: int = Field(4096, ge=0)
-    accept_rate: float = Field(200.0, ge=0)  # handshakes per second; 0 = unlimited
+    accept_rate: float = Field(500.0, ge=0)  # handshakes per second; 0 = unlimited
     accept_burst: int = Field(400, ge=1)
     auth_failures_per_ip: int = Field(30, ge=0)  # per minute, then 429 without checking
     max_pending_password_checks: int = Field(256, ge=1)

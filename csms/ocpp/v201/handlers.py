@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -69,8 +70,8 @@ async def transaction_event(s: StationSession, p: dict[str, Any]) -> dict[str, A
     result = await s.service.transaction_event(record)
     if samples and not result.replay:
         tx = result.transaction
-        if evse_id != tx.evse_id:
-            samples = to_samples(s.station_id, tx.evse_id, tx.connector_id, tx_id, p["meterValue"])
+        if evse_id != tx.evse_id:  # Updated/Ended events usually omit the EVSE: take the session's
+            samples = [replace(x, evse_id=tx.evse_id, connector_id=tx.connector_id) for x in samples]
         s.service.meter(samples)
     response: dict[str, Any] = {}
     if token is not None:

@@ -83,7 +83,7 @@ def run(
         verdict = _verify(second, acked)
         row = {
             "stations": stations, "connected_before": conn["connected"],
-            "accept_rate": accept_rate if accept_rate is not None else "default (200)",
+            "accept_rate": accept_rate if accept_rate is not None else "default (500)",
             "backoff": "{}s*2^n+U(0,{}s), n<={}".format(*backoff),
             "listening_s": round(listening_s, 2), "back": back["back"], "all_back_s": back["all_back_s"],
             "p50_s": back["p50_s"], "p90_s": back["p90_s"], "p99_s": back["p99_s"],

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from csms.core.model import OcppVersion
 from simulators.link import Served
 from simulators.model import ChargerOps, EvseState, Sample, Status, StopReason, Tx
+from simulators.profiles import ProfileRejected
 
 Build = Callable[[], dict[str, Any]]
 OnAnswer = Callable[[dict[str, Any]], None]
@@ -149,3 +150,12 @@ def parse_positive_int(value: str) -> int | None:
     except ValueError:
         return None
     return number if number > 0 else None
+
+
+def clear_profile(c: ChargerOps, p: dict[str, Any]) -> Served:
+    """ClearChargingProfile, the same in both versions: Accepted when anything matched."""
+    try:
+        cleared = c.clear_profiles(p)
+    except ProfileRejected:
+        return Served({"status": "Unknown"})
+    return Served({"status": "Accepted" if cleared else "Unknown"})

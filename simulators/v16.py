@@ -13,6 +13,7 @@ from simulators.dialect import (
     METER_CONTEXT,
     Build,
     OnAnswer,
+    clear_profile,
     parse_positive_int,
     report_progress,
     sampled_values,
@@ -299,14 +300,6 @@ def _set_profile(c: ChargerOps, p: dict[str, Any]) -> Served:
     return Served({"status": "Accepted"})
 
 
-def _clear_profile(c: ChargerOps, p: dict[str, Any]) -> Served:
-    try:
-        cleared = c.clear_profiles(p)
-    except ProfileRejected:
-        return Served({"status": "Unknown"})
-    return Served({"status": "Accepted" if cleared else "Unknown"})
-
-
 def _composite(c: ChargerOps, p: dict[str, Any]) -> Served:
     evse_id, duration_s, unit = parse_get_composite_schedule(p)
     if evse_id != 0 and evse_id not in c.evses:
@@ -354,7 +347,7 @@ _HANDLERS: dict[str, Callable[[ChargerOps, dict[str, Any]], Served]] = {
     "ChangeConfiguration": _change_configuration,
     "TriggerMessage": _trigger,
     "SetChargingProfile": _set_profile,
-    "ClearChargingProfile": _clear_profile,
+    "ClearChargingProfile": clear_profile,
     "GetCompositeSchedule": _composite,
     "DataTransfer": _data_transfer,
     "UpdateFirmware": _update_firmware,

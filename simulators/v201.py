@@ -13,6 +13,7 @@ from simulators.dialect import (
     METER_CONTEXT,
     Build,
     OnAnswer,
+    clear_profile,
     in_use,
     parse_positive_int,
     report_progress,
@@ -406,14 +407,6 @@ def _set_profile(c: ChargerOps, p: dict[str, Any]) -> Served:
     return Served({"status": "Accepted"})
 
 
-def _clear_profile(c: ChargerOps, p: dict[str, Any]) -> Served:
-    try:
-        cleared = c.clear_profiles(p)
-    except ProfileRejected:
-        return Served({"status": "Unknown"})
-    return Served({"status": "Accepted" if cleared else "Unknown"})
-
-
 def _composite(c: ChargerOps, p: dict[str, Any]) -> Served:
     evse_id, duration_s, unit = parse_get_composite_schedule(p)
     if evse_id != 0 and evse_id not in c.evses:
@@ -469,7 +462,7 @@ _HANDLERS: dict[str, Callable[[ChargerOps, dict[str, Any]], Served]] = {
     "GetBaseReport": _get_base_report,
     "TriggerMessage": _trigger,
     "SetChargingProfile": _set_profile,
-    "ClearChargingProfile": _clear_profile,
+    "ClearChargingProfile": clear_profile,
     "GetCompositeSchedule": _composite,
     "DataTransfer": _data_transfer,
     "UpdateFirmware": _update_firmware,

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import settings
 
 from csms.app import CsmsApp, running
 from csms.config import Settings, load_settings
 from csms.logging import configure_logging
 
 configure_logging("console", "warning")
+
+# CI gates a landing: there, every hypothesis test replays the same examples (derandomize);
+# developers' runs keep exploring new ones. HYPOTHESIS_PROFILE=explore overrides in CI.
+settings.register_profile("ci", derandomize=True)
+settings.register_profile("explore")
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "explore"))
 
 CsmsFactory = Callable[..., Awaitable[CsmsApp]]
 

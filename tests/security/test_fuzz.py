@@ -175,7 +175,7 @@ def _exchange(live: Live, version: str, action: str, payload: Any) -> None:
 
 
 FUZZ_SETTINGS = settings(
-    max_examples=EXAMPLES_PER_ACTION, deadline=None, database=None, derandomize=False,
+    max_examples=EXAMPLES_PER_ACTION, deadline=None, database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import signal
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from typing import Any
@@ -205,6 +206,15 @@ class CsmsApp:
         if self.store is not None:
             await self.store.close()
         log.info("csms stopped")
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT (graceful shutdown of ``serve`` and ``demo``)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
 
 
 @contextlib.asynccontextmanager

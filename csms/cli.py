@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -107,14 +106,11 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _serve(settings: Settings, duration: float | None = None) -> None:
-    from csms.app import CsmsApp
+    from csms.app import CsmsApp, stop_on_signals
     from csms.plugins import default_plugins
 
     app = CsmsApp(settings, plugins=default_plugins(settings))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     try:
         await app.start()
         tune_gc()

@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -79,7 +78,7 @@ def _banner(app: Any, scenario: Any) -> str:
 
 
 async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
-    from csms.app import CsmsApp
+    from csms.app import CsmsApp, stop_on_signals
     from csms.plugins import default_plugins
     from simulators.fleet import FleetConfig, run_fleet
 
@@ -89,10 +88,7 @@ async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="csms-demo-") as tmp:
         s = demo_settings(settings, args, scenario, Path(tmp))
         app = CsmsApp(s, plugins=default_plugins(s))
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+        stop = stop_on_signals()
         try:
             await app.start()
             print(_banner(app, scenario), file=sys.stderr, flush=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -279,18 +279,8 @@ class ChargingService:
             self.publish(TransactionEnded(station_id=record.station_id, transaction=result.transaction))
         return result
 
-    async def active_transaction(self, station_id: str, evse_id: int) -> Transaction | None:
-        for tx in await self.store.list_transactions(station_id=station_id, active=True):
-            if tx.evse_id == evse_id:
-                return tx
-        return None
-
     # --- security -----------------------------------------------------------------------
     async def security_event(self, station_id: str, kind: str, ts: datetime, tech_info: str | None) -> None:
         await self.store.save_security_event(station_id, kind, ts, tech_info)
         self.publish(SecurityEventReported(station_id=station_id, kind=kind, tech_info=tech_info))
 
-
-def with_flag(tx: Transaction, flag: str) -> Transaction:
-    """``tx`` with ``flag`` added once."""
-    return tx if flag in tx.flags else replace(tx, flags=(*tx.flags, flag))

@@ -4,16 +4,23 @@ only its own generation, so an old socket dying late never unregisters its succe
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from csms.core.model import OcppVersion
 from csms.ocpp.session import StationSession
+
+FrameTap = Callable[[str, str, str, str, str, bytes | str], None]
+"""Sees every OCPP frame: (station id, "in"/"out", action, message type, message id, frame text).
+
+Taps run on the hot path of every message: they must be cheap and must not raise.
+"""
 
 
 class SessionRegistry:
     def __init__(self) -> None:
         self._sessions: dict[str, StationSession] = {}
         self._generations = itertools.count(1)
+        self.taps: list[FrameTap] = []  # e.g. the console's message log
 
     def next_generation(self) -> int:
         return next(self._generations)

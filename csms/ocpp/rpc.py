@@ -151,6 +151,19 @@ def _valid_id(uid: object) -> bool:
     return isinstance(uid, str) and 0 < len(uid) <= MAX_ID_LENGTH
 
 
+def encode_call(uid: str, action: str, payload: dict[str, Any]) -> bytes:
+    """A CALL as UTF-8 JSON, ready for a text frame (``dump_*`` give the same as ``str``)."""
+    return orjson.dumps([CALL, uid, action, payload])
+
+
+def encode_result(uid: str, payload: dict[str, Any]) -> bytes:
+    return orjson.dumps([CALLRESULT, uid, payload])
+
+
+def encode_error(err: CallError) -> bytes:
+    return orjson.dumps([CALLERROR, err.unique_id, err.code, err.description, err.details])
+
+
 def dump_call(uid: str, action: str, payload: dict[str, Any]) -> str:
     return orjson.dumps([CALL, uid, action, payload]).decode()
 

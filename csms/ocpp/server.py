@@ -40,9 +40,10 @@ from csms.core.events import MessageExchanged, StationConnected, StationDisconne
 from csms.core.model import OcppVersion
 from csms.errors import StoreUnavailable
 from csms.ocpp import schemas
+from csms.ocpp.keepalive import KeepaliveSweep
 from csms.ocpp.registry import SessionRegistry
 from csms.ocpp.rpc import ErrorKind
-from csms.ocpp.session import Handler, HandlerError, StationSession
+from csms.ocpp.session import Handler, HandlerError, OnMessage, StationSession
 from csms.ocpp.v16.handlers import HANDLERS as V16_HANDLERS
 from csms.ocpp.v201.handlers import HANDLERS as V201_HANDLERS
 from csms.security.admission import Admission, peer_ip
@@ -110,6 +111,17 @@ def _bounded(version: OcppVersion, action: str, handler: Handler) -> Handler:
     return bounded
 
 
+def _forget_handshake(conn: ServerConnection) -> None:
+    """Drop the upgrade request's and response's headers (~4.6 KiB a station) once they served.
+
+    websockets keeps both for the connection's lifetime (the request also in its parser's
+    frame), so the request's headers are emptied in place and the response is let go.
+    """
+    if conn.request is not None:
+        conn.request.headers.clear()
+    conn.response = None
+
+
 def station_id_from_path(path: str, prefix: str) -> str | None:
     """The station id in ``path`` under ``prefix``, or None when the path is not valid."""
     raw_path = urlsplit(path).path
@@ -159,6 +171,7 @@ class OcppServer:
                 table[action] = _bounded(version, action, handler)
         self._server: Server | None = None
         self._tls_server: Server | None = None
+        self.keepalive: KeepaliveSweep | None = None
 
     @staticmethod
     def _port_of(server: Server | None) -> int:
@@ -182,7 +195,7 @@ class OcppServer:
         options: dict[str, Any] = dict(
             subprotocols=[Subprotocol(p) for p in SUBPROTOCOLS],
             process_request=self._process_request,
-            ping_interval=s.ping_interval_s, ping_timeout=s.ping_timeout_s,
+            ping_interval=None, ping_timeout=None,  # one keepalive sweep for all, see start()
             open_timeout=s.open_timeout_s, max_size=s.max_message_bytes, max_queue=s.max_queue,
             compression=None, close_timeout=s.close_timeout_s, server_header="csms",
             create_connection=self.admission.connection_class(), backlog=s.limits.backlog,
@@ -193,6 +206,11 @@ class OcppServer:
         if s.tls_context is not None:
             self._tls_server = await serve(self._handle, s.host, s.tls_port, ssl=s.tls_context, **options)
             log.info("ocpp endpoint listening", url=f"wss://{s.host}:{self.tls_port}{s.path_prefix}/{{id}}")
+        if s.ping_interval_s:
+            self.keepalive = KeepaliveSweep(
+                self.registry.__iter__, interval_s=s.ping_interval_s, timeout_s=s.ping_timeout_s
+            )
+            self.spawn(self.keepalive.run())
 
     async def stop(self) -> None:
         """Stop accepting, close every session with 1001 (going away)."""
@@ -315,6 +333,7 @@ class OcppServer:
             await conn.close(1002, "no station id or subprotocol")
             return
         version = OcppVersion(conn.subprotocol)
+        _forget_handshake(conn)
         session = StationSession(
             conn, station_id, version, self.handlers[version], self.service, self.metrics,
             generation=self.registry.next_generation(), call_timeout_s=self.settings.call_timeout_s,
@@ -339,10 +358,19 @@ class OcppServer:
                 )
             session.log.info("station disconnected", code=conn.close_code)
 
-    def _message_callback(self, station_id: str) -> Callable[[str, str, str, str, Any], None]:
+    def _message_callback(self, station_id: str) -> OnMessage:
+        """What a session calls for every message: the frame taps, then the bus if anyone listens."""
         bus = self.bus
+        taps = self.registry.taps
 
-        def on_message(direction: str, action: str, kind: str, uid: str, payload: Any) -> None:
+        def on_message(
+            direction: str, action: str, kind: str, uid: str, payload: Any, raw: bytes | str
+        ) -> None:
+            for tap in taps:
+                try:
+                    tap(station_id, direction, action, kind, uid, raw)
+                except Exception:  # a tap must never cost a station its answer
+                    log.exception("frame tap failed", tap=getattr(tap, "__qualname__", repr(tap)))
             if bus.wants(MessageExchanged):
                 bus.publish(MessageExchanged(
                     station_id=station_id, direction=direction, action=action, message_type=kind,

@@ -16,4 +16,6 @@ def parse_datetime(value: str) -> datetime:
 
 def format_datetime(dt: datetime) -> str:
     """RFC 3339 in UTC with millisecond precision and a 'Z'."""
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    if dt.tzinfo is not UTC:
+        dt = dt.astimezone(UTC)
+    return dt.isoformat(timespec="milliseconds")[:-6] + "Z"  # drop "+00:00"

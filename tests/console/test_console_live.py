@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
 from csms.api.console.auth import session_value
@@ -76,3 +77,38 @@ def test_session_cookie_stands_for_the_token_without_revealing_it() -> None:
     assert value == session_value("a-long-api-token")
     assert value != session_value("another-token")
     assert "a-long-api-token" not in value and len(value) == 64
+
+
+def test_message_log_keeps_frames_as_sent_and_renders_their_payload_when_read() -> None:
+    log = MessageLog()
+    log.add("A", "in", "Heartbeat", "Call", "7", b'[2,"7","Heartbeat",{}]')
+    log.add("A", "out", "Heartbeat", "CallResult", "7", b'[3,"7",{"currentTime":"2026-01-01T00:00:00.000Z"}]')
+    log.add("A", "out", "Reset", "CallError", "8", b'[4,"8","InternalError","boom",{}]')
+    log.add("A", "in", "Heartbeat", "Call", "9", b"not json at all")
+    entries = log.recent("A")
+    assert [e["payload"] for e in entries] == [
+        "{}", '{"currentTime":"2026-01-01T00:00:00.000Z"}', '["InternalError","boom"]', "not json at all",
+    ]
+    assert [e["type"] for e in entries] == ["Call", "CallResult", "CallError", "Call"]
+
+
+def test_message_log_never_keeps_a_password_a_call_carries() -> None:
+    log = MessageLog()
+    secret = "0123456789abcdef0123456789abcdef"
+    frame = f'[2,"1","ChangeConfiguration",{{"key":"AuthorizationKey","value":"{secret}"}}]'.encode()
+    log.add("A", "out", "ChangeConfiguration", "Call", "1", frame)
+    item = {"component": {"name": "SecurityCtrlr"}, "variable": {"name": "BasicAuthPassword"}}
+    big = {"setVariableData": [{**item, "attributeValue": secret}]}
+    log.add("A", "out", "SetVariables", "Call", "2", orjson.dumps([2, "2", "SetVariables", big]))
+    assert all(secret not in repr(kept) for ring in log._rings.values() for kept in ring)
+    assert all(secret not in e["payload"] for e in log.recent("A"))
+    assert "AuthorizationKey" in log.recent("A")[0]["payload"]
+
+
+def test_message_log_renders_long_frames_at_once_and_keeps_them_cut() -> None:
+    log = MessageLog(max_payload=50)
+    frame = orjson.dumps([2, "1", "DataTransfer", {"vendorId": "V", "data": "y" * 10_000}])
+    log.add("A", "in", "DataTransfer", "Call", "1", frame)
+    kept = log._rings["A"][0][5]
+    assert len(kept) <= 51
+    assert log.recent("A")[0]["payload"] == '{"vendorId":"V","data":"' + "y" * 26 + "…"

@@ -13,9 +13,11 @@ payload size and number of stations) for the station page.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -34,6 +36,7 @@ from csms.core.events import (
     TransactionStarted,
 )
 from csms.core.service import LiveStation
+from csms.security.lifecycle import redact
 
 BUSY = frozenset({"Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing", "Occupied"})
 """Connector statuses (1.6 and 2.0.1) that mean a vehicle is plugged in."""
@@ -84,44 +87,100 @@ def console_view(ctx: ApiContext, live: LiveStation) -> dict[str, Any]:
     return view
 
 
+Entry = tuple[float, str, str, str, str, bytes | str]
+"""(unix time, direction, action, message type, message id, frame text as received or sent)"""
+
+PASSWORD_ACTIONS = frozenset({"ChangeConfiguration", "SetVariables"})
+"""Calls that may carry a station password (see ``csms.security.lifecycle.redact``)."""
+
+
+class _Rendered(str):
+    """Payload text rendered when the frame was kept (long frames, calls that may hold a secret)."""
+
+
+def _payload_text(kind: str, action: str, raw: bytes | str) -> str:
+    """The payload of an OCPP-J frame as JSON text (passwords redacted); the frame itself when unreadable."""
+    if isinstance(raw, _Rendered):
+        return raw
+    try:
+        frame = orjson.loads(raw)
+        if kind == "Call":
+            body = redact(action, frame[3])
+        else:
+            body = frame[2] if kind == "CallResult" else frame[2:4]
+        return orjson.dumps(body).decode()
+    except (orjson.JSONDecodeError, IndexError, TypeError, KeyError):
+        return raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+
+
 class MessageLog:
     """The last OCPP messages per station: ``per_station`` each, for at most ``max_stations``.
 
-    Payloads are kept as JSON text cut at ``max_payload`` characters, so memory stays
-    bounded at roughly ``max_stations * per_station * max_payload`` bytes.
+    Recording is on the hot path of every frame, so it keeps the frame text the session
+    already has (a reference, no copy) with a timestamp; entries are parsed, redacted and
+    cut at ``max_payload`` characters only when someone reads them (``recent``, ``render``).
+    A frame longer than ``4 * max_payload`` (and a call that may carry a password) is
+    rendered at once instead, so memory stays bounded at roughly
+    ``max_stations * per_station * 4 * max_payload`` bytes (real frames are far smaller).
     """
 
     def __init__(self, *, per_station: int = 30, max_stations: int = 1000, max_payload: int = 1024) -> None:
         self.per_station = per_station
         self.max_stations = max_stations
         self.max_payload = max_payload
-        self._rings: OrderedDict[str, deque[dict[str, Any]]] = OrderedDict()
+        self._max_raw = 4 * max_payload
+        self._rings: OrderedDict[str, deque[Entry]] = OrderedDict()
 
-    def record(self, ev: MessageExchanged) -> dict[str, Any]:
-        """Append ``ev`` to its station's ring and return the stored entry."""
-        try:
-            text = orjson.dumps(ev.payload).decode()
-        except TypeError:
-            text = repr(ev.payload)
-        if len(text) > self.max_payload:
-            text = text[: self.max_payload] + "…"
-        entry = {  # the timestamp stays a datetime: orjson formats it when a frame is sent
-            "ts": ev.ts, "direction": ev.direction,
-            "action": ev.action, "type": ev.message_type, "id": ev.unique_id, "payload": text,
-        }
-        ring = self._rings.get(ev.station_id)
+    def add(
+        self, station_id: str, direction: str, action: str, kind: str, unique_id: str, raw: bytes | str
+    ) -> Entry:
+        """Keep one frame (a ``csms.ocpp.registry.FrameTap``); returns the stored entry."""
+        if len(raw) > self._max_raw or (kind == "Call" and action in PASSWORD_ACTIONS):
+            raw = _Rendered(self._cut(_payload_text(kind, action, raw)))  # rare: render now
+        elif direction == "out" and isinstance(raw, bytes):
+            raw = raw.decode()  # orjson's bytes keep a 4 KiB buffer each; the text is its own size
+        entry: Entry = (time.time(), direction, action, kind, unique_id, raw)
+        ring = self._rings.get(station_id)
         if ring is None:
-            ring = self._rings[ev.station_id] = deque(maxlen=self.per_station)
+            ring = self._rings[station_id] = deque(maxlen=self.per_station)
             while len(self._rings) > self.max_stations:
                 self._rings.popitem(last=False)
         else:
-            self._rings.move_to_end(ev.station_id)
+            self._rings.move_to_end(station_id)
         ring.append(entry)
         return entry
 
+    def record(self, ev: MessageExchanged) -> dict[str, Any]:
+        """Keep a message given as a bus event; returns it rendered."""
+        if ev.message_type == "Call":
+            frame: list[Any] = [2, ev.unique_id, ev.action, ev.payload]
+        elif ev.message_type == "CallResult":
+            frame = [3, ev.unique_id, ev.payload]
+        else:
+            code, text = ev.payload if isinstance(ev.payload, list | tuple) else ("", ev.payload)
+            frame = [4, ev.unique_id, code, text, {}]
+        try:
+            raw: bytes | str = orjson.dumps(frame)
+        except TypeError:
+            raw = repr(ev.payload)
+        entry = self.add(ev.station_id, ev.direction, ev.action, ev.message_type, ev.unique_id, raw)
+        return self.render(entry)
+
+    def render(self, entry: Entry) -> dict[str, Any]:
+        """An entry as the console shows it: the payload as JSON text, cut at ``max_payload``."""
+        ts, direction, action, kind, unique_id, raw = entry
+        text = self._cut(_payload_text(kind, action, raw))
+        return {  # the timestamp stays a datetime: orjson formats it when a frame is sent
+            "ts": datetime.fromtimestamp(ts, UTC), "direction": direction,
+            "action": action, "type": kind, "id": unique_id, "payload": text,
+        }
+
+    def _cut(self, text: str) -> str:
+        return text if len(text) <= self.max_payload else text[: self.max_payload] + "…"
+
     def recent(self, station_id: str) -> list[dict[str, Any]]:
         """The station's kept messages, oldest first."""
-        return list(self._rings.get(station_id, ()))
+        return [self.render(e) for e in self._rings.get(station_id, ())]
 
     def __len__(self) -> int:
         return len(self._rings)
@@ -136,7 +195,7 @@ class Client:
     summary_dirty: bool = False
     watch: str | None = None
     detail_dirty: bool = False
-    messages: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=100))
+    messages: deque[Entry] = field(default_factory=lambda: deque(maxlen=100))
     resend_messages: bool = False
     feeders: bool = False
     feeder_nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -171,7 +230,7 @@ class ConsoleHub:
         self._sessions_gen = 0  # bumped by every session start/end
         self._sessions_cache: tuple[int, int] | None = None  # (generation, count)
         if record_messages:
-            ctx.bus.subscribe(self._on_message, MessageExchanged)
+            ctx.registry.taps.append(self._on_frame)
 
     # --- clients ------------------------------------------------------------------------
     def add(self) -> Client:
@@ -214,12 +273,12 @@ class ConsoleHub:
                 client.detail_dirty = True
             client.wake.set()
 
-    def _on_message(self, ev: Event) -> None:
-        if not isinstance(ev, MessageExchanged):
-            return
-        entry = self.messages.record(ev)
+    def _on_frame(
+        self, station_id: str, direction: str, action: str, kind: str, unique_id: str, raw: bytes | str
+    ) -> None:
+        entry = self.messages.add(station_id, direction, action, kind, unique_id, raw)
         for client in self.clients:
-            if client.watch == ev.station_id:
+            if client.watch == station_id:
                 client.messages.append(entry)
                 client.detail_dirty = True  # e.g. NotifyReport changed the variables
                 client.wake.set()
@@ -281,7 +340,8 @@ class ConsoleHub:
         if watch is not None and (client.resend_messages or client.messages):
             full = client.resend_messages
             client.resend_messages = False
-            batch = self.messages.recent(watch) if full else list(client.messages)
+            render = self.messages.render
+            batch = self.messages.recent(watch) if full else [render(e) for e in client.messages]
             client.messages.clear()
             frames.append({"type": "messages", "station_id": watch, "replace": full, "messages": batch})
         if client.feeder_nodes:

@@ -1,0 +1,99 @@
+"""Keepalive for every station from one task: ping the connections that went quiet.
+
+websockets' own keepalive runs one task per connection that pings every ``ping_interval``
+whether or not the station is talking; with tens of thousands of stations that is a task, a
+timer and a sleeping coroutine each (~1.4 KiB) and a ping per station per interval. Here a
+single sweep pings only connections that sent nothing for ``interval_s`` (a frame received
+proves the peer alive) and closes those whose pong does not come within ``timeout_s``
+(close code 1011, as websockets does). Pings per sweep are capped, so a crowd that went quiet
+together is pinged over several sweeps instead of in one long burst.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Protocol
+
+import structlog
+from websockets.exceptions import ConnectionClosed
+
+log = structlog.get_logger("csms.ocpp")
+
+
+class Peer(Protocol):
+    """What the sweep needs of a session (``csms.ocpp.session.StationSession``)."""
+
+    frames_in: int  # frames received so far, counted by the session
+    keepalive_mark: tuple[int, float]  # (frames_in, when) at the sweep that last saw it change
+    station_id: str
+
+    async def ping(self) -> Awaitable[float]:
+        """Send a ping; the result completes with the latency when the pong arrives."""
+
+    async def close(self, code: int = 1000, reason: str = "") -> None: ...
+
+
+class KeepaliveSweep:
+    """Pings idle connections of ``peers()`` and drops the ones that stopped answering."""
+
+    def __init__(
+        self, peers: Callable[[], Iterable[Peer]], *, interval_s: float, timeout_s: float | None,
+        max_pings_per_sweep: int = 2000, clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.peers = peers
+        self.interval_s = interval_s
+        self.timeout_s = timeout_s
+        self.max_pings_per_sweep = max_pings_per_sweep
+        self.period_s = max(0.05, min(interval_s, timeout_s or interval_s) / 4)
+        self._clock = clock
+        self._pinging: set[asyncio.Task[None]] = set()
+        self.pings_sent = 0
+        self.timeouts = 0
+
+    def _now(self) -> float:
+        return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
+
+    async def run(self) -> None:
+        """Sweep every ``period_s`` until cancelled."""
+        try:
+            while True:
+                await asyncio.sleep(self.period_s)
+                self.sweep()
+        finally:
+            for task in list(self._pinging):
+                task.cancel()
+
+    def sweep(self) -> int:
+        """One pass: ping connections idle for ``interval_s``; returns how many were pinged."""
+        now = self._now()
+        budget = self.max_pings_per_sweep
+        for peer in self.peers():
+            seen, since = peer.keepalive_mark
+            if peer.frames_in != seen:
+                peer.keepalive_mark = (peer.frames_in, now)
+            elif now - since >= self.interval_s and budget > 0:
+                budget -= 1
+                peer.keepalive_mark = (seen, now)  # next ping one interval later at the earliest
+                task = asyncio.get_running_loop().create_task(self._ping(peer))
+                self._pinging.add(task)
+                task.add_done_callback(self._pinging.discard)
+        sent = self.max_pings_per_sweep - budget
+        self.pings_sent += sent
+        return sent
+
+    async def _ping(self, peer: Peer) -> None:
+        try:
+            pong = await peer.ping()
+            if self.timeout_s is None:
+                return
+            async with asyncio.timeout(self.timeout_s):
+                await pong
+        except ConnectionClosed:
+            return
+        except TimeoutError:
+            self.timeouts += 1
+            log.info("station silent: no pong to keepalive ping, closing", station_id=peer.station_id)
+            with contextlib.suppress(ConnectionClosed):
+                await peer.close(1011, "keepalive ping timeout")

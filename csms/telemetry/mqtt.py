@@ -267,8 +267,8 @@ class MqttBridge:
     def offer_event(self, ev: Event) -> None:
         """Bus callback: queue the event's message (never blocks)."""
         msg = event_message(ev, self.cfg.topic_prefix, meter_summaries=self.cfg.meter_summaries)
-        if msg is not None:
-            self.offer(msg[0], orjson.dumps(msg[1]), retain=msg[2])
+        if msg is not None:  # a copy of its own size: orjson's bytes keep a 4 KiB buffer each
+            self.offer(msg[0], memoryview(orjson.dumps(msg[1])).tobytes(), retain=msg[2])
 
     def offer(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
         """Queue one message; when the outbox is full the oldest is dropped and counted."""

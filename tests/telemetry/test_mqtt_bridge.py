@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import tracemalloc
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -139,3 +140,19 @@ async def test_feeder_meter_and_limit_messages_become_bus_events(mosquitto: Mosq
     assert meter.current_a == (100.0, 110.5, 90.0)
     assert isinstance(limit, FeederLimitSignal) and (limit.node_id, limit.limit_a) == ("F1", 250.0)
     assert isinstance(cleared, FeederLimitSignal) and (cleared.node_id, cleared.limit_a) == ("F2", None)
+
+
+def test_queued_messages_cost_their_own_size_not_a_serializer_buffer() -> None:
+    """An outage fills the outbox: 10,000 small messages must not pin 4 KiB each (orjson's buffer)."""
+    bridge = MqttBridge(MqttConfig(url="mqtt://127.0.0.1:1", topic_prefix="city"))  # never started
+    events = [status(i) for i in range(10_000)]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for ev in events:
+            bridge.offer_event(ev)
+        per_message = (tracemalloc.get_traced_memory()[0] - before) / len(events)
+    finally:
+        tracemalloc.stop()
+    assert len(bridge.outbox) == 10_000
+    assert per_message < 1024, f"{per_message:.0f} bytes per queued message"

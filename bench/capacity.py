@@ -26,13 +26,11 @@ their soft limit to the hard one (``ulimit -Hn``); the largest step is capped be
     python -m bench.capacity                          # 1k 2k 5k 10k 15k 20k.. at real intervals
     python -m bench.capacity --time-scale 10 --hold 20
     python -m bench.capacity --steps 1000 5000 --hold 30 --ramp-rate 1000
-    python -m bench.capacity --gc-tuned         # the same with the proposed GC settings (experiment)
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -50,19 +48,9 @@ def _nofile(pid: int) -> int:
     return 1024
 
 
-# Experiment for the proposal in docs/performance.md: the CSMS with gc.freeze() after imports
-# and a young generation of 20,000 objects, so full collections over every connection's
-# objects become rare (run with --gc-tuned; csms/ itself is unchanged).
-GC_TUNED = [
-    sys.executable, "-c",
-    "import gc, sys; gc.set_threshold(20_000, 50, 1000); from csms.cli import main; gc.freeze(); "
-    "sys.exit(main(sys.argv[1:]))",
-]
-
-
 def _server_config(ramp_rate: float) -> dict[str, dict[str, Any]] | None:
-    """The default accept rate (200/s) only slows the ramp down; raise it for faster ramps."""
-    if ramp_rate <= 190:
+    """The default accept rate (500/s) only slows the ramp down; raise it for faster ramps."""
+    if ramp_rate <= 400:
         return None
     return {"limits": {"accept_rate": round(ramp_rate * 1.25), "accept_burst": max(400, round(ramp_rate))}}
 
@@ -71,11 +59,11 @@ def run(
     steps: list[int], *, hold_s: float = 60.0, time_scale: float = 1.0, meter_s: float = 60.0,
     heartbeat_s: float = 300.0, ramp_rate: float = 180.0, protocol: str = "mixed",
     charge_share: float = 1.0, tx_rate: float = 200.0, source_ips: int = 16, p99_limit_ms: float = 100.0,
-    gc_tuned: bool = False, log: bool = True,
+    log: bool = True,
 ) -> list[dict[str, Any]]:
     """Ramp through ``steps``; one row per step; stops at the first step over the limits."""
     raise_nofile()
-    server = Server("csms", config=_server_config(ramp_rate), launcher=GC_TUNED if gc_tuned else None)
+    server = Server("csms", config=_server_config(ramp_rate))
     lg: HoldLoadgen | None = None
     rows: list[dict[str, Any]] = []
     try:
@@ -162,8 +150,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tx-rate", type=float, default=200.0, help="transaction starts per second")
     p.add_argument("--source-ips", type=int, default=16)
     p.add_argument("--p99-limit", type=float, default=100.0, help="stop above this p99 (ms)")
-    p.add_argument("--gc-tuned", action="store_true",
-                   help="experiment: run the CSMS with gc.freeze() and a 20,000-object young generation")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -175,10 +161,8 @@ def main(argv: list[str] | None = None) -> None:
 
     rows = run(args.steps, hold_s=args.hold, time_scale=args.time_scale, ramp_rate=args.ramp_rate,
                protocol=args.protocol, charge_share=args.charge_share, tx_rate=args.tx_rate,
-               source_ips=args.source_ips, gc_tuned=args.gc_tuned,
-               p99_limit_ms=args.p99_limit)
-    gc_note = ", CSMS with tuned GC (experiment)" if args.gc_tuned else ""
-    print_table(f"capacity (intervals 60 s / 300 s divided by {args.time_scale:g}{gc_note})", rows)
+               source_ips=args.source_ips, p99_limit_ms=args.p99_limit)
+    print_table(f"capacity (intervals 60 s / 300 s divided by {args.time_scale:g})", rows)
 
 
 if __name__ == "__main__":

@@ -163,12 +163,13 @@ class ChargingService:
         live = self.live.setdefault(station_id, LiveStation(station_id))
         live.connectors[(evse_id, connector_id)] = state
         self._dirty_connectors[(station_id, evse_id, connector_id)] = state
-        self.publish(
-            StatusChanged(
-                station_id=station_id, evse_id=evse_id, connector_id=connector_id,
-                status=status, error_code=error_code,
+        if self.wants(StatusChanged):
+            self.publish(
+                StatusChanged(
+                    station_id=station_id, evse_id=evse_id, connector_id=connector_id,
+                    status=status, error_code=error_code,
+                )
             )
-        )
 
     def meter(self, samples: Sequence[MeterSample]) -> None:
         """Keep the latest readings and publish them for telemetry and balancing."""

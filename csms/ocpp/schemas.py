@@ -1,7 +1,9 @@
 """The official OCPP JSON schemas (shipped by the ``ocpp`` package), compiled with jsonschema-rs.
 
 Validators compile lazily once per (version, action, direction) and validate in a few
-microseconds. Schema failures map to the version's CALLERROR kind.
+microseconds. Schema failures map to the version's CALLERROR kind. Every integer is bounded
+to 32 bits at compile time (``csms.security.integers.bound_integers``); breaking only such a
+bound is a TypeConstraintViolation "integer out of range at /path", as OCPP integers are 32-bit.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import ocpp
 
 from csms.core.model import OcppVersion
 from csms.ocpp.rpc import ErrorKind
+from csms.security.integers import bound_integers
 
 _SCHEMA_ROOT = Path(ocpp.__file__).parent
 
@@ -67,25 +70,48 @@ def actions(version: OcppVersion) -> frozenset[str]:
     return frozenset(names)
 
 
+def _schema(version: OcppVersion, action: str, response: bool) -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(_file_for(version, action, response).read_text(encoding="utf-8"))
+    schema.pop("$id", None)
+    return schema
+
+
 @cache
 def _validator(version: OcppVersion, action: str, response: bool) -> Any:
-    path = _file_for(version, action, response)
-    schema = json.loads(path.read_text(encoding="utf-8"))
-    schema.pop("$id", None)
+    """The official schema with every integer bounded: what a payload must pass."""
+    schema = _schema(version, action, response)
+    bound_integers(schema)
     return jsonschema_rs.validator_for(schema)
+
+
+@cache
+def _official(version: OcppVersion, action: str, response: bool) -> Any:
+    """The schema as shipped, compiled on the first invalid payload: whose error is it?"""
+    return jsonschema_rs.validator_for(_schema(version, action, response))
 
 
 def validate(
     version: OcppVersion, action: str, payload: dict[str, Any], *, response: bool
 ) -> SchemaViolation | None:
-    """None when ``payload`` is valid for ``action``; else the first violation found."""
+    """None when ``payload`` is valid for ``action``; else the first violation found.
+
+    The official schema's own errors come first (as its first error); a payload only the
+    added integer bounds reject is a TypeConstraintViolation "integer out of range at /path".
+    """
     validator = _validator(version, action, response)
     if validator.is_valid(payload):
         return None
-    err = next(iter(validator.iter_errors(payload)))
+    official = _official(version, action, response)
+    if official.is_valid(payload):
+        path = _path(next(iter(validator.iter_errors(payload))))
+        return SchemaViolation(ErrorKind.TYPE, f"integer out of range at /{path}", path)
+    err = next(iter(official.iter_errors(payload)))
     kind = _KIND_BY_VALIDATOR.get(type(err.kind).__name__, ErrorKind.FORMAT)
-    path = "/".join(str(p) for p in err.instance_path)
-    return SchemaViolation(kind, err.message, path)
+    return SchemaViolation(kind, err.message, _path(err))
+
+
+def _path(err: Any) -> str:
+    return "/".join(str(p) for p in err.instance_path)
 
 
 def warm(version: OcppVersion) -> None:

@@ -42,14 +42,12 @@ from csms.errors import StoreUnavailable
 from csms.ocpp import schemas
 from csms.ocpp.keepalive import KeepaliveSweep
 from csms.ocpp.registry import SessionRegistry
-from csms.ocpp.rpc import ErrorKind
-from csms.ocpp.session import Handler, HandlerError, OnMessage, StationSession
+from csms.ocpp.session import Handler, OnMessage, StationSession
 from csms.ocpp.v16.handlers import HANDLERS as V16_HANDLERS
 from csms.ocpp.v201.handlers import HANDLERS as V201_HANDLERS
 from csms.security.admission import Admission, peer_ip
 from csms.security.ca import CaProvider
 from csms.security.handlers import CertificateService
-from csms.security.integers import out_of_range
 from csms.security.lifecycle import redact
 from csms.security.records import SecurityStore, StationCredentials
 from csms.security.station_auth import (
@@ -96,19 +94,6 @@ class OcppServerSettings:
     client_organization: str = ""
     cert_valid_days: int = 365
     limits: LimitsConfig = field(default_factory=LimitsConfig)
-
-
-def _bounded(version: OcppVersion, action: str, handler: Handler) -> Handler:
-    """``handler`` behind the 32-bit integer check (see ``csms.security.integers``)."""
-
-    async def bounded(session: StationSession, payload: dict[str, Any]) -> dict[str, Any]:
-        problem = out_of_range(version, action, payload)
-        if problem is not None:
-            raise HandlerError(ErrorKind.TYPE, problem)
-        return await handler(session, payload)
-
-    bounded.__name__ = getattr(handler, "__name__", action)
-    return bounded
 
 
 def _forget_handshake(conn: ServerConnection) -> None:
@@ -166,9 +151,6 @@ class OcppServer:
             )
             for version, table in self.handlers.items():
                 table.update(certs.handlers(version))
-        for version, table in self.handlers.items():
-            for action, handler in table.items():
-                table[action] = _bounded(version, action, handler)
         self._server: Server | None = None
         self._tls_server: Server | None = None
         self.keepalive: KeepaliveSweep | None = None

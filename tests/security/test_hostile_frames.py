@@ -111,3 +111,25 @@ async def test_oversize_frame_closes_with_1009(make_csms: MakeCsms) -> None:
         with pytest.raises(websockets.ConnectionClosed) as info:
             await asyncio.wait_for(ws.recv(), 5)
     assert info.value.rcvd is not None and info.value.rcvd.code == 1009
+
+
+@pytest.mark.parametrize(("version", "action", "payload", "path"), [
+    (V16, "StatusNotification", {"connectorId": 2**64 - 1, "errorCode": "NoError", "status": "Available"},
+     "connectorId"),
+    (V16, "StartTransaction", {"connectorId": 1, "idTag": "T", "meterStart": 2**60,
+                               "timestamp": "2026-01-01T00:00:00Z"}, "meterStart"),
+    (V201, "StatusNotification", {"timestamp": "2026-01-01T00:00:00Z", "connectorStatus": "Available",
+                                  "evseId": 1e10, "connectorId": 1}, "evseId"),
+    (V201, "MeterValues", {"evseId": 1, "meterValue": [{"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [
+        {"value": 1.0, "unitOfMeasure": {"unit": "Wh", "multiplier": 400}}]}]},
+     "meterValue/0/sampledValue/0/unitOfMeasure/multiplier"),
+])
+async def test_integers_beyond_32_bits_are_type_constraint_violations(
+    make_csms: MakeCsms, version: str, action: str, payload: dict[str, object], path: str
+) -> None:
+    app = await make_csms(auto_register=True)
+    async with connect(app.ocpp_url, "WIDE", version) as ws:
+        reply = await call(ws, action, payload)
+        assert reply[0] == 4 and reply[2] == "TypeConstraintViolation", reply
+        assert reply[3] == f"integer out of range at /{path}"
+        assert await heartbeat_ok(ws)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import pytest
 
 from csms.core.model import OcppVersion
-from csms.ocpp import passwords
-from csms.security.integers import out_of_range
+from csms.ocpp import passwords, schemas
+from csms.ocpp.rpc import ErrorKind
 from csms.security.lifecycle import REDACTED, check_password, new_password, redact, sets_password
 from csms.security.limits import Gauge, TokenBucket, WindowCounter
 from csms.security.records import StationCredentials
@@ -86,19 +87,26 @@ def test_transport_refusal_enforces_the_profile() -> None:
     assert not needs_password(StationCredentials("CP", 0))
 
 
-def test_integer_guard_follows_the_schema() -> None:
+def _too_wide(version: OcppVersion, action: str, payload: dict[str, Any]) -> str | None:
+    """The schema's verdict on ``payload`` when it is an integer out of range, else None."""
+    violation = schemas.validate(version, action, payload, response=False)
+    assert violation is None or violation.kind is ErrorKind.TYPE, violation
+    return None if violation is None else violation.message
+
+
+def test_integer_bounds_follow_the_schema() -> None:
     status = {"connectorId": 2**31, "errorCode": "NoError", "status": "Available"}
-    assert out_of_range(V16, "StatusNotification", status) is not None
-    assert out_of_range(V16, "StatusNotification", {**status, "connectorId": 1e20}) is not None
-    assert out_of_range(V16, "StatusNotification", {**status, "connectorId": 2**31 - 1}) is None
+    assert _too_wide(V16, "StatusNotification", status) is not None
+    assert _too_wide(V16, "StatusNotification", {**status, "connectorId": 1e20}) is not None
+    assert _too_wide(V16, "StatusNotification", {**status, "connectorId": 2**31 - 1}) is None
     start = {"connectorId": 1, "idTag": "T", "meterStart": 3 * 10**9, "timestamp": "2026-01-01T00:00:00Z"}
-    assert out_of_range(V16, "StartTransaction", start) is None  # a 3 GWh register is real
+    assert _too_wide(V16, "StartTransaction", start) is None  # a 3 GWh register is real
     big_register = {"evseId": 1, "meterValue": [{"timestamp": "2026-01-01T00:00:00Z",
                                                  "sampledValue": [{"value": 1.3e10}]}]}
-    assert out_of_range(V201, "MeterValues", big_register) is None  # a number, not an integer
+    assert _too_wide(V201, "MeterValues", big_register) is None  # a number, not an integer
     bad_multiplier = {"evseId": 1, "meterValue": [{"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [
         {"value": 1, "unitOfMeasure": {"multiplier": 400}}]}]}
-    assert out_of_range(V201, "MeterValues", bad_multiplier) == (
+    assert _too_wide(V201, "MeterValues", bad_multiplier) == (
         "integer out of range at /meterValue/0/sampledValue/0/unitOfMeasure/multiplier")
 
 

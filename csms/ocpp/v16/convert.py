@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from csms.core.model import AuthResult, AuthStatus, MeterSample, SampledValue
-from csms.ocpp.meter import normalise
+from csms.ocpp.meter import RESOLVED, new_tuple, resolve
 from csms.ocpp.timestamps import format_datetime, parse_datetime
 
 _STATUS_16 = {
@@ -30,16 +30,17 @@ def sampled_values(raw: list[dict[str, Any]]) -> tuple[SampledValue, ...]:
     """Numeric readings of one ``meterValue`` entry; signed (non-numeric) data is skipped."""
     out: list[SampledValue] = []
     for sv in raw:
-        if sv.get("format") == "SignedData":
+        get = sv.get
+        if get("format") == "SignedData":
             continue
         try:
             value = float(sv["value"])
         except (TypeError, ValueError):
             continue
-        out.append(normalise(
-            sv.get("measurand"), value, sv.get("unit"), phase=sv.get("phase"),
-            context=sv.get("context"), location=sv.get("location"),
-        ))
+        key = (get("measurand"), get("unit"))
+        measurand, unit, factor = RESOLVED.get(key) or resolve(*key)  # value * 1.0 is value
+        out.append(new_tuple(SampledValue, (
+            measurand, value * factor, unit, get("phase"), get("context"), get("location"))))
     return tuple(out)
 
 

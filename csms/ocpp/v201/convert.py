@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from csms.core.model import AuthResult, Measurand, MeterSample, SampledValue
-from csms.ocpp.meter import normalise
+from csms.ocpp.meter import RESOLVED, new_tuple, resolve, scale
 from csms.ocpp.timestamps import format_datetime, parse_datetime
+
+_NO_UNIT: dict[str, Any] = {}
 
 
 def id_token_info(auth: AuthResult) -> dict[str, Any]:
@@ -20,14 +22,19 @@ def id_token_info(auth: AuthResult) -> dict[str, Any]:
 
 
 def sampled_values(raw: list[dict[str, Any]]) -> tuple[SampledValue, ...]:
-    out = []
+    """The readings of one ``meterValue`` entry in SI units (``unitOfMeasure`` and its multiplier applied)."""
+    out: list[SampledValue] = []
     for sv in raw:
-        uom = sv.get("unitOfMeasure") or {}
-        out.append(normalise(
-            sv.get("measurand"), float(sv["value"]), uom.get("unit"),
-            multiplier=int(uom.get("multiplier", 0)), phase=sv.get("phase"),
-            context=sv.get("context"), location=sv.get("location"),
-        ))
+        get = sv.get
+        uom = get("unitOfMeasure") or _NO_UNIT
+        key = (get("measurand"), uom.get("unit"))
+        measurand, unit, factor = RESOLVED.get(key) or resolve(*key)
+        value = float(sv["value"]) * factor
+        multiplier = uom.get("multiplier")
+        if multiplier:
+            value *= scale(int(multiplier))
+        out.append(new_tuple(SampledValue, (
+            measurand, value, unit, get("phase"), get("context"), get("location"))))
     return tuple(out)
 
 

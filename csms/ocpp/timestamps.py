@@ -7,6 +7,17 @@ from datetime import UTC, datetime
 
 def parse_datetime(value: str) -> datetime:
     """Parse an OCPP timestamp; naive values are taken as UTC. Raises ValueError."""
+    try:
+        dt = datetime.fromisoformat(value)  # the common case, 'Z' included (Python 3.11)
+    except ValueError:
+        return _parse_lenient(value)
+    tz = dt.tzinfo
+    if tz is UTC:
+        return dt
+    return dt.replace(tzinfo=UTC) if tz is None else dt.astimezone(UTC)
+
+
+def _parse_lenient(value: str) -> datetime:
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"

@@ -62,9 +62,17 @@ def test_unknown_tokens_are_invalid_in_16_and_unknown_in_201() -> None:
 
 
 @pytest.mark.parametrize("text", ["2026-01-01T10:00:00Z", "2026-01-01T10:00:00", "2026-01-01T11:00:00+01:00",
-                                  "2026-01-01T10:00:00.000z"])
+                                  "2026-01-01T10:00:00.000z", " 2026-01-01T10:00:00Z ",
+                                  "2026-01-01T05:00:00-05:00"])
 def test_timestamps_are_parsed_leniently_to_utc(text: str) -> None:
-    assert parse_datetime(text) == datetime(2026, 1, 1, 10, tzinfo=UTC)
+    parsed = parse_datetime(text)
+    assert parsed == datetime(2026, 1, 1, 10, tzinfo=UTC) and parsed.tzinfo is UTC
+
+
+@pytest.mark.parametrize("text", ["", "yesterday", "2026-13-01T10:00:00Z", "2026-01-01T10:00:00ZZ"])
+def test_unreadable_timestamps_raise_value_error(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_datetime(text)
 
 
 def test_timestamps_are_formatted_in_utc_with_z() -> None:

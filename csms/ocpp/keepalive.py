@@ -5,14 +5,16 @@ whether or not the station is talking; with tens of thousands of stations that i
 timer and a sleeping coroutine each (~1.4 KiB) and a ping per station per interval. Here a
 single sweep pings only connections that sent nothing for ``interval_s`` (a frame received
 proves the peer alive) and closes those whose pong does not come within ``timeout_s``
-(close code 1011, as websockets does). Pings per sweep are capped, so a crowd that went quiet
-together is pinged over several sweeps instead of in one long burst.
+(close code 1011, as websockets does). The sweep visits a slice of the stations every tick
+(every station once per quarter of the interval) and caps the pings per tick, so 20,000
+stations are neither visited nor pinged in one long burst that would stall the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
@@ -40,14 +42,17 @@ class KeepaliveSweep:
 
     def __init__(
         self, peers: Callable[[], Iterable[Peer]], *, interval_s: float, timeout_s: float | None,
-        max_pings_per_sweep: int = 2000, clock: Callable[[], float] | None = None,
+        max_pings_per_step: int = 500, tick_s: float = 0.25, clock: Callable[[], float] | None = None,
     ) -> None:
         self.peers = peers
         self.interval_s = interval_s
         self.timeout_s = timeout_s
-        self.max_pings_per_sweep = max_pings_per_sweep
-        self.period_s = max(0.05, min(interval_s, timeout_s or interval_s) / 4)
+        self.max_pings_per_step = max_pings_per_step
+        self.period_s = max(0.05, min(interval_s, timeout_s or interval_s) / 4)  # one round
+        self.tick_s = min(tick_s, self.period_s)
         self._clock = clock
+        self._round: list[Peer] = []
+        self._cursor = 0
         self._pinging: set[asyncio.Task[None]] = set()
         self.pings_sent = 0
         self.timeouts = 0
@@ -56,20 +61,33 @@ class KeepaliveSweep:
         return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
 
     async def run(self) -> None:
-        """Sweep every ``period_s`` until cancelled."""
+        """Step every ``tick_s`` until cancelled."""
         try:
             while True:
-                await asyncio.sleep(self.period_s)
-                self.sweep()
+                await asyncio.sleep(self.tick_s)
+                self.step()
         finally:
             for task in list(self._pinging):
                 task.cancel()
 
+    def step(self) -> int:
+        """Visit the next slice of the round: every peer is visited once per ``period_s``, a
+        slice per tick, so neither the visits nor the pings come in one long burst."""
+        if self._cursor >= len(self._round):
+            self._round, self._cursor = list(self.peers()), 0
+        chunk = max(1, math.ceil(len(self._round) * self.tick_s / self.period_s))
+        part = self._round[self._cursor:self._cursor + chunk]
+        self._cursor += chunk
+        return self._visit(part)
+
     def sweep(self) -> int:
-        """One pass: ping connections idle for ``interval_s``; returns how many were pinged."""
+        """Visit every peer now; returns how many were pinged (at most ``max_pings_per_step``)."""
+        return self._visit(list(self.peers()))
+
+    def _visit(self, peers: list[Peer]) -> int:
         now = self._now()
-        budget = self.max_pings_per_sweep
-        for peer in self.peers():
+        budget = self.max_pings_per_step
+        for peer in peers:
             seen, since = peer.keepalive_mark
             if peer.frames_in != seen:
                 peer.keepalive_mark = (peer.frames_in, now)
@@ -79,7 +97,7 @@ class KeepaliveSweep:
                 task = asyncio.get_running_loop().create_task(self._ping(peer))
                 self._pinging.add(task)
                 task.add_done_callback(self._pinging.discard)
-        sent = self.max_pings_per_sweep - budget
+        sent = self.max_pings_per_step - budget
         self.pings_sent += sent
         return sent
 

@@ -59,9 +59,18 @@ async def test_sweep_pings_only_quiet_peers_and_closes_the_silent_ones() -> None
 async def test_sweep_spreads_a_crowd_over_several_passes() -> None:
     peers = [FakePeer(f"P{i}") for i in range(25)]
     sweep = KeepaliveSweep(
-        lambda: peers, interval_s=1, timeout_s=None, max_pings_per_sweep=10, clock=lambda: 5.0
+        lambda: peers, interval_s=1, timeout_s=None, max_pings_per_step=10, clock=lambda: 5.0
     )
     assert [sweep.sweep(), sweep.sweep(), sweep.sweep(), sweep.sweep()] == [10, 10, 5, 0]
+    await asyncio.sleep(0)
+    assert all(len(p.pings) == 1 for p in peers)
+
+
+async def test_each_tick_visits_a_slice_so_a_round_covers_everyone_once() -> None:
+    peers = [FakePeer(f"P{i}") for i in range(100)]
+    sweep = KeepaliveSweep(lambda: peers, interval_s=40, timeout_s=None, tick_s=1, clock=lambda: 50.0)
+    assert sweep.period_s == 10  # a round: a quarter of the interval
+    assert [sweep.step() for _ in range(11)] == [10] * 10 + [0]  # the 11th step starts a new round
     await asyncio.sleep(0)
     assert all(len(p.pings) == 1 for p in peers)
 

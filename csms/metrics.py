@@ -45,6 +45,15 @@ class Metrics:
         """One inbound CALL answered: plain integer counting, aggregated at scrape time."""
         self._fast.observe(version.value, action, seconds)
 
+    def handled_observer(self, version: OcppVersion) -> Callable[[str, float], None]:
+        """``handled`` for one version, as a plain function (the per-message path)."""
+        observe, protocol = self._fast.observe, version.value
+
+        def handled(action: str, seconds: float) -> None:
+            observe(protocol, action, seconds)
+
+        return handled
+
     def call_error_sent(self, version: OcppVersion, action: str, code: str) -> None:
         self.messages.labels("in", version.value, action, "call_error").inc()
         self.call_errors.labels(version.value, code).inc()

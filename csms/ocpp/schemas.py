@@ -9,6 +9,7 @@ bound is a TypeConstraintViolation "integer out of range at /path", as OCPP inte
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -108,6 +109,12 @@ def validate(
     err = next(iter(official.iter_errors(payload)))
     kind = _KIND_BY_VALIDATOR.get(type(err.kind).__name__, ErrorKind.FORMAT)
     return SchemaViolation(kind, err.message, _path(err))
+
+
+def checker(version: OcppVersion, action: str, *, response: bool) -> Callable[[Any], bool]:
+    """The compiled validator's ``is_valid`` for the hot path; ``validate`` explains a failure."""
+    check: Callable[[Any], bool] = _validator(version, action, response).is_valid
+    return check
 
 
 def _path(err: Any) -> str:

@@ -54,6 +54,10 @@ class HandlerError(Exception):
         self.description = description
 
 
+_CHECKS: dict[OcppVersion, dict[str, tuple[Callable[[Any], bool], Callable[[Any], bool]]]] = {
+    v: {} for v in OcppVersion
+}  # per version: action -> (request is valid, response is valid), compiled on first use
+
 _uid_counter = itertools.count(1)
 
 
@@ -133,6 +137,8 @@ class StationSession:
         self._call_lock = asyncio.Lock()
         self._pending: _Pending | None = None
         self._known_actions = schemas.actions(version)
+        self._checks = _CHECKS[version]
+        self._handled = metrics.handled_observer(version)
         self.log = log.bind(station_id=station_id, protocol=version.value)
 
     # --- inbound ------------------------------------------------------------------------
@@ -177,10 +183,12 @@ class StationSession:
                 call.action = "?"  # keep metric labels bounded: unknown names are not labels
                 await self._reply_error(call, ErrorKind.NOT_IMPLEMENTED, f"Unknown action {action[:40]!r}")
             return
-        violation = schemas.validate(self.version, action, call.payload, response=False)
-        if violation is not None:
-            await self._reply_error(call, violation.kind, violation.message, path=violation.path)
-            return
+        checks = self._checks.get(action) or self._compile_checks(action)
+        if not checks[0](call.payload):
+            violation = schemas.validate(self.version, action, call.payload, response=False)
+            if violation is not None:
+                await self._reply_error(call, violation.kind, violation.message, path=violation.path)
+                return
         started = time.perf_counter()
         try:
             response = await handler(self, call.payload)
@@ -195,16 +203,25 @@ class StationSession:
             self.log.exception("handler failed", action=action, message_id=call.unique_id)
             await self._reply_error(call, ErrorKind.INTERNAL, "Internal error")
             return
-        self.metrics.handled(self.version, action, time.perf_counter() - started)
-        violation = schemas.validate(self.version, action, response, response=True)
-        if violation is not None:
-            self.log.error("our response fails its schema", action=action, error=violation.message)
-            await self._reply_error(call, ErrorKind.INTERNAL, "Internal error (invalid response)")
-            return
+        self._handled(action, time.perf_counter() - started)
+        if not checks[1](response):
+            violation = schemas.validate(self.version, action, response, response=True)
+            if violation is not None:
+                self.log.error("our response fails its schema", action=action, error=violation.message)
+                await self._reply_error(call, ErrorKind.INTERNAL, "Internal error (invalid response)")
+                return
         data = rpc.encode_result(call.unique_id, response)
         await self._send(data)
         if self.on_message is not None:
             self.on_message("out", action, "CallResult", call.unique_id, response, data)
+
+    def _compile_checks(self, action: str) -> tuple[Callable[[Any], bool], Callable[[Any], bool]]:
+        pair = (
+            schemas.checker(self.version, action, response=False),
+            schemas.checker(self.version, action, response=True),
+        )
+        self._checks[action] = pair
+        return pair
 
     async def _reply_error(
         self, call: rpc.Call, kind: ErrorKind, description: str, *, path: str = ""

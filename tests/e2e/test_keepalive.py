@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 import socket
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -16,6 +14,7 @@ from websockets.typing import Subprotocol
 from csms.app import running
 from csms.ocpp.keepalive import KeepaliveSweep
 from tests.conftest import make_settings
+from tests.security.peers import raw_upgrade
 
 
 @dataclass(eq=False)
@@ -75,24 +74,6 @@ async def test_each_tick_visits_a_slice_so_a_round_covers_everyone_once() -> Non
     assert all(len(p.pings) == 1 for p in peers)
 
 
-def _upgrade(port: int, station_id: str) -> socket.socket:
-    """A raw socket that completes the WebSocket handshake and then never answers anything."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall((
-        f"GET /ocpp/{station_id} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-        "Sec-WebSocket-Protocol: ocpp1.6\r\n\r\n"
-    ).encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(4096)
-        assert chunk, "server closed during the handshake"
-        head += chunk
-    assert head.startswith(b"HTTP/1.1 101"), head[:80]
-    return sock
-
-
 def _read_until_eof(sock: socket.socket) -> bytes:
     data = b""
     while chunk := sock.recv(4096):
@@ -107,7 +88,7 @@ async def test_a_station_that_never_answers_pings_is_dropped_and_a_quiet_healthy
     async with running(settings) as app:
         url = f"ws://127.0.0.1:{app.ocpp_port}/ocpp/QUIET"
         async with websockets.connect(url, subprotocols=[Subprotocol("ocpp1.6")], ping_interval=None) as ok:
-            dead = await asyncio.to_thread(_upgrade, app.ocpp_port, "DEAD")
+            dead = await asyncio.to_thread(raw_upgrade, app.ocpp_port, "DEAD")
             try:
                 dead.settimeout(10)
                 data = await asyncio.to_thread(_read_until_eof, dead)  # a ping, then a close frame

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+import os
+import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,6 +20,24 @@ from websockets.typing import Subprotocol
 V16, V201 = "ocpp1.6", "ocpp2.0.1"
 VERSIONS = [V16, V201]
 _ids = itertools.count(1)
+
+
+def raw_upgrade(port: int, station_id: str) -> socket.socket:
+    """A raw socket that completes the WebSocket handshake and then never reads or writes again."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall((
+        f"GET /ocpp/{station_id} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Protocol: ocpp1.6\r\n\r\n"
+    ).encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        assert chunk, "server closed during the handshake"
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 101"), head[:80]
+    return sock
 
 
 def basic_header(user: str | bytes, password: str | bytes) -> dict[str, str]:

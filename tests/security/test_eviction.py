@@ -6,7 +6,6 @@ still hold their ends open. A station reconnecting while its old socket hangs ta
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import socket
 import subprocess
@@ -19,6 +18,7 @@ import pytest
 
 from tests.security.conftest import MakeCsms
 from tests.security.peers import V16, connect, heartbeat_ok
+from tests.security.peers import raw_upgrade as _upgrade
 from tests.services import free_port, wait_port
 
 SILENT, DRIBBLING, UPGRADED_THEN_SILENT = 200, 150, 150
@@ -26,24 +26,6 @@ SILENT, DRIBBLING, UPGRADED_THEN_SILENT = 200, 150, 150
 
 def _fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def _upgrade(port: int, station_id: str) -> socket.socket:
-    """A raw socket that completes the WebSocket handshake and then never reads or writes again."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall((
-        f"GET /ocpp/{station_id} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-        "Sec-WebSocket-Protocol: ocpp1.6\r\n\r\n"
-    ).encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(4096)
-        assert chunk, "server closed during the handshake"
-        head += chunk
-    assert head.startswith(b"HTTP/1.1 101"), head[:80]
-    return sock
 
 
 @pytest.fixture

@@ -1,4 +1,11 @@
-"""Station passwords: salted scrypt hashes (stdlib) of the secret's bytes, compared in constant time.
+"""Station passwords: salted hashes (stdlib) of the secret's bytes, compared in constant time.
+
+Two stored schemes. ``scrypt$N$r$p$salt$digest`` (``hash_password``) for any password a person
+chose. ``sha256$salt$digest`` (``hash_generated_password``: HMAC-SHA256 keyed by a random
+16-byte salt) only for passwords the CSMS generated itself with at least 128 random bits: a
+slow hash protects low-entropy secrets, and exhausting 2^128 SHA-256 runs is out of reach,
+so scrypt would only cost CPU at every check (about 36 ms; a reconnect storm after a restart).
+Any other scheme, or a malformed hash, never matches.
 
 The secret is compared as bytes. OCPP 1.6 ``AuthorizationKey`` is 16-20 bytes that travel
 hex-encoded (up to 40 hex digits) in ChangeConfiguration; stations then send either the hex
@@ -17,6 +24,7 @@ import os
 import re
 
 _N, _R, _P = 2**14, 8, 1
+_SALT_BYTES, _SHA256_BYTES = 16, 32
 _HEX = re.compile(rb"(?:[0-9a-fA-F]{2}){16,20}")
 MIN_BYTES, MAX_CANDIDATE_BYTES = 16, 256
 
@@ -53,16 +61,40 @@ def hash_password(password: str | bytes) -> str:
     return f"scrypt${_N}${_R}${_P}${salt_b64}${digest_b64}"
 
 
+def hash_generated_password(password: str | bytes) -> str:
+    """A salted HMAC-SHA256 of ``canonical(password)``: ONLY for a password the CSMS generated.
+
+    Fast on purpose; safe only because the secret is random (``lifecycle.new_password``: 160+
+    bits). Never use it for a password an operator typed: use ``hash_password``.
+    """
+    salt = os.urandom(_SALT_BYTES)
+    digest = hmac.new(salt, canonical(password), hashlib.sha256).digest()
+    salt_b64, digest_b64 = base64.b64encode(salt).decode(), base64.b64encode(digest).decode()
+    return f"sha256${salt_b64}${digest_b64}"
+
+
+def _b64(text: str) -> bytes:
+    return base64.b64decode(text, validate=True)
+
+
 def verify_exact(secret: bytes, stored: str) -> bool:
-    """True when ``secret`` (bytes, no re-interpretation) hashes to ``stored``."""
+    """True when ``secret`` (bytes, no re-interpretation) hashes to ``stored``; any scheme
+    other than ``scrypt`` and ``sha256``, or a malformed hash, is False."""
     try:
-        scheme, n, r, p, salt_b64, digest_b64 = stored.split("$")
-        if scheme != "scrypt":
+        scheme, *fields = stored.split("$")
+        if scheme == "scrypt" and len(fields) == 5:
+            n, r, p, salt_b64, digest_b64 = fields
+            salt, digest = _b64(salt_b64), _b64(digest_b64)
+            candidate = hashlib.scrypt(
+                secret, salt=salt, n=int(n), r=int(r), p=int(p), dklen=len(digest)
+            )
+        elif scheme == "sha256" and len(fields) == 2:
+            salt, digest = _b64(fields[0]), _b64(fields[1])
+            if len(salt) < _SALT_BYTES or len(digest) != _SHA256_BYTES:
+                return False
+            candidate = hmac.new(salt, secret, hashlib.sha256).digest()
+        else:
             return False
-        salt, digest = base64.b64decode(salt_b64), base64.b64decode(digest_b64)
-        candidate = hashlib.scrypt(
-            secret, salt=salt, n=int(n), r=int(r), p=int(p), dklen=len(digest)
-        )
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(candidate, digest)

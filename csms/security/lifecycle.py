@@ -6,6 +6,10 @@ as *pending* first (the station may log in with either), then the station is ask
 ``SecurityCtrlr.BasicAuthPassword``). Accepted (or RebootRequired): the pending hash becomes
 the password. Rejected or a CALLERROR: it is dropped. No answer: it stays pending until the
 station logs in with it (then it is promoted) or the operator tries again.
+
+A password the CSMS generates (``new_password``) is stored with the fast salted SHA-256 scheme
+(``passwords.hash_generated_password``), so a reconnect storm after a restart does not pay
+scrypt for it; a password the operator supplies keeps scrypt.
 """
 
 from __future__ import annotations
@@ -132,7 +136,10 @@ async def rotate_password(
         raise RotationInProgress(f"a password rotation of {station_id!r} is in progress")
     _rotating.add(station_id)
     try:
-        pending = await asyncio.to_thread(passwords.hash_password, secret)
+        if password is None:  # generated here, 160+ random bits: a fast salted hash suffices
+            pending = passwords.hash_generated_password(secret)
+        else:  # chosen by a person: may be guessable, keep the slow hash
+            pending = await asyncio.to_thread(passwords.hash_password, secret)
         await store.set_pending_password(station_id, pending)
         action, payload = _password_call(version, secret)
         try:

@@ -76,7 +76,8 @@ class Bus:
 
     def wants(self, cls: type[Event]) -> bool:
         """True when someone subscribes to events of ``cls`` (lets producers skip work)."""
-        return bool(self._handlers_for(cls))
+        handlers = self._by_type.get(cls)  # per message: one lookup in the common case
+        return bool(handlers if handlers is not None else self._handlers_for(cls))
 
     def publish(self, event: Event) -> None:
         for handler in self._handlers_for(type(event)):

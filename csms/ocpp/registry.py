@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from csms.core.model import OcppVersion
 from csms.ocpp.session import StationSession
 
-FrameTap = Callable[[str, str, str, str, str, bytes | str], None]
+FrameTap = Callable[[str, str, str, str, str, bytes | str], object]
 """Sees every OCPP frame: (station id, "in"/"out", action, message type, message id, frame text).
 
 Taps run on the hot path of every message: they must be cheap and must not raise.

@@ -36,6 +36,7 @@ from csms.core.events import (
     TransactionStarted,
 )
 from csms.core.service import LiveStation
+from csms.ocpp.registry import FrameTap
 from csms.security.lifecycle import redact
 
 BUSY = frozenset({"Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing", "Occupied"})
@@ -229,14 +230,16 @@ class ConsoleHub:
         self._sessions_lock = asyncio.Lock()
         self._sessions_gen = 0  # bumped by every session start/end
         self._sessions_cache: tuple[int, int] | None = None  # (generation, count)
-        if record_messages:
-            ctx.registry.taps.append(self._on_frame)
+        self._record = record_messages
+        self._tap: FrameTap | None = None
+        self._retap()
 
     # --- clients ------------------------------------------------------------------------
     def add(self) -> Client:
         """Register a browser; the hub listens to station events while any is connected."""
         client = Client()
         self.clients.add(client)
+        self._retap()
         if self._unsubscribe is None:
             self._sessions_cache = None  # sessions were not followed while nobody watched
             self._unsubscribe = self.ctx.bus.subscribe(self._on_event, *_STATION_EVENTS)
@@ -244,6 +247,7 @@ class ConsoleHub:
 
     def remove(self, client: Client) -> None:
         self.clients.discard(client)
+        self._retap()
         if not self.clients and self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
@@ -272,6 +276,20 @@ class ConsoleHub:
             if client.watch == ev.station_id:
                 client.detail_dirty = True
             client.wake.set()
+
+    def _retap(self) -> None:
+        """Tap frames straight into the log while no browser is connected (one call less per
+        frame), through ``_on_frame`` while some are (it also feeds the watched stations)."""
+        if not self._record:
+            return
+        taps = self.ctx.registry.taps
+        wanted = self._on_frame if self.clients else self.messages.add
+        if self._tap is not None and self._tap != wanted:
+            taps.remove(self._tap)
+            self._tap = None
+        if self._tap is None:
+            taps.append(wanted)
+            self._tap = wanted
 
     def _on_frame(
         self, station_id: str, direction: str, action: str, kind: str, unique_id: str, raw: bytes | str

@@ -40,6 +40,12 @@ class Metrics:
         self.handshakes = Counter(
             "csms_handshakes_total", "WebSocket upgrade attempts by outcome", ["outcome"], registry=r
         )
+        self.keepalive_pings = Counter(
+            "csms_keepalive_pings_total", "WebSocket pings sent to stations that went quiet", registry=r
+        )
+        self.keepalive_timeouts = Counter(
+            "csms_keepalive_timeouts_total", "Stations closed (1011) for not answering a ping", registry=r
+        )
 
     def handled(self, version: OcppVersion, action: str, seconds: float) -> None:
         """One inbound CALL answered: plain integer counting, aggregated at scrape time."""

@@ -43,7 +43,10 @@ class KeepaliveSweep:
     def __init__(
         self, peers: Callable[[], Iterable[Peer]], *, interval_s: float, timeout_s: float | None,
         max_pings_per_step: int = 500, tick_s: float = 0.25, clock: Callable[[], float] | None = None,
+        on_pings: Callable[[int], object] | None = None, on_timeout: Callable[[], object] | None = None,
     ) -> None:
+        self.on_pings = on_pings  # e.g. a Prometheus counter's ``inc``
+        self.on_timeout = on_timeout
         self.peers = peers
         self.interval_s = interval_s
         self.timeout_s = timeout_s
@@ -99,6 +102,8 @@ class KeepaliveSweep:
                 task.add_done_callback(self._pinging.discard)
         sent = self.max_pings_per_step - budget
         self.pings_sent += sent
+        if sent and self.on_pings is not None:
+            self.on_pings(sent)
         return sent
 
     async def _ping(self, peer: Peer) -> None:
@@ -112,6 +117,8 @@ class KeepaliveSweep:
             return
         except TimeoutError:
             self.timeouts += 1
+            if self.on_timeout is not None:
+                self.on_timeout()
             log.info("station silent: no pong to keepalive ping, closing", station_id=peer.station_id)
             with contextlib.suppress(ConnectionClosed):
                 await peer.close(1011, "keepalive ping timeout")

@@ -190,7 +190,8 @@ class OcppServer:
             log.info("ocpp endpoint listening", url=f"wss://{s.host}:{self.tls_port}{s.path_prefix}/{{id}}")
         if s.ping_interval_s:
             self.keepalive = KeepaliveSweep(
-                self.registry.__iter__, interval_s=s.ping_interval_s, timeout_s=s.ping_timeout_s
+                self.registry.__iter__, interval_s=s.ping_interval_s, timeout_s=s.ping_timeout_s,
+                on_pings=self.metrics.keepalive_pings.inc, on_timeout=self.metrics.keepalive_timeouts.inc,
             )
             self.spawn(self.keepalive.run())
 

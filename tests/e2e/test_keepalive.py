@@ -104,3 +104,6 @@ async def test_a_station_that_never_answers_pings_is_dropped_and_a_quiet_healthy
             assert '"currentTime"' in await asyncio.wait_for(ok.recv(), 5)
             assert app.ocpp is not None and app.ocpp.keepalive is not None
             assert app.ocpp.keepalive.pings_sent >= 2 and app.ocpp.keepalive.timeouts == 1
+            metrics = app.metrics.render().decode()
+            assert "csms_keepalive_timeouts_total 1.0" in metrics
+            assert "csms_keepalive_pings_total 0.0" not in metrics

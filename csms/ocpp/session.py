@@ -144,12 +144,20 @@ class StationSession:
     # --- inbound ------------------------------------------------------------------------
     async def run(self) -> None:
         """Serve frames until the socket closes."""
-        recv = self.ws.recv
+        recv, version = self.ws.recv, self.version
         try:
             while True:
                 raw = await recv()  # str for text frames (websockets checks UTF-8: 1007 if not)
                 self.frames_in += 1
-                await self.on_frame(raw)
+                try:
+                    frame = rpc.parse(raw, version)
+                except rpc.FrameError as exc:
+                    await self._bad_frame(exc)
+                    continue
+                if isinstance(frame, rpc.Call):
+                    await self._on_call(frame, raw)
+                else:
+                    self._on_answer(frame, raw)
         except ConnectionClosed:
             pass
         finally:
@@ -157,19 +165,11 @@ class StationSession:
             if self._pending is not None and not self._pending.future.done():
                 self._pending.future.set_exception(StationNotConnected(self.station_id))
 
-    async def on_frame(self, raw: str | bytes) -> None:
-        try:
-            frame = rpc.parse(raw, self.version)
-        except rpc.FrameError as exc:
-            self.metrics.frame_error(exc.reason)
-            self.log.warning("bad frame", reason=exc.reason)
-            if exc.reply is not None:
-                await self._send_error(exc.reply, "?")
-            return
-        if isinstance(frame, rpc.Call):
-            await self._on_call(frame, raw)
-        else:
-            self._on_answer(frame, raw)
+    async def _bad_frame(self, exc: rpc.FrameError) -> None:
+        self.metrics.frame_error(exc.reason)
+        self.log.warning("bad frame", reason=exc.reason)
+        if exc.reply is not None:
+            await self._send_error(exc.reply, "?")
 
     async def _on_call(self, call: rpc.Call, raw: bytes | str) -> None:
         action = call.action
@@ -211,7 +211,8 @@ class StationSession:
                 await self._reply_error(call, ErrorKind.INTERNAL, "Internal error (invalid response)")
                 return
         data = rpc.encode_result(call.unique_id, response)
-        await self._send(data)
+        if not _write_now(self.ws, data):
+            await self._send(data)
         if self.on_message is not None:
             self.on_message("out", action, "CallResult", call.unique_id, response, data)
 

@@ -12,7 +12,6 @@ import ocpp
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypothesis_jsonschema import from_schema
 
 from csms.core.model import OcppVersion
 from csms.ocpp import schemas
@@ -20,6 +19,7 @@ from csms.ocpp.rpc import ErrorKind
 from csms.ocpp.v16.handlers import HANDLERS as V16_HANDLERS
 from csms.ocpp.v201.handlers import HANDLERS as V201_HANDLERS
 from csms.security.integers import FIELD_RANGES, INT32, bound_integers
+from tests.schema_payloads import request_schema, valid_requests
 
 V16, V201 = OcppVersion.V16, OcppVersion.V201
 LOW, HIGH = INT32
@@ -119,7 +119,6 @@ def test_tighter_schema_bounds_keep_their_property_violation() -> None:
 
 # --- the compiled bounds reject exactly what the former per-message walk rejected ------------
 
-SCHEMAS = Path(ocpp.__file__).parent
 V201_SECURITY = {"SignCertificate", "Get15118EVCertificate", "GetCertificateStatus"}
 ACTIONS = [(V16, a) for a in sorted({*V16_HANDLERS, "SignCertificate"})] + [
     (V201, a) for a in sorted({*V201_HANDLERS, *V201_SECURITY})
@@ -128,36 +127,9 @@ EDGES = [LOW, HIGH, LOW - 1, HIGH + 1, 2**53, 2**53 + 1, -(2**53) - 1, 20, 21, -
          1e10, 3.0, -0.0]
 
 
-def _raw_schema(version: OcppVersion, action: str) -> dict[str, Any]:
-    path = (SCHEMAS / "v16" / "schemas" / f"{action}.json" if version is V16
-            else SCHEMAS / "v201" / "schemas" / f"{action}Request.json")
-    schema: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    schema.pop("$id", None)
-    return schema
-
-
-def _few_items(node: Any) -> Any:
-    if isinstance(node, dict):
-        if node.get("type") == "array":
-            node["maxItems"] = max(min(node.get("maxItems", 2), 2), node.get("minItems", 0))
-        for value in node.values():
-            _few_items(value)
-    elif isinstance(node, list):
-        for value in node:
-            _few_items(value)
-    return node
-
-
-@functools.cache
-def _generator(version: OcppVersion, action: str) -> st.SearchStrategy[Any]:
-    schema = _few_items(_raw_schema(version, action))
-    schema.pop("$schema", None)
-    return from_schema(schema)
-
-
 @functools.cache
 def _unbounded(version: OcppVersion, action: str) -> Any:
-    return jsonschema_rs.validator_for(_raw_schema(version, action))
+    return jsonschema_rs.validator_for(request_schema(version, action))
 
 
 def _with_edges(draw: st.DrawFn, value: Any) -> Any:
@@ -173,7 +145,7 @@ def _with_edges(draw: st.DrawFn, value: Any) -> Any:
 
 @st.composite
 def _payloads(draw: st.DrawFn, version: OcppVersion, action: str) -> Any:
-    return _with_edges(draw, draw(_generator(version, action)))
+    return _with_edges(draw, draw(valid_requests(version, action)))
 
 
 @pytest.mark.parametrize(("version", "action"), ACTIONS, ids=[f"{v.value}-{a}" for v, a in ACTIONS])

@@ -12,22 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import itertools
 import json
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import ocpp
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypothesis_jsonschema import from_schema
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
@@ -35,42 +31,15 @@ from csms.app import CsmsApp
 from csms.ocpp.v16.handlers import HANDLERS as V16_HANDLERS
 from csms.ocpp.v201.handlers import HANDLERS as V201_HANDLERS
 from tests.conftest import make_settings
+from tests.schema_payloads import valid_requests
 from tests.security.fleet import FleetReport, run_fleet
 
 EXAMPLES_PER_ACTION = 10
 FLEET_SIZE = 50
-SCHEMAS = Path(ocpp.__file__).parent
 ACTIONS = {
     "ocpp1.6": sorted({*V16_HANDLERS, "SignCertificate"}),
     "ocpp2.0.1": sorted({*V201_HANDLERS, "SignCertificate", "Get15118EVCertificate", "GetCertificateStatus"}),
 }
-
-
-def _schema(version: str, action: str) -> dict[str, Any]:
-    path = (SCHEMAS / "v16" / "schemas" / f"{action}.json" if version == "ocpp1.6"
-            else SCHEMAS / "v201" / "schemas" / f"{action}Request.json")
-    schema: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    for key in ("$id", "$schema"):
-        schema.pop(key, None)
-    return schema
-
-
-def _few_items(node: Any) -> Any:
-    """Arrays capped at two items (or their minimum) so deep schemas generate in CI time."""
-    if isinstance(node, dict):
-        if node.get("type") == "array":
-            node["maxItems"] = max(min(node.get("maxItems", 2), 2), node.get("minItems", 0))
-        for value in node.values():
-            _few_items(value)
-    elif isinstance(node, list):
-        for value in node:
-            _few_items(value)
-    return node
-
-
-@functools.cache
-def _valid(version: str, action: str) -> st.SearchStrategy[Any]:
-    return from_schema(_few_items(_schema(version, action)))
 
 
 JSON = st.recursive(
@@ -85,7 +54,7 @@ HOSTILE = st.sampled_from([2**64, -(2**63) - 1, 10**30, float("nan"), float("inf
 @st.composite
 def payloads(draw: st.DrawFn, version: str, action: str) -> tuple[str, Any]:
     """('valid' or the mutation, payload)."""
-    valid = draw(_valid(version, action))
+    valid = draw(valid_requests(version, action))
     mutation = draw(st.sampled_from(["valid", "valid", "drop", "extra", "swap", "hostile", "replace"]))
     if mutation == "valid" or not isinstance(valid, dict):
         return "valid", valid

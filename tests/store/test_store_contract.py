@@ -3,39 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import pytest
 
 from csms.core.model import AuthStatus, ConnectorState, IdTag, OcppVersion, StationInfo
 from csms.core.ports import TransactionEventRecord
 from csms.store.sql import SqlStore, database_url
-from tests.services import postgres_server
 
 T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    with postgres_server() as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStore]:
-    db = str(tmp_path / "s.sqlite3") if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    s = await SqlStore.open(db)
-    try:
-        yield s
-    finally:
-        if request.param == "postgresql":  # shared cluster: leave it empty for the next test
-            from csms.store import schema
-
-            async with s.engine.begin() as conn:
-                await conn.run_sync(schema.metadata.drop_all)
-        await s.close()
 
 
 def record(

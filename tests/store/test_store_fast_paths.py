@@ -7,7 +7,6 @@ alike within one batch and across batches, and credentials changes visible at on
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -20,31 +19,8 @@ from csms.security.records import StationCredentials
 from csms.store.credentials import CredentialsCache
 from csms.store.group_commit import GroupCommit
 from csms.store.sql import SqlStore
-from tests.services import postgres_server
 
 T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    with postgres_server() as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStore]:
-    db = str(tmp_path / "s.sqlite3") if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    s = await SqlStore.open(db)
-    try:
-        yield s
-    finally:
-        if request.param == "postgresql":  # shared cluster: leave it empty for the next test
-            from csms.store import schema
-
-            async with s.engine.begin() as conn:
-                await conn.run_sync(schema.metadata.drop_all)
-                await conn.run_sync(schema.security_metadata.drop_all)
-        await s.close()
 
 
 def updated(tx: str, seq: int, meter: float | None, station: str = "S1") -> TransactionEventRecord:

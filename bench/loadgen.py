@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import gc
 import heapq
@@ -172,10 +173,15 @@ FAST_BACKOFF = Backoff(0.05, 0.2, 4)  # opening connections for a benchmark, not
 
 
 async def open_ws(
-    url: str, station_id: str, protocol: str, local_ip: str | None, open_timeout: float = 30.0
+    url: str, station_id: str, protocol: str, local_ip: str | None, open_timeout: float = 30.0,
+    password: str | None = None,
 ) -> ClientConnection:
-    """One WebSocket to ``url/station_id``; raises ``Refused`` on any failure."""
+    """One WebSocket to ``url/station_id`` (HTTP Basic auth when ``password`` is given);
+    raises ``Refused`` on any failure."""
     extra: dict[str, Any] = {"local_addr": (local_ip, 0)} if local_ip else {}
+    if password is not None:
+        token = base64.b64encode(f"{station_id}:{password}".encode()).decode()
+        extra["additional_headers"] = {"Authorization": f"Basic {token}"}
     try:
         return await websockets.connect(
             f"{url}/{station_id}",
@@ -447,7 +453,8 @@ class HoldStation:
                 if self.connects == 0:
                     await f.ramp_slot()
                 self.attempts += 1
-                ws = await open_ws(f.url, self.o.station_id, self.o.protocol, self.ip, f.open_timeout)
+                ws = await open_ws(f.url, self.o.station_id, self.o.protocol, self.ip, f.open_timeout,
+                                   f.password)
             except Refused as exc:
                 f.refused[exc.reason] += 1
                 retry_after = exc.retry_after
@@ -533,8 +540,9 @@ class Fleet:
     """Stations held by this process and the command loop that drives them."""
 
     def __init__(self, url: str, protocol: str, prefix: str, ips: int, backoff: Backoff,
-                 open_timeout: float) -> None:
+                 open_timeout: float, password: str | None = None) -> None:
         self.url, self.protocol, self.prefix = url, protocol, prefix
+        self.password = password
         self.addrs = source_addresses(ips)
         self.backoff = backoff
         self.open_timeout = open_timeout
@@ -713,7 +721,8 @@ async def run_hold(args: argparse.Namespace) -> None:
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     fleet = Fleet(args.url, args.protocol, args.prefix, args.source_ips,
-                  Backoff(args.wait_min, args.random_range, args.repeat_times), args.open_timeout)
+                  Backoff(args.wait_min, args.random_range, args.repeat_times), args.open_timeout,
+                  args.password)
     _emit({"event": "ready", "nofile": raise_nofile()})
     try:
         while line := await reader.readline():
@@ -759,6 +768,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--wait-min", type=float, default=1.0, help="hold: RetryBackOffWaitMinimum (s)")
     p.add_argument("--random-range", type=float, default=5.0, help="hold: RetryBackOffRandomRange (s)")
     p.add_argument("--repeat-times", type=int, default=5, help="hold: RetryBackOffRepeatTimes")
+    p.add_argument("--password", default=None, help="hold: every station logs in with this password")
     args = p.parse_args(argv)
     raise_nofile()
     gc.set_threshold(50_000, 20, 100)

@@ -292,10 +292,10 @@ class HoldLoadgen:
 
     def __init__(
         self, url: str, *, protocol: str = "mixed", prefix: str = "HOLD", cpu: int | None = 1,
-        source_ips: int = 16, backoff: tuple[float, float, int] = (1.0, 5.0, 5),
+        source_ips: int = 16, backoff: tuple[float, float, int] = (1.0, 5.0, 5), password: str | None = None,
     ) -> None:
         extra = ["--mode", "hold", "--wait-min", str(backoff[0]), "--random-range", str(backoff[1]),
-                 "--repeat-times", str(backoff[2])]
+                 "--repeat-times", str(backoff[2]), *(["--password", password] if password else [])]
         self.proc = spawn(pinned(_loadgen_cmd(url, protocol, prefix, source_ips, extra), cpu),
                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         self._lines: queue.Queue[bytes] = queue.Queue()

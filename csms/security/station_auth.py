@@ -91,7 +91,14 @@ def _verify_any(forms: Sequence[bytes], hashes: Sequence[str]) -> tuple[int, int
 
 
 class PasswordChecker:
-    """Checks station passwords on a small thread pool; at most ``max_pending`` at a time."""
+    """Checks station passwords on a small thread pool; at most ``max_pending`` at a time.
+
+    A check, once started, runs to the end and its success is cached even when the handshake
+    that asked for it gave up meanwhile (open timeout), and identical checks in flight are
+    shared: in a reconnect storm a station's retries never pay for its password twice. Without
+    this, retries of stations whose check waited longer than their handshake timeout each
+    queued another scrypt run, and a storm of scrypt-password stations never got in.
+    """
 
     def __init__(self, *, workers: int = 2, max_pending: int = 256, cache_size: int = 100_000) -> None:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="csms-password")
@@ -100,6 +107,7 @@ class PasswordChecker:
         self._key = os.urandom(32)
         self._cache: OrderedDict[tuple[str, str], bytes] = OrderedDict()
         self._cache_size = cache_size
+        self._inflight: dict[tuple[str, tuple[str, ...], bytes], asyncio.Future[tuple[int, int] | None]] = {}
         self.hashes_computed = 0
 
     def _mac(self, secret: bytes) -> bytes:
@@ -116,22 +124,37 @@ class PasswordChecker:
             if cached is not None and any(hmac.compare_digest(cached, m) for m in macs):
                 self._cache.move_to_end((station_id, stored))
                 return stored
-        if self._pending >= self._max_pending:
-            raise Overloaded
+        key = (station_id, tuple(hashes), macs[0])
+        check = self._inflight.get(key)
+        if check is None:
+            if self._pending >= self._max_pending:
+                raise Overloaded
+            check = self._start(key, forms, macs)
+        found = await asyncio.shield(check)  # a cancelled waiter leaves the check running
+        return None if found is None else hashes[found[0]]
+
+    def _start(
+        self, key: tuple[str, tuple[str, ...], bytes], forms: list[bytes], macs: list[bytes]
+    ) -> asyncio.Future[tuple[int, int] | None]:
+        station_id, hashes, _ = key
         self._pending += 1
-        try:
-            loop = asyncio.get_running_loop()
-            found = await loop.run_in_executor(self._pool, _verify_any, forms, list(hashes))
-            self.hashes_computed += 1
-        finally:
+        check = asyncio.get_running_loop().run_in_executor(self._pool, _verify_any, forms, list(hashes))
+        self._inflight[key] = check
+
+        def done(f: asyncio.Future[tuple[int, int] | None]) -> None:
             self._pending -= 1
-        if found is None:
-            return None
-        stored = hashes[found[0]]
-        self._cache[(station_id, stored)] = macs[found[1]]
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
-        return stored
+            self._inflight.pop(key, None)
+            if f.cancelled() or f.exception() is not None:
+                return
+            self.hashes_computed += 1
+            found = f.result()
+            if found is not None:
+                self._cache[(station_id, hashes[found[0]])] = macs[found[1]]
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+
+        check.add_done_callback(done)
+        return check
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -3,6 +3,7 @@ keep scrypt; both verify with the same byte rules, and anything else fails close
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import secrets
 from typing import Any
@@ -164,3 +165,22 @@ async def test_operator_chosen_passwords_keep_scrypt(make_csms: MakeCsms, versio
     assert current is not None and current.startswith("scrypt$")
     async with connect(app.ocpp_url, "OP1", version, password=OLD) as ws:
         assert await heartbeat_ok(ws)
+
+
+async def test_a_check_abandoned_by_its_handshake_still_counts_and_identical_checks_are_shared() -> None:
+    """Storm retries must not pay scrypt again: the first check finishes and is cached even if
+    its waiter was cancelled (handshake timeout), and concurrent identical checks run once."""
+    stored = passwords.hash_password(V16_KEY)  # scrypt: tens of milliseconds per check
+    checker = PasswordChecker()
+    try:
+        first = asyncio.create_task(checker.matching_hash("CP1", V16_KEY.encode(), [stored]))
+        await asyncio.sleep(0.001)
+        first.cancel()  # the station's handshake timed out
+        same = [checker.matching_hash("CP1", V16_KEY.encode(), [stored]) for _ in range(5)]
+        assert await asyncio.gather(*same) == [stored] * 5  # shared with the abandoned check
+        assert checker.hashes_computed == 1
+        assert await checker.matching_hash("CP1", V16_KEY.encode(), [stored]) == stored  # cached
+        assert await checker.matching_hash("CP1", b"wrong-password-0123", [stored]) is None
+        assert checker.hashes_computed == 2
+    finally:
+        checker.close()

@@ -57,6 +57,7 @@ class KeepaliveSweep:
         self._round: list[Peer] = []
         self._cursor = 0
         self._pinging: set[asyncio.Task[None]] = set()
+        self._awaiting: set[Peer] = set()  # a ping (or the close after its timeout) in progress
         self.pings_sent = 0
         self.timeouts = 0
 
@@ -94,7 +95,7 @@ class KeepaliveSweep:
             seen, since = peer.keepalive_mark
             if peer.frames_in != seen:
                 peer.keepalive_mark = (peer.frames_in, now)
-            elif now - since >= self.interval_s and budget > 0:
+            elif now - since >= self.interval_s and budget > 0 and peer not in self._awaiting:
                 budget -= 1
                 peer.keepalive_mark = (seen, now)  # next ping one interval later at the earliest
                 task = asyncio.get_running_loop().create_task(self._ping(peer))
@@ -107,6 +108,7 @@ class KeepaliveSweep:
         return sent
 
     async def _ping(self, peer: Peer) -> None:
+        self._awaiting.add(peer)
         try:
             pong = await peer.ping()
             if self.timeout_s is None:
@@ -122,3 +124,5 @@ class KeepaliveSweep:
             log.info("station silent: no pong to keepalive ping, closing", station_id=peer.station_id)
             with contextlib.suppress(ConnectionClosed):
                 await peer.close(1011, "keepalive ping timeout")
+        finally:
+            self._awaiting.discard(peer)

@@ -107,3 +107,18 @@ async def test_a_station_that_never_answers_pings_is_dropped_and_a_quiet_healthy
             metrics = app.metrics.render().decode()
             assert "csms_keepalive_timeouts_total 1.0" in metrics
             assert "csms_keepalive_pings_total 0.0" not in metrics
+
+
+async def test_a_peer_is_not_pinged_again_while_its_ping_or_close_is_pending() -> None:
+    now = [0.0]
+    silent = FakePeer("S")
+    sweep = KeepaliveSweep(lambda: [silent], interval_s=1, timeout_s=30, clock=lambda: now[0])
+    now[0] = 1.0
+    assert sweep.sweep() == 1
+    await asyncio.sleep(0)
+    now[0] = 5.0  # several intervals later, the first pong still not due to time out
+    assert sweep.sweep() == 0 and len(silent.pings) == 1
+    silent.pings[0].set_result(0.001)
+    await asyncio.sleep(0)
+    now[0] = 7.0
+    assert sweep.sweep() == 1  # answered: pinged again once quiet for an interval

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -130,8 +130,9 @@ async def drive_v201(ocpp_url: str, station_id: str, *, samples: int = 4) -> Non
                 "seqNo": next(seq), "transactionInfo": {**tx, "chargingState": "Charging"},
                 "meterValue": [{"timestamp": iso(),
                                 "sampledValue": sampled_201(48000, energy, 21 + i, 70.0)}]})
-            await st.call("MeterValues", {"evseId": 1, "meterValue": [
-                {"timestamp": iso(), "sampledValue": sampled_201(47000, energy + 1, 21 + i, 69.0)}]})
+            later = datetime.now(UTC) + timedelta(milliseconds=5)  # InfluxDB keeps one point per series
+            await st.call("MeterValues", {"evseId": 1, "meterValue": [  # and instant: never the same ms
+                {"timestamp": iso(later), "sampledValue": sampled_201(47000, energy + 1, 21 + i, 69.0)}]})
             await asyncio.sleep(0.02)
         await st.call("TransactionEvent", {
             "eventType": "Ended", "timestamp": iso(), "triggerReason": "EVDeparted", "seqNo": next(seq),

@@ -212,7 +212,7 @@ class StationSession:
                 return
         data = rpc.encode_result(call.unique_id, response)
         if not _write_now(self.ws, data):
-            await self._send(data)
+            await self._send_queued(data)
         if self.on_message is not None:
             self.on_message("out", action, "CallResult", call.unique_id, response, data)
 
@@ -250,8 +250,11 @@ class StationSession:
 
     async def _send(self, data: bytes) -> None:
         """Send one text frame; a closed connection is not an error here (the read loop ends)."""
-        if _write_now(self.ws, data):
-            return
+        if not _write_now(self.ws, data):
+            await self._send_queued(data)
+
+    async def _send_queued(self, data: bytes) -> None:
+        """``websockets``' own send, which waits while the socket is flow-controlled."""
         with contextlib.suppress(ConnectionClosed):
             await self.ws.send(data, text=True)
 

@@ -37,6 +37,15 @@ def sqlite_ts(dt: datetime) -> str:
     return dt.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
+def sqlite_pragmas(cur: Any, *, synchronous: str, wal: bool) -> None:
+    """The settings every SQLite connection of the store uses (the engine's and ours)."""
+    if wal:
+        cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA synchronous={synchronous}")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
 class DirectSql:
     """Runs ``work(cursor)`` in one transaction, committed before ``run`` returns."""
 
@@ -149,9 +158,7 @@ class DirectSql:
     def _connect(self) -> sqlite3.Connection:
         assert self._file is not None
         conn = sqlite3.connect(self._file, timeout=30, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={self._synchronous}")
-        conn.execute("PRAGMA foreign_keys=ON")
+        sqlite_pragmas(conn.cursor(), synchronous=self._synchronous, wal=True)
         self._conn = conn
         return conn
 

@@ -41,7 +41,7 @@ from csms.errors import StoreUnavailable
 from csms.security.records import IssuedCertificate, StationCredentials
 from csms.store import schema as t
 from csms.store.credentials import CredentialsCache
-from csms.store.direct import Conflict, DirectSql, Work
+from csms.store.direct import Conflict, DirectSql, Work, sqlite_pragmas
 from csms.store.group_commit import GroupCommit
 
 R = TypeVar("R")
@@ -278,12 +278,7 @@ class SqlStore:
 
             @event.listens_for(engine.sync_engine, "connect")
             def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-                cur = dbapi_conn.cursor()
-                if path != ":memory:":
-                    cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute(f"PRAGMA synchronous={sync_mode}")
-                cur.execute("PRAGMA foreign_keys=ON")
-                cur.close()
+                sqlite_pragmas(dbapi_conn.cursor(), synchronous=sync_mode, wal=path != ":memory:")
         else:
             engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
         store = cls(engine, sqlite_file=sqlite_file, synchronous=synchronous)

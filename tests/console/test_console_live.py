@@ -9,7 +9,6 @@ import pytest
 
 from csms.api.console.auth import session_value
 from csms.api.console.live import MessageLog, station_power_w, station_state
-from csms.core.events import MessageExchanged
 
 
 def view(*statuses: str, connected: bool = True, station: str | None = None,
@@ -48,26 +47,26 @@ def test_power_counts_only_evses_with_a_vehicle_plugged_in() -> None:
     assert station_power_w(view("Charging", connected=False, power_w=7400)) == 0
 
 
-def _msg(station: str, n: int, payload: object = None) -> MessageExchanged:
-    return MessageExchanged(station_id=station, direction="in", action="Heartbeat", message_type="Call",
-                            unique_id=str(n), payload={} if payload is None else payload)
+def _msg(log: MessageLog, station: str, n: int, payload: object = None) -> dict[str, object]:
+    frame = orjson.dumps([2, str(n), "Heartbeat", {} if payload is None else payload])
+    return log.render(log.add(station, "in", "Heartbeat", "Call", str(n), frame))
 
 
 def test_message_log_keeps_the_last_messages_per_station_and_forgets_idle_stations() -> None:
     log = MessageLog(per_station=3, max_stations=2, max_payload=20)
     for n in range(5):
-        log.record(_msg("A", n))
+        _msg(log, "A", n)
     assert [m["id"] for m in log.recent("A")] == ["2", "3", "4"]
-    log.record(_msg("B", 0))
-    log.record(_msg("A", 5))  # A is now the most recent
-    log.record(_msg("C", 0))  # evicts B, the least recently active
+    _msg(log, "B", 0)
+    _msg(log, "A", 5)  # A is now the most recent
+    _msg(log, "C", 0)  # evicts B, the least recently active
     assert len(log) == 2
     assert log.recent("B") == []
     assert [m["id"] for m in log.recent("A")] == ["3", "4", "5"]
 
 
 def test_message_log_cuts_long_payloads() -> None:
-    entry = MessageLog(max_payload=20).record(_msg("A", 1, {"data": "x" * 100}))
+    entry = _msg(MessageLog(max_payload=20), "A", 1, {"data": "x" * 100})
     assert entry["payload"] == '{"data":"xxxxxxxxxxx…'
     assert entry["direction"] == "in" and entry["action"] == "Heartbeat" and entry["type"] == "Call"
 

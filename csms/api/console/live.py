@@ -26,7 +26,6 @@ from csms.api.context import ApiContext
 from csms.core.events import (
     Event,
     FeederLoadChanged,
-    MessageExchanged,
     MeterSampled,
     StationBooted,
     StationConnected,
@@ -150,22 +149,6 @@ class MessageLog:
             self._rings.move_to_end(station_id)
         ring.append(entry)
         return entry
-
-    def record(self, ev: MessageExchanged) -> dict[str, Any]:
-        """Keep a message given as a bus event; returns it rendered."""
-        if ev.message_type == "Call":
-            frame: list[Any] = [2, ev.unique_id, ev.action, ev.payload]
-        elif ev.message_type == "CallResult":
-            frame = [3, ev.unique_id, ev.payload]
-        else:
-            code, text = ev.payload if isinstance(ev.payload, list | tuple) else ("", ev.payload)
-            frame = [4, ev.unique_id, code, text, {}]
-        try:
-            raw: bytes | str = orjson.dumps(frame)
-        except TypeError:
-            raw = repr(ev.payload)
-        entry = self.add(ev.station_id, ev.direction, ev.action, ev.message_type, ev.unique_id, raw)
-        return self.render(entry)
 
     def render(self, entry: Entry) -> dict[str, Any]:
         """An entry as the console shows it: the payload as JSON text, cut at ``max_payload``."""

@@ -30,11 +30,19 @@ class Conflict(Exception):
     """A unique constraint refused the work; none of it was committed."""
 
 
+_SQLITE_TS = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
+
+
 def sqlite_ts(dt: datetime) -> str:
-    """A timestamp as SQLAlchemy's SQLite ``DATETIME`` stores it (naive UTC, microseconds)."""
-    if dt.tzinfo is not None and dt.utcoffset():
+    """A timestamp as SQLAlchemy's SQLite ``DATETIME`` stores it (naive UTC, microseconds).
+
+    Formats the fields itself: the same text as ``isoformat(" ", "microseconds")`` of the naive
+    UTC time, at less than half the cost (one per stored event).
+    """
+    tz = dt.tzinfo
+    if tz is not None and tz is not UTC and dt.utcoffset():
         dt = dt.astimezone(UTC)
-    return dt.replace(tzinfo=None).isoformat(" ", "microseconds")
+    return _SQLITE_TS % (dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second, dt.microsecond)
 
 
 def sqlite_pragmas(cur: Any, *, synchronous: str, wal: bool) -> None:

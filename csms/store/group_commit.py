@@ -36,13 +36,14 @@ class GroupCommit(Generic[T, R]):
         self._max_batch = max_batch
         self._linger_s = linger_s
         self._linger_below = linger_below
-        self._queue: asyncio.Queue[_Entry[T, R]] | None = None
+        # a plain list, not an asyncio.Queue: batches are taken by slicing (~1 µs less per item)
+        self._pending: list[_Entry[T, R]] = []
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
         self._last_submit = 0.0
         self._gap = 1.0  # moving average of the time between submissions (s)
-        self._filled: asyncio.Future[None] | None = None  # set while the writer lingers
-        self._want = 0  # queued items that end the linger early
+        self._wakeup: asyncio.Future[None] | None = None  # set while the writer waits for items
+        self._want = 0  # pending items that wake the writer
         self._gain = 1.0  # moving average of the items a linger added to its batch
         self.batches = 0
         self.items = 0
@@ -51,28 +52,33 @@ class GroupCommit(Generic[T, R]):
         """Queue ``item``; returns its result once the batch holding it was applied."""
         if self._closed:
             raise StoreUnavailable("store is closed")
-        if self._queue is None:
-            self._queue = asyncio.Queue()
-            self._writer = asyncio.get_running_loop().create_task(self._run(self._queue), name="group-commit")
+        loop = asyncio.get_running_loop()
+        if self._writer is None:
+            self._writer = loop.create_task(self._run(), name="group-commit")
         if self._linger_s:
             now = time.monotonic()
             self._gap = (self._gap + min(now - self._last_submit, 1.0)) / 2
             self._last_submit = now
-        fut: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((item, fut))
-        if self._filled is not None and self._queue.qsize() >= self._want:
-            _settle(self._filled)
+        fut: asyncio.Future[R] = loop.create_future()
+        pending = self._pending
+        pending.append((item, fut))
+        if self._wakeup is not None and len(pending) >= self._want:
+            _settle(self._wakeup)
         return await fut
 
-    async def _run(self, queue: asyncio.Queue[_Entry[T, R]]) -> None:
+    async def _run(self) -> None:
+        pending = self._pending
         while True:
-            batch = [await queue.get()]
-            self._drain(queue, batch)
+            if not pending:
+                await self._wait(1, None)
+            batch: list[_Entry[T, R]] = []
             try:
-                if self._should_linger(len(batch)):
-                    before = len(batch)
-                    await self._linger(queue, batch)
-                    self._gain = (self._gain + len(batch) - before) / 2
+                size = min(len(pending), self._max_batch)
+                if self._should_linger(size):
+                    await self._wait(self._linger_below, self._linger_s)
+                    self._gain = (self._gain + min(len(pending), self._max_batch) - size) / 2
+                batch = pending[:self._max_batch]
+                del pending[:self._max_batch]
                 results = await self._apply([item for item, _ in batch])
                 if len(results) != len(batch):
                     raise RuntimeError(f"group commit: {len(results)} results for {len(batch)} items")
@@ -96,22 +102,18 @@ class GroupCommit(Generic[T, R]):
             and (self._gain >= 0.5 or self.batches % 32 == 0)
         )
 
-    async def _linger(self, queue: asyncio.Queue[_Entry[T, R]], batch: list[_Entry[T, R]]) -> None:
-        """Wait until the batch could reach ``linger_below`` items, or ``linger_s`` passed."""
+    async def _wait(self, want: int, timeout_s: float | None) -> None:
+        """Wait until ``want`` items are pending (or ``timeout_s`` passed)."""
         loop = asyncio.get_running_loop()
-        self._want = self._linger_below - len(batch)
-        self._filled = filled = loop.create_future()
-        timer = loop.call_later(self._linger_s, _settle, filled)
+        self._want = want
+        self._wakeup = wakeup = loop.create_future()
+        timer = loop.call_later(timeout_s, _settle, wakeup) if timeout_s is not None else None
         try:
-            await filled
+            await wakeup
         finally:
-            timer.cancel()
-            self._filled = None
-        self._drain(queue, batch)
-
-    def _drain(self, queue: asyncio.Queue[_Entry[T, R]], batch: list[_Entry[T, R]]) -> None:
-        while len(batch) < self._max_batch and not queue.empty():
-            batch.append(queue.get_nowait())
+            if timer is not None:
+                timer.cancel()
+            self._wakeup = None
 
     async def close(self) -> None:
         """Stop the writer; whoever still waits (queued or being applied) gets ``StoreUnavailable``."""
@@ -121,11 +123,8 @@ class GroupCommit(Generic[T, R]):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
             self._writer = None
-        if self._queue is not None:
-            left: list[_Entry[T, R]] = []
-            while not self._queue.empty():
-                left.append(self._queue.get_nowait())
-            _fail(left, StoreUnavailable("store is closed"))
+        _fail(self._pending, StoreUnavailable("store is closed"))
+        self._pending.clear()
 
 
 def _fail(batch: list[_Entry[T, R]], exc: BaseException) -> None:

@@ -11,14 +11,17 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from csms.core.model import ConnectorState, OcppVersion, StationInfo
+from csms.core.model import ConnectorState, OcppVersion, StationInfo, Transaction
 from csms.core.ports import TransactionEventRecord
 from csms.errors import StoreUnavailable
 from csms.security.records import StationCredentials
 from csms.store.credentials import CredentialsCache
+from csms.store.direct import sqlite_ts
 from csms.store.group_commit import GroupCommit
-from csms.store.sql import SqlStore
+from csms.store.sql import SqlStore, _tx_map
 
 T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
 
@@ -172,6 +175,32 @@ async def test_events_the_cache_does_not_know_are_applied_alone_from_the_stored_
     assert set(ended.transaction.flags) == {"start_missing", "offline"} and ended.transaction.stopped_at == T0
 
 
+def test_a_transaction_row_maps_field_by_field() -> None:
+    row = {
+        "pk": 7, "station_id": "S1", "tx_id": "X", "protocol": "ocpp2.0.1", "evse_id": 2, "connector_id": 3,
+        "id_tag": "TAG", "started_at": T0, "stopped_at": T0 + timedelta(hours=1), "meter_start_wh": 10.0,
+        "meter_stop_wh": 20.0, "meter_last_wh": 19.0, "stop_reason": "Local", "last_seq_no": 5,
+        "flags": "offline,seq_gap",
+    }
+    assert _tx_map(row) == Transaction(
+        station_id="S1", tx_id="X", evse_id=2, connector_id=3, id_tag="TAG", started_at=T0,
+        stopped_at=T0 + timedelta(hours=1), meter_start_wh=10.0, meter_stop_wh=20.0, stop_reason="Local",
+        protocol=OcppVersion.V201, last_seq_no=5, flags=("offline", "seq_gap"),
+    )
+
+
+# --- fixed SQL ----------------------------------------------------------------------------
+_OFFSETS = st.builds(timezone, st.timedeltas(min_value=timedelta(hours=-23, minutes=-59),
+                                             max_value=timedelta(hours=23, minutes=59)))
+
+
+@given(st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31),
+                    timezones=st.none() | st.just(UTC) | _OFFSETS))
+def test_sqlite_ts_is_the_isoformat_of_the_naive_utc_time(dt: datetime) -> None:
+    utc = dt.astimezone(UTC) if dt.utcoffset() else dt
+    assert sqlite_ts(dt) == utc.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
 # --- connectors ---------------------------------------------------------------------------
 async def test_save_connectors_upserts_in_one_statement(store: SqlStore) -> None:
     later = T0 + timedelta(seconds=1)
@@ -200,6 +229,19 @@ async def test_group_commit_failure_reaches_every_waiter_and_the_writer_goes_on(
     failed = await asyncio.gather(*[gc.submit(i) for i in range(3)], return_exceptions=True)
     assert all(isinstance(f, StoreUnavailable) for f in failed) and calls == [[0, 1, 2]]
     assert await asyncio.gather(gc.submit(4), gc.submit(5)) == [8, 10]
+    await gc.close()
+
+
+async def test_group_commit_takes_at_most_max_batch_items_in_order() -> None:
+    calls: list[list[int]] = []
+
+    async def apply(batch: list[int]) -> list[int]:
+        calls.append(batch)
+        return [i * 2 for i in batch]
+
+    gc: GroupCommit[int, int] = GroupCommit(apply, max_batch=2)
+    assert await asyncio.gather(*[gc.submit(i) for i in range(5)]) == [0, 2, 4, 6, 8]
+    assert calls == [[0, 1], [2, 3], [4]]
     await gc.close()
 
 

@@ -134,6 +134,7 @@ class StationSession:
         self.frames_in = 0  # frames received; the keepalive sweep pings only when it stops moving
         self.keepalive_mark = (0, asyncio.get_running_loop().time())
         self.closed = False
+        self.tx_evse: dict[str, tuple[int, int]] = {}  # 2.0.1: open transaction -> (EVSE, connector)
         self._call_lock = asyncio.Lock()
         self._pending: _Pending | None = None
         self._known_actions = schemas.actions(version)

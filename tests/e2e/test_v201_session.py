@@ -171,3 +171,25 @@ async def test_offline_events_out_of_order_are_kept_and_flagged(
     assert tx["evse_id"] == 2 and tx["energy_wh"] == 7_000
     assert tx["started_at"].startswith("2026-11-29T08:01") and tx["stopped_at"].startswith("2026-11-29T08:50")
     assert "offline" in tx["flags"] and "seq_out_of_order" in tx["flags"]
+
+
+async def test_samples_of_events_without_evse_are_labelled_with_the_transactions(csms: CsmsApp) -> None:
+    """Updated/Ended events usually omit the EVSE; their meter values belong to the transaction's."""
+    from csms.core.events import MeterSampled
+
+    seen: list[tuple[int, int, str | None]] = []
+    csms.bus.subscribe(lambda e: seen.append(
+        (e.sample.evse_id, e.sample.connector_id, e.sample.transaction_id)
+    ), MeterSampled)
+    async with connected(Station201, csms.ocpp_url, "CS201E", "ocpp2.0.1") as cs:
+        await cs.call(tx_event(
+            "Started", 0, 1, "CablePluggedIn", meter(1, 1_000, "Transaction.Begin"),
+            evse={"id": 2, "connector_id": 3},
+        ), suppress=False)
+        for seq in (1, 2):
+            updated = tx_event("Updated", seq, 1 + seq, "MeterValuePeriodic", meter(1 + seq, 1_000 + seq))
+            await cs.call(updated, suppress=False)
+        ended = tx_event("Ended", 3, 9, "EVDeparted", meter(9, 2_000, "Transaction.End"))
+        await cs.call(ended, suppress=False)
+    assert len(seen) == 4
+    assert set(seen) == {(2, 3, "TX-201-1")}

@@ -57,7 +57,9 @@ async def transaction_event(s: StationSession, p: dict[str, Any]) -> dict[str, A
     evse = p.get("evse") or {}
     evse_id = int(evse.get("id", 0))
     connector_id = int(evse.get("connectorId", 1 if evse_id else 0))
-    samples = to_samples(s.station_id, evse_id, connector_id, tx_id, p.get("meterValue", []))
+    # Updated/Ended events usually omit the EVSE: label samples with the transaction's
+    where = (evse_id, connector_id) if evse_id else s.tx_evse.get(tx_id, (0, 0))
+    samples = to_samples(s.station_id, *where, tx_id, p.get("meterValue", []))
     context = {"Started": "Transaction.Begin", "Ended": "Transaction.End"}.get(event_type)
     token = p.get("idToken")
     record = TransactionEventRecord(
@@ -68,11 +70,13 @@ async def transaction_event(s: StationSession, p: dict[str, Any]) -> dict[str, A
         offline=bool(p.get("offline", False)),
     )
     result = await s.service.transaction_event(record)
-    if samples and not result.replay:
+    if not result.replay:
         tx = result.transaction
-        if evse_id != tx.evse_id:  # Updated/Ended events usually omit the EVSE: take the session's
-            samples = [replace(x, evse_id=tx.evse_id, connector_id=tx.connector_id) for x in samples]
-        s.service.meter(samples)
+        if samples:
+            if evse_id != tx.evse_id and where != (tx.evse_id, tx.connector_id):
+                samples = [replace(x, evse_id=tx.evse_id, connector_id=tx.connector_id) for x in samples]
+            s.service.meter(samples)
+        _remember_evse(s, tx_id, event_type, tx.evse_id, tx.connector_id)
     response: dict[str, Any] = {}
     if token is not None:
         if token.get("type") == "NoAuthorization":
@@ -80,6 +84,16 @@ async def transaction_event(s: StationSession, p: dict[str, Any]) -> dict[str, A
         else:
             response["idTokenInfo"] = id_token_info(await s.service.authorize(token["idToken"]))
     return response
+
+
+def _remember_evse(s: StationSession, tx_id: str, event_type: str, evse_id: int, connector_id: int) -> None:
+    """Keep the EVSE of the station's open transactions, to label the samples of later events."""
+    if event_type == "Ended" or not evse_id:
+        s.tx_evse.pop(tx_id, None)
+    elif s.tx_evse.get(tx_id) != (evse_id, connector_id):
+        if len(s.tx_evse) >= 64:  # a station has a few open transactions; never let this grow
+            s.tx_evse.clear()
+        s.tx_evse[tx_id] = (evse_id, connector_id)
 
 
 async def meter_values(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:

@@ -53,6 +53,19 @@ class RawStation:
             assert head.startswith(b"HTTP/1.1 101"), head[:80]
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+    def __enter__(self) -> RawStation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
+
+    def close_code(self) -> int:
+        """The code of the server's close frame (data frames before it are skipped)."""
+        while True:
+            opcode, payload = self.frame()
+            if opcode == Opcode.CLOSE.value:
+                return int(struct.unpack("!H", payload[:2])[0])
+
     def _read(self, n: int) -> bytes:
         while len(self.buffer) < n:
             chunk = self.sock.recv(65536)
@@ -94,8 +107,7 @@ def _ocpp_port(app: CsmsApp) -> int:
 
 async def test_every_chunking_is_answered_in_order(csms: CsmsApp) -> None:
     def scenario() -> None:
-        st_ = RawStation(_ocpp_port(csms), "RAW1")
-        try:
+        with RawStation(_ocpp_port(csms), "RAW1") as st_:
             # several calls in one write (the fast path) and a pong answered between them
             st_.sock.sendall(heartbeat("a1") + heartbeat("a2") + masked(Opcode.PING, b"hi") + heartbeat("a3"))
             assert st_.answers(3) == ["a1", "a2", "a3"]
@@ -118,8 +130,6 @@ async def test_every_chunking_is_answered_in_order(csms: CsmsApp) -> None:
                 st_.sock.sendall(frame[:cut])
                 st_.sock.sendall(frame[cut:] + heartbeat(f"d{cut}"))
                 assert st_.answers(2) == ["d", f"d{cut}"]
-        finally:
-            st_.sock.close()
 
     await asyncio.to_thread(scenario)
 
@@ -127,30 +137,21 @@ async def test_every_chunking_is_answered_in_order(csms: CsmsApp) -> None:
 async def test_a_flood_without_reading_is_answered_completely_and_in_order(csms: CsmsApp) -> None:
     """Reading pauses above max_queue messages and resumes; nothing is lost or reordered."""
     def scenario() -> None:
-        st_ = RawStation(_ocpp_port(csms), "RAW2")
-        try:
+        with RawStation(_ocpp_port(csms), "RAW2") as st_:
             ids = [f"f{i}" for i in range(3000)]
             st_.sock.sendall(b"".join(heartbeat(i) for i in ids))
             assert st_.answers(len(ids)) == ids
-        finally:
-            st_.sock.close()
 
     await asyncio.to_thread(scenario)
 
 
 async def test_invalid_utf8_closes_with_1007_on_both_paths(csms: CsmsApp) -> None:
     def close_code(data: bytes, station_id: str) -> int:
-        st_ = RawStation(_ocpp_port(csms), station_id)
-        try:
+        with RawStation(_ocpp_port(csms), station_id) as st_:
             st_.sock.sendall(heartbeat("ok"))
             assert st_.answers(1) == ["ok"]
             st_.sock.sendall(data)
-            while True:
-                opcode, payload = st_.frame()
-                if opcode == Opcode.CLOSE.value:
-                    return int(struct.unpack("!H", payload[:2])[0])
-        finally:
-            st_.sock.close()
+            return st_.close_code()
 
     bad = b'[2,"u","Heartbeat",{"x":"\xff"}]'
     whole = await asyncio.to_thread(close_code, masked(Opcode.TEXT, bad), "UTF1")
@@ -160,12 +161,9 @@ async def test_invalid_utf8_closes_with_1007_on_both_paths(csms: CsmsApp) -> Non
     assert (whole, fragmented) == (1007, 1007)
 
     def still_served() -> list[str]:
-        st_ = RawStation(_ocpp_port(csms), "UTF3")
-        try:
+        with RawStation(_ocpp_port(csms), "UTF3") as st_:
             st_.sock.sendall(heartbeat(os.urandom(4).hex()) + heartbeat("after"))
             return st_.answers(2)[1:]
-        finally:
-            st_.sock.close()
 
     assert await asyncio.to_thread(still_served) == ["after"]
 
@@ -175,28 +173,19 @@ async def test_frames_sent_with_the_upgrade_request_are_answered_in_order(csms: 
     websockets had paused reading) come first, then everything after."""
     def scenario() -> None:
         early = [f"e{i}" for i in range(40)]
-        st_ = RawStation(_ocpp_port(csms), "RAW3", early=b"".join(heartbeat(i) for i in early))
-        try:
+        with RawStation(_ocpp_port(csms), "RAW3", early=b"".join(heartbeat(i) for i in early)) as st_:
             assert st_.answers(len(early)) == early
             st_.sock.sendall(heartbeat("late"))
             assert st_.answers(1) == ["late"]
-        finally:
-            st_.sock.close()
 
     await asyncio.to_thread(scenario)
 
 
 async def test_too_many_fragments_close_with_1009(csms: CsmsApp) -> None:
     def scenario() -> int:
-        st_ = RawStation(_ocpp_port(csms), "RAW4")
-        try:
+        with RawStation(_ocpp_port(csms), "RAW4") as st_:
             first, more = masked(Opcode.TEXT, b"[", fin=False), masked(Opcode.CONT, b" ", fin=False)
             st_.sock.sendall(first + more * 5000)
-            while True:
-                opcode, payload = st_.frame()
-                if opcode == Opcode.CLOSE.value:
-                    return int(struct.unpack("!H", payload[:2])[0])
-        finally:
-            st_.sock.close()
+            return st_.close_code()
 
     assert await asyncio.to_thread(scenario) == 1009

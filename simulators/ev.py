@@ -209,10 +209,10 @@ def _integrate(state: EVState, dt_s: float, limit_a: float | None, supply: Suppl
         if power_w < 1e-6:  # nothing (a denormal limit would make every chunk round to no time)
             break
         to_target_wh = (config.target_soc_percent - soc_percent) * wh_per_percent
-        gap_percent = config.taper_start_soc_percent - soc_percent
-        # within float noise of the taper start counts as in the taper: a sliver of a span could
-        # add less than one ulp to the SoC, and the loop would never get past it
-        span_percent = gap_percent if gap_percent > 1e-9 else _MAX_TAPER_SUBSTEP_SOC_PERCENT
+        if soc_percent < config.taper_start_soc_percent:
+            span_percent = config.taper_start_soc_percent - soc_percent
+        else:
+            span_percent = _MAX_TAPER_SUBSTEP_SOC_PERCENT
         chunk_wh = min(power_w * remaining_s / 3600.0, to_target_wh, span_percent * wh_per_percent)
         energy_wh += chunk_wh
         remaining_s -= chunk_wh * 3600.0 / power_w

@@ -5,7 +5,6 @@ right code on invalid UTF-8 (1007) and too many fragments (1009)."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import socket
 import struct
@@ -14,7 +13,7 @@ import orjson
 from websockets.frames import Frame, Opcode
 
 from csms.app import CsmsApp
-from tests.security.peers import raw_upgrade
+from tests.security.peers import upgrade_with
 
 
 def masked(opcode: Opcode, payload: bytes, *, fin: bool = True, rsv1: bool = False) -> bytes:
@@ -34,23 +33,7 @@ class RawStation:
     ``early`` frames go out in the same write as the upgrade request, before the answer."""
 
     def __init__(self, port: int, station_id: str, early: bytes = b"") -> None:
-        self.buffer = b""
-        if not early:
-            self.sock = raw_upgrade(port, station_id)
-        else:
-            self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-            key = base64.b64encode(os.urandom(16)).decode()
-            self.sock.sendall((
-                f"GET /ocpp/{station_id} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-                "Sec-WebSocket-Protocol: ocpp1.6\r\n\r\n"
-            ).encode() + early)
-            while b"\r\n\r\n" not in self.buffer:
-                chunk = self.sock.recv(4096)
-                assert chunk, "server closed during the handshake"
-                self.buffer += chunk
-            head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
-            assert head.startswith(b"HTTP/1.1 101"), head[:80]
+        self.sock, self.buffer = upgrade_with(port, station_id, early)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def __enter__(self) -> RawStation:

@@ -24,20 +24,28 @@ _ids = itertools.count(1)
 
 def raw_upgrade(port: int, station_id: str) -> socket.socket:
     """A raw socket that completes the WebSocket handshake and then never reads or writes again."""
+    return upgrade_with(port, station_id)[0]
+
+
+def upgrade_with(port: int, station_id: str, early: bytes = b"") -> tuple[socket.socket, bytes]:
+    """A raw socket after the WebSocket handshake, and what the server sent after its 101.
+
+    ``early`` goes out in the same write as the upgrade request, before the answer."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=5)
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall((
         f"GET /ocpp/{station_id} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
         "Sec-WebSocket-Protocol: ocpp1.6\r\n\r\n"
-    ).encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
+    ).encode() + early)
+    received = b""
+    while b"\r\n\r\n" not in received:
         chunk = sock.recv(4096)
         assert chunk, "server closed during the handshake"
-        head += chunk
+        received += chunk
+    head, rest = received.split(b"\r\n\r\n", 1)
     assert head.startswith(b"HTTP/1.1 101"), head[:80]
-    return sock
+    return sock, rest
 
 
 def basic_header(user: str | bytes, password: str | bytes) -> dict[str, str]:

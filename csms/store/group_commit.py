@@ -39,6 +39,8 @@ class GroupCommit(Generic[T, R]):
         # a plain list, not an asyncio.Queue: batches are taken by slicing (~1 µs less per item)
         self._pending: list[_Entry[T, R]] = []
         self._writer: asyncio.Task[None] | None = None
+        # the writer's loop, kept: ``get_running_loop`` costs a getpid() syscall on Python 3.11
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._last_submit = 0.0
         self._gap = 1.0  # moving average of the time between submissions (s)
@@ -52,8 +54,9 @@ class GroupCommit(Generic[T, R]):
         """Queue ``item``; returns its result once the batch holding it was applied."""
         if self._closed:
             raise StoreUnavailable("store is closed")
-        loop = asyncio.get_running_loop()
-        if self._writer is None:
+        loop = self._loop
+        if self._writer is None or loop is None:
+            loop = self._loop = asyncio.get_running_loop()
             self._writer = loop.create_task(self._run(), name="group-commit")
         if self._linger_s:
             now = time.monotonic()
@@ -123,6 +126,7 @@ class GroupCommit(Generic[T, R]):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
             self._writer = None
+            self._loop = None
         _fail(self._pending, StoreUnavailable("store is closed"))
         self._pending.clear()
 

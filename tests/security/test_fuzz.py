@@ -34,6 +34,10 @@ from tests.conftest import make_settings
 from tests.schema_payloads import valid_requests
 from tests.security.fleet import FleetReport, run_fleet
 
+# The last test checks what every fuzz test of this module did to one live server (a module
+# fixture), so under pytest-xdist the whole module runs in one worker (``--dist=loadgroup``).
+pytestmark = pytest.mark.xdist_group("fuzz-live-server")
+
 EXAMPLES_PER_ACTION = 10
 FLEET_SIZE = 50
 ACTIONS = {

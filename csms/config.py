@@ -79,6 +79,8 @@ class BalancerConfig(_Section):
     rotation_period_s: float = Field(900.0, ge=0)
     headroom_step_a: float = Field(2.0, gt=0)
     settle_s: float = Field(30.0, ge=0)
+    # a node meter (MQTT feeders/{node}/meter) silent this long: the node counts as full; 0 = never
+    meter_max_age_s: float = Field(120.0, ge=0)
     nodes: tuple[dict[str, Any], ...] = ()
     evses: tuple[dict[str, Any], ...] = ()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import structlog
@@ -41,9 +42,10 @@ async def balancer_plugin(app: CsmsApp) -> Callable[[], Awaitable[None]] | None:
             settle_s=cfg.settle_s,
         ),
         on_allocation=lambda alloc: _publish_loads(app, service, alloc),
+        meter_max_age_s=cfg.meter_max_age_s,
     )
     service.attach(app.bus)
-    app.bus.subscribe(lambda e: _external(service, e), FeederLimitSignal, FeederMeterReading)
+    app.bus.subscribe(lambda e: apply_grid_signal(service, e), FeederLimitSignal, FeederMeterReading)
     app.extras["balancer"] = service
     app.metrics.gauge_callback("csms_balancer_ticks", "Balancer allocations computed", lambda: service.ticks)
     app.metrics.gauge_callback(
@@ -60,12 +62,14 @@ async def balancer_plugin(app: CsmsApp) -> Callable[[], Awaitable[None]] | None:
     return None
 
 
-def _external(service: BalancerService, event: Event) -> None:
+def apply_grid_signal(service: BalancerService, event: Event) -> None:
+    """A feeder limit signal or meter reading from outside (MQTT): applied, or logged if invalid."""
     try:
         if isinstance(event, FeederLimitSignal):
             service.set_limit(event.node_id, event.limit_a)
         elif isinstance(event, FeederMeterReading):
-            service.set_base_load(event.node_id, event.current_a)
+            age_s = (datetime.now(UTC) - event.ts).total_seconds()
+            service.meter_reading(event.node_id, event.current_a, age_s=age_s)
     except (KeyError, ValueError) as exc:
         log.warning("external feeder signal ignored", node_id=getattr(event, "node_id", None), error=str(exc))
 
@@ -83,5 +87,6 @@ def _publish_loads(app: CsmsApp, service: BalancerService, alloc: Allocation) ->
                 allocated_a=node["allocated_a"],
                 headroom_a=node["headroom_a"],
                 evses=tuple((c["station_id"], c["evse_id"], c["allocated_a"]) for c in node["chargers"]),
+                meter_stale=node["meter_stale"],
             )
         )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -96,6 +97,7 @@ class BalancerService:
         settings: AllocationSettings | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_allocation: Callable[[Allocation], None] | None = None,
+        meter_max_age_s: float = 0.0,
     ) -> None:
         self.topology = topology
         self.sender = sender
@@ -111,6 +113,9 @@ class BalancerService:
         self.ticks = self.sent_count = self.failed_count = 0
         self.last_duration_s = 0.0
         self._failsafe = self._failsafe_shares(topology)
+        self.meter_max_age_s = meter_max_age_s  # 0: a silent node meter is never considered stale
+        self._meter_seen: dict[str, float] = {}  # node id -> clock() at which its last reading was taken
+        self.stale_meters: set[str] = set()
 
     # --- events in --------------------------------------------------------------------
     def attach(self, bus: Bus) -> None:
@@ -175,6 +180,48 @@ class BalancerService:
         self.topology = self.topology.with_base_load(node_id, base_load_a)
         self.poke()
 
+    def meter_reading(
+        self, node_id: str, current_a: float | tuple[float, float, float], *, age_s: float = 0.0
+    ) -> None:
+        """A measured non-EV load of ``node_id``, taken ``age_s`` ago: it becomes the node's base
+        load, and from now on the node's meter is watched (see ``check_meters``). A reading older
+        than the last one is ignored; one older than ``meter_max_age_s`` is not trusted."""
+        updated = self.topology.with_base_load(node_id, current_a)  # KeyError / TopologyError: bad node
+        taken = self.clock() - max(0.0, age_s)
+        if taken < self._meter_seen.get(node_id, -math.inf):
+            return
+        self._meter_seen[node_id] = taken
+        if self._is_silent(node_id):
+            return  # too old: ``check_meters`` treats the node as full at the next allocation
+        self.topology = updated
+        if node_id in self.stale_meters:
+            self.stale_meters.discard(node_id)
+            log.info("feeder meter reporting again", node_id=node_id)
+        self.poke()
+
+    def check_meters(self) -> list[str]:
+        """Treat every node whose meter has been silent for more than ``meter_max_age_s`` as
+        full (base load = its limit, so nothing is assigned under it) until it reports again:
+        a stale reading may hide a load that grew. Returns the nodes that went stale now."""
+        newly: list[str] = []
+        for node_id in self._meter_seen:
+            if node_id in self.stale_meters or not self._is_silent(node_id):
+                continue
+            self.stale_meters.add(node_id)
+            newly.append(node_id)
+            limit = _limit_of(self.topology, node_id)  # per phase, kW limits converted
+            if limit is not None:
+                self.topology = self.topology.with_base_load(node_id, limit)
+            what = "nothing is assigned under it until it reports" if limit is not None else (
+                "the node has no limit: its last reading stays")
+            log.warning(f"feeder meter silent: {what}", node_id=node_id,
+                        silent_s=round(self.clock() - self._meter_seen[node_id], 1))
+        return newly
+
+    def _is_silent(self, node_id: str) -> bool:
+        seen = self._meter_seen.get(node_id)
+        return bool(self.meter_max_age_s) and seen is not None and self.clock() - seen > self.meter_max_age_s
+
     # --- the loop -------------------------------------------------------------------------
     async def run(self) -> None:
         while True:
@@ -200,6 +247,7 @@ class BalancerService:
     async def rebalance(self) -> Allocation:
         async with self._lock:
             started = time.perf_counter()
+            self.check_meters()
             alloc = allocate(
                 self.topology, self.demands(), self.previous, now=self.clock(), settings=self.settings
             )
@@ -326,6 +374,7 @@ class BalancerService:
                     "measured_a": _round(max(load.measured_a)) if load else 0.0,
                     "allocated_a": _round(max(load.allocated_a)) if load else 0.0,
                     "headroom_a": _round(_finite_min(load.headroom_a) if load else _finite_min(avail)),
+                    "meter_stale": node.id in self.stale_meters,
                     "chargers": chargers,
                 }
             )

@@ -100,6 +100,7 @@ class FeederLoadChanged(Event):
     allocated_a: float
     headroom_a: float | None
     evses: tuple[tuple[str, int, float], ...] = ()  # (station_id, evse_id, allocated_a)
+    meter_stale: bool = False  # the node's meter went silent: it counts as full
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

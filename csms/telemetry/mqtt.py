@@ -149,7 +149,7 @@ def event_message(
         case FeederLoadChanged():
             body.update(
                 feeder=ev.node_id, parent=ev.parent_id, limit_a=ev.limit_a, measured_a=ev.measured_a,
-                allocated_a=ev.allocated_a, headroom_a=ev.headroom_a,
+                allocated_a=ev.allocated_a, headroom_a=ev.headroom_a, meter_stale=ev.meter_stale,
                 evses=[{"station": s, "evse": e, "allocated_a": a} for s, e, a in ev.evses],
             )
             return f"{prefix}/feeders/{topic_part(ev.node_id)}/load", body, False

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from csms.balancer.plugin import apply_grid_signal
 from csms.balancer.service import BalancerService
 from csms.balancer.topology import Topology, topology_from_config
 from csms.bus import Bus
 from csms.core.events import (
+    FeederMeterReading,
     MeterSampled,
     StationConnected,
     StationDisconnected,
@@ -118,3 +120,87 @@ async def test_limit_cut_reduces_allocations_and_connect_installs_failsafe_defau
     assert tx_limits(sender) == {"S0": 10.0, "S1": 10.0}
     view = {n["id"]: n for n in svc.feeders_view()}
     assert view["F1"]["limit_a"] == 20.0 and view["F1"]["allocated_a"] == 20.0
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_silent_feeder_meter_pauses_the_node_until_it_reports_again() -> None:
+    clock, sender = FakeClock(), RecordingSender()
+    svc = BalancerService(topology(32.0), sender, min_interval_per_station_s=0, clock=clock,
+                          meter_max_age_s=60.0)
+    bus = Bus()
+    svc.attach(bus)
+    for s in ("S0", "S1"):
+        bus.publish(TransactionStarted(station_id=s, transaction=tx(s)))
+    svc.meter_reading("F1", 12.0)  # 12 A of other load: 20 A left for the two sessions
+    await svc.rebalance()
+    assert tx_limits(sender) == {"S0": 10.0, "S1": 10.0}
+    clock.now += 60.0  # exactly the allowed age: still trusted
+    await svc.rebalance()
+    assert svc.stale_meters == set() and tx_limits(sender) == {"S0": 10.0, "S1": 10.0}
+    clock.now += 1.0
+    alloc = await svc.rebalance()
+    assert svc.stale_meters == {"F1"}
+    assert all(alloc.evse(s, 1).current_a == 0.0 for s in ("S0", "S1"))
+    assert tx_limits(sender) == {"S0": 0.0, "S1": 0.0}  # sent: the stations pause
+    assert {n["id"]: n["meter_stale"] for n in svc.feeders_view()} == {"T1": False, "F1": True}
+    svc.meter_reading("F1", 2.0, age_s=120.0)  # a replayed old reading does not count
+    await svc.rebalance()
+    assert svc.stale_meters == {"F1"} and tx_limits(sender) == {"S0": 0.0, "S1": 0.0}
+    svc.meter_reading("F1", 2.0)
+    await svc.rebalance()
+    assert svc.stale_meters == set() and tx_limits(sender) == {"S0": 15.0, "S1": 15.0}
+
+
+async def test_meter_watch_is_off_at_zero_and_only_watches_metered_nodes() -> None:
+    clock, sender = FakeClock(), RecordingSender()
+    svc = BalancerService(topology(32.0), sender, min_interval_per_station_s=0, clock=clock)
+    bus = Bus()
+    svc.attach(bus)
+    bus.publish(TransactionStarted(station_id="S0", transaction=tx("S0")))
+    svc.meter_reading("F1", 12.0)
+    clock.now += 10_000.0
+    await svc.rebalance()
+    assert svc.stale_meters == set() and tx_limits(sender) == {"S0": 20.0}
+    watched = BalancerService(topology(32.0), RecordingSender(), clock=clock, meter_max_age_s=1.0)
+    clock.now += 10_000.0  # no reading ever came: the configured base load stays
+    await watched.rebalance()
+    assert watched.stale_meters == set()
+
+
+async def test_an_older_reading_than_the_last_is_ignored() -> None:
+    clock, sender = FakeClock(), RecordingSender()
+    svc = BalancerService(topology(32.0), sender, min_interval_per_station_s=0, clock=clock,
+                          meter_max_age_s=60.0)
+    bus = Bus()
+    svc.attach(bus)
+    bus.publish(TransactionStarted(station_id="S0", transaction=tx("S0")))
+    svc.meter_reading("F1", 20.0)
+    svc.meter_reading("F1", 2.0, age_s=5.0)  # arrived late, taken before the one above
+    await svc.rebalance()
+    assert tx_limits(sender) == {"S0": 12.0}
+
+
+async def test_a_bus_reading_is_aged_by_its_own_timestamp() -> None:
+    clock, sender = FakeClock(), RecordingSender()
+    svc = BalancerService(topology(32.0), sender, min_interval_per_station_s=0, clock=clock,
+                          meter_max_age_s=60.0)
+    bus = Bus()
+    svc.attach(bus)
+    bus.publish(TransactionStarted(station_id="S0", transaction=tx("S0")))
+    stamped = datetime.now(UTC) - timedelta(seconds=90)  # e.g. a retained MQTT message
+    apply_grid_signal(svc, FeederMeterReading(node_id="F1", current_a=(2.0, 2.0, 2.0), ts=stamped))
+    await svc.rebalance()
+    assert svc.stale_meters == {"F1"} and tx_limits(sender) == {"S0": 0.0}
+    apply_grid_signal(svc, FeederMeterReading(node_id="F1", current_a=(2.0, 2.0, 2.0)))
+    await svc.rebalance()
+    assert svc.stale_meters == set() and tx_limits(sender) == {"S0": 30.0}
+    apply_grid_signal(svc, FeederMeterReading(node_id="NOPE", current_a=(1.0, 1.0, 1.0)))  # logged, ignored
+    await svc.rebalance()
+    assert svc.stale_meters == set()

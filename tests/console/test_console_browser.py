@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from csms.api.http import create_app
 from csms.app import CsmsApp, running
 from csms.balancer.plugin import balancer_plugin
 from csms.config import load_settings
-from csms.core.events import FeederLoadChanged
+from csms.core.events import FeederLoadChanged, FeederMeterReading
 
 
 async def fleet(csms: CsmsApp, stations: list[TinyStation]) -> tuple[TinyStation, TinyStation, TinyStation]:
@@ -222,7 +223,7 @@ async def test_feeders_view_says_when_balancing_is_not_configured(csms: CsmsApp,
     await expect(page.get_by_role("heading", name="Load balancing not configured")).to_be_visible()
 
 
-def _balanced_settings(tmp_path: Path) -> Any:
+def _balanced_settings(tmp_path: Path, **balancer: Any) -> Any:
     return load_settings(None, {
         "db": str(tmp_path / "csms.sqlite3"), "ocpp_port": 0, "api_port": 0, "auto_register": True,
         "db_synchronous": "NORMAL",
@@ -233,6 +234,7 @@ def _balanced_settings(tmp_path: Path) -> Any:
                       {"id": "F-North-2", "parent": "TR-North", "limit_a": 32}],
             "evses": [{"station_id": "CP001", "evse_id": 1, "node": "F-North-1"},
                       {"station_id": "CP002", "evse_id": 1, "node": "F-North-2"}],
+            **balancer,
         },
     }, environ={})
 
@@ -282,6 +284,45 @@ async def test_feeders_view_moves_the_load_bar_when_a_limit_changes(
         assert fill == min(100, round(100 * node["measured_a"] / 20, 6))
         assert await page.evaluate("window.__sameDocument") is True
         await screenshot(page, "feeders")
+        await page.close()  # before the CSMS stops
+
+
+async def test_feeders_view_flags_a_silent_meter_and_its_chargers_pause(
+    tmp_path: Path, stations: list[TinyStation], page: Page
+) -> None:
+    """A node meter that stops reporting (``balancer.meter_max_age_s``): badge, 0 A sent, and back."""
+    async with running(_balanced_settings(tmp_path, meter_max_age_s=1.0), plugins=[balancer_plugin]) as app:
+        cp1 = await TinyStation.connect(app.ocpp_url, "CP001")
+        stations.append(cp1)
+        await cp1.boot()
+        await cp1.status(1, "Charging")
+        tx_id = await cp1.start_transaction(1, "TAG-1", meter_start_wh=0)
+        app.bus.publish(FeederMeterReading(node_id="F-North-1", current_a=(10.0, 10.0, 10.0)))
+        await page.goto(app.api_url + "/#/feeders")
+        node = page.locator("li[data-node='F-North-1'] > div > .node-head")
+        charger = page.locator("li[data-node='F-North-1'] table tbody tr")
+        await expect(charger).to_contain_text("32.0")  # 64 A - 10 A of other load: room for 32 A
+        silent = node.get_by_text("meter silent")
+        await expect(silent).to_be_visible(timeout=10_000)  # no reading for over a second
+        await expect(charger).to_contain_text("0.0")
+        limits = [p["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"]
+                  for a, p in cp1.received if a == "SetChargingProfile"
+                  and p["csChargingProfiles"].get("transactionId") == tx_id]
+        assert limits[-1] == 0.0, limits
+        assert await page.locator("li[data-node='F-North-2'] > div > .node-head").get_by_text(
+            "meter silent").count() == 0  # never metered: never stale
+
+        async def meter_reports() -> None:  # every 0.2 s from now on: never silent again
+            while True:
+                app.bus.publish(FeederMeterReading(node_id="F-North-1", current_a=(10.0, 10.0, 10.0)))
+                await asyncio.sleep(0.2)
+
+        reports = asyncio.create_task(meter_reports())
+        try:
+            await expect(silent).to_be_hidden(timeout=10_000)
+            await expect(charger).to_contain_text("32.0")
+        finally:
+            reports.cancel()
         await page.close()  # before the CSMS stops
 
 

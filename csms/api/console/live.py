@@ -289,7 +289,7 @@ class ConsoleHub:
             return
         node = {
             "id": ev.node_id, "parent_id": ev.parent_id, "limit_a": ev.limit_a, "measured_a": ev.measured_a,
-            "allocated_a": ev.allocated_a, "headroom_a": ev.headroom_a,
+            "allocated_a": ev.allocated_a, "headroom_a": ev.headroom_a, "meter_stale": ev.meter_stale,
             "chargers": [{"station_id": s, "evse_id": e, "allocated_a": a} for s, e, a in ev.evses],
         }
         for client in self.clients:

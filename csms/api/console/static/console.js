@@ -687,7 +687,8 @@ function nodeRow(n) {
   const chargers = (n.chargers || []).slice().sort((a, b) => byId(`${a.station_id}/${a.evse_id}`, `${b.station_id}/${b.evse_id}`));
   return h("div", {},
     h("div", { class: "node-head" },
-      h("span", { class: "node-name" }, n.id),
+      h("span", { class: "node-name" }, `${n.id} `,
+        n.meter_stale ? h("span", { class: "badge s-faulted", title: "No meter reading within balancer.meter_max_age_s: nothing is assigned under this node until its meter reports again" }, "meter silent") : null),
       h("div", {
         class: "load", role: "meter", "aria-label": `Load of ${n.id}`, "aria-valuemin": 0,
         "aria-valuemax": limit || 0, "aria-valuenow": n.measured_a || 0, "aria-valuetext": label,

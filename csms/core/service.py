@@ -39,6 +39,8 @@ from csms.core.ports import Clock, EventResult, StopResult, Store, TransactionEv
 
 log = logging.getLogger(__name__)
 
+MAX_VARIABLES = 5000  # device variables kept per station (a full 2.0.1 base report has a few hundred)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServiceSettings:
@@ -69,6 +71,21 @@ class LiveStation:
     variables: dict[str, str] = field(default_factory=dict)
 
 
+def variable_name(component: dict[str, Any], variable: dict[str, Any]) -> str:
+    """A reported variable's key: ``Component[evse.connector]/instance/Variable/instance``.
+
+    The EVSE (and connector) is part of a component's identity: ``EVSE[1]/Power`` and
+    ``EVSE[2]/Power`` are different variables.
+    """
+    comp = str(component.get("name", ""))
+    evse = component.get("evse")
+    if isinstance(evse, dict) and "id" in evse:
+        where = f"{evse['id']}.{evse['connectorId']}" if "connectorId" in evse else f"{evse['id']}"
+        comp = f"{comp}[{where}]"
+    parts = (comp, component.get("instance"), variable.get("name"), variable.get("instance"))
+    return "/".join(str(x) for x in parts if x)
+
+
 class ChargingService:
     """Protocol-neutral use cases the OCPP adapters call."""
 
@@ -84,6 +101,7 @@ class ChargingService:
         self.live: dict[str, LiveStation] = {}
         self._dirty_connectors: dict[tuple[str, int, int], ConnectorState] = {}
         self._dirty_seen: dict[str, datetime] = {}
+        self._dirty_variables: dict[tuple[str, str], str] = {}
         self._meter_last: dict[tuple[str, str], float] = {}
 
     # --- registration -------------------------------------------------------------------
@@ -97,6 +115,8 @@ class ChargingService:
             live = self.live.setdefault(station_id, LiveStation(station_id))
             for s in states:
                 live.connectors[(s.evse_id, s.connector_id)] = s
+        for station_id, variables in (await self.store.load_variables()).items():
+            self.live.setdefault(station_id, LiveStation(station_id)).variables.update(variables)
 
     async def admit(self, station_id: str) -> Station | None:
         """The registered station, auto-registering when allowed; None means refuse."""
@@ -186,19 +206,25 @@ class ChargingService:
                 self.publish(MeterSampled(station_id=sample.station_id, sample=sample))
 
     def device_report(self, station_id: str, report_data: Sequence[dict[str, Any]]) -> None:
-        """Keep the variables a 2.0.1 station reported (NotifyReport), in memory."""
+        """Keep the variables a 2.0.1 station reported (NotifyReport); written behind, like
+        connector states. At most ``MAX_VARIABLES`` names per station: later new names are
+        dropped (and logged), values of known names still change."""
         live = self.live.setdefault(station_id, LiveStation(station_id))
+        variables, dirty, dropped = live.variables, self._dirty_variables, 0
         for item in report_data:
-            comp = item.get("component", {})
-            var = item.get("variable", {})
-            name = "/".join(
-                x for x in (
-                    comp.get("name"), comp.get("instance"), var.get("name"), var.get("instance")
-                ) if x
-            )
+            name = variable_name(item.get("component", {}), item.get("variable", {}))
             for attr in item.get("variableAttribute", []):
-                if "value" in attr:
-                    live.variables[f"{name}/{attr.get('type', 'Actual')}"] = str(attr["value"])
+                if "value" not in attr:
+                    continue
+                key, value = f"{name}/{attr.get('type', 'Actual')}", str(attr["value"])
+                if key not in variables and len(variables) >= MAX_VARIABLES:
+                    dropped += 1
+                    continue
+                if variables.get(key) != value:
+                    variables[key] = dirty[(station_id, key)] = value
+        if dropped:
+            log.warning("device report of %s cut: %d new variables dropped, %d kept (limit %d)",
+                        station_id, dropped, len(variables), MAX_VARIABLES)
 
     def live_energy_wh(self, tx: Transaction) -> float | None:
         """Energy so far of an active transaction, from the latest register reading."""
@@ -210,7 +236,7 @@ class ChargingService:
         return last - tx.meter_start_wh
 
     async def flush(self) -> None:
-        """Write behind: connector states and last-seen times, in one batch each.
+        """Write behind: connector states, last-seen times and device variables, a batch each.
 
         On failure the batch goes back (newer values win) and the error propagates.
         """
@@ -227,6 +253,13 @@ class ChargingService:
                 await self.store.save_seen(seen)
             except BaseException:
                 self._dirty_seen = {**seen, **self._dirty_seen}
+                raise
+        if self._dirty_variables:
+            variables, self._dirty_variables = self._dirty_variables, {}
+            try:
+                await self.store.save_variables([(sid, name, v) for (sid, name), v in variables.items()])
+            except BaseException:
+                self._dirty_variables = {**variables, **self._dirty_variables}
                 raise
 
     async def flush_forever(self, interval_s: float = 1.0) -> None:

@@ -157,7 +157,24 @@ def _v2_security(conn: Connection) -> None:
     security_metadata.create_all(conn)
 
 
-MIGRATIONS: list[Callable[[Connection], Any]] = [_v1_initial, _v2_security]
+device_metadata = sa.MetaData()
+
+device_variables = sa.Table(
+    "device_variables",
+    device_metadata,
+    sa.Column("station_id", sa.String(48), primary_key=True),
+    sa.Column("name", sa.String(255), primary_key=True),  # component[/instance]/variable[/instance]/type
+    sa.Column("value", sa.Text, nullable=False),  # 2.0.1 attribute values are up to 2,500 characters
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+
+def _v3_device_variables(conn: Connection) -> None:
+    """The variables stations reported (2.0.1 NotifyReport), kept across restarts."""
+    device_metadata.create_all(conn)
+
+
+MIGRATIONS: list[Callable[[Connection], Any]] = [_v1_initial, _v2_security, _v3_device_variables]
 
 
 def migrate(conn: Connection) -> int:

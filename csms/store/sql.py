@@ -129,6 +129,11 @@ _SQL_CONNECTOR = (
     " status = excluded.status, error_code = excluded.error_code, updated_at = excluded.updated_at"
 )
 
+_SQL_VARIABLE = (
+    "INSERT INTO device_variables (station_id, name, value, updated_at) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (station_id, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class _Start:
@@ -267,6 +272,7 @@ class SqlStore:
         self._q_tx_by_key, self._q_tx_by_id = sql(_SQL_TX_BY_KEY), sql(_SQL_TX_BY_ID)
         self._q_insert_tx, self._q_set_tx_id = sql(_SQL_INSERT_TX) + returning, sql(_SQL_SET_TX_ID)
         self._q_stop, self._q_connector = sql(_SQL_STOP), sql(_SQL_CONNECTOR)
+        self._q_variable = sql(_SQL_VARIABLE)
         self._q_all_credentials = sql(_SQL_ALL_CREDENTIALS)
         self._q_insert_v201 = sql(_SQL_INSERT_V201) + returning
 
@@ -387,6 +393,9 @@ class SqlStore:
             async with self._write() as conn:
                 res = await conn.execute(t.stations.delete().where(t.stations.c.station_id == station_id))
                 await conn.execute(t.connectors.delete().where(t.connectors.c.station_id == station_id))
+                await conn.execute(
+                    t.device_variables.delete().where(t.device_variables.c.station_id == station_id)
+                )
         finally:
             self._creds.forget(station_id)
         return bool(res.rowcount)
@@ -448,6 +457,28 @@ class SqlStore:
             out.setdefault(m["station_id"], []).append(
                 ConnectorState(m["evse_id"], m["connector_id"], m["status"], m["error_code"], m["updated_at"])
             )
+        return out
+
+    async def save_variables(self, rows: Sequence[tuple[str, str, str]]) -> None:
+        """Upsert reported device variables, (station_id, name, value) each, in one statement."""
+        if not rows:
+            return
+        now = self._db.ts(_now())
+        params = [(station_id, name, value, now) for station_id, name, value in rows]
+        sql = self._q_variable
+
+        def work(cur: Any) -> None:
+            cur.executemany(sql, params)
+
+        await self._direct(work)
+
+    async def load_variables(self) -> dict[str, dict[str, str]]:
+        c = t.device_variables.c
+        async with self._read() as conn:
+            rows = (await conn.execute(sa.select(c.station_id, c.name, c.value))).all()
+        out: dict[str, dict[str, str]] = {}
+        for station_id, name, value in rows:
+            out.setdefault(station_id, {})[name] = value
         return out
 
     # --- id tags ------------------------------------------------------------------------

@@ -30,4 +30,5 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             async with s.engine.begin() as conn:
                 await conn.run_sync(schema.metadata.drop_all)
                 await conn.run_sync(schema.security_metadata.drop_all)
+                await conn.run_sync(schema.device_metadata.drop_all)
         await s.close()

@@ -52,6 +52,22 @@ async def test_station_registration_boot_and_connectors_round_trip(store: SqlSto
     assert await store.delete_station("S1") and await store.get_station("S1") is None
 
 
+async def test_device_variables_upsert_load_and_go_with_their_station(store: SqlStore) -> None:
+    await store.upsert_station("S1")
+    await store.upsert_station("S2")
+    long_value = "x" * 2500  # the longest 2.0.1 attribute value
+    await store.save_variables([("S1", "OCPPCommCtrlr/HeartbeatInterval/Actual", "300"),
+                                ("S1", "SecurityCtrlr/Identity/Actual", long_value),
+                                ("S2", "EVSE/1/Power/MaxSet", "22000")])
+    await store.save_variables([("S1", "OCPPCommCtrlr/HeartbeatInterval/Actual", "60")])
+    assert await store.load_variables() == {
+        "S1": {"OCPPCommCtrlr/HeartbeatInterval/Actual": "60", "SecurityCtrlr/Identity/Actual": long_value},
+        "S2": {"EVSE/1/Power/MaxSet": "22000"},
+    }
+    assert await store.delete_station("S1")
+    assert await store.load_variables() == {"S2": {"EVSE/1/Power/MaxSet": "22000"}}
+
+
 async def test_id_tags_insert_replace_delete(store: SqlStore) -> None:
     assert await store.put_id_tag(IdTag("A", AuthStatus.ACCEPTED, T0, "P"))
     assert not await store.put_id_tag(IdTag("A", AuthStatus.BLOCKED))

@@ -50,9 +50,12 @@ class InfluxConfig(_Section):
 
 
 class MqttConfig(_Section):
-    """MQTT events; disabled while ``url`` is empty (``mqtt://host:port``)."""
+    """MQTT events; disabled while ``url`` is empty (``mqtt://host:1883`` or TLS ``mqtts://host:8883``)."""
 
     url: str = ""
+    ca_file: str = ""  # mqtts: PEM CA bundle the broker's certificate must chain to; empty = system CAs
+    cert_file: str = ""  # mqtts: PEM client certificate (chain), for brokers that require one
+    key_file: str = ""  # mqtts: its private key (PEM); empty when cert_file holds it
     topic_prefix: str = "csms"
     qos: int = Field(1, ge=0, le=2)
     client_id: str = ""

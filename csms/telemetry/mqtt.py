@@ -27,6 +27,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
+import ssl
 import time
 from collections import deque
 from collections.abc import Callable
@@ -223,14 +225,38 @@ def parse_feeder_message(prefix: str, topic: str, payload: bytes) -> Event | Non
     return None
 
 
-def broker_address(url: str) -> tuple[str, int]:
-    """(host, port) from ``mqtt://host:port`` (TLS ``mqtts://`` is not supported yet)."""
+def broker_address(url: str) -> tuple[str, int, bool]:
+    """(host, port, TLS) from ``mqtt://host[:1883]`` or ``mqtts://host[:8883]``."""
     parts = urlsplit(url if "://" in url else f"mqtt://{url}")
-    if parts.scheme not in ("mqtt", "tcp"):
-        raise ConfigError(f"mqtt.url {url!r}: only mqtt://host:port is supported")
+    if parts.scheme not in ("mqtt", "tcp", "mqtts", "ssl"):
+        raise ConfigError(f"mqtt.url {url!r}: expected mqtt://host:port or mqtts://host:port (TLS)")
     if not parts.hostname:
         raise ConfigError(f"mqtt.url {url!r} has no host")
-    return parts.hostname, parts.port or 1883
+    tls = parts.scheme in ("mqtts", "ssl")
+    return parts.hostname, parts.port or (8883 if tls else 1883), tls
+
+
+def tls_context(cfg: MqttConfig) -> ssl.SSLContext:
+    """The client TLS context of ``mqtts://``: the broker's certificate and host name are always
+    verified (against ``ca_file``, or the system CAs); ``cert_file`` adds a client certificate."""
+    for key in ("ca_file", "cert_file", "key_file"):
+        path = getattr(cfg, key)
+        if path and not os.path.isfile(path):
+            raise ConfigError(f"mqtt.{key} {path!r} is not a readable file")
+    if cfg.key_file and not cfg.cert_file:
+        raise ConfigError("mqtt.key_file is set without mqtt.cert_file")
+    try:
+        ctx = ssl.create_default_context(cafile=cfg.ca_file or None)
+    except ssl.SSLError as exc:
+        raise ConfigError(f"mqtt.ca_file {cfg.ca_file!r}: not a PEM CA bundle ({exc})") from None
+    if cfg.cert_file:
+        try:
+            ctx.load_cert_chain(cfg.cert_file, cfg.key_file or None)
+        except ssl.SSLError as exc:
+            raise ConfigError(
+                f"mqtt.cert_file/key_file: not a matching PEM certificate and key ({exc})"
+            ) from None
+    return ctx
 
 
 # --- the publisher --------------------------------------------------------------------------
@@ -253,7 +279,10 @@ class MqttBridge:
 
     def __init__(self, cfg: MqttConfig, on_event: Callable[[Event], None] | None = None) -> None:
         self.cfg = cfg
-        self.host, self.port = broker_address(cfg.url)
+        self.host, self.port, tls = broker_address(cfg.url)
+        if not tls and (cfg.ca_file or cfg.cert_file or cfg.key_file):
+            raise ConfigError("mqtt.ca_file / cert_file / key_file need an mqtts:// url")
+        self.tls = tls_context(cfg) if tls else None
         self.on_event = on_event
         self.stats = MqttStats()
         self.outbox: deque[Message] = deque()
@@ -323,11 +352,13 @@ class MqttBridge:
         async with aiomqtt.Client(
             self.host, self.port, username=cfg.username or None, password=cfg.password or None,
             identifier=cfg.client_id or None, keepalive=cfg.keepalive_s, timeout=cfg.timeout_s,
+            tls_context=self.tls,
         ) as client:
             client.pending_calls_threshold = max(client.pending_calls_threshold, cfg.inflight + 2)
             self.stats.connects += 1
             self.stats.connected = True
-            log.info("MQTT connected", broker=f"{self.host}:{self.port}", outbox=len(self.outbox))
+            log.info("MQTT connected", broker=f"{self.host}:{self.port}", tls=self.tls is not None,
+                     outbox=len(self.outbox))
             if cfg.subscribe_feeders:
                 for flt in feeder_subscriptions(cfg.topic_prefix):
                     await client.subscribe(flt, qos=cfg.qos)

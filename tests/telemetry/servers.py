@@ -8,6 +8,7 @@ Each server lives in its own temporary directory; ``stop()``/``start()`` keep th
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -163,20 +164,27 @@ class VictoriaServer(_Process):
 
 
 class MosquittoServer(_Process):
-    """A private Mosquitto 2 broker, anonymous, optionally persistent across restarts."""
+    """A private Mosquitto 2 broker, anonymous, optionally persistent across restarts.
+
+    With ``tls`` (PEM paths: ``cafile``, ``certfile``, ``keyfile``, and ``require_certificate``
+    "true"/"false") it listens with TLS only, and ``url`` is ``mqtts://``.
+    """
 
     name = "mosquitto"
 
-    def __init__(self, root: Path, *, persistent: bool = False) -> None:
+    def __init__(self, root: Path, *, persistent: bool = False, tls: dict[str, str] | None = None) -> None:
         super().__init__(root)
-        self.url = f"mqtt://127.0.0.1:{self.port}"
+        self.url = f"{'mqtts' if tls else 'mqtt'}://127.0.0.1:{self.port}"
         self.config = root / "mosquitto.conf"
         persistence = (
             f"persistence true\npersistence_location {root}/\nautosave_interval 1\n" if persistent
             else "persistence false\n"
         )
+        tls_lines = "".join(f"{k} {v}\n" for k, v in (tls or {}).items())
+        if tls and os.geteuid() == 0:  # as root, mosquitto drops to its own user, which cannot read our files
+            tls_lines = "user root\n" + tls_lines
         self.config.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{persistence}"
+            f"listener {self.port} 127.0.0.1\n{tls_lines}allow_anonymous true\n{persistence}"
             "log_dest stderr\nlog_type error\nlog_type warning\n"
         )
 

@@ -175,9 +175,11 @@ def test_feeder_message_parsing_accepts_one_number_and_ignores_other_topics() ->
     assert isinstance(ev, FeederMeterReading) and ev.current_a == (12.0, 12.0, 12.0) and ev.ts == TS.replace(
         microsecond=0)
     assert parse_feeder_message("a/b", "a/b/stations/X/meter", b"{}") is None
-    assert broker_address("mqtt://broker:1884") == ("broker", 1884)
-    with pytest.raises(ConfigError):
-        broker_address("mqtts://broker")
+    assert broker_address("mqtt://broker:1884") == ("broker", 1884, False)
+    assert broker_address("broker") == ("broker", 1883, False)
+    assert broker_address("mqtts://broker") == ("broker", 8883, True)
+    with pytest.raises(ConfigError, match="mqtts://"):
+        broker_address("ws://broker")
 
 
 def test_spool_is_fifo_bounded_crash_tolerant_and_exclusive(tmp_path: Path) -> None:

@@ -114,8 +114,12 @@ class BalancerService:
         self.last_duration_s = 0.0
         self._failsafe = self._failsafe_shares(topology)
         self.meter_max_age_s = meter_max_age_s  # 0: a silent node meter is never considered stale
-        self._meter_seen: dict[str, float] = {}  # node id -> clock() at which its last reading was taken
+        # node id -> clock() at which its last reading was taken; ``metered`` nodes are watched
+        # from start-up (a meter that is already dead then still makes its node full)
+        now = clock()
+        self._meter_seen: dict[str, float] = {n.id: now for n in topology.nodes if n.metered}
         self.stale_meters: set[str] = set()
+        self._too_old_logged: set[str] = set()
 
     # --- events in --------------------------------------------------------------------
     def attach(self, bus: Bus) -> None:
@@ -191,8 +195,13 @@ class BalancerService:
         if taken < self._meter_seen.get(node_id, -math.inf):
             return
         self._meter_seen[node_id] = taken
-        if self._is_silent(node_id):
-            return  # too old: ``check_meters`` treats the node as full at the next allocation
+        if self._is_silent(node_id):  # too old: ``check_meters`` keeps (or makes) the node full
+            if node_id not in self._too_old_logged:
+                self._too_old_logged.add(node_id)
+                log.warning("feeder meter reading too old, not used (is the meter's clock right?)",
+                            node_id=node_id, age_s=round(age_s, 1), max_age_s=self.meter_max_age_s)
+            return
+        self._too_old_logged.discard(node_id)
         self.topology = updated
         if node_id in self.stale_meters:
             self.stale_meters.discard(node_id)
@@ -201,21 +210,20 @@ class BalancerService:
 
     def check_meters(self) -> list[str]:
         """Treat every node whose meter has been silent for more than ``meter_max_age_s`` as
-        full (base load = its limit, so nothing is assigned under it) until it reports again:
-        a stale reading may hide a load that grew. Returns the nodes that went stale now."""
+        full until it reports again: its base load is kept equal to its limit, whatever that is
+        now (limits change at run time), so nothing is assigned under it. A stale reading may
+        hide a load that grew. Returns the nodes that went stale now."""
         newly: list[str] = []
         for node_id in self._meter_seen:
-            if node_id in self.stale_meters or not self._is_silent(node_id):
-                continue
-            self.stale_meters.add(node_id)
-            newly.append(node_id)
-            limit = _limit_of(self.topology, node_id)  # per phase, kW limits converted
-            if limit is not None:
+            if node_id not in self.stale_meters and self._is_silent(node_id):
+                self.stale_meters.add(node_id)
+                newly.append(node_id)
+                log.warning("feeder meter silent: nothing is assigned under the node until it reports",
+                            node_id=node_id, silent_s=round(self.clock() - self._meter_seen[node_id], 1))
+        for node_id in self.stale_meters:
+            limit = _limit_of(self.topology, node_id)  # per phase, kW limits converted; None: unlimited
+            if limit is not None and self.topology.node(node_id).base_load_a != (limit,) * 3:
                 self.topology = self.topology.with_base_load(node_id, limit)
-            what = "nothing is assigned under it until it reports" if limit is not None else (
-                "the node has no limit: its last reading stays")
-            log.warning(f"feeder meter silent: {what}", node_id=node_id,
-                        silent_s=round(self.clock() - self._meter_seen[node_id], 1))
         return newly
 
     def _is_silent(self, node_id: str) -> bool:

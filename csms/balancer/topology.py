@@ -47,6 +47,7 @@ class Node:
     limit_kw: float | None = None
     margin_a: float = 0.0
     base_load_a: Phase3 = (0.0, 0.0, 0.0)
+    metered: bool = False  # a meter reports its load (MQTT): watched for silence from start-up
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,7 +387,7 @@ def _phase3(value: float | Sequence[float], where: str) -> Phase3:
 
 # -- building from configuration data -------------------------------------
 
-_NODE_KEYS = {"id", "parent", "limit_a", "limit_kw", "margin_a", "base_load_a"}
+_NODE_KEYS = {"id", "parent", "limit_a", "limit_kw", "margin_a", "base_load_a", "metered"}
 _EVSE_KEYS = {
     "station_id",
     "evse_id",
@@ -397,6 +398,12 @@ _EVSE_KEYS = {
     "max_a",
     "priority",
 }
+
+
+def _bool(value: Any, where: str, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise TopologyError(f"{where}: {key} must be true or false, got {value!r}")
+    return value
 
 
 def node_from_dict(data: Mapping[str, Any]) -> Node:
@@ -410,6 +417,7 @@ def node_from_dict(data: Mapping[str, Any]) -> Node:
         limit_kw=_opt_float(data.get("limit_kw"), where, "limit_kw"),
         margin_a=_float(data.get("margin_a", 0.0), where, "margin_a"),
         base_load_a=_phase3(data.get("base_load_a", 0.0), where),
+        metered=_bool(data.get("metered", False), where, "metered"),
     )
 
 

@@ -194,8 +194,15 @@ def _when(value: Any) -> datetime | None:
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
-def parse_feeder_message(prefix: str, topic: str, payload: bytes) -> Event | None:
-    """``FeederMeterReading`` / ``FeederLimitSignal`` from an inbound message; ValueError if malformed."""
+UNKNOWN_AGE = datetime(1970, 1, 1, tzinfo=UTC)  # ``ts`` of a reading whose age cannot be known
+
+
+def parse_feeder_message(prefix: str, topic: str, payload: bytes, *, retained: bool = False) -> Event | None:
+    """``FeederMeterReading`` / ``FeederLimitSignal`` from an inbound message; ValueError if malformed.
+
+    A message without ``ts`` is stamped with its arrival, except a *retained* meter reading: the
+    broker kept it for an unknown time, so it gets ``UNKNOWN_AGE`` (too old to trust).
+    """
     parts = topic.split("/")
     head = prefix.split("/")
     if parts[: len(head)] != head or len(parts) != len(head) + 3 or parts[len(head)] != "feeders":
@@ -207,7 +214,8 @@ def parse_feeder_message(prefix: str, topic: str, payload: bytes) -> Event | Non
         raise ValueError("payload is not JSON") from None
     if not isinstance(data, dict):
         raise ValueError("payload must be a JSON object")
-    common: dict[str, Any] = {"node_id": feeder, "ts": _when(data.get("ts")) or datetime.now(UTC)}
+    stamp = _when(data.get("ts")) or (UNKNOWN_AGE if retained and kind == "meter" else datetime.now(UTC))
+    common: dict[str, Any] = {"node_id": feeder, "ts": stamp}
     if isinstance(data.get("event_id"), str) and data["event_id"]:
         common["event_id"] = data["event_id"][:64]
     if kind == "meter":
@@ -393,7 +401,9 @@ class MqttBridge:
             self.stats.received += 1
             payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
             try:
-                ev = parse_feeder_message(self.cfg.topic_prefix, str(message.topic), payload)
+                ev = parse_feeder_message(
+                    self.cfg.topic_prefix, str(message.topic), payload, retained=message.retain
+                )
             except ValueError as exc:
                 self.stats.invalid += 1
                 log.warning("invalid feeder message ignored", topic=str(message.topic), error=str(exc))

@@ -6,6 +6,9 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
+from csms.balancer import service as balancer_service
 from csms.balancer.plugin import apply_grid_signal
 from csms.balancer.service import BalancerService
 from csms.balancer.topology import Topology, topology_from_config
@@ -204,3 +207,97 @@ async def test_a_bus_reading_is_aged_by_its_own_timestamp() -> None:
     apply_grid_signal(svc, FeederMeterReading(node_id="NOPE", current_a=(1.0, 1.0, 1.0)))  # logged, ignored
     await svc.rebalance()
     assert svc.stale_meters == set()
+
+
+def metered_topology(**f1: object) -> Topology:
+    return topology_from_config({
+        "nodes": [{"id": "T1", "limit_a": 100.0}, {"id": "F1", "parent": "T1", **f1}],
+        "evses": [{"station_id": "S0", "evse_id": 1, "node": "F1", "max_a": 32.0}],
+    })
+
+
+async def stale_service(topo: Topology, clock: FakeClock) -> tuple[BalancerService, RecordingSender]:
+    sender = RecordingSender()
+    svc = BalancerService(topo, sender, min_interval_per_station_s=0, clock=clock, meter_max_age_s=60.0)
+    bus = Bus()
+    svc.attach(bus)
+    bus.publish(TransactionStarted(station_id="S0", transaction=tx("S0")))
+    svc.meter_reading("F1", 2.0)
+    clock.now += 61.0
+    await svc.rebalance()
+    assert svc.stale_meters == {"F1"}
+    return svc, sender
+
+
+async def test_a_stale_node_stays_full_when_its_limit_changes() -> None:
+    clock = FakeClock()
+    svc, sender = await stale_service(metered_topology(limit_a=32.0), clock)
+    assert tx_limits(sender) == {"S0": 0.0}
+    svc.set_limit("F1", 64.0)  # e.g. a grid signal raising it while the meter is dead
+    alloc = await svc.rebalance()
+    assert alloc.evse("S0", 1).current_a == 0.0
+    svc.set_limit("F1", None)
+    await svc.rebalance()
+    svc.set_limit("F1", 40.0)
+    assert (await svc.rebalance()).evse("S0", 1).current_a == 0.0
+
+
+async def test_a_stale_unlimited_node_is_filled_once_it_gets_a_limit() -> None:
+    clock = FakeClock()
+    svc, _sender = await stale_service(metered_topology(), clock)
+    assert (await svc.rebalance()).evse("S0", 1).current_a == 32.0  # nothing to fill: T1 has room
+    svc.set_limit("F1", 20.0)
+    assert (await svc.rebalance()).evse("S0", 1).current_a == 0.0
+
+
+async def test_a_stale_kw_limited_node_is_full() -> None:
+    clock = FakeClock()
+    svc, _sender = await stale_service(metered_topology(limit_kw=22.0, limit_a=100.0, margin_a=2.0), clock)
+    assert (await svc.rebalance()).evse("S0", 1).current_a == 0.0
+    svc.set_limit("F1", 200.0)  # the kW limit still binds
+    assert (await svc.rebalance()).evse("S0", 1).current_a == 0.0
+
+
+async def test_a_metered_node_is_watched_from_start_up() -> None:
+    clock = FakeClock()
+    sender = RecordingSender()
+    svc = BalancerService(metered_topology(limit_a=32.0, metered=True), sender, min_interval_per_station_s=0,
+                          clock=clock, meter_max_age_s=60.0)
+    bus = Bus()
+    svc.attach(bus)
+    bus.publish(TransactionStarted(station_id="S0", transaction=tx("S0")))
+    assert (await svc.rebalance()).evse("S0", 1).current_a == 32.0  # a minute of grace for the meter
+    clock.now += 61.0  # it never reported
+    assert (await svc.rebalance()).evse("S0", 1).current_a == 0.0
+    assert svc.stale_meters == {"F1"}
+
+
+class LogRecorder:
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def warning(self, event: str, **_kw: Any) -> None:
+        self.events.append(event)
+
+    info = warning
+
+
+async def test_readings_from_a_meter_whose_clock_is_behind_are_not_used_and_logged_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    recorder = LogRecorder()
+    monkeypatch.setattr(balancer_service, "log", recorder)
+    clock, sender = FakeClock(), RecordingSender()
+    svc = BalancerService(metered_topology(limit_a=32.0), sender, min_interval_per_station_s=0, clock=clock,
+                          meter_max_age_s=60.0)
+    bus = Bus()
+    svc.attach(bus)
+    bus.publish(TransactionStarted(station_id="S0", transaction=tx("S0")))
+    for _ in range(3):  # every reading stamped an hour ago
+        svc.meter_reading("F1", 2.0, age_s=3600.0)
+        clock.now += 5.0
+    assert (await svc.rebalance()).evse("S0", 1).current_a == 0.0 and svc.stale_meters == {"F1"}
+    assert [e for e in recorder.events if "reading too old" in e] == [
+        "feeder meter reading too old, not used (is the meter's clock right?)"]
+    svc.meter_reading("F1", 2.0)
+    assert (await svc.rebalance()).evse("S0", 1).current_a == 30.0

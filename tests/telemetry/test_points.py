@@ -20,7 +20,7 @@ from csms.core.model import MeterSample, OcppVersion, SampledValue, Transaction
 from csms.errors import ConfigError
 from csms.telemetry.health import IntervalStats, quantile
 from csms.telemetry.influx import Backoff, Outcome, classify
-from csms.telemetry.mqtt import broker_address, event_message, parse_feeder_message, topic_part
+from csms.telemetry.mqtt import UNKNOWN_AGE, broker_address, event_message, parse_feeder_message, topic_part
 from csms.telemetry.points import (
     StationTags,
     event_points,
@@ -175,6 +175,14 @@ def test_feeder_message_parsing_accepts_one_number_and_ignores_other_topics() ->
     assert isinstance(ev, FeederMeterReading) and ev.current_a == (12.0, 12.0, 12.0) and ev.ts == TS.replace(
         microsecond=0)
     assert parse_feeder_message("a/b", "a/b/stations/X/meter", b"{}") is None
+    retained = parse_feeder_message("a/b", "a/b/feeders/F9/meter", b'{"current_a": 12}', retained=True)
+    assert retained is not None and retained.ts == UNKNOWN_AGE  # kept by the broker for who knows how long
+    fresh = parse_feeder_message("a/b", "a/b/feeders/F9/meter", b'{"current_a": 12}')
+    assert fresh is not None and fresh.ts > UNKNOWN_AGE
+    limit = parse_feeder_message("a/b", "a/b/feeders/F9/limit", b'{"limit_a": 40}', retained=True)
+    assert limit is not None and limit.ts > UNKNOWN_AGE  # a retained limit still holds
+    stamped = parse_feeder_message("a/b", "a/b/feeders/F9/meter", payload, retained=True)
+    assert stamped is not None and stamped.ts == TS.replace(microsecond=0)
     assert broker_address("mqtt://broker:1884") == ("broker", 1884, False)
     assert broker_address("broker") == ("broker", 1883, False)
     assert broker_address("mqtts://broker") == ("broker", 8883, True)

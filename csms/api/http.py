@@ -175,7 +175,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     async def delete_charger(charger_id: str, ctx: Ctx) -> Response:
         if not await ctx.service.store.delete_station(charger_id):
             raise HTTPException(404, f"charger {charger_id!r} is not registered")
-        ctx.service.live.pop(charger_id, None)
+        ctx.service.forget(charger_id)
         session = ctx.registry.get(charger_id)
         if session is not None:
             await session.close(1000, "deregistered")

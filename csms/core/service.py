@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from csms.core.events import (
     Event,
@@ -40,6 +41,7 @@ from csms.core.ports import Clock, EventResult, StopResult, Store, TransactionEv
 log = logging.getLogger(__name__)
 
 MAX_VARIABLES = 5000  # device variables kept per station (a full 2.0.1 base report has a few hundred)
+MAX_KEY = 255  # the key column's size (schema limits give at most ~235 before escaping)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,19 +73,32 @@ class LiveStation:
     variables: dict[str, str] = field(default_factory=dict)
 
 
+_KEY_SAFE = " *+=:|@._-,;!$&'~"  # kept as they are in variable keys; "/", "(", ")", "[", "]", "%" are escaped
+
+
+def _key_part(value: object) -> str:
+    return quote(str(value), safe=_KEY_SAFE)
+
+
 def variable_name(component: dict[str, Any], variable: dict[str, Any]) -> str:
-    """A reported variable's key: ``Component[evse.connector]/instance/Variable/instance``.
+    """A reported variable's key: ``Component(instance)[evse.connector]/Variable(instance)``.
 
     The EVSE (and connector) is part of a component's identity: ``EVSE[1]/Power`` and
-    ``EVSE[2]/Power`` are different variables.
+    ``EVSE[2]/Power`` are different variables. Instances go in parentheses, and the few
+    characters that carry the structure are %-escaped in names, so two different variables
+    never share a key.
     """
-    comp = str(component.get("name", ""))
+    comp = _key_part(component.get("name", ""))
+    if component.get("instance"):
+        comp += f"({_key_part(component['instance'])})"
     evse = component.get("evse")
     if isinstance(evse, dict) and "id" in evse:
-        where = f"{evse['id']}.{evse['connectorId']}" if "connectorId" in evse else f"{evse['id']}"
-        comp = f"{comp}[{where}]"
-    parts = (comp, component.get("instance"), variable.get("name"), variable.get("instance"))
-    return "/".join(str(x) for x in parts if x)
+        comp += f"[{_key_part(evse['id'])}.{_key_part(evse['connectorId'])}]" if "connectorId" in evse else (
+            f"[{_key_part(evse['id'])}]")
+    var = _key_part(variable.get("name", ""))
+    if variable.get("instance"):
+        var += f"({_key_part(variable['instance'])})"
+    return f"{comp}/{var}"
 
 
 class ChargingService:
@@ -216,15 +231,27 @@ class ChargingService:
             for attr in item.get("variableAttribute", []):
                 if "value" not in attr:
                     continue
-                key, value = f"{name}/{attr.get('type', 'Actual')}", str(attr["value"])
-                if key not in variables and len(variables) >= MAX_VARIABLES:
+                key = f"{name}/{_key_part(attr.get('type', 'Actual'))}"
+                value = str(attr["value"]).replace("\x00", "\ufffd")  # PostgreSQL text holds no NUL
+                if len(key) > MAX_KEY or (key not in variables and len(variables) >= MAX_VARIABLES):
                     dropped += 1
                     continue
                 if variables.get(key) != value:
                     variables[key] = dirty[(station_id, key)] = value
         if dropped:
-            log.warning("device report of %s cut: %d new variables dropped, %d kept (limit %d)",
-                        station_id, dropped, len(variables), MAX_VARIABLES)
+            log.warning("device report of %s cut: %d variables dropped (key over %d characters, or "
+                        "over %d per station), %d kept", station_id, dropped, MAX_KEY, MAX_VARIABLES,
+                        len(variables))
+
+    def forget(self, station_id: str) -> None:
+        """Drop a deregistered station from memory, with its writes not flushed yet (so the next
+        flush does not bring its rows back)."""
+        self.live.pop(station_id, None)
+        for connector in [k for k in self._dirty_connectors if k[0] == station_id]:
+            del self._dirty_connectors[connector]
+        for variable in [k for k in self._dirty_variables if k[0] == station_id]:
+            del self._dirty_variables[variable]
+        self._dirty_seen.pop(station_id, None)
 
     def live_energy_wh(self, tx: Transaction) -> float | None:
         """Energy so far of an active transaction, from the latest register reading."""

@@ -129,8 +129,9 @@ _SQL_CONNECTOR = (
     " status = excluded.status, error_code = excluded.error_code, updated_at = excluded.updated_at"
 )
 
-_SQL_VARIABLE = (
-    "INSERT INTO device_variables (station_id, name, value, updated_at) VALUES (?, ?, ?, ?)"
+_SQL_VARIABLE = (  # only for a registered station: a write racing its deletion adds nothing
+    "INSERT INTO device_variables (station_id, name, value, updated_at)"
+    " SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM stations WHERE station_id = ?)"
     " ON CONFLICT (station_id, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
 )
 
@@ -464,7 +465,7 @@ class SqlStore:
         if not rows:
             return
         now = self._db.ts(_now())
-        params = [(station_id, name, value, now) for station_id, name, value in rows]
+        params = [(station_id, name, value, now, station_id) for station_id, name, value in rows]
         sql = self._q_variable
 
         def work(cur: Any) -> None:

@@ -244,26 +244,34 @@ def broker_address(url: str) -> tuple[str, int, bool]:
     return parts.hostname, parts.port or (8883 if tls else 1883), tls
 
 
+def _no_pass_phrase() -> str:
+    raise ConfigError("mqtt.key_file is encrypted: give a key without a pass phrase")
+
+
 def tls_context(cfg: MqttConfig) -> ssl.SSLContext:
     """The client TLS context of ``mqtts://``: the broker's certificate and host name are always
     verified (against ``ca_file``, or the system CAs); ``cert_file`` adds a client certificate."""
     for key in ("ca_file", "cert_file", "key_file"):
         path = getattr(cfg, key)
         if path and not os.path.isfile(path):
-            raise ConfigError(f"mqtt.{key} {path!r} is not a readable file")
+            raise ConfigError(f"mqtt.{key} {path!r} is not a file")
     if cfg.key_file and not cfg.cert_file:
         raise ConfigError("mqtt.key_file is set without mqtt.cert_file")
     try:
         ctx = ssl.create_default_context(cafile=cfg.ca_file or None)
     except ssl.SSLError as exc:
         raise ConfigError(f"mqtt.ca_file {cfg.ca_file!r}: not a PEM CA bundle ({exc})") from None
+    except OSError as exc:
+        raise ConfigError(f"mqtt.ca_file {cfg.ca_file!r}: {exc.strerror or exc}") from None
     if cfg.cert_file:
         try:
-            ctx.load_cert_chain(cfg.cert_file, cfg.key_file or None)
+            ctx.load_cert_chain(cfg.cert_file, cfg.key_file or None, password=_no_pass_phrase)
         except ssl.SSLError as exc:
             raise ConfigError(
                 f"mqtt.cert_file/key_file: not a matching PEM certificate and key ({exc})"
             ) from None
+        except OSError as exc:
+            raise ConfigError(f"mqtt.cert_file/key_file: {exc.strerror or exc}") from None
     return ctx
 
 
@@ -280,6 +288,8 @@ class MqttStats:
     invalid: int = 0
     connects: int = 0
     connected: bool = False
+    connect_errors: int = 0  # failed connection attempts (refused, TLS handshake, timeouts)
+    last_error: str = ""
 
 
 class MqttBridge:
@@ -345,6 +355,9 @@ class MqttBridge:
             try:
                 await self._session()
             except* (aiomqtt.MqttError, OSError) as group:
+                if self.stats.connects == connects:
+                    self.stats.connect_errors += 1
+                self.stats.last_error = str(group.exceptions[0])
                 if self.stats.connects > connects:
                     backoff.reset()
                     quiet = False

@@ -11,7 +11,7 @@ from ocpp.v201 import call
 
 from csms.app import running
 from csms.core.ports import SystemClock
-from csms.core.service import MAX_VARIABLES, ChargingService, ServiceSettings
+from csms.core.service import MAX_VARIABLES, ChargingService, ServiceSettings, variable_name
 from csms.store.sql import SqlStore
 from tests.conftest import make_settings
 from tests.e2e.stations import Station201, connected
@@ -56,11 +56,12 @@ async def test_variables_are_written_behind_and_capped_per_station(
 ) -> None:
     store = await SqlStore.open(str(tmp_path / "v.sqlite3"))
     try:
+        await store.upsert_station("CS-BIG")
         service = ChargingService(store, lambda _e: None, SystemClock(), ServiceSettings())
         report = [item("Ctrlr", f"V{i}", str(i)) for i in range(MAX_VARIABLES + 10)]
         with caplog.at_level(logging.WARNING, logger="csms.core.service"):
             service.device_report("CS-BIG", report)
-        assert "10 new variables dropped" in caplog.text
+        assert "10 variables dropped" in caplog.text
         service.device_report("CS-BIG", [item("Ctrlr", "V0", "changed")])  # a known name still changes
         assert await store.load_variables() == {}  # not written yet: written behind
         await service.flush()
@@ -72,3 +73,18 @@ async def test_variables_are_written_behind_and_capped_per_station(
         assert restarted.live["CS-BIG"].variables == stored
     finally:
         await store.close()
+
+
+def test_variable_keys_keep_every_part_apart() -> None:
+    keys = {
+        variable_name({"name": "A"}, {"name": "B", "instance": "C"}),
+        variable_name({"name": "A", "instance": "B"}, {"name": "C"}),
+        variable_name({"name": "A/B"}, {"name": "C"}),
+        variable_name({"name": "A"}, {"name": "B/C"}),
+        variable_name({"name": "A", "evse": {"id": 1}}, {"name": "B"}),
+        variable_name({"name": "A", "evse": {"id": 1, "connectorId": 2}}, {"name": "B"}),
+        variable_name({"name": "A[1]"}, {"name": "B"}),
+    }
+    assert len(keys) == 7
+    assert variable_name({"name": "EVSE", "evse": {"id": 1}}, {"name": "Power"}) == "EVSE[1]/Power"
+    assert variable_name({"name": "Ctrlr", "instance": "x"}, {"name": "V"}) == "Ctrlr(x)/V"

@@ -6,7 +6,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from csms.core.model import AuthStatus, ConnectorState, IdTag, OcppVersion, StationInfo
-from csms.core.ports import TransactionEventRecord
+from csms.core.ports import SystemClock, TransactionEventRecord
+from csms.core.service import ChargingService, ServiceSettings
 from csms.store.sql import SqlStore, database_url
 
 T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
@@ -66,6 +67,32 @@ async def test_device_variables_upsert_load_and_go_with_their_station(store: Sql
     }
     assert await store.delete_station("S1")
     assert await store.load_variables() == {"S2": {"EVSE/1/Power/MaxSet": "22000"}}
+    await store.save_variables([("S1", "Late/Write/Actual", "1"), ("NEVER", "X/Y/Actual", "2")])
+    assert await store.load_variables() == {"S2": {"EVSE/1/Power/MaxSet": "22000"}}  # no such stations
+
+
+async def test_reported_variables_with_hostile_values_persist_and_a_deleted_station_stays_gone(
+    store: SqlStore,
+) -> None:
+    """Through the service: a NUL byte (PostgreSQL text cannot hold one) and an over-long key
+    must not block anyone's write-behind; a station deleted before the flush is not written."""
+    for sid in ("S1", "S2"):
+        await store.upsert_station(sid)
+    service = ChargingService(store, lambda _e: None, SystemClock(), ServiceSettings())
+    service.device_report("S1", [
+        {"component": {"name": "C"}, "variable": {"name": "Nul"}, "variableAttribute": [{"value": "a\x00b"}]},
+        {"component": {"name": "C" * 50, "instance": "/" * 50},
+         "variable": {"name": "/" * 50, "instance": "/" * 50},
+         "variableAttribute": [{"value": "too long a key once escaped"}]},
+    ])
+    service.device_report("S2", [{"component": {"name": "C"}, "variable": {"name": "V"},
+                                  "variableAttribute": [{"value": "2"}]}])
+    service.status("S2", 1, 1, "Charging", None, T0)  # connector rows have no such guard in SQL
+    service.forget("S2")
+    assert await store.delete_station("S2")
+    await service.flush()
+    assert await store.load_variables() == {"S1": {"C/Nul/Actual": "a\ufffdb"}}
+    assert "S2" not in await store.load_connectors() and "S2" not in service.live
 
 
 async def test_id_tags_insert_replace_delete(store: SqlStore) -> None:

@@ -13,6 +13,7 @@ import aiomqtt
 import orjson
 import pytest
 import trustme
+from cryptography.hazmat.primitives import serialization
 from ocpp_driver import drive_v16, wait_until
 from servers import MosquittoServer
 
@@ -41,6 +42,7 @@ def pki(tmp_path: Path) -> Pki:
     d = tmp_path / "pki"
     d.mkdir()
     ca.cert_pem.write_to_path(str(d / "ca.pem"))
+    ca.private_key_pem.write_to_path(str(d / "ca.key"))
     other.cert_pem.write_to_path(str(d / "other-ca.pem"))
     server.private_key_pem.write_to_path(str(d / "server.key"))
     server.cert_chain_pems[0].write_to_path(str(d / "server.pem"))
@@ -101,28 +103,54 @@ async def test_csms_publishes_over_tls_with_a_client_certificate(
     assert ended["station"] == "CP-TLS"
 
 
-@pytest.mark.parametrize("case", ["untrusted broker", "no client certificate"])
+@pytest.mark.parametrize("case", ["untrusted broker", "wrong host name", "no client certificate"])
 async def test_a_tls_handshake_that_fails_keeps_the_events(
-    tls_broker: MosquittoServer, pki: Pki, case: str
+    tls_broker: MosquittoServer, pki: Pki, tmp_path: Path, case: str
 ) -> None:
-    if case == "untrusted broker":  # the broker's certificate is not from the CA we trust
-        cfg = MqttConfig(url=tls_broker.url, ca_file=str(pki.other_ca), cert_file=str(pki.client_cert),
-                         key_file=str(pki.client_key), reconnect_max_s=0.2, timeout_s=2)
-    else:  # the broker requires a client certificate
-        cfg = MqttConfig(url=tls_broker.url, ca_file=str(pki.ca), reconnect_max_s=0.2, timeout_s=2)
-    bridge = MqttBridge(cfg)
-    bridge.start()
+    broker = tls_broker
+    client = {"cert_file": str(pki.client_cert), "key_file": str(pki.client_key)}
+    expected = "certificate verify failed"
+    with contextlib.ExitStack() as stack:
+        if case == "untrusted broker":  # the broker's certificate is not from the CA we trust
+            cfg = MqttConfig(url=broker.url, ca_file=str(pki.other_ca), **client)
+        elif case == "wrong host name":  # a certificate from our CA, but for another host
+            broker = stack.enter_context(_broker_with_cert_for("wrong.example", pki, tmp_path))
+            cfg = MqttConfig(url=broker.url, ca_file=str(pki.ca), **client)
+            expected = "IP address mismatch"
+        else:  # the broker requires a client certificate
+            cfg = MqttConfig(url=broker.url, ca_file=str(pki.ca))
+            expected = ""  # the broker ends the handshake; the error text depends on the OpenSSL version
+        bridge = MqttBridge(cfg.model_copy(update={"reconnect_max_s": 0.2, "timeout_s": 2}))
+        bridge.start()
+        try:
+            bridge.offer_event(StatusChanged(station_id="CP1", evse_id=1, connector_id=1, status="Charging"))
+            await wait_until(lambda: bridge.stats.connect_errors >= 2)  # it tried, and tries again
+            assert expected in bridge.stats.last_error
+            assert bridge.stats.published == 0 and len(bridge.outbox) == 1  # kept for when it works
+            assert bridge.stats.connects == 0 and not bridge.stats.connected
+        finally:
+            await bridge.close()
+
+
+@contextlib.contextmanager
+def _broker_with_cert_for(host: str, pki: Pki, tmp_path: Path) -> Iterator[MosquittoServer]:
+    ca = trustme.CA.from_pem(pki.ca.read_bytes(), (pki.ca.parent / "ca.key").read_bytes())
+    cert = ca.issue_cert(host)
+    root = tmp_path / f"mqtts-{host}"
+    root.mkdir()
+    cert.private_key_pem.write_to_path(str(root / "server.key"))
+    cert.cert_chain_pems[0].write_to_path(str(root / "server.pem"))
+    server = MosquittoServer(root, tls={"cafile": str(pki.ca), "certfile": str(root / "server.pem"),
+                                        "keyfile": str(root / "server.key")})
+    server.start()
     try:
-        bridge.offer_event(StatusChanged(station_id="CP1", evse_id=1, connector_id=1, status="Charging"))
-        await asyncio.sleep(2.0)  # several attempts
-        assert bridge.stats.published == 0 and len(bridge.outbox) == 1  # kept for when it works
-        assert not bridge.stats.connected
+        yield server
     finally:
-        await bridge.close()
+        server.stop()
 
 
 def test_tls_settings_are_checked_before_connecting(pki: Pki, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"mqtt\.ca_file '.*missing\.pem' is not a readable file"):
+    with pytest.raises(ConfigError, match=r"mqtt\.ca_file '.*missing\.pem' is not a file"):
         MqttBridge(MqttConfig(url="mqtts://127.0.0.1", ca_file=str(tmp_path / "missing.pem")))
     with pytest.raises(ConfigError, match="need an mqtts:// url"):
         MqttBridge(MqttConfig(url="mqtt://127.0.0.1", ca_file=str(pki.ca)))
@@ -132,3 +160,10 @@ def test_tls_settings_are_checked_before_connecting(pki: Pki, tmp_path: Path) ->
         MqttBridge(MqttConfig(url="mqtts://127.0.0.1", cert_file=str(pki.client_cert), key_file=str(pki.ca)))
     with pytest.raises(ConfigError, match="not a PEM CA bundle"):
         MqttBridge(MqttConfig(url="mqtts://127.0.0.1", ca_file=str(pki.client_key)))
+    key = serialization.load_pem_private_key(pki.client_key.read_bytes(), None)
+    encrypted = tmp_path / "encrypted.key"
+    encrypted.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.BestAvailableEncryption(b"secret")))
+    with pytest.raises(ConfigError, match="key_file is encrypted"):  # never a pass phrase prompt
+        MqttBridge(MqttConfig(url="mqtts://127.0.0.1", cert_file=str(pki.client_cert),
+                              key_file=str(encrypted)))

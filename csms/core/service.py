@@ -127,11 +127,12 @@ class ChargingService:
                 st.station_id, st.protocol, False, st.info, st.last_seen_at
             )
         for station_id, states in (await self.store.load_connectors()).items():
-            live = self.live.setdefault(station_id, LiveStation(station_id))
-            for s in states:
-                live.connectors[(s.evse_id, s.connector_id)] = s
+            if (live := self.live.get(station_id)) is not None:  # rows of a deleted station stay out
+                for s in states:
+                    live.connectors[(s.evse_id, s.connector_id)] = s
         for station_id, variables in (await self.store.load_variables()).items():
-            self.live.setdefault(station_id, LiveStation(station_id)).variables.update(variables)
+            if (live := self.live.get(station_id)) is not None:
+                live.variables.update(variables)
 
     async def admit(self, station_id: str) -> Station | None:
         """The registered station, auto-registering when allowed; None means refuse."""

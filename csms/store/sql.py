@@ -123,9 +123,10 @@ _SQL_ALL_CREDENTIALS = (
     "SELECT s.station_id, s.security_profile, s.password_hash, s.serial_number, r.pending_hash, r.base_hash"
     " FROM stations s LEFT OUTER JOIN password_rotations r ON r.station_id = s.station_id"
 )
-_SQL_CONNECTOR = (
+_SQL_CONNECTOR = (  # only for a registered station (see _SQL_VARIABLE)
     "INSERT INTO connectors (station_id, evse_id, connector_id, status, error_code, updated_at)"
-    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (station_id, evse_id, connector_id) DO UPDATE SET"
+    " SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM stations WHERE station_id = ?)"
+    " ON CONFLICT (station_id, evse_id, connector_id) DO UPDATE SET"
     " status = excluded.status, error_code = excluded.error_code, updated_at = excluded.updated_at"
 )
 
@@ -440,7 +441,8 @@ class SqlStore:
             return
         ts = self._db.ts
         rows = [
-            (sid, c.evse_id, c.connector_id, c.status, c.error_code, ts(c.updated_at)) for sid, c in states
+            (sid, c.evse_id, c.connector_id, c.status, c.error_code, ts(c.updated_at), sid)
+            for sid, c in states
         ]
         sql = self._q_connector
 

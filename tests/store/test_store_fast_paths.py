@@ -204,6 +204,7 @@ def test_sqlite_ts_is_the_isoformat_of_the_naive_utc_time(dt: datetime) -> None:
 # --- connectors ---------------------------------------------------------------------------
 async def test_save_connectors_upserts_in_one_statement(store: SqlStore) -> None:
     later = T0 + timedelta(seconds=1)
+    await store.upsert_station("S1")
     await store.save_connectors([("S1", ConnectorState(1, 1, "Available", None, None))])
     await store.save_connectors([
         ("S1", ConnectorState(1, 1, "Charging", None, T0)),
@@ -213,6 +214,8 @@ async def test_save_connectors_upserts_in_one_statement(store: SqlStore) -> None
     assert sorted((await store.load_connectors())["S1"], key=lambda c: c.connector_id) == [
         ConnectorState(1, 1, "Finishing", None, later), ConnectorState(1, 2, "Faulted", "GroundFailure", T0)
     ]
+    await store.save_connectors([("GONE", ConnectorState(1, 1, "Charging", None, T0))])  # not registered
+    assert "GONE" not in await store.load_connectors()
 
 
 # --- GroupCommit --------------------------------------------------------------------------

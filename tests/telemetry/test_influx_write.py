@@ -142,7 +142,11 @@ async def test_csms_meter_values_of_both_protocols_reach_influxdb(
         assert influxdb.rows('SELECT "stations_connected" FROM "csms"')
     else:
         match = '{__name__="meter_power_w",station="CP16"}'
-        await wait_until(lambda: victoria.export(match))  # VictoriaMetrics indexes new series lazily
+        def all_three() -> bool:  # VictoriaMetrics indexes new series lazily, and samples trickle in
+            rows = victoria.export(match)
+            return bool(rows) and len(rows[0]["values"]) >= 3
+
+        await wait_until(all_three)
         series = victoria.export(match)
         assert sorted(series[0]["values"]) == [10800.0, 10900.0, 11000.0]
         assert series[0]["metric"]["protocol"] == "ocpp1.6"

@@ -133,14 +133,22 @@ class FakeClock:
         return self.now
 
 
-async def test_a_silent_feeder_meter_pauses_the_node_until_it_reports_again() -> None:
-    clock, sender = FakeClock(), RecordingSender()
-    svc = BalancerService(topology(32.0), sender, min_interval_per_station_s=0, clock=clock,
-                          meter_max_age_s=60.0)
+def watched(
+    topo: Topology, clock: FakeClock, *, max_age_s: float = 60.0, sessions: tuple[str, ...] = ("S0",)
+) -> tuple[BalancerService, RecordingSender]:
+    """A service with the meter watch on ``max_age_s`` and a session running on each of ``sessions``."""
+    sender = RecordingSender()
+    svc = BalancerService(topo, sender, min_interval_per_station_s=0, clock=clock, meter_max_age_s=max_age_s)
     bus = Bus()
     svc.attach(bus)
-    for s in ("S0", "S1"):
+    for s in sessions:
         bus.publish(TransactionStarted(station_id=s, transaction=tx(s)))
+    return svc, sender
+
+
+async def test_a_silent_feeder_meter_pauses_the_node_until_it_reports_again() -> None:
+    clock = FakeClock()
+    svc, sender = watched(topology(32.0), clock, sessions=("S0", "S1"))
     svc.meter_reading("F1", 12.0)  # 12 A of other load: 20 A left for the two sessions
     await svc.rebalance()
     assert tx_limits(sender) == {"S0": 10.0, "S1": 10.0}
@@ -162,28 +170,21 @@ async def test_a_silent_feeder_meter_pauses_the_node_until_it_reports_again() ->
 
 
 async def test_meter_watch_is_off_at_zero_and_only_watches_metered_nodes() -> None:
-    clock, sender = FakeClock(), RecordingSender()
-    svc = BalancerService(topology(32.0), sender, min_interval_per_station_s=0, clock=clock)
-    bus = Bus()
-    svc.attach(bus)
-    bus.publish(TransactionStarted(station_id="S0", transaction=tx("S0")))
+    clock = FakeClock()
+    svc, sender = watched(topology(32.0), clock, max_age_s=0.0)
     svc.meter_reading("F1", 12.0)
     clock.now += 10_000.0
     await svc.rebalance()
     assert svc.stale_meters == set() and tx_limits(sender) == {"S0": 20.0}
-    watched = BalancerService(topology(32.0), RecordingSender(), clock=clock, meter_max_age_s=1.0)
+    unread = BalancerService(topology(32.0), RecordingSender(), clock=clock, meter_max_age_s=1.0)
     clock.now += 10_000.0  # no reading ever came: the configured base load stays
-    await watched.rebalance()
-    assert watched.stale_meters == set()
+    await unread.rebalance()
+    assert unread.stale_meters == set()
 
 
 async def test_an_older_reading_than_the_last_is_ignored() -> None:
-    clock, sender = FakeClock(), RecordingSender()
-    svc = BalancerService(topology(32.0), sender, min_interval_per_station_s=0, clock=clock,
-                          meter_max_age_s=60.0)
-    bus = Bus()
-    svc.attach(bus)
-    bus.publish(TransactionStarted(station_id="S0", transaction=tx("S0")))
+    clock = FakeClock()
+    svc, sender = watched(topology(32.0), clock)
     svc.meter_reading("F1", 20.0)
     svc.meter_reading("F1", 2.0, age_s=5.0)  # arrived late, taken before the one above
     await svc.rebalance()
@@ -191,12 +192,8 @@ async def test_an_older_reading_than_the_last_is_ignored() -> None:
 
 
 async def test_a_bus_reading_is_aged_by_its_own_timestamp() -> None:
-    clock, sender = FakeClock(), RecordingSender()
-    svc = BalancerService(topology(32.0), sender, min_interval_per_station_s=0, clock=clock,
-                          meter_max_age_s=60.0)
-    bus = Bus()
-    svc.attach(bus)
-    bus.publish(TransactionStarted(station_id="S0", transaction=tx("S0")))
+    clock = FakeClock()
+    svc, sender = watched(topology(32.0), clock)
     stamped = datetime.now(UTC) - timedelta(seconds=90)  # e.g. a retained MQTT message
     apply_grid_signal(svc, FeederMeterReading(node_id="F1", current_a=(2.0, 2.0, 2.0), ts=stamped))
     await svc.rebalance()
@@ -217,11 +214,7 @@ def metered_topology(**f1: object) -> Topology:
 
 
 async def stale_service(topo: Topology, clock: FakeClock) -> tuple[BalancerService, RecordingSender]:
-    sender = RecordingSender()
-    svc = BalancerService(topo, sender, min_interval_per_station_s=0, clock=clock, meter_max_age_s=60.0)
-    bus = Bus()
-    svc.attach(bus)
-    bus.publish(TransactionStarted(station_id="S0", transaction=tx("S0")))
+    svc, sender = watched(topo, clock)
     svc.meter_reading("F1", 2.0)
     clock.now += 61.0
     await svc.rebalance()
@@ -260,12 +253,7 @@ async def test_a_stale_kw_limited_node_is_full() -> None:
 
 async def test_a_metered_node_is_watched_from_start_up() -> None:
     clock = FakeClock()
-    sender = RecordingSender()
-    svc = BalancerService(metered_topology(limit_a=32.0, metered=True), sender, min_interval_per_station_s=0,
-                          clock=clock, meter_max_age_s=60.0)
-    bus = Bus()
-    svc.attach(bus)
-    bus.publish(TransactionStarted(station_id="S0", transaction=tx("S0")))
+    svc, _sender = watched(metered_topology(limit_a=32.0, metered=True), clock)
     assert (await svc.rebalance()).evse("S0", 1).current_a == 32.0  # a minute of grace for the meter
     clock.now += 61.0  # it never reported
     assert (await svc.rebalance()).evse("S0", 1).current_a == 0.0
@@ -287,12 +275,8 @@ async def test_readings_from_a_meter_whose_clock_is_behind_are_not_used_and_logg
 ) -> None:
     recorder = LogRecorder()
     monkeypatch.setattr(balancer_service, "log", recorder)
-    clock, sender = FakeClock(), RecordingSender()
-    svc = BalancerService(metered_topology(limit_a=32.0), sender, min_interval_per_station_s=0, clock=clock,
-                          meter_max_age_s=60.0)
-    bus = Bus()
-    svc.attach(bus)
-    bus.publish(TransactionStarted(station_id="S0", transaction=tx("S0")))
+    clock = FakeClock()
+    svc, _sender = watched(metered_topology(limit_a=32.0), clock)
     for _ in range(3):  # every reading stamped an hour ago
         svc.meter_reading("F1", 2.0, age_s=3600.0)
         clock.now += 5.0

@@ -94,7 +94,7 @@ async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
             print(_banner(app, scenario), file=sys.stderr, flush=True)
 
             def progress(p: Any) -> None:
-                print(f"  [{p.elapsed_s:6.0f}s] connected {p.connected:5d}  calls/s {p.calls_per_s:7.1f}  "
+                print(f"  [{p.elapsed_s:6.0f}s] connected {p.connected:5d}  calls/s {p.rate_text(7)}  "
                       f"sessions started {p.transactions_started:5d} stopped {p.transactions_stopped:5d}  "
                       f"errors {p.errors}", file=sys.stderr, flush=True)
 

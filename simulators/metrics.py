@@ -127,6 +127,11 @@ class Progress:
     def calls_per_s(self) -> float:
         return self.window_calls / self.window_s if self.window_s > 0 else 0.0
 
+    def rate_text(self, width: int) -> str:
+        """``calls_per_s`` for a progress line; a dash for a window under a second (the closing
+        snapshot after a stop: a burst of stop calls over a few ms is not a rate)."""
+        return f"{self.calls_per_s:{width}.1f}" if self.window_s >= 1.0 else "-".rjust(width)
+
     def export(self) -> dict[str, Any]:
         return {
             "elapsed_s": self.elapsed_s, "connected": self.connected, "calls": self.calls,

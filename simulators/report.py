@@ -135,7 +135,7 @@ def progress_line(p: Progress) -> str:
     """One live line: connected, rate, errors, latency of the last window."""
     p50_ms = p.window_latency.quantile(0.5) * 1e3
     p99_ms = p.window_latency.quantile(0.99) * 1e3
-    return (f"[{p.elapsed_s:7.1f}s] connected {p.connected:>6}  calls/s {p.calls_per_s:8.1f}  "
+    return (f"[{p.elapsed_s:7.1f}s] connected {p.connected:>6}  calls/s {p.rate_text(8)}  "
             f"calls {p.calls:>9}  errors {p.errors:>5} (protocol {p.protocol_errors})  "
             f"p50 {p50_ms:7.2f} ms  p99 {p99_ms:7.2f} ms  "
             f"tx {p.transactions_started}/{p.transactions_stopped}")

@@ -20,7 +20,7 @@ from csms.core.model import OcppVersion
 from simulators.arrivals import CITY_PROFILE, ArrivalConfig, dwell_s, first_arrival_wall_s, next_arrival_s
 from simulators.clock import SimClock, Sleeper
 from simulators.ev import SupplyKind
-from simulators.metrics import Histogram, Recorder
+from simulators.metrics import Histogram, Progress, Recorder
 from simulators.report import build_report, progress_line, write_plots
 from simulators.scenario import (
     BUNDLED,
@@ -292,3 +292,13 @@ def test_plots_are_written_only_when_matplotlib_is_installed(tmp_path: Path) -> 
 def test_scenario_defaults_are_valid() -> None:
     assert parse_scenario({}) == Scenario(name="scenario", arrivals=Scenario().arrivals,
                                           behaviour=Scenario().behaviour)
+
+
+def test_progress_shows_no_rate_for_the_closing_sub_second_window() -> None:
+    def progress(window_s: float, calls: int) -> Progress:
+        return Progress(elapsed_s=90.0, connected=0, calls=500, errors=0, protocol_errors=0,
+                        window_s=window_s, window_calls=calls, window_latency=Histogram(),
+                        transactions_started=25, transactions_stopped=25)
+
+    assert "calls/s    100.0" in progress_line(progress(10.0, 1000))
+    assert "calls/s        -" in progress_line(progress(0.02, 25))  # 25 stop calls in 20 ms: not 1,250/s

@@ -155,6 +155,16 @@ def create_app(ctx: ApiContext) -> FastAPI:
         view = charger_view(ctx, live or LiveStation(charger_id), station.security_profile if station else 0)
         return view
 
+    @app.get("/api/chargers/{charger_id}/variables", dependencies=secured, tags=["chargers"])
+    async def get_charger_variables(charger_id: str, ctx: Ctx) -> dict[str, str]:
+        """The device variables the station last reported (2.0.1 NotifyReport), by key
+        ``Component(instance)[evse.connector]/Variable(instance)/type``; ask for a fresh report
+        with the ``GetBaseReport`` action."""
+        live = ctx.service.live.get(charger_id)
+        if live is None:
+            raise HTTPException(404, f"charger {charger_id!r} is not registered")
+        return dict(sorted(live.variables.items()))
+
     @app.put("/api/chargers/{charger_id}", dependencies=secured, tags=["chargers"])
     async def put_charger(charger_id: str, body: ChargerIn, ctx: Ctx) -> dict[str, Any]:
         """Register a station or change its security profile / password (write-only)."""

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from ocpp.v201 import call
 
@@ -49,6 +50,10 @@ async def test_reported_variables_survive_a_restart(tmp_path: Path) -> None:
     async with running(settings) as again:  # same database file, a new process state
         assert again.service is not None
         assert again.service.live["CS-DM"].variables == reported
+        async with httpx.AsyncClient(base_url=again.api_url) as api:
+            r = await api.get("/api/chargers/CS-DM/variables")
+            assert r.status_code == 200 and r.json() == reported
+            assert (await api.get("/api/chargers/NOPE/variables")).status_code == 404
 
 
 async def test_variables_are_written_behind_and_capped_per_station(

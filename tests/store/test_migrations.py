@@ -1,0 +1,46 @@
+"""A database written by an earlier release is upgraded in place, its data kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from csms.core.model import ConnectorState, OcppVersion, StationInfo
+from csms.store import schema
+from csms.store.sql import SqlStore
+from tests.store.test_store_contract import T0
+
+
+def _database_of_version(path: Path, version: int) -> None:
+    """What the release with schema ``version`` created (the first ``version`` migrations)."""
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        schema.schema_version.create(conn)
+        for number, step in enumerate(schema.MIGRATIONS[:version], start=1):
+            step(conn)
+            conn.execute(schema.schema_version.insert().values(version=number))
+        conn.execute(schema.stations.insert().values(station_id="OLD-1", security_profile=0))
+    engine.dispose()
+
+
+async def test_a_version_2_database_gains_device_variables_and_keeps_its_data(tmp_path: Path) -> None:
+    db = tmp_path / "old.sqlite3"
+    _database_of_version(db, 2)
+    store = await SqlStore.open(str(db))
+    try:
+        async with store.engine.connect() as conn:
+            version = (await conn.execute(sa.select(sa.func.max(schema.schema_version.c.version)))).scalar()
+        assert version == len(schema.MIGRATIONS) == 3
+        assert await store.get_station("OLD-1") is not None  # kept
+        await store.record_boot("OLD-1", OcppVersion.V201, StationInfo("V", "M"), T0)
+        await store.save_connectors([("OLD-1", ConnectorState(1, 1, "Available", None, T0))])
+        await store.save_variables([("OLD-1", "OCPPCommCtrlr/HeartbeatInterval/Actual", "60")])
+        assert await store.load_variables() == {"OLD-1": {"OCPPCommCtrlr/HeartbeatInterval/Actual": "60"}}
+    finally:
+        await store.close()
+    again = await SqlStore.open(str(db))  # opening an up-to-date database changes nothing
+    try:
+        assert await again.load_variables() == {"OLD-1": {"OCPPCommCtrlr/HeartbeatInterval/Actual": "60"}}
+    finally:
+        await again.close()

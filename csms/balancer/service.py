@@ -180,10 +180,6 @@ class BalancerService:
         self._failsafe = self._failsafe_shares(self.topology)
         self.poke()
 
-    def set_base_load(self, node_id: str, base_load_a: float | tuple[float, float, float]) -> None:
-        self.topology = self.topology.with_base_load(node_id, base_load_a)
-        self.poke()
-
     def meter_reading(
         self, node_id: str, current_a: float | tuple[float, float, float], *, age_s: float = 0.0
     ) -> None:

@@ -20,6 +20,7 @@ from csms.config import Settings
 from csms.core.ports import Clock, SystemClock
 from csms.core.service import ChargingService, ServiceSettings
 from csms.errors import ConfigError
+from csms.gateway.core import GatewayHub
 from csms.metrics import Metrics
 from csms.ocpp.control import OcppControl
 from csms.ocpp.registry import SessionRegistry
@@ -78,6 +79,7 @@ class CsmsApp:
         self.store: SqlStore | None = None
         self.service: ChargingService | None = None
         self.ocpp: OcppServer | None = None
+        self.gateways: GatewayHub | None = None
         self._api: _EmbeddedUvicorn | None = None
         self._api_sock: socket.socket | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -155,6 +157,14 @@ class CsmsApp:
             raise ConfigError(
                 f"cannot listen for OCPP on {s.host}:{s.ocpp_port}: {exc.strerror or exc}"
             ) from None
+        if s.gateway_socket:
+            self.gateways = GatewayHub(self.ocpp, s.gateway_socket)
+            try:
+                await self.gateways.start()
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot listen for gateways on {s.gateway_socket}: {exc.strerror or exc}"
+                ) from None
         self._tasks.append(asyncio.create_task(self.service.flush_forever(), name="store-flush"))
         await self._start_api()
         log.info("csms started", ocpp=self.ocpp_url + "/{station_id}", api=self.api_url)
@@ -189,8 +199,12 @@ class CsmsApp:
     async def stop(self) -> None:
         """Stop accepting, close sessions with 1001, stop plugins, flush and close the store."""
         log.info("csms stopping")
+        if self.gateways is not None:
+            self.gateways.closing = True  # gateways' new stations are refused from now on
         if self.ocpp is not None:
             await self.ocpp.stop()
+        if self.gateways is not None:
+            await self.gateways.stop()
         if self._api is not None:
             self._api.should_exit = True
         for cleanup in reversed(self._cleanups):

@@ -53,6 +53,29 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-client-ca", metavar="FILE",
                        help="CA bundle for profile-3 client certificates (CSMS_TLS_CLIENT_CA)")
     serve.add_argument("--tls-port", type=int, help="wss:// port (default 9443; CSMS_TLS_PORT)")
+    serve.add_argument("--gateway-socket", metavar="PATH",
+                       help="also serve stations through `csms gateway` processes linked on this Unix "
+                            "socket (CSMS_GATEWAY_SOCKET)")
+
+    gw = sub.add_parser(
+        "gateway", help="hold stations' WebSockets for a CSMS core (more stations than one process may open)",
+        description="Terminate OCPP WebSockets (and TLS) and relay them to a CSMS core started with "
+                    "--gateway-socket; the core takes every decision and keeps every state. Start one "
+                    "or more with --reuse-port to share a port; each has its own open-files limit. "
+                    "Reads the same configuration as `csms serve` (host, ocpp_port, tls, limits, "
+                    "ping_interval_s).",
+    )
+    gw.add_argument("--config", metavar="FILE", help="TOML configuration file (also CSMS_CONFIG)")
+    gw.add_argument("--core", metavar="PATH", help="the core's gateway socket (default: gateway_socket)")
+    gw.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    gw.add_argument("--ocpp-port", type=int, help="port for stations (default 9000; 0 picks a free one)")
+    gw.add_argument("--reuse-port", action="store_true",
+                    help="share the port with other gateways (SO_REUSEPORT)")
+    gw.add_argument("--tls-cert", metavar="FILE", help="PEM server certificate: serve wss:// instead of ws://")
+    gw.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
+    gw.add_argument("--tls-client-ca", metavar="FILE", help="CA bundle for profile-3 client certificates")
+    gw.add_argument("--log-format", choices=["json", "console", "auto"], help="log output format")
+    gw.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="log level")
 
     demo = sub.add_parser(
         "demo", help="run the CSMS with a simulated fleet and the console, on embedded defaults",
@@ -97,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     keys = ["host", "ocpp_port", "api_port", "db", "log_format", "log_level", "auto_register",
-            "accept_unknown_tags"]
+            "accept_unknown_tags", "gateway_socket"]
     out: dict[str, Any] = {k: getattr(args, k, None) for k in keys}
     tls = {k: getattr(args, f"tls_{k}", None) for k in ("cert", "key", "client_ca", "port")}
     if any(v is not None for v in tls.values()):
@@ -200,6 +223,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(settings.log_format, level)
         if args.command == "serve":
             _run(_serve(settings))
+        elif args.command == "gateway":
+            from csms.gateway.process import run_gateway
+
+            return _run(run_gateway(settings, core=args.core, reuse_port=args.reuse_port))
         elif args.command == "demo":
             from csms.demo import run_demo
 

@@ -135,6 +135,8 @@ class Settings(_Section):
     ocpp_port: int = Field(9000, ge=0, le=65535)
     api_port: int = Field(8080, ge=0, le=65535)
     ocpp_path: str = "/ocpp"
+    # Unix socket for ``csms gateway`` processes (ADR 0005); empty: no gateways
+    gateway_socket: str = ""
     db: str = "csms.sqlite3"
     db_synchronous: Literal["FULL", "NORMAL", "full", "normal"] = "FULL"
     auto_register: bool = False

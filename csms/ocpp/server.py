@@ -32,6 +32,7 @@ from urllib.parse import unquote, urlsplit
 import structlog
 from prometheus_client import Counter
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
@@ -42,7 +43,7 @@ from csms.errors import StoreUnavailable
 from csms.ocpp import schemas
 from csms.ocpp.keepalive import KeepaliveSweep
 from csms.ocpp.registry import SessionRegistry
-from csms.ocpp.session import Handler, OnMessage, StationSession
+from csms.ocpp.session import Connection, Handler, OnMessage, StationSession
 from csms.ocpp.v16.handlers import HANDLERS as V16_HANDLERS
 from csms.ocpp.v201.handlers import HANDLERS as V201_HANDLERS
 from csms.security.admission import Admission, peer_ip
@@ -58,7 +59,7 @@ from csms.security.station_auth import (
     needs_password,
     transport_refusal,
 )
-from csms.security.tls import peer_certificate, uses_tls
+from csms.security.tls import PeerCertificate, peer_certificate, uses_tls
 
 if TYPE_CHECKING:
     from csms.bus import Bus
@@ -94,6 +95,46 @@ class OcppServerSettings:
     client_organization: str = ""
     cert_valid_days: int = 365
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class Upgrade:
+    """What an upgrade request tells about a station, wherever its socket ends."""
+
+    path: str
+    offered: list[str]  # subprotocols, in the client's order
+    authorization: list[str]  # the Authorization header values
+    ip: str
+    tls: bool
+    peer: PeerCertificate | None = None  # the verified client certificate, if any
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    station_id: str
+    version: OcppVersion
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    refusal: Refusal
+    retry_after: int | None = None
+    www_authenticate: str | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The response headers that go with the refusal."""
+        out = {}
+        if self.retry_after is not None:
+            out["Retry-After"] = str(self.retry_after)
+        if self.www_authenticate is not None:
+            out["WWW-Authenticate"] = self.www_authenticate
+        return out
+
+
+def offered_subprotocols(headers: Headers) -> list[str]:
+    """The subprotocols a client offered, in its order (the header may repeat or hold a list)."""
+    return [p.strip() for h in headers.get_all("Sec-WebSocket-Protocol") for p in h.split(",")]
 
 
 def _forget_handshake(conn: ServerConnection) -> None:
@@ -219,44 +260,57 @@ class OcppServer:
 
     # --- the upgrade ------------------------------------------------------------------
     async def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
-        ip = peer_ip(conn.transport)
+        transport = conn.transport
+        facts = Upgrade(
+            path=request.path,
+            offered=offered_subprotocols(request.headers),
+            authorization=request.headers.get_all("Authorization"), ip=peer_ip(transport),
+            tls=uses_tls(transport), peer=peer_certificate(transport),
+        )
+        decision = await self.decide(facts)
+        if isinstance(decision, Admitted):
+            return None
+        response = conn.respond(http.HTTPStatus(decision.refusal.status), decision.refusal.text)
+        response.headers.update(decision.headers)
+        return response
+
+    async def decide(self, up: Upgrade) -> Admitted | Refused:
+        """Whether this upgrade request may become a session (the same for every endpoint:
+        the in-process one and gateway processes). Checked cheapest first; see the module doc."""
         if not self.admission.take_handshake():
             busy = Refusal(503, "overloaded", "Too many connection attempts, retry later\n")
-            return self._respond(conn, busy, retry_after=self.admission.retry_after_s())
-        station_id = station_id_from_path(request.path, self.settings.path_prefix)
+            return Refused(busy, retry_after=self.admission.retry_after_s())
+        station_id = station_id_from_path(up.path, self.settings.path_prefix)
         if station_id is None:
             self.metrics.handshakes.labels("bad_path").inc()
-            return conn.respond(http.HTTPStatus.NOT_FOUND, "Expected /ocpp/{station_id}\n")
-        offered = [
-            p.strip() for h in request.headers.get_all("Sec-WebSocket-Protocol") for p in h.split(",")
-        ]
-        if not any(p in SUBPROTOCOLS for p in offered):
+            return Refused(Refusal(404, "bad_path", "Expected /ocpp/{station_id}\n"))
+        version = next((OcppVersion(p) for p in SUBPROTOCOLS if p in up.offered), None)
+        if version is None:
             self.metrics.handshakes.labels("no_subprotocol").inc()
-            return conn.respond(
-                http.HTTPStatus.BAD_REQUEST,
-                f"Unsupported or missing subprotocol; offer one of {', '.join(SUBPROTOCOLS)}\n",
+            offer = ", ".join(SUBPROTOCOLS)
+            return Refused(
+                Refusal(400, "no_subprotocol", f"Unsupported or missing subprotocol; offer one of {offer}\n")
             )
-        if self.admission.throttled(ip):
-            return self._respond(conn, Refusal(429, "throttled", "Too many failed logins, retry later\n"),
-                                 retry_after=60)
+        if self.admission.throttled(up.ip):
+            return Refused(Refusal(429, "throttled", "Too many failed logins, retry later\n"), retry_after=60)
         creds = await self._credentials(station_id)
         if creds is None:
             self.metrics.handshakes.labels("unknown_station").inc()
-            log.info("unknown station refused", station_id=station_id, remote=ip)
-            return conn.respond(http.HTTPStatus.NOT_FOUND, "Unknown charging station\n")
+            log.info("unknown station refused", station_id=station_id, remote=up.ip)
+            return Refused(Refusal(404, "unknown_station", "Unknown charging station\n"))
         s = self.settings
         refusal = transport_refusal(
-            creds, tls=uses_tls(conn.transport), peer=peer_certificate(conn.transport),
-            identity_mode=s.client_identity, organization=s.client_organization,
+            creds, tls=up.tls, peer=up.peer, identity_mode=s.client_identity,
+            organization=s.client_organization,
         )
         if refusal is None and needs_password(creds):
             try:
-                refusal = await self._check_password(creds, request)
+                refusal = await self._check_password(creds, up.authorization)
             except Overloaded:
-                return self._respond(conn, Refusal(503, "overloaded", "Busy, retry later\n"), retry_after=5)
+                return Refused(Refusal(503, "overloaded", "Busy, retry later\n"), retry_after=5)
         if refusal is not None:
-            return self._refuse_login(conn, station_id, ip, refusal)
-        return None
+            return self._refuse_login(station_id, up.ip, refusal)
+        return Admitted(station_id, version)
 
     async def _credentials(self, station_id: str) -> StationCredentials | None:
         creds = await self.store.get_credentials(station_id)
@@ -266,8 +320,7 @@ class OcppServer:
                 creds = StationCredentials(station_id, station.security_profile)
         return creds
 
-    async def _check_password(self, creds: StationCredentials, request: Request) -> Refusal | None:
-        headers = request.headers.get_all("Authorization")
+    async def _check_password(self, creds: StationCredentials, headers: list[str]) -> Refusal | None:
         basic = basic_credentials(headers[0]) if len(headers) == 1 else None
         if basic is None:
             return Refusal(401, "no_credentials", "Authentication required\n")
@@ -287,23 +340,15 @@ class OcppServer:
                 )
         return None
 
-    def _refuse_login(self, conn: ServerConnection, station_id: str, ip: str, refusal: Refusal) -> Response:
+    def _refuse_login(self, station_id: str, ip: str, refusal: Refusal) -> Refused:
         self.metrics.handshakes.labels("unauthorized" if refusal.status == 401 else "forbidden").inc()
         self.auth_failures.labels(refusal.reason).inc()
         if self.admission.failed(ip) <= max(self.settings.limits.auth_failures_per_ip, 1):
             log.warning("station login refused", station_id=station_id, remote=ip, reason=refusal.reason,
                         status=refusal.status)
-        response = self._respond(conn, refusal)
         if refusal.status == 401:
-            response.headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'
-        return response
-
-    @staticmethod
-    def _respond(conn: ServerConnection, refusal: Refusal, *, retry_after: int | None = None) -> Response:
-        response = conn.respond(http.HTTPStatus(refusal.status), refusal.text)
-        if retry_after is not None:
-            response.headers["Retry-After"] = str(retry_after)
-        return response
+            return Refused(refusal, www_authenticate='Basic realm="ocpp", charset="UTF-8"')
+        return Refused(refusal)
 
     # --- the session ------------------------------------------------------------------
     async def _handle(self, conn: ServerConnection) -> None:
@@ -315,8 +360,16 @@ class OcppServer:
         if station_id is None or conn.subprotocol is None:
             await conn.close(1002, "no station id or subprotocol")
             return
-        version = OcppVersion(conn.subprotocol)
         _forget_handshake(conn)
+        remote = conn.remote_address[0] if conn.remote_address else None
+        await self.run_session(
+            conn, station_id, OcppVersion(conn.subprotocol), remote=remote, tls=uses_tls(conn.transport)
+        )
+
+    async def run_session(
+        self, conn: Connection, station_id: str, version: OcppVersion, *, remote: str | None, tls: bool
+    ) -> None:
+        """Serve an admitted connection (in-process or relayed by a gateway) until it closes."""
         session = StationSession(
             conn, station_id, version, self.handlers[version], self.service, self.metrics,
             generation=self.registry.next_generation(), call_timeout_s=self.settings.call_timeout_s,
@@ -328,9 +381,8 @@ class OcppServer:
             self.spawn(old.close(1000, "replaced by a newer connection"))
         self.metrics.handshakes.labels("accepted").inc()
         self.service.connected(station_id, version)
-        remote = conn.remote_address[0] if conn.remote_address else None
         self.bus.publish(StationConnected(station_id=station_id, protocol=version, remote=remote))
-        session.log.info("station connected", remote=remote, tls=uses_tls(conn.transport))
+        session.log.info("station connected", remote=remote, tls=tls)
         try:
             await session.run()
         finally:

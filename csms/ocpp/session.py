@@ -14,7 +14,8 @@ import itertools
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 from websockets.asyncio.server import ServerConnection
@@ -39,6 +40,22 @@ if TYPE_CHECKING:
     from csms.metrics import Metrics
 
 log = structlog.get_logger("csms.ocpp")
+
+class Connection(Protocol):
+    """What a session needs of its socket: websockets' ``ServerConnection`` (in-process) or a
+    ``csms.gateway.core.GatewayConnection`` (a station whose socket a gateway process holds)."""
+
+    @property
+    def close_code(self) -> int | None: ...
+
+    async def recv(self) -> str | bytes: ...
+
+    async def send(self, message: str | bytes, *, text: bool | None = None) -> None: ...
+
+    async def ping(self) -> Awaitable[float]: ...
+
+    async def close(self, code: int = 1000, reason: str = "") -> None: ...
+
 
 Handler = Callable[["StationSession", dict[str, Any]], Awaitable[dict[str, Any]]]
 OnMessage = Callable[[str, str, str, str, Any, "bytes | str"], None]
@@ -110,7 +127,7 @@ class StationSession:
 
     def __init__(
         self,
-        ws: ServerConnection,
+        ws: Connection,
         station_id: str,
         version: OcppVersion,
         handlers: Mapping[str, Handler],
@@ -122,6 +139,10 @@ class StationSession:
         on_message: OnMessage | None = None,
     ) -> None:
         self.ws = ws
+        # write a text frame now if possible (False: use ``send``, which may wait)
+        self._write_now: Callable[[bytes], bool] = (
+            partial(_write_now, ws) if isinstance(ws, ServerConnection) else ws.write_now  # type: ignore[attr-defined]
+        )
         self.station_id = station_id
         self.version = version
         self.handlers = handlers
@@ -212,7 +233,7 @@ class StationSession:
                 await self._reply_error(call, ErrorKind.INTERNAL, "Internal error (invalid response)")
                 return
         data = rpc.encode_result(call.unique_id, response)
-        if not _write_now(self.ws, data):
+        if not self._write_now(data):
             await self._send_queued(data)
         if self.on_message is not None:
             self.on_message("out", action, "CallResult", call.unique_id, response, data)
@@ -251,7 +272,7 @@ class StationSession:
 
     async def _send(self, data: bytes) -> None:
         """Send one text frame; a closed connection is not an error here (the read loop ends)."""
-        if not _write_now(self.ws, data):
+        if not self._write_now(data):
             await self._send_queued(data)
 
     async def _send_queued(self, data: bytes) -> None:

@@ -10,6 +10,7 @@ import pytest
 import websockets
 
 from csms.app import CsmsApp
+from tests.gateway.relay import csms_direct_or_via_gateway  # noqa: F401  (csms: direct and via a gateway)
 
 HEARTBEAT = '[2,"hb-after","Heartbeat",{}]'
 

@@ -10,6 +10,7 @@ from ocpp.v201 import call
 
 from csms.app import CsmsApp
 from tests.e2e.stations import Station201, connected
+from tests.gateway.relay import csms_direct_or_via_gateway  # noqa: F401  (csms: direct and via a gateway)
 
 
 def ts(minutes: int = 0) -> str:

@@ -13,6 +13,7 @@ import orjson
 from websockets.frames import Frame, Opcode
 
 from csms.app import CsmsApp
+from tests.gateway.relay import csms_direct_or_via_gateway  # noqa: F401  (csms: direct and via a gateway)
 from tests.security.peers import upgrade_with
 
 

@@ -1,0 +1,232 @@
+"""The core's end of gateway links: a Unix socket that gateway processes connect to.
+
+For each station a gateway announces (``OPEN``), the core takes the same handshake decision
+as its own endpoint (``OcppServer.decide``) and answers ``ACCEPT`` or ``REFUSE``; an accepted
+station gets a ``GatewayConnection`` and an ordinary ``StationSession``. A link that drops
+closes all its stations' sessions, as a TCP close would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import stat
+from collections import deque
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import structlog
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import Close
+
+from csms.gateway.link import LinkProtocol, Op
+from csms.ocpp.server import Admitted, Refused, Upgrade
+from csms.security.station_auth import Refusal
+from csms.security.tls import PeerCertificate
+
+if TYPE_CHECKING:
+    from csms.ocpp.server import OcppServer
+
+log = structlog.get_logger("csms.gateway")
+
+LINK_LOST = 1011  # what a session sees as the close code when its gateway went away
+MAX_INBOX = 16  # messages waiting for a session before the gateway stops reading from the station
+
+
+class GatewayConnection:
+    """A station whose WebSocket a gateway holds: an inbox fed by the link, writes sent on it."""
+
+    __slots__ = (
+        "_inbox",
+        "_link",
+        "_loop",
+        "_paused",
+        "_waiter",
+        "cid",
+        "close_code",
+        "close_reason",
+        "remote_address",
+    )
+
+    def __init__(self, link: LinkProtocol, cid: int, remote: str) -> None:
+        self._link = link
+        self.cid = cid
+        self.remote_address = (remote, 0)
+        self._inbox: deque[str] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self._loop = asyncio.get_running_loop()
+        self._paused = False
+
+    # --- fed by the link -------------------------------------------------------------------
+    def feed(self, text: str) -> None:
+        if self.close_code is not None:
+            return
+        self._inbox.append(text)
+        if len(self._inbox) >= MAX_INBOX and not self._paused:  # as websockets' max_queue does
+            self._paused = True
+            self._link.send(Op.PAUSE, self.cid, b"")
+        self._wake()
+
+    def feed_close(self, code: int, reason: str) -> None:
+        if self.close_code is None:
+            self.close_code, self.close_reason = code, reason
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # --- what the session uses -------------------------------------------------------------
+    async def recv(self) -> str:
+        while True:
+            if self._inbox:
+                if self._paused and len(self._inbox) <= MAX_INBOX // 4:
+                    self._paused = False
+                    self._link.send(Op.RESUME, self.cid, b"")
+                return self._inbox.popleft()
+            if self.close_code is not None:
+                raise ConnectionClosed(Close(self.close_code, self.close_reason), None)
+            self._waiter = self._loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    def write_now(self, data: bytes) -> bool:
+        """Send a text frame (always possible: the link batches and buffers it)."""
+        if self.close_code is None:
+            self._link.send(Op.SEND, self.cid, data)
+        return True
+
+    async def send(self, message: str | bytes, *, text: bool | None = None) -> None:
+        if self.close_code is not None:
+            raise ConnectionClosed(Close(self.close_code, self.close_reason), None)
+        await self._link.writable.wait()
+        self.write_now(message.encode() if isinstance(message, str) else message)
+
+    async def ping(self) -> Awaitable[float]:
+        """Keepalive is the gateway's job (it pings its own sockets): nothing to do here."""
+        done: asyncio.Future[float] = self._loop.create_future()
+        done.set_result(0.0)
+        return done
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        if self.close_code is None:
+            self._link.send(Op.CLOSE, self.cid, orjson.dumps([code, reason]))
+        self.feed_close(code, reason)
+
+
+class _Link:
+    """One gateway's link as the core sees it: its stations by connection id."""
+
+    def __init__(self, hub: GatewayHub) -> None:
+        self.hub = hub
+        self.conns: dict[int, GatewayConnection] = {}
+        self.opening: set[int] = set()
+        self.protocol = LinkProtocol(self.on_frame, self.on_lost)
+
+    def on_frame(self, op: int, cid: int, body: bytes) -> None:
+        if op == Op.MSG:
+            conn = self.conns.get(cid)
+            if conn is not None:
+                conn.feed(body.decode())
+        elif op == Op.OPEN:
+            self.opening.add(cid)
+            self.hub.ocpp.spawn(self.open(cid, orjson.loads(body)))
+        elif op == Op.CLOSED:
+            self.opening.discard(cid)
+            conn = self.conns.pop(cid, None)
+            if conn is not None:
+                code, reason = orjson.loads(body)
+                conn.feed_close(int(code), str(reason))
+        else:
+            log.warning("unexpected frame from gateway ignored", op=op)
+
+    async def open(self, cid: int, facts: dict[str, Any]) -> None:
+        ocpp = self.hub.ocpp
+        peer = facts.get("peer")
+        up = Upgrade(
+            path=str(facts["path"]), offered=[str(p) for p in facts["offered"]],
+            authorization=[str(a) for a in facts["authorization"]], ip=str(facts["ip"]),
+            tls=bool(facts["tls"]),
+            peer=PeerCertificate(tuple(peer[0]), tuple(peer[1]), int(peer[2])) if peer else None,
+        )
+        try:
+            decision = Refused(Refusal(503, "stopping", "CSMS shutting down, retry later\n"), retry_after=5) \
+                if self.hub.closing else await ocpp.decide(up)
+        except Exception:  # never leave a gateway waiting: answer 500
+            log.exception("handshake decision failed", path=up.path)
+            self.protocol.send(Op.REFUSE, cid, orjson.dumps(
+                {"status": 500, "text": "Internal error\n", "headers": {}}))
+            return
+        if cid not in self.opening:  # the station left (or the link dropped) while we decided
+            return
+        self.opening.discard(cid)
+        if not isinstance(decision, Admitted):
+            self.protocol.send(Op.REFUSE, cid, orjson.dumps({
+                "status": decision.refusal.status, "text": decision.refusal.text, "headers": decision.headers,
+            }))
+            return
+        conn = GatewayConnection(self.protocol, cid, up.ip)
+        self.conns[cid] = conn
+        self.protocol.send(Op.ACCEPT, cid, decision.version.value.encode())
+        try:
+            await ocpp.run_session(conn, decision.station_id, decision.version, remote=up.ip, tls=up.tls)
+        finally:
+            if self.conns.get(cid) is conn:
+                del self.conns[cid]
+                if not self.protocol.closed:  # the session ended on its own: drop the socket too
+                    self.protocol.send(Op.CLOSE, cid, orjson.dumps([conn.close_code or 1000, ""]))
+
+    def on_lost(self, exc: Exception | None) -> None:
+        self.hub.links.discard(self)
+        self.opening.clear()
+        conns, self.conns = self.conns, {}
+        for conn in conns.values():
+            conn.feed_close(LINK_LOST, "gateway link lost")
+        log.warning("gateway link lost", stations=len(conns), error=str(exc) if exc else None)
+
+
+class GatewayHub:
+    """Listens on ``path`` for gateway links (``csms serve --gateway-socket``)."""
+
+    def __init__(self, ocpp: OcppServer, path: str) -> None:
+        self.ocpp = ocpp
+        self.path = path
+        self.links: set[_Link] = set()
+        self.closing = False  # set while the CSMS stops: new stations are refused
+        self._server: asyncio.AbstractServer | None = None
+
+    def stations(self) -> int:
+        return sum(len(link.conns) for link in self.links)
+
+    async def start(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISSOCK(os.stat(self.path).st_mode):
+                os.unlink(self.path)  # left by a core that did not stop cleanly
+        loop = asyncio.get_running_loop()
+
+        def accept() -> LinkProtocol:
+            link = _Link(self)
+            self.links.add(link)
+            log.info("gateway linked", links=len(self.links))
+            return link.protocol
+
+        self._server = await loop.create_unix_server(accept, self.path)
+        os.chmod(self.path, 0o600)  # only this user's gateways may speak for stations
+        log.info("gateway socket listening", path=self.path)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+        for link in list(self.links):
+            link.protocol.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)

@@ -1,0 +1,341 @@
+"""``csms gateway``: a process that holds stations' WebSockets for the core (ADR 0005).
+
+It terminates the WebSocket (and TLS), asks the core whether each upgrade may proceed, relays
+whole text frames both ways over one Unix-socket link, and pings quiet stations itself. It
+keeps no OCPP state: when the core goes away it closes its stations with 1011 (they reconnect
+when it is back) and refuses new ones with 503 until the link is up again. Several gateways
+may share one port (``--reuse-port``), each with its own open-files limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import ssl
+from dataclasses import dataclass, replace
+from typing import Any
+
+import orjson
+import structlog
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
+
+from csms.app import stop_on_signals
+from csms.cli import tune_gc
+from csms.config import Settings
+from csms.errors import ConfigError
+from csms.gateway.link import LinkProtocol, Op
+from csms.ocpp.keepalive import KeepaliveSweep
+from csms.ocpp.server import SUBPROTOCOLS, offered_subprotocols
+from csms.ocpp.session import _write_now
+from csms.security.admission import peer_ip
+from csms.security.tls import peer_certificate, uses_tls
+from csms.security.wiring import security_parts
+
+log = structlog.get_logger("csms.gateway")
+
+LINK_LOST = 0  # the answer an upgrade gets when the core's link dropped before the decision
+
+
+def _close_body(conn: ServerConnection) -> bytes:
+    return orjson.dumps([conn.close_code or 1006, conn.close_reason or ""])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GatewaySettings:
+    core_socket: str
+    host: str = "127.0.0.1"
+    port: int = 9000
+    reuse_port: bool = False
+    tls_context: ssl.SSLContext | None = None
+    ping_interval_s: float | None = 60.0
+    ping_timeout_s: float | None = 30.0
+    open_timeout_s: float = 10.0
+    decision_timeout_s: float = 30.0  # how long an upgrade waits for the core's answer
+    max_message_bytes: int = 1 << 20
+    max_queue: int = 16
+    close_timeout_s: float = 5.0
+
+
+class _Station:
+    """A relayed station, as the keepalive sweep sees it."""
+
+    __slots__ = ("cid", "conn", "frames_in", "keepalive_mark", "resumed", "station_id")
+
+    def __init__(self, conn: ServerConnection, cid: int, now: float) -> None:
+        self.conn = conn
+        self.cid = cid
+        self.station_id = f"gateway connection {cid}"
+        self.frames_in = 0
+        self.keepalive_mark = (0, now)
+        self.resumed: asyncio.Event | None = None  # set while the core asked us to stop reading
+
+    async def ping(self) -> Any:
+        return await self.conn.ping()
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        await self.conn.close(code, reason)
+
+
+class Gateway:
+    """Relays stations between its WebSocket listener and the core's gateway socket."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.link: LinkProtocol | None = None
+        self._ids = itertools.count(1)
+        self._opening: dict[int, asyncio.Future[tuple[int, bytes]]] = {}
+        self._stations: dict[int, _Station] = {}
+        self._server: Server | None = None
+        self._link_lost = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.port = settings.port
+
+    # --- the link to the core --------------------------------------------------------------
+    async def connect(self, *, retry_s: float = 0.5, max_retry_s: float = 5.0) -> None:
+        """Link to the core, waiting for it as long as it takes."""
+        loop = asyncio.get_running_loop()
+        delay = retry_s
+        while True:
+            try:
+                _, proto = await loop.create_unix_connection(
+                    lambda: LinkProtocol(self._on_frame, self._on_lost), self.settings.core_socket
+                )
+            except OSError as exc:
+                log.info("core not reachable yet", socket=self.settings.core_socket, error=str(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, max_retry_s)
+                continue
+            self.link = proto
+            self._link_lost.clear()
+            log.info("linked to core", socket=self.settings.core_socket)
+            return
+
+    def _on_lost(self, exc: Exception | None) -> None:
+        self.link = None
+        self._link_lost.set()
+        for fut in self._opening.values():
+            if not fut.done():
+                fut.set_result((LINK_LOST, b""))
+        self._opening.clear()
+        stations, self._stations = self._stations, {}
+        for st in stations.values():
+            if st.resumed is not None:
+                st.resumed.set()
+            self._spawn(st.conn.close(1011, "CSMS core unavailable"))
+        log.warning("core link lost; stations closed", stations=len(stations),
+                    error=str(exc) if exc else None)
+
+    def _on_frame(self, op: int, cid: int, body: bytes) -> None:
+        if op == Op.SEND:
+            st = self._stations.get(cid)
+            if st is not None and not _write_now(st.conn, body):
+                self._spawn(self._send_queued(st.conn, body))
+        elif op in (Op.ACCEPT, Op.REFUSE):
+            fut = self._opening.pop(cid, None)
+            if fut is not None and not fut.done():
+                fut.set_result((op, body))
+        elif op == Op.PAUSE:
+            st = self._stations.get(cid)
+            if st is not None and st.resumed is None:
+                st.resumed = asyncio.Event()
+        elif op == Op.RESUME:
+            st = self._stations.get(cid)
+            if st is not None and st.resumed is not None:
+                st.resumed.set()
+                st.resumed = None
+        elif op == Op.CLOSE:
+            st = self._stations.get(cid)
+            if st is not None:
+                code, reason = orjson.loads(body)
+                self._spawn(st.conn.close(int(code), str(reason)))
+        else:
+            log.warning("unexpected frame from core ignored", op=op)
+
+    @staticmethod
+    async def _send_queued(conn: ServerConnection, body: bytes) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await conn.send(body, text=True)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- the WebSocket side ----------------------------------------------------------------
+    async def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        link = self.link
+        if link is None or link.closed:
+            response = conn.respond(503, "CSMS core unavailable, retry later\n")
+            response.headers["Retry-After"] = "5"
+            return response
+        transport = conn.transport
+        peer = peer_certificate(transport)
+        facts = {
+            "path": request.path,
+            "offered": offered_subprotocols(request.headers),
+            "authorization": request.headers.get_all("Authorization"),
+            "ip": peer_ip(transport), "tls": uses_tls(transport),
+            "peer": [list(peer.common_names), list(peer.organizations), str(peer.serial)] if peer else None,
+        }
+        cid = next(self._ids)
+        fut: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
+        self._opening[cid] = fut
+        link.send(Op.OPEN, cid, orjson.dumps(facts))
+        try:
+            async with asyncio.timeout(self.settings.decision_timeout_s):
+                op, body = await fut
+            if op == LINK_LOST:
+                raise ConnectionError("core link lost")
+        except (TimeoutError, ConnectionError):
+            self._opening.pop(cid, None)
+            if self.link is not None:
+                self.link.send(Op.CLOSED, cid, orjson.dumps([1006, "handshake abandoned"]))
+            response = conn.respond(503, "CSMS core busy, retry later\n")
+            response.headers["Retry-After"] = "5"
+            return response
+        except asyncio.CancelledError:  # the station hung up (open timeout) while the core decided
+            if self.link is not None:
+                self.link.send(Op.CLOSED, cid, orjson.dumps([1006, "handshake abandoned"]))
+            raise
+        if op == Op.REFUSE:
+            refusal = orjson.loads(body)
+            response = conn.respond(int(refusal["status"]), str(refusal["text"]))
+            response.headers.update(refusal["headers"])
+            return response
+        self._stations[cid] = _Station(conn, cid, asyncio.get_running_loop().time())
+        conn.gateway_cid = cid  # type: ignore[attr-defined]  # from now on its loss is reported to the core
+        conn.gateway_subprotocol = body.decode()  # type: ignore[attr-defined]
+        return None
+
+    @staticmethod
+    def _select_subprotocol(conn: ServerConnection, offered: Any) -> Subprotocol | None:
+        chosen: str | None = getattr(conn, "gateway_subprotocol", None)
+        return Subprotocol(chosen) if chosen is not None and chosen in offered else None
+
+    async def _handle(self, conn: ServerConnection) -> None:
+        cid: int | None = getattr(conn, "gateway_cid", None)
+        st = self._stations.get(cid) if cid is not None else None
+        if st is None or cid is None:
+            await conn.close(1011, "CSMS core unavailable")
+            return
+        if conn.request is not None:
+            conn.request.headers.clear()  # ~4.6 KiB a station, no longer needed
+        conn.response = None
+        link = self.link
+        try:
+            async for message in conn:
+                st.frames_in += 1
+                if link is None or link.closed:
+                    break
+                link.send(Op.MSG, cid, message.encode() if isinstance(message, str) else message)
+                if st.resumed is not None:  # this station's messages queue up in the core
+                    await st.resumed.wait()
+                if not link.writable.is_set():
+                    await link.writable.wait()  # the core reads slower than all stations send
+        finally:
+            if self._stations.pop(cid, None) is not None and self.link is not None:
+                self.link.send(Op.CLOSED, cid, _close_body(conn))
+
+    def _connection_lost(self, conn: ServerConnection) -> None:
+        """A relayed socket is gone (also one whose upgrade failed after the core accepted it)."""
+        cid = getattr(conn, "gateway_cid", None)
+        st = self._stations.pop(cid, None) if cid is not None else None
+        if st is None:
+            return
+        if st.resumed is not None:
+            st.resumed.set()
+        if self.link is not None:
+            self.link.send(Op.CLOSED, st.cid, _close_body(conn))
+
+    async def start(self) -> None:
+        """Link to the core (waiting for it), then listen for stations."""
+        await self.connect()
+        await self.listen()
+
+    async def listen(self) -> None:
+        """Listen for stations (after ``connect``)."""
+        s = self.settings
+        gateway = self
+
+        class RelayedConnection(ServerConnection):
+            def connection_lost(self, exc: Exception | None) -> None:
+                super().connection_lost(exc)
+                gateway._connection_lost(self)
+
+        self._server = await serve(
+            self._handle, s.host, s.port, ssl=s.tls_context, reuse_port=s.reuse_port or None,
+            subprotocols=[Subprotocol(p) for p in SUBPROTOCOLS], select_subprotocol=self._select_subprotocol,
+            process_request=self._process_request, ping_interval=None, ping_timeout=None,
+            open_timeout=s.open_timeout_s, max_size=s.max_message_bytes, max_queue=s.max_queue,
+            compression=None, close_timeout=s.close_timeout_s, server_header="csms",
+            create_connection=RelayedConnection,
+        )
+        self.port = int(next(iter(self._server.sockets)).getsockname()[1])
+        if s.ping_interval_s:
+            sweep = KeepaliveSweep(lambda: list(self._stations.values()), interval_s=s.ping_interval_s,
+                                   timeout_s=s.ping_timeout_s)
+            self._spawn(sweep.run())
+        log.info("gateway listening", url=f"{'wss' if s.tls_context else 'ws'}://{s.host}:{self.port}")
+
+    async def serve_forever(self) -> None:
+        """Relay until cancelled; relink whenever the core goes away."""
+        while True:
+            await self._link_lost.wait()
+            await self.connect()
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close(close_connections=False)
+        stations = list(self._stations.values())
+        await asyncio.gather(*(st.conn.close(1001, "gateway shutting down") for st in stations),
+                             return_exceptions=True)
+        if self.link is not None:
+            self.link.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+
+async def run_gateway(settings: Settings, *, core: str | None = None, reuse_port: bool = False) -> int:
+    """``csms gateway``: link to the core, listen, relay until SIGTERM/SIGINT."""
+    path = core or settings.gateway_socket
+    if not path:
+        raise ConfigError(
+            "csms gateway needs the core's socket: --core PATH (or gateway_socket in the config)"
+        )
+    gateway = Gateway(GatewaySettings(
+        core_socket=path, host=settings.host, port=settings.ocpp_port, reuse_port=reuse_port,
+        ping_interval_s=settings.ping_interval_s or None, ping_timeout_s=settings.ping_timeout_s or None,
+        open_timeout_s=settings.limits.open_timeout_s, max_message_bytes=settings.max_message_bytes,
+        max_queue=settings.limits.max_queue,
+    ))
+    stop = stop_on_signals()
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        linking = asyncio.ensure_future(gateway.connect())
+        await asyncio.wait([linking, stopping], return_when=asyncio.FIRST_COMPLETED)
+        if not linking.done():
+            linking.cancel()
+            return 0
+        # TLS after the link: a CA the core creates on its first start is then on disk
+        tls_context, _ = security_parts(settings)
+        gateway.settings = replace(gateway.settings, tls_context=tls_context)
+        try:
+            await gateway.listen()
+        except OSError as exc:
+            where = f"{settings.host}:{settings.ocpp_port}"
+            raise ConfigError(f"cannot listen on {where}: {exc.strerror or exc}") from None
+        tune_gc()
+        relinking = asyncio.ensure_future(gateway.serve_forever())
+        await asyncio.wait([relinking, stopping], return_when=asyncio.FIRST_COMPLETED)
+        relinking.cancel()
+    finally:
+        stopping.cancel()
+        await gateway.stop()
+    return 0

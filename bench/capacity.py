@@ -23,29 +23,90 @@ seconds: calls/s, p50/p99 (send to answer, measured in the load generator), serv
 The server (pinned to core 0) can hold at most its open-files limit: both processes raise
 their soft limit to the hard one (``ulimit -Hn``); the largest step is capped below it.
 
+``--gateways K`` measures the node as a core plus K ``csms gateway`` processes (ADR 0005), all
+pinned to core 0 and sharing one port (``SO_REUSEPORT``): each process has its own open-files
+limit, so the node holds K times as many stations. ``--loadgens L`` spreads the stations over L
+load-generator processes (default: as many as gateways) for the same reason. Then the memory
+is the sum over the node's processes (``core_kib_conn`` and ``gw_kib_conn`` show the split),
+and ``p50_ms``/``p99_ms`` are the largest over the load generators (an upper bound on the
+fleet's own: each generator sees its own stations).
+
     python -m bench.capacity                          # 1k 2k 5k 10k 15k 20k.. at real intervals
     python -m bench.capacity --time-scale 10 --hold 20
     python -m bench.capacity --steps 1000 5000 --hold 30 --ramp-rate 1000
+    python -m bench.capacity --gateways 3 --steps 10000 30000 50000 --hold 60 --ramp-rate 500
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from bench.procs import HoldLoadgen, Server, load_average, raise_nofile
+from bench.procs import HoldLoadgen, Node, load_average, raise_nofile
 
 WARM = 50
 MIB = 1 << 20
 
 
-def _nofile(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
-        if line.startswith("Max open files"):
-            return int(line.split()[3])
-    return 1024
+class Loadgens:
+    """Several ``HoldLoadgen`` processes driven as one: commands go to all at once, with the
+    stations and rates split between them; answers are merged."""
+
+    def __init__(self, url: str, count: int, *, protocol: str, source_ips: int) -> None:
+        self.lgs = [HoldLoadgen(url, protocol=protocol, prefix=f"CAP{i}-" if count > 1 else "CAP",
+                                source_ips=source_ips) for i in range(count)]
+        self.pool = ThreadPoolExecutor(count)
+
+    def ceiling(self) -> int:
+        return sum(int(lg.ready["nofile"]) - 100 for lg in self.lgs)
+
+    def _all(self, per_lg: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        pairs = zip(self.lgs, per_lg, strict=True)
+        return list(self.pool.map(lambda pair: pair[0].command(**pair[1]), pairs))
+
+    def _split(self, total: int) -> list[int]:
+        n = len(self.lgs)
+        return [total // n + (1 if i < total % n else 0) for i in range(n)]
+
+    def connect(self, total: int, rate: float, timeout_s: float) -> dict[str, Any]:
+        n = len(self.lgs)
+        answers = self._all([
+            dict(cmd="connect", total=t, rate=rate / n, timeout_s=timeout_s, wait_s=timeout_s + 60)
+            for t in self._split(total)
+        ])
+        refused: dict[str, int] = {}
+        for a in answers:
+            for k, v in a["refused"].items():
+                refused[k] = refused.get(k, 0) + int(v)
+        return {"connected": sum(int(a["connected"]) for a in answers),
+                "elapsed_s": max(float(a["elapsed_s"]) for a in answers), "refused": refused}
+
+    def start_tx(self, share: float, rate: float, wait_s: float) -> dict[str, Any]:
+        n = len(self.lgs)
+        answers = self._all([dict(cmd="start_tx", share=share, rate=rate / n, wait_s=wait_s)] * n)
+        started = sum(int(a["started"]) for a in answers)
+        return {"started": started, "p99_ms": max(a["p99_ms"] for a in answers)}
+
+    def traffic(self, seconds: float, meter_s: float, heartbeat_s: float, wait_s: float) -> dict[str, Any]:
+        cmd = dict(cmd="traffic", seconds=seconds, meter_s=meter_s, heartbeat_s=heartbeat_s, wait_s=wait_s)
+        answers = self._all([cmd] * len(self.lgs))
+        out = {k: max(a[k] for a in answers) for k in ("p50_ms", "p99_ms", "max_ms", "lag_p99_ms")}
+        out.update({k: sum(a[k] for a in answers) for k in ("errors", "unanswered", "disconnects")})
+        out["calls_per_s"] = round(sum(a["calls_per_s"] for a in answers), 1)
+        episodes = sorted((e for a in answers for e in a.get("stalls", [])), key=lambda e: -e[2])
+        # the worst episodes of calls over 50 ms: [s after the start, calls, worst ms]
+        out["stalls"] = " ".join(f"{e[0]:.0f}s:{e[1]}x{e[2]}ms" for e in episodes[:3]) or "-"
+        return out
+
+    def rss(self) -> int:
+        return sum(lg.rss() for lg in self.lgs)
+
+    def close(self) -> None:
+        for lg in self.lgs:
+            lg.close()
+        self.pool.shutdown()
 
 
 def _server_config(ramp_rate: float) -> dict[str, dict[str, Any]] | None:
@@ -59,56 +120,60 @@ def run(
     steps: list[int], *, hold_s: float = 60.0, time_scale: float = 1.0, meter_s: float = 60.0,
     heartbeat_s: float = 300.0, ramp_rate: float = 180.0, protocol: str = "mixed",
     charge_share: float = 1.0, tx_rate: float = 200.0, source_ips: int = 16, p99_limit_ms: float = 100.0,
-    log: bool = True,
+    gateways: int = 0, loadgens: int = 0, log: bool = True,
 ) -> list[dict[str, Any]]:
     """Ramp through ``steps``; one row per step; stops at the first step over the limits."""
     raise_nofile()
-    server = Server("csms", config=_server_config(ramp_rate))
-    lg: HoldLoadgen | None = None
+    node = Node(gateways, _server_config(ramp_rate))
+    lg: Loadgens | None = None
     rows: list[dict[str, Any]] = []
     try:
-        lg = HoldLoadgen(server.url, protocol=protocol, prefix="CAP", source_ips=source_ips)
-        ceiling = min(_nofile(server.proc.pid), int(lg.ready["nofile"])) - 100
-        lg.command(cmd="connect", total=WARM, rate=ramp_rate, timeout_s=60)
-        lg.command(cmd="start_tx", share=charge_share, rate=tx_rate, wait_s=90)
-        lg.command(cmd="traffic", seconds=1.5, meter_s=0.5, heartbeat_s=1.0)
+        lg = Loadgens(node.url, loadgens or max(1, gateways), protocol=protocol, source_ips=source_ips)
+        ceiling = min(node.ceiling(), lg.ceiling())
+        lg.connect(WARM, ramp_rate, timeout_s=60)
+        lg.start_tx(charge_share, tx_rate, wait_s=90)
+        lg.traffic(1.5, 0.5, 1.0, wait_s=60)
         time.sleep(1.5)  # a write-behind flush
-        base_rss = prev_rss = server.rss()
+        base_rss = prev_rss = node.rss()
+        base_gw = node.gateway_rss()
         prev = WARM
         for target in steps:
             note = ""
             if target > ceiling:
-                target, note = ceiling, f"capped at the fd limit ({ceiling + 100})"
+                target, note = ceiling, f"capped at the fd limits ({ceiling})"
             if target <= prev:
                 break
             load = load_average()
             budget = (target - prev) / max(ramp_rate, 50) * 2 + 60
-            conn = lg.command(cmd="connect", total=target, rate=ramp_rate, timeout_s=budget,
-                              wait_s=budget + 60)
+            conn = lg.connect(target, ramp_rate, timeout_s=budget)
             time.sleep(2.0)
-            idle_rss = server.rss()
-            started = lg.command(cmd="start_tx", share=charge_share, rate=tx_rate,
-                                 wait_s=(target - prev) / max(tx_rate, 10) * 3 + 120)
-            cpu0 = server.cpu()
-            traffic = lg.command(cmd="traffic", seconds=hold_s, meter_s=meter_s / time_scale,
-                                 heartbeat_s=heartbeat_s / time_scale, wait_s=hold_s + 120)
-            cpu = server.cpu() - cpu0
-            rss = server.rss()
+            idle_rss = node.rss()
+            tx_wait = (target - prev) / max(tx_rate, 10) * 3 + 120
+            started = lg.start_tx(charge_share, tx_rate, wait_s=tx_wait)
+            cpu0 = node.cpu()
+            traffic = lg.traffic(hold_s, meter_s / time_scale, heartbeat_s / time_scale, wait_s=hold_s + 120)
+            cpu = node.cpu() - cpu0
+            rss = node.rss()
+            gw_rss = node.gateway_rss()
             n = int(conn["connected"])
+            per_conn = max(1, n - WARM)
             row = {
                 "target": target, "connected": n, "connect_s": conn["elapsed_s"],
                 "refused": sum(conn["refused"].values()),
+                "refused_why": ",".join(f"{k}:{v}" for k, v in sorted(conn["refused"].items())) or "-",
                 "idle_rss_mib": round(idle_rss / MIB),
-                "idle_kib_conn": round((idle_rss - base_rss) / 1024 / max(1, n - WARM), 1),
+                "idle_kib_conn": round((idle_rss - base_rss) / 1024 / per_conn, 1),
                 "marg_kib_conn": round((idle_rss - prev_rss) / 1024 / max(1, n - prev), 1),
                 "tx_started": started["started"], "tx_start_p99_ms": started["p99_ms"],
                 "calls_per_s": traffic["calls_per_s"], "p50_ms": traffic["p50_ms"],
                 "p99_ms": traffic["p99_ms"],
                 "max_ms": traffic["max_ms"], "errors": traffic["errors"] + traffic["unanswered"],
                 "srv_cpu_pct": round(100 * cpu / hold_s, 1),
-                "rss_mib": round(rss / MIB), "kib_conn": round((rss - base_rss) / 1024 / max(1, n - WARM), 1),
+                "rss_mib": round(rss / MIB), "kib_conn": round((rss - base_rss) / 1024 / per_conn, 1),
+                **({"core_kib_conn": round((rss - gw_rss - (base_rss - base_gw)) / 1024 / per_conn, 1),
+                    "gw_kib_conn": round((gw_rss - base_gw) / 1024 / per_conn, 1)} if gateways else {}),
                 "lg_rss_kib_conn": round(lg.rss() / 1024 / max(1, n)),
-                "lg_lag_p99_ms": traffic["lag_p99_ms"],
+                "lg_lag_p99_ms": traffic["lag_p99_ms"], "stalls": traffic["stalls"],
                 "load": load, "note": note,
             }
             rows.append(row)
@@ -126,14 +191,21 @@ def run(
     finally:
         if lg is not None:
             lg.close()
-        server.kill()
-        server.stop()
+        node.stop()
     return rows
 
 
 def run_quick() -> list[dict[str, Any]]:
-    """A short run for ``python -m bench --quick``: one step of 500 stations, intervals / 20."""
-    return run([500], hold_s=3.0, time_scale=20.0, ramp_rate=1000.0, tx_rate=500.0, log=False)
+    """A short run for ``python -m bench --quick``: one step of 500 stations, intervals / 20,
+    in one process and then through two gateway processes."""
+    rows = []
+    for gateways in (0, 2):
+        for row in run([500], hold_s=3.0, time_scale=20.0, ramp_rate=1000.0, tx_rate=500.0, log=False,
+                       gateways=gateways):
+            if gateways:
+                row["note"] = "; ".join(x for x in (f"core + {gateways} gateways", row["note"]) if x)
+            rows.append(row)
+    return rows
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -150,6 +222,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tx-rate", type=float, default=200.0, help="transaction starts per second")
     p.add_argument("--source-ips", type=int, default=16)
     p.add_argument("--p99-limit", type=float, default=100.0, help="stop above this p99 (ms)")
+    p.add_argument("--gateways", type=int, default=0,
+                   help="measure a core plus this many `csms gateway` processes sharing the port")
+    p.add_argument("--loadgens", type=int, default=0,
+                   help="load-generator processes (default: one, or one per gateway)")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -161,8 +237,10 @@ def main(argv: list[str] | None = None) -> None:
 
     rows = run(args.steps, hold_s=args.hold, time_scale=args.time_scale, ramp_rate=args.ramp_rate,
                protocol=args.protocol, charge_share=args.charge_share, tx_rate=args.tx_rate,
-               source_ips=args.source_ips, p99_limit_ms=args.p99_limit)
-    print_table(f"capacity (intervals 60 s / 300 s divided by {args.time_scale:g})", rows)
+               source_ips=args.source_ips, p99_limit_ms=args.p99_limit, gateways=args.gateways,
+               loadgens=args.loadgens)
+    node = f", core + {args.gateways} gateways" if args.gateways else ""
+    print_table(f"capacity (intervals 60 s / 300 s divided by {args.time_scale:g}{node})", rows)
 
 
 if __name__ == "__main__":

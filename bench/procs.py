@@ -287,6 +287,67 @@ def run_loadgen(
     return result
 
 
+def nofile_limit(pid: int) -> int:
+    """The open-files limit of a running process."""
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            return int(line.split()[3])
+    return 1024
+
+
+class Node:
+    """The CSMS under test: one server process, or a core and ``gateways`` gateway processes
+    that share one port, every process pinned to core 0."""
+
+    def __init__(self, gateways: int, config: dict[str, dict[str, Any]] | None) -> None:
+        self.sock_dir = tempfile.mkdtemp(prefix="csms-gw-") if gateways else ""
+        sock = os.path.join(self.sock_dir, "core.sock")
+        self.core = Server("csms", config=config, extra=["--gateway-socket", sock] if gateways else None)
+        self.gateways: list[subprocess.Popen[bytes]] = []
+        self.url = self.core.url
+        if gateways:
+            host = self.core.host
+            port = free_port(host)
+            for _ in range(gateways):
+                cmd = [sys.executable, "-m", "csms", "gateway", "--core", sock, "--host", host,
+                       "--ocpp-port", str(port), "--reuse-port", "--log-level", "warning"]
+                env = {k: v for k, v in os.environ.items() if not k.startswith("CSMS_")}
+                self.gateways.append(spawn(pinned(cmd, 0), env=env, stdout=subprocess.DEVNULL))
+            wait_port(port, host=host)
+            time.sleep(1.0)  # every gateway linked and listening
+            self.url = f"ws://{host}:{port}/ocpp"
+
+    def _pids(self) -> list[int]:
+        return [self.core.proc.pid, *(g.pid for g in self.gateways)]
+
+    def rss(self) -> int:
+        return sum(rss_bytes(pid) for pid in self._pids())
+
+    def gateway_rss(self) -> int:
+        return sum(rss_bytes(g.pid) for g in self.gateways)
+
+    def cpu(self) -> float:
+        return sum(cpu_seconds(pid) for pid in self._pids())
+
+    def core_cpu(self) -> float:
+        return cpu_seconds(self.core.proc.pid)
+
+    def ceiling(self) -> int:
+        """Stations the node may hold: the holders' open-files limits (a margin kept)."""
+        if not self.gateways:
+            return nofile_limit(self.core.proc.pid) - 100
+        return sum(nofile_limit(g.pid) - 400 for g in self.gateways)  # SO_REUSEPORT spreads unevenly
+
+    def stop(self) -> None:
+        for g in self.gateways:
+            g.kill()
+            g.wait(10)
+        self.core.kill()
+        self.core.stop()
+        if self.sock_dir:
+            shutil.rmtree(self.sock_dir, ignore_errors=True)
+
+
 class HoldLoadgen:
     """``bench.loadgen --mode hold`` in its own process: send a command, get its JSON answer."""
 

@@ -19,6 +19,7 @@ outstanding, so a late send means its previous answer was late (server queueing)
 
     python -m bench.throughput [--duration 10] [--connections 64] [--repeat 3] [--protocol 1.6 2.0.1]
     python -m bench.throughput --protocol 2.0.1 --profile /tmp/csms-201.prof   # cProfile of ours
+    python -m bench.throughput --split 1 --duration 8 --repeat 3   # the cost of a gateway hop
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import argparse
 import statistics
 from typing import Any
 
-from bench.procs import Server, load_average, run_loadgen
+from bench.procs import Node, Server, load_average, run_loadgen
 
 
 class _Window:
@@ -122,6 +123,41 @@ def run_quick() -> list[dict[str, Any]]:
     return run(["1.6", "2.0.1"], 64, 2.0, (), repeat=1, warmup=0.5)["ours vs baseline (medians)"]
 
 
+def split_cost(
+    protocols: list[str], gateways: int, connections: int, duration: float, repeat: int = 3
+) -> list[dict[str, Any]]:
+    """The price of the gateway hop (ADR 0005): our server in one process against a core and
+    ``gateways`` gateway processes, all pinned to core 0, saturated, runs interleaved.
+
+    ``core_us`` is what the core alone spends per call: with cores to spare for the gateways,
+    the node's ceiling is set by it, not by ``total_us``.
+    """
+    rows: list[dict[str, Any]] = []
+    for protocol in protocols:
+        for _ in range(repeat):
+            for k in (0, gateways):
+                node = Node(k, None)
+                marks: dict[str, tuple[float, float]] = {}
+
+                def mark(event: str, node: Node = node, marks: dict[str, Any] = marks) -> None:
+                    marks[event] = (node.core_cpu(), node.cpu() - node.core_cpu())
+
+                try:
+                    res = run_loadgen(node.url, protocol=protocol, connections=connections, duration=duration,
+                                      prefix=f"SP{k}", on_event=mark)
+                finally:
+                    node.stop()
+                calls = int(res["calls"]) or 1
+                core = (marks["window_end"][0] - marks["window_start"][0]) / calls * 1e6
+                gw = (marks["window_end"][1] - marks["window_start"][1]) / calls * 1e6
+                rows.append({
+                    "protocol": protocol, "node": f"core + {k} gateways" if k else "one process",
+                    "calls_per_s": res["calls_per_s"], "p99_ms": res["p99_ms"], "errors": res["errors"],
+                    "core_us": round(core, 1), "gateways_us": round(gw, 1), "total_us": round(core + gw, 1),
+                })
+    return rows
+
+
 def profile(protocol: str, connections: int, duration: float, out: str, top: int = 30) -> None:
     """Saturate our server running under cProfile, stop it with SIGINT, print the top functions."""
     import pstats
@@ -153,11 +189,18 @@ def main(argv: list[str] | None = None) -> None:
     add_arguments(p)
     p.add_argument("--profile", metavar="FILE",
                    help="instead: profile our server under the first --protocol's mix into FILE")
+    p.add_argument("--split", type=int, metavar="K",
+                   help="instead: CPU per call in one process vs a core + K gateway processes")
     args = p.parse_args(argv)
     if args.profile:
         profile(args.protocol[0], args.connections, args.duration, args.profile)
         return
     from bench.report import print_table
+
+    if args.split:
+        rows = split_cost(args.protocol, args.split, args.connections, args.duration, args.repeat)
+        print_table(f"the gateway hop: one process vs core + {args.split} gateways (same core)", rows)
+        return
 
     result = run(args.protocol, args.connections, args.duration, tuple(args.fractions), args.repeat)
     for title, rows in result.items():

@@ -165,6 +165,11 @@ class CsmsApp:
                 raise ConfigError(
                     f"cannot listen for gateways on {s.gateway_socket}: {exc.strerror or exc}"
                 ) from None
+            hub = self.gateways
+            self.metrics.gauge_callback("csms_gateway_links", "Gateway processes linked to this core",
+                                        lambda: len(hub.links))
+            self.metrics.gauge_callback("csms_gateway_stations", "Stations connected through gateways",
+                                        hub.stations)
         self._tasks.append(asyncio.create_task(self.service.flush_forever(), name="store-flush"))
         await self._start_api()
         log.info("csms started", ocpp=self.ocpp_url + "/{station_id}", api=self.api_url)

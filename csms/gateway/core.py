@@ -121,6 +121,16 @@ class GatewayConnection:
         self.feed_close(code, reason)
 
 
+def _upgrade(facts: dict[str, Any]) -> Upgrade:
+    """An OPEN frame's facts (see ``csms.gateway.process``)."""
+    peer = facts.get("peer")
+    return Upgrade(
+        path=str(facts["path"]), offered=[str(p) for p in facts["offered"]],
+        authorization=[str(a) for a in facts["authorization"]], ip=str(facts["ip"]), tls=bool(facts["tls"]),
+        peer=PeerCertificate(tuple(peer[0]), tuple(peer[1]), int(peer[2])) if peer else None,
+    )
+
+
 class _Link:
     """One gateway's link as the core sees it: its stations by connection id."""
 
@@ -149,18 +159,12 @@ class _Link:
 
     async def open(self, cid: int, facts: dict[str, Any]) -> None:
         ocpp = self.hub.ocpp
-        peer = facts.get("peer")
-        up = Upgrade(
-            path=str(facts["path"]), offered=[str(p) for p in facts["offered"]],
-            authorization=[str(a) for a in facts["authorization"]], ip=str(facts["ip"]),
-            tls=bool(facts["tls"]),
-            peer=PeerCertificate(tuple(peer[0]), tuple(peer[1]), int(peer[2])) if peer else None,
-        )
         try:
+            up = _upgrade(facts)
             decision = Refused(Refusal(503, "stopping", "CSMS shutting down, retry later\n"), retry_after=5) \
                 if self.hub.closing else await ocpp.decide(up)
         except Exception:  # never leave a gateway waiting: answer 500
-            log.exception("handshake decision failed", path=up.path)
+            log.exception("handshake decision failed", path=facts.get("path"))
             self.protocol.send(Op.REFUSE, cid, orjson.dumps(
                 {"status": 500, "text": "Internal error\n", "headers": {}}))
             return
@@ -175,8 +179,15 @@ class _Link:
         conn = GatewayConnection(self.protocol, cid, up.ip)
         self.conns[cid] = conn
         self.protocol.send(Op.ACCEPT, cid, decision.version.value.encode())
+        # a task of its own: this one ends and lets go of the upgrade's facts (~1 KiB a station)
+        ocpp.spawn(self._serve(conn, decision, up.tls))
+
+    async def _serve(self, conn: GatewayConnection, admitted: Admitted, tls: bool) -> None:
+        cid = conn.cid
         try:
-            await ocpp.run_session(conn, decision.station_id, decision.version, remote=up.ip, tls=up.tls)
+            await self.hub.ocpp.run_session(
+                conn, admitted.station_id, admitted.version, remote=conn.remote_address[0], tls=tls
+            )
         finally:
             if self.conns.get(cid) is conn:
                 del self.conns[cid]

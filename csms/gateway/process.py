@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import itertools
 import ssl
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -40,6 +41,14 @@ log = structlog.get_logger("csms.gateway")
 LINK_LOST = 0  # the answer an upgrade gets when the core's link dropped before the decision
 
 
+async def _messages(conn: ServerConnection) -> AsyncIterator[str | bytes]:
+    """The station's messages until its socket closes, however it closes."""
+    recv = conn.recv
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            yield await recv()
+
+
 def _close_body(conn: ServerConnection) -> bytes:
     return orjson.dumps([conn.close_code or 1006, conn.close_reason or ""])
 
@@ -58,6 +67,7 @@ class GatewaySettings:
     max_message_bytes: int = 1 << 20
     max_queue: int = 16
     close_timeout_s: float = 5.0
+    backlog: int = 1024  # absorbs reconnect storms without SYN drops (limits.backlog)
 
 
 class _Station:
@@ -227,7 +237,7 @@ class Gateway:
         conn.response = None
         link = self.link
         try:
-            async for message in conn:
+            async for message in _messages(conn):
                 st.frames_in += 1
                 if link is None or link.closed:
                     break
@@ -272,7 +282,7 @@ class Gateway:
             process_request=self._process_request, ping_interval=None, ping_timeout=None,
             open_timeout=s.open_timeout_s, max_size=s.max_message_bytes, max_queue=s.max_queue,
             compression=None, close_timeout=s.close_timeout_s, server_header="csms",
-            create_connection=RelayedConnection,
+            create_connection=RelayedConnection, backlog=s.backlog,
         )
         self.port = int(next(iter(self._server.sockets)).getsockname()[1])
         if s.ping_interval_s:
@@ -313,7 +323,7 @@ async def run_gateway(settings: Settings, *, core: str | None = None, reuse_port
         core_socket=path, host=settings.host, port=settings.ocpp_port, reuse_port=reuse_port,
         ping_interval_s=settings.ping_interval_s or None, ping_timeout_s=settings.ping_timeout_s or None,
         open_timeout_s=settings.limits.open_timeout_s, max_message_bytes=settings.max_message_bytes,
-        max_queue=settings.limits.max_queue,
+        max_queue=settings.limits.max_queue, backlog=settings.limits.backlog,
     ))
     stop = stop_on_signals()
     stopping = asyncio.ensure_future(stop.wait())

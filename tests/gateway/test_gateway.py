@@ -163,6 +163,8 @@ async def test_csms_calls_reach_the_station_and_its_answers_come_back(
         assert await heartbeat_ok(ws)
         session = app.registry.get("C1")
         assert session is not None
+        gauge = app.metrics.registry.get_sample_value
+        assert (gauge("csms_gateway_links"), gauge("csms_gateway_stations")) == (1, 1)
         pending = asyncio.ensure_future(session.call("Reset", {"type": "Immediate"}))
         request = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
         assert request[0] == 2 and request[2] == "Reset"
@@ -283,3 +285,21 @@ def test_the_gateway_command_explains_itself_and_needs_a_core() -> None:
     bare = subprocess.run([sys.executable, "-m", "csms", "gateway"], capture_output=True, text=True, env=env,
                           timeout=60)
     assert bare.returncode == 2 and "--core PATH" in bare.stderr
+
+
+async def test_a_malformed_open_gets_a_500_and_the_link_keeps_working(core: CsmsApp, sock_path: str) -> None:
+    answers: asyncio.Queue[tuple[int, int, bytes]] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+    _, link = await loop.create_unix_connection(
+        lambda: LinkProtocol(lambda op, cid, body: answers.put_nowait((op, cid, body)), lambda exc: None),
+        sock_path,
+    )
+    link.send(Op.OPEN, 1, b'{"path": "/ocpp/X"}')  # no subprotocols, no ip, ...
+    link.send(Op.MSG, 99, b'[2,"a","Heartbeat",{}]')  # for no station: ignored
+    op, cid, body = await asyncio.wait_for(answers.get(), 5)
+    assert (op, cid, orjson.loads(body)["status"]) == (Op.REFUSE, 1, 500)
+    good = {"path": "/ocpp/NOBODY", "offered": [V16], "authorization": [], "ip": "127.0.0.1", "tls": False}
+    link.send(Op.OPEN, 2, orjson.dumps(good))
+    op, cid, body = await asyncio.wait_for(answers.get(), 5)
+    assert (op, cid, orjson.loads(body)["status"]) == (Op.REFUSE, 2, 404)  # auto-registration is off
+    link.close()

@@ -208,6 +208,7 @@ class Gateway:
             response.headers["Retry-After"] = "5"
             return response
         except asyncio.CancelledError:  # the station hung up (open timeout) while the core decided
+            self._opening.pop(cid, None)
             if self.link is not None:
                 self.link.send(Op.CLOSED, cid, orjson.dumps([1006, "handshake abandoned"]))
             raise

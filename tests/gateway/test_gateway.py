@@ -303,3 +303,22 @@ async def test_a_malformed_open_gets_a_500_and_the_link_keeps_working(core: Csms
     op, cid, body = await asyncio.wait_for(answers.get(), 5)
     assert (op, cid, orjson.loads(body)["status"]) == (Op.REFUSE, 2, 404)  # auto-registration is off
     link.close()
+
+
+async def test_a_station_that_gives_up_while_the_core_decides_leaves_nothing_behind(sock_path: str) -> None:
+    """A core that never answers: the upgrade times out, the core hears CLOSED, nothing is kept."""
+    heard: list[tuple[int, int]] = []
+    loop = asyncio.get_running_loop()
+    silent = await loop.create_unix_server(
+        lambda: LinkProtocol(lambda op, cid, body: heard.append((op, cid)), lambda exc: None), sock_path
+    )
+    try:
+        async with gateway_for(sock_path, open_timeout_s=0.3) as gw:
+            with pytest.raises((websockets.InvalidMessage, TimeoutError, OSError)):
+                async with connect(f"ws://127.0.0.1:{gw.port}/ocpp", "SLOW", V16):
+                    pass
+            await eventually(lambda: (Op.CLOSED, 1) in heard)
+            assert heard[0] == (Op.OPEN, 1)
+            assert not gw._opening and not gw._stations
+    finally:
+        silent.close()

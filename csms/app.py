@@ -21,6 +21,7 @@ from csms.core.ports import Clock, SystemClock
 from csms.core.service import ChargingService, ServiceSettings
 from csms.errors import ConfigError
 from csms.gateway.core import GatewayHub
+from csms.gateway.link import MAX_MESSAGE
 from csms.metrics import Metrics
 from csms.ocpp.control import OcppControl
 from csms.ocpp.registry import SessionRegistry
@@ -158,6 +159,8 @@ class CsmsApp:
                 f"cannot listen for OCPP on {s.host}:{s.ocpp_port}: {exc.strerror or exc}"
             ) from None
         if s.gateway_socket:
+            if s.max_message_bytes > MAX_MESSAGE:
+                raise ConfigError(f"max_message_bytes over {MAX_MESSAGE} cannot travel over a gateway link")
             self.gateways = GatewayHub(self.ocpp, s.gateway_socket)
             try:
                 await self.gateways.start()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import stat
 from collections import deque
 from collections.abc import Awaitable
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger("csms.gateway")
 
 LINK_LOST = 1011  # what a session sees as the close code when its gateway went away
-MAX_INBOX = 16  # messages waiting for a session before the gateway stops reading from the station
 
 
 class GatewayConnection:
@@ -42,6 +42,7 @@ class GatewayConnection:
         "_inbox",
         "_link",
         "_loop",
+        "_max_inbox",
         "_paused",
         "_waiter",
         "cid",
@@ -50,11 +51,12 @@ class GatewayConnection:
         "remote_address",
     )
 
-    def __init__(self, link: LinkProtocol, cid: int, remote: str) -> None:
+    def __init__(self, link: LinkProtocol, cid: int, remote: str, max_inbox: int = 16) -> None:
         self._link = link
+        self._max_inbox = max_inbox  # then the gateway stops reading from the station (max_queue)
         self.cid = cid
         self.remote_address = (remote, 0)
-        self._inbox: deque[str] = deque()
+        self._inbox: deque[str | bytes] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self.close_code: int | None = None
         self.close_reason = ""
@@ -62,11 +64,11 @@ class GatewayConnection:
         self._paused = False
 
     # --- fed by the link -------------------------------------------------------------------
-    def feed(self, text: str) -> None:
+    def feed(self, text: str | bytes) -> None:
         if self.close_code is not None:
             return
         self._inbox.append(text)
-        if len(self._inbox) >= MAX_INBOX and not self._paused:  # as websockets' max_queue does
+        if len(self._inbox) >= self._max_inbox and not self._paused:  # as websockets' max_queue does
             self._paused = True
             self._link.send(Op.PAUSE, self.cid, b"")
         self._wake()
@@ -82,10 +84,10 @@ class GatewayConnection:
             waiter.set_result(None)
 
     # --- what the session uses -------------------------------------------------------------
-    async def recv(self) -> str:
+    async def recv(self) -> str | bytes:
         while True:
             if self._inbox:
-                if self._paused and len(self._inbox) <= MAX_INBOX // 4:
+                if self._paused and len(self._inbox) <= self._max_inbox // 4:
                     self._paused = False
                     self._link.send(Op.RESUME, self.cid, b"")
                 return self._inbox.popleft()
@@ -144,7 +146,11 @@ class _Link:
         if op == Op.MSG:
             conn = self.conns.get(cid)
             if conn is not None:
-                conn.feed(body.decode())
+                conn.feed(body.decode(errors="replace"))  # the gateway's websockets checked UTF-8
+        elif op == Op.BINARY:
+            conn = self.conns.get(cid)
+            if conn is not None:
+                conn.feed(body)  # as in-process: the session answers it (not JSON text)
         elif op == Op.OPEN:
             self.opening.add(cid)
             self.hub.ocpp.spawn(self.open(cid, orjson.loads(body)))
@@ -164,6 +170,7 @@ class _Link:
             decision = Refused(Refusal(503, "stopping", "CSMS shutting down, retry later\n"), retry_after=5) \
                 if self.hub.closing else await ocpp.decide(up)
         except Exception:  # never leave a gateway waiting: answer 500
+            self.opening.discard(cid)
             log.exception("handshake decision failed", path=facts.get("path"))
             self.protocol.send(Op.REFUSE, cid, orjson.dumps(
                 {"status": 500, "text": "Internal error\n", "headers": {}}))
@@ -176,7 +183,7 @@ class _Link:
                 "status": decision.refusal.status, "text": decision.refusal.text, "headers": decision.headers,
             }))
             return
-        conn = GatewayConnection(self.protocol, cid, up.ip)
+        conn = GatewayConnection(self.protocol, cid, up.ip, ocpp.settings.max_queue)
         self.conns[cid] = conn
         self.protocol.send(Op.ACCEPT, cid, decision.version.value.encode())
         # a task of its own: this one ends and lets go of the upgrade's facts (~1 KiB a station)
@@ -228,8 +235,17 @@ class GatewayHub:
             log.info("gateway linked", links=len(self.links))
             return link.protocol
 
-        self._server = await loop.create_unix_server(accept, self.path)
-        os.chmod(self.path, 0o600)  # only this user's gateways may speak for stations
+        # only this user's gateways may speak for stations: the socket is 0600 from its creation
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old_umask = os.umask(0o177)
+        try:
+            sock.bind(self.path)
+        except OSError:
+            sock.close()
+            raise
+        finally:
+            os.umask(old_umask)
+        self._server = await loop.create_unix_server(accept, sock=sock)
         log.info("gateway socket listening", path=self.path)
 
     async def stop(self) -> None:

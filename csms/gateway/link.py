@@ -17,6 +17,7 @@ from typing import Any, cast
 
 _HEADER = struct.Struct(">IBI")
 MAX_FRAME = 16 << 20  # far above any OCPP message a gateway accepts (its max_size is lower)
+MAX_MESSAGE = MAX_FRAME - 5  # the largest station message a link carries (max_message_bytes)
 
 
 class Op(enum.IntEnum):
@@ -29,6 +30,7 @@ class Op(enum.IntEnum):
     CLOSED = 7  # gateway -> core: the station's socket closed, [code, reason] (orjson)
     PAUSE = 8  # core -> gateway: stop reading from the station (its messages queue up in the core)
     RESUME = 9  # core -> gateway: read from the station again
+    BINARY = 10  # gateway -> core: a binary frame from the station (the session answers it as bad JSON)
 
 
 OnFrame = Callable[[int, int, bytes], None]
@@ -86,6 +88,7 @@ class LinkProtocol(asyncio.Protocol):
 
     def _fail(self, why: str) -> None:
         self.closed = True
+        self.writable.set()  # whoever waits to write finds the link closed
         if self.transport is not None:
             self.transport.abort()
         self._on_lost(ConnectionError(why))
@@ -124,6 +127,7 @@ class LinkProtocol(asyncio.Protocol):
     def close(self) -> None:
         self._flush()
         self.closed = True
+        self.writable.set()
         if self.transport is not None:
             self.transport.close()
 

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import itertools
 import ssl
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -28,7 +29,7 @@ from csms.app import stop_on_signals
 from csms.cli import tune_gc
 from csms.config import Settings
 from csms.errors import ConfigError
-from csms.gateway.link import LinkProtocol, Op
+from csms.gateway.link import MAX_MESSAGE, LinkProtocol, Op
 from csms.ocpp.keepalive import KeepaliveSweep
 from csms.ocpp.server import SUBPROTOCOLS, offered_subprotocols
 from csms.ocpp.session import _write_now
@@ -73,7 +74,7 @@ class GatewaySettings:
 class _Station:
     """A relayed station, as the keepalive sweep sees it."""
 
-    __slots__ = ("cid", "conn", "frames_in", "keepalive_mark", "resumed", "station_id")
+    __slots__ = ("cid", "conn", "drained", "frames_in", "keepalive_mark", "outbox", "resumed", "station_id")
 
     def __init__(self, conn: ServerConnection, cid: int, now: float) -> None:
         self.conn = conn
@@ -82,6 +83,10 @@ class _Station:
         self.frames_in = 0
         self.keepalive_mark = (0, now)
         self.resumed: asyncio.Event | None = None  # set while the core asked us to stop reading
+        # frames for the station waiting for its socket to drain; while there are any, we stop
+        # reading from it (as the in-process session does while its send waits)
+        self.outbox: deque[bytes] | None = None
+        self.drained: asyncio.Event | None = None
 
     async def ping(self) -> Any:
         return await self.conn.ping()
@@ -142,8 +147,8 @@ class Gateway:
     def _on_frame(self, op: int, cid: int, body: bytes) -> None:
         if op == Op.SEND:
             st = self._stations.get(cid)
-            if st is not None and not _write_now(st.conn, body):
-                self._spawn(self._send_queued(st.conn, body))
+            if st is not None:
+                self._send(st, body)
         elif op in (Op.ACCEPT, Op.REFUSE):
             fut = self._opening.pop(cid, None)
             if fut is not None and not fut.done():
@@ -165,10 +170,27 @@ class Gateway:
         else:
             log.warning("unexpected frame from core ignored", op=op)
 
+    def _send(self, st: _Station, body: bytes) -> None:
+        """Write a frame to the station now, or queue it behind the ones waiting for the socket."""
+        if st.outbox is None:
+            if _write_now(st.conn, body):
+                return
+            st.outbox, st.drained = deque(), asyncio.Event()
+            self._spawn(self._drain(st))
+        st.outbox.append(body)
+
     @staticmethod
-    async def _send_queued(conn: ServerConnection, body: bytes) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            await conn.send(body, text=True)
+    async def _drain(st: _Station) -> None:
+        """Send the station's queued frames, each when its socket takes it (one task per episode)."""
+        outbox, drained = st.outbox, st.drained
+        assert outbox is not None and drained is not None
+        try:
+            while outbox:
+                with contextlib.suppress(ConnectionClosed):
+                    await st.conn.send(outbox.popleft(), text=True)
+        finally:
+            st.outbox = st.drained = None
+            drained.set()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -242,9 +264,14 @@ class Gateway:
                 st.frames_in += 1
                 if link is None or link.closed:
                     break
-                link.send(Op.MSG, cid, message.encode() if isinstance(message, str) else message)
+                if isinstance(message, str):
+                    link.send(Op.MSG, cid, message.encode())
+                else:
+                    link.send(Op.BINARY, cid, message)
                 if st.resumed is not None:  # this station's messages queue up in the core
                     await st.resumed.wait()
+                if st.drained is not None:  # the station does not read its answers: wait for it
+                    await st.drained.wait()
                 if not link.writable.is_set():
                     await link.writable.wait()  # the core reads slower than all stations send
         finally:
@@ -259,6 +286,8 @@ class Gateway:
             return
         if st.resumed is not None:
             st.resumed.set()
+        if st.outbox is not None:
+            st.outbox.clear()
         if self.link is not None:
             self.link.send(Op.CLOSED, st.cid, _close_body(conn))
 
@@ -320,6 +349,8 @@ async def run_gateway(settings: Settings, *, core: str | None = None, reuse_port
         raise ConfigError(
             "csms gateway needs the core's socket: --core PATH (or gateway_socket in the config)"
         )
+    if settings.max_message_bytes > MAX_MESSAGE:
+        raise ConfigError(f"max_message_bytes over {MAX_MESSAGE} cannot travel over a gateway link")
     gateway = Gateway(GatewaySettings(
         core_socket=path, host=settings.host, port=settings.ocpp_port, reuse_port=reuse_port,
         ping_interval_s=settings.ping_interval_s or None, ping_timeout_s=settings.ping_timeout_s or None,

@@ -140,6 +140,8 @@ class StationSession:
     ) -> None:
         self.ws = ws
         # write a text frame now if possible (False: use ``send``, which may wait)
+        # its socket is in a gateway process (GatewayConnection), not ours
+        self.relayed = not isinstance(ws, ServerConnection)
         self._write_now: Callable[[bytes], bool] = (
             partial(_write_now, ws) if isinstance(ws, ServerConnection) else ws.write_now  # type: ignore[attr-defined]
         )

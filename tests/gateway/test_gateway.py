@@ -6,9 +6,11 @@ through a gateway: see ``tests.gateway.relay``.)"""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -26,7 +28,8 @@ from csms.config import TlsConfig
 from csms.gateway.link import LinkProtocol, Op, frame
 from csms.security.tls import server_context
 from tests.conftest import make_settings
-from tests.gateway.relay import gateway_for, socket_dir
+from tests.gateway.relay import csms_direct_or_via_gateway, gateway_for, socket_dir  # noqa: F401
+from tests.ocpp.test_framing import RawStation, heartbeat
 from tests.security.conftest import Pki, pki  # noqa: F401  (the session's throw-away PKI)
 from tests.security.peers import V16, V201, call, connect, heartbeat_ok, raw_upgrade, refusal
 from tests.security.test_station_auth import PASSWORD, failures, register
@@ -165,6 +168,7 @@ async def test_csms_calls_reach_the_station_and_its_answers_come_back(
         assert session is not None
         gauge = app.metrics.registry.get_sample_value
         assert (gauge("csms_gateway_links"), gauge("csms_gateway_stations")) == (1, 1)
+        assert stat.S_IMODE(os.stat(sock_path).st_mode) == 0o600  # only this user may speak for stations
         pending = asyncio.ensure_future(session.call("Reset", {"type": "Immediate"}))
         request = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
         assert request[0] == 2 and request[2] == "Reset"
@@ -322,3 +326,36 @@ async def test_a_station_that_gives_up_while_the_core_decides_leaves_nothing_beh
             assert not gw._opening and not gw._stations
     finally:
         silent.close()
+
+
+# --- one station's misbehaviour stays its own ----------------------------------------------
+async def test_a_binary_frame_that_is_not_utf8_is_answered_and_disturbs_no_one(
+    csms: Any, version: str = V201
+) -> None:
+    async with connect(csms.ocpp_url, "BIN-A", version) as a, connect(csms.ocpp_url, "BIN-B", version) as b:
+        await a.send(b'\xff\xfe[2,"x","Heartbeat",{}]')  # a binary frame, not even UTF-8
+        answer = orjson.loads(await asyncio.wait_for(a.recv(), 5))
+        assert answer[0] == 4 and answer[2] in ("FormationViolation", "RpcFrameworkError")  # 1.6 / 2.0.1
+        assert await heartbeat_ok(a)
+        assert await heartbeat_ok(b)
+
+
+async def test_a_station_that_does_not_read_is_paused_not_buffered(tmp_path: Path, sock_path: str) -> None:
+    """It may send as fast as it likes; what waits for it in the gateway stays small, and
+    every answer arrives, in order, once it reads."""
+    async with running(make_settings(tmp_path, gateway_socket=sock_path)), gateway_for(sock_path) as gw:
+        def flood() -> tuple[int, list[str]]:
+            with RawStation(gw.port, "DEAF") as st_:
+                st_.sock.settimeout(3)
+                ids = [f"h{i}" for i in range(30_000)]
+                sent = 0
+                with contextlib.suppress(TimeoutError):  # the gateway stopped reading: TCP pushed back
+                    for i in range(0, len(ids), 500):
+                        st_.sock.sendall(b"".join(heartbeat(x) for x in ids[i:i + 500]))
+                        sent = i + 500
+                queued = max((len(s.outbox or ()) for s in gw._stations.values()), default=0)
+                st_.sock.settimeout(30)
+                return queued, st_.answers(sent) if sent < len(ids) else ids
+        queued, answered = await asyncio.to_thread(flood)
+        assert queued <= 64
+        assert answered == sorted(answered, key=lambda x: int(x[1:]))

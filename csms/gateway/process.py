@@ -76,6 +76,8 @@ class _Station:
 
     __slots__ = ("cid", "conn", "drained", "frames_in", "keepalive_mark", "outbox", "resumed", "station_id")
 
+    relayed = False  # for the keepalive sweep: this process holds the socket
+
     def __init__(self, conn: ServerConnection, cid: int, now: float) -> None:
         self.conn = conn
         self.cid = cid

@@ -231,14 +231,10 @@ class OcppServer:
             log.info("ocpp endpoint listening", url=f"wss://{s.host}:{self.tls_port}{s.path_prefix}/{{id}}")
         if s.ping_interval_s:
             self.keepalive = KeepaliveSweep(
-                self._own_sessions, interval_s=s.ping_interval_s, timeout_s=s.ping_timeout_s,
+                self.registry.__iter__, interval_s=s.ping_interval_s, timeout_s=s.ping_timeout_s,
                 on_pings=self.metrics.keepalive_pings.inc, on_timeout=self.metrics.keepalive_timeouts.inc,
             )
             self.spawn(self.keepalive.run())
-
-    def _own_sessions(self) -> list[StationSession]:
-        """The sessions whose sockets this process holds (gateways ping theirs themselves)."""
-        return [sess for sess in self.registry if not sess.relayed]
 
     async def stop(self) -> None:
         """Stop accepting, close every session with 1001 (going away)."""

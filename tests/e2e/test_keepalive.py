@@ -24,6 +24,7 @@ class FakePeer:
     keepalive_mark: tuple[int, float] = (0, 0.0)
     pings: list[asyncio.Future[float]] = field(default_factory=list)
     closed_with: int | None = None
+    relayed: bool = False
 
     async def ping(self) -> Awaitable[float]:
         fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
@@ -32,6 +33,20 @@ class FakePeer:
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         self.closed_with = code
+
+
+async def test_the_sweep_leaves_relayed_peers_to_their_gateway() -> None:
+    now = [100.0]
+    own, relayed = FakePeer("OWN"), FakePeer("RELAYED", relayed=True)
+    for p in (own, relayed):
+        p.keepalive_mark = (0, now[0])
+    sweep = KeepaliveSweep(lambda: [own, relayed], interval_s=10, timeout_s=5, clock=lambda: now[0])
+    now[0] += 11  # both quiet for longer than the interval
+    assert sweep.sweep() == 1
+    await asyncio.sleep(0)
+    assert len(own.pings) == 1 and not relayed.pings
+    for task in list(sweep._pinging):
+        task.cancel()
 
 
 async def test_sweep_pings_only_quiet_peers_and_closes_the_silent_ones() -> None:

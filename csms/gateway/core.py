@@ -198,8 +198,8 @@ class _Link:
         finally:
             if self.conns.get(cid) is conn:
                 del self.conns[cid]
-                if not self.protocol.closed:  # the session ended on its own: drop the socket too
-                    self.protocol.send(Op.CLOSE, cid, orjson.dumps([conn.close_code or 1000, ""]))
+                if conn.close_code is None:  # the session failed, the socket is open: drop it too
+                    await conn.close(1011, "internal error")
 
     def on_lost(self, exc: Exception | None) -> None:
         self.hub.links.discard(self)

@@ -14,7 +14,6 @@ import contextlib
 import itertools
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -40,14 +39,6 @@ from csms.security.wiring import security_parts
 log = structlog.get_logger("csms.gateway")
 
 LINK_LOST = 0  # the answer an upgrade gets when the core's link dropped before the decision
-
-
-async def _messages(conn: ServerConnection) -> AsyncIterator[str | bytes]:
-    """The station's messages until its socket closes, however it closes."""
-    recv = conn.recv
-    with contextlib.suppress(ConnectionClosed):
-        while True:
-            yield await recv()
 
 
 def _close_body(conn: ServerConnection) -> bytes:
@@ -260,9 +251,10 @@ class Gateway:
         if conn.request is not None:
             conn.request.headers.clear()  # ~4.6 KiB a station, no longer needed
         conn.response = None
-        link = self.link
+        link, recv = self.link, conn.recv
         try:
-            async for message in _messages(conn):
+            while True:
+                message = await recv()  # ConnectionClosed ends the relay, however the socket closed
                 st.frames_in += 1
                 if link is None or link.closed:
                     break
@@ -276,6 +268,8 @@ class Gateway:
                     await st.drained.wait()
                 if not link.writable.is_set():
                     await link.writable.wait()  # the core reads slower than all stations send
+        except ConnectionClosed:
+            pass
         finally:
             if self._stations.pop(cid, None) is not None and self.link is not None:
                 self.link.send(Op.CLOSED, cid, _close_body(conn))

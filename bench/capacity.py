@@ -151,8 +151,10 @@ def run(
             tx_wait = (target - prev) / max(tx_rate, 10) * 3 + 120
             started = lg.start_tx(charge_share, tx_rate, wait_s=tx_wait)
             cpu0 = node.cpu()
+            marks = node.log_marks()
             traffic = lg.traffic(hold_s, meter_s / time_scale, heartbeat_s / time_scale, wait_s=hold_s + 120)
             cpu = node.cpu() - cpu0
+            pauses = node.gc_pauses(marks)
             rss = node.rss()
             gw_rss = node.gateway_rss()
             n = int(conn["connected"])
@@ -174,6 +176,7 @@ def run(
                     "gw_kib_conn": round((gw_rss - base_gw) / 1024 / per_conn, 1)} if gateways else {}),
                 "lg_rss_kib_conn": round(lg.rss() / 1024 / max(1, n)),
                 "lg_lag_p99_ms": traffic["lag_p99_ms"], "stalls": traffic["stalls"],
+                "gc_pauses": len(pauses), "gc_max": _worst(pauses),
                 "load": load, "note": note,
             }
             rows.append(row)
@@ -193,6 +196,14 @@ def run(
             lg.close()
         node.stop()
     return rows
+
+
+def _worst(pauses: list[tuple[str, int, float]]) -> str:
+    """The longest collector pause of a hold window, e.g. ``core:g1:35ms`` (g3: a thaw)."""
+    if not pauses:
+        return "-"
+    who, gen, ms = max(pauses, key=lambda p: p[2])
+    return f"{who}:g{gen}:{ms:.0f}ms"
 
 
 def run_quick() -> list[dict[str, Any]]:

@@ -295,6 +295,9 @@ def nofile_limit(pid: int) -> int:
     return 1024
 
 
+GC_REPORT_MS = 20.0  # the node logs collector pauses from this long (read back by gc_pauses)
+
+
 class Node:
     """The CSMS under test: one server process, or a core and ``gateways`` gateway processes
     that share one port, every process pinned to core 0."""
@@ -302,20 +305,48 @@ class Node:
     def __init__(self, gateways: int, config: dict[str, dict[str, Any]] | None) -> None:
         self.sock_dir = tempfile.mkdtemp(prefix="csms-gw-") if gateways else ""
         sock = os.path.join(self.sock_dir, "core.sock")
+        config = {**(config or {}), "gc": {**(config or {}).get("gc", {}), "slow_pause_ms": GC_REPORT_MS}}
         self.core = Server("csms", config=config, extra=["--gateway-socket", sock] if gateways else None)
         self.gateways: list[subprocess.Popen[bytes]] = []
+        self.logs = [self.core.log_path]
         self.url = self.core.url
         if gateways:
             host = self.core.host
             port = free_port(host)
-            for _ in range(gateways):
+            conf = os.path.join(self.sock_dir, "csms.toml")
+            Path(conf).write_text(_toml(config))
+            env = {k: v for k, v in os.environ.items() if not k.startswith("CSMS_")}
+            for i in range(gateways):
                 cmd = [sys.executable, "-m", "csms", "gateway", "--core", sock, "--host", host,
-                       "--ocpp-port", str(port), "--reuse-port", "--log-level", "warning"]
-                env = {k: v for k, v in os.environ.items() if not k.startswith("CSMS_")}
-                self.gateways.append(spawn(pinned(cmd, 0), env=env, stdout=subprocess.DEVNULL))
+                       "--ocpp-port", str(port), "--reuse-port", "--log-level", "warning",
+                       "--log-format", "json", "--config", conf]
+                self.logs.append(os.path.join(self.sock_dir, f"gateway-{i}.log"))
+                with open(self.logs[-1], "wb") as log:
+                    proc = spawn(pinned(cmd, 0), env=env, stdout=subprocess.DEVNULL, stderr=log)
+                self.gateways.append(proc)
             wait_port(port, host=host)
             time.sleep(1.0)  # every gateway linked and listening
             self.url = f"ws://{host}:{port}/ocpp"
+
+    def log_marks(self) -> list[int]:
+        """Where every process's log ends now (for ``gc_pauses``)."""
+        return [os.path.getsize(p) if os.path.exists(p) else 0 for p in self.logs]
+
+    def gc_pauses(self, marks: list[int]) -> list[tuple[str, int, float]]:
+        """Collector pauses of at least ``GC_REPORT_MS`` logged since ``marks``:
+        (process, generation, ms); a thaw counts as generation 3."""
+        out: list[tuple[str, int, float]] = []
+        for k, (path, mark) in enumerate(zip(self.logs, marks, strict=True)):
+            with contextlib.suppress(OSError), open(path, "rb") as f:
+                f.seek(mark)
+                for line in f:
+                    if b'"gc ' not in line:
+                        continue
+                    with contextlib.suppress(ValueError):
+                        e = orjson.loads(line)
+                        gen = 3 if e["event"] == "gc thaw" else int(e["generation"])
+                        out.append(("core" if k == 0 else f"gw{k}", gen, float(e["pause_ms"])))
+        return out
 
     def _pids(self) -> list[int]:
         return [self.core.proc.pid, *(g.pid for g in self.gateways)]

@@ -130,30 +130,21 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 async def _serve(settings: Settings, duration: float | None = None) -> None:
     from csms.app import CsmsApp, stop_on_signals
+    from csms.gcpolicy import GcPolicy
     from csms.plugins import default_plugins
 
     app = CsmsApp(settings, plugins=default_plugins(settings))
     stop = stop_on_signals()
+    gc_policy = GcPolicy(settings.gc.policy())
     try:
         await app.start()
-        tune_gc()
+        gc_policy.install()
+        app.metrics.watch_gc(gc_policy.stats)
+        app.spawn(gc_policy.run(), name="gc-policy")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), duration)
     finally:
         await app.stop()
-
-
-def tune_gc() -> None:
-    """After start-up: move what exists out of the collector's sight and collect less often.
-
-    Full collections grow with the number of live objects (~780 ms at 10k stations, measured
-    in bench/capacity.py) and were what broke p99; with this, 19,900 stations held p99 < 10 ms.
-    """
-    import gc
-
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 50, 1000)
 
 
 async def _stations(settings: Settings, args: argparse.Namespace) -> int:

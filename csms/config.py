@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from csms.errors import ConfigError
+from csms.gcpolicy import GcSettings
 
 
 class _Section(BaseModel):
@@ -128,6 +129,24 @@ class LimitsConfig(_Section):
     api_failures_per_ip: int = Field(10, ge=0)  # failed API logins per minute, then 429
 
 
+class GcConfig(_Section):
+    """Garbage-collector policy of ``serve`` and ``gateway`` processes (``csms.gcpolicy``)."""
+
+    freeze_interval_s: float = Field(10.0, ge=0)  # freeze what survived; 0 = at start-up only
+    thaw_interval_s: float = Field(3600.0, ge=0)  # full collection of frozen objects; 0 = never
+    threshold0: int = Field(5000, ge=1)  # young-generation allocation threshold
+    threshold1: int = Field(10, ge=1)
+    threshold2: int = Field(1000, ge=1)
+    slow_pause_ms: float = Field(100.0, gt=0)  # log collections pausing longer than this
+
+    def policy(self) -> GcSettings:
+        return GcSettings(
+            freeze_interval_s=self.freeze_interval_s, thaw_interval_s=self.thaw_interval_s,
+            thresholds=(self.threshold0, self.threshold1, self.threshold2),
+            slow_pause_ms=self.slow_pause_ms,
+        )
+
+
 class Settings(_Section):
     """All settings of one CSMS process."""
 
@@ -156,6 +175,7 @@ class Settings(_Section):
     tls: TlsConfig = TlsConfig()
     ca: CaConfig = CaConfig()
     limits: LimitsConfig = LimitsConfig()
+    gc: GcConfig = GcConfig()
 
     @property
     def api_needs_token(self) -> bool:
@@ -168,7 +188,7 @@ class Settings(_Section):
 
 _SECTIONS = {
     "influx": InfluxConfig, "mqtt": MqttConfig, "balancer": BalancerConfig,
-    "tls": TlsConfig, "ca": CaConfig, "limits": LimitsConfig,
+    "tls": TlsConfig, "ca": CaConfig, "limits": LimitsConfig, "gc": GcConfig,
 }
 
 

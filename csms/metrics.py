@@ -6,11 +6,12 @@ import bisect
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from csms.core.model import OcppVersion
+from csms.gcpolicy import PAUSE_BUCKETS_S, GcStats
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -74,6 +75,10 @@ class Metrics:
         """Register a gauge whose value is read at scrape time."""
         Gauge(name, doc, registry=self.registry).set_function(fn)
 
+    def watch_gc(self, stats: GcStats) -> None:
+        """Expose the process's garbage-collector pauses (see ``csms.gcpolicy``)."""
+        self.registry.register(_GcCollector(stats))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -113,3 +118,36 @@ class _HandledCollector(Collector):
             latency.add_metric([protocol, action], buckets, row[1])
         yield handled
         yield latency
+
+
+class _GcCollector(Collector):
+    """Collector pauses by generation, from ``GcStats`` (filled by a ``gc.callbacks`` hook)."""
+
+    def __init__(self, stats: GcStats) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        import gc
+
+        st = self._stats
+        pauses = HistogramMetricFamily(
+            "csms_gc_pause_seconds", "Event-loop pauses of the cyclic garbage collector",
+            labels=["generation"],
+        )
+        collected = CounterMetricFamily(
+            "csms_gc_collected_objects", "Objects freed by the cyclic garbage collector",
+            labels=["generation"],
+        )
+        for gen in range(3):
+            cumulative, buckets = 0.0, []
+            for bound, n in zip((*PAUSE_BUCKETS_S, float("inf")), st.buckets[gen], strict=True):
+                cumulative += n
+                buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
+            pauses.add_metric([str(gen)], buckets, st.pause_sum_s[gen])
+            collected.add_metric([str(gen)], st.collected[gen])
+        yield pauses
+        yield collected
+        yield GaugeMetricFamily("csms_gc_frozen_objects", "Objects frozen out of the collector's sight",
+                                value=gc.get_freeze_count())
+        yield CounterMetricFamily("csms_gc_thaws", "Full collections of the frozen objects", value=st.thaws)
+        yield GaugeMetricFamily("csms_gc_last_thaw_seconds", "Pause of the latest thaw", value=st.last_thaw_s)

@@ -25,10 +25,10 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from csms.app import stop_on_signals
-from csms.cli import tune_gc
 from csms.config import Settings
 from csms.errors import ConfigError
 from csms.gateway.link import MAX_MESSAGE, LinkProtocol, Op
+from csms.gcpolicy import GcPolicy
 from csms.ocpp.keepalive import KeepaliveSweep
 from csms.ocpp.server import SUBPROTOCOLS, offered_subprotocols
 from csms.ocpp.session import _write_now
@@ -369,10 +369,13 @@ async def run_gateway(settings: Settings, *, core: str | None = None, reuse_port
         except OSError as exc:
             where = f"{settings.host}:{settings.ocpp_port}"
             raise ConfigError(f"cannot listen on {where}: {exc.strerror or exc}") from None
-        tune_gc()
+        gc_policy = GcPolicy(settings.gc.policy())
+        gc_policy.install()
+        collecting = asyncio.ensure_future(gc_policy.run())
         relinking = asyncio.ensure_future(gateway.serve_forever())
         await asyncio.wait([relinking, stopping], return_when=asyncio.FIRST_COMPLETED)
         relinking.cancel()
+        collecting.cancel()
     finally:
         stopping.cancel()
         await gateway.stop()

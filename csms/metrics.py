@@ -127,8 +127,6 @@ class _GcCollector(Collector):
         self._stats = stats
 
     def collect(self) -> Iterator[Metric]:
-        import gc
-
         st = self._stats
         pauses = HistogramMetricFamily(
             "csms_gc_pause_seconds", "Event-loop pauses of the cyclic garbage collector",
@@ -147,7 +145,6 @@ class _GcCollector(Collector):
             collected.add_metric([str(gen)], st.collected[gen])
         yield pauses
         yield collected
-        yield GaugeMetricFamily("csms_gc_frozen_objects", "Objects frozen out of the collector's sight",
-                                value=gc.get_freeze_count())
+        yield CounterMetricFamily("csms_gc_freezes", "Freezes of the collector's survivors", value=st.freezes)
         yield CounterMetricFamily("csms_gc_thaws", "Full collections of the frozen objects", value=st.thaws)
         yield GaugeMetricFamily("csms_gc_last_thaw_seconds", "Pause of the latest thaw", value=st.last_thaw_s)

@@ -198,12 +198,13 @@ def run(
     return rows
 
 
-def _worst(pauses: list[tuple[str, int, float]]) -> str:
-    """The longest collector pause of a hold window, e.g. ``core:g1:35ms`` (g3: a thaw)."""
+def _worst(pauses: list[tuple[str, int, float, float]]) -> str:
+    """The longest collector pause of a hold window, e.g. ``core:g1:35ms/cpu30`` (g3: a thaw;
+    CPU well under the pause means the process was preempted)."""
     if not pauses:
         return "-"
-    who, gen, ms = max(pauses, key=lambda p: p[2])
-    return f"{who}:g{gen}:{ms:.0f}ms"
+    who, gen, ms, cpu = max(pauses, key=lambda p: p[2])
+    return f"{who}:g{gen}:{ms:.0f}ms/cpu{cpu:.0f}"
 
 
 def run_quick() -> list[dict[str, Any]]:

@@ -332,10 +332,10 @@ class Node:
         """Where every process's log ends now (for ``gc_pauses``)."""
         return [os.path.getsize(p) if os.path.exists(p) else 0 for p in self.logs]
 
-    def gc_pauses(self, marks: list[int]) -> list[tuple[str, int, float]]:
+    def gc_pauses(self, marks: list[int]) -> list[tuple[str, int, float, float]]:
         """Collector pauses of at least ``GC_REPORT_MS`` logged since ``marks``:
-        (process, generation, ms); a thaw counts as generation 3."""
-        out: list[tuple[str, int, float]] = []
+        (process, generation, ms, CPU ms); a thaw counts as generation 3."""
+        out: list[tuple[str, int, float, float]] = []
         for k, (path, mark) in enumerate(zip(self.logs, marks, strict=True)):
             with contextlib.suppress(OSError), open(path, "rb") as f:
                 f.seek(mark)
@@ -345,7 +345,8 @@ class Node:
                     with contextlib.suppress(ValueError):
                         e = orjson.loads(line)
                         gen = 3 if e["event"] == "gc thaw" else int(e["generation"])
-                        out.append(("core" if k == 0 else f"gw{k}", gen, float(e["pause_ms"])))
+                        out.append(("core" if k == 0 else f"gw{k}", gen, float(e["pause_ms"]),
+                                    float(e.get("cpu_ms", e["pause_ms"]))))
         return out
 
     def _pids(self) -> list[int]:

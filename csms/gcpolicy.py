@@ -81,6 +81,7 @@ class GcPolicy:
         self.stats = GcStats()
         self._clock = clock
         self._started: float | None = None
+        self._started_cpu = 0.0
         self._installed = False
         self._saved_thresholds = gc.get_threshold()
         self._last_thaw = clock()
@@ -157,6 +158,7 @@ class GcPolicy:
     def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
             self._started = time.perf_counter()
+            self._started_cpu = time.thread_time()
             return
         if self._started is None:
             return
@@ -166,5 +168,7 @@ class GcPolicy:
         collected = int(info.get("collected", 0))
         self.stats.observe(generation, seconds, collected)
         if seconds * 1000 >= self.settings.slow_pause_ms and not self._thawing:
+            # cpu_ms well under pause_ms: the process was preempted (an overloaded machine)
+            cpu_ms = (time.thread_time() - self._started_cpu) * 1000
             log.warning("gc pause", generation=generation, pause_ms=round(seconds * 1000, 1),
-                        collected=collected)
+                        cpu_ms=round(cpu_ms, 1), collected=collected)

@@ -120,11 +120,14 @@ def run(
     steps: list[int], *, hold_s: float = 60.0, time_scale: float = 1.0, meter_s: float = 60.0,
     heartbeat_s: float = 300.0, ramp_rate: float = 180.0, protocol: str = "mixed",
     charge_share: float = 1.0, tx_rate: float = 200.0, source_ips: int = 16, p99_limit_ms: float = 100.0,
-    gateways: int = 0, loadgens: int = 0, log: bool = True,
+    gateways: int = 0, loadgens: int = 0, log: bool = True, gc: dict[str, float] | None = None,
 ) -> list[dict[str, Any]]:
     """Ramp through ``steps``; one row per step; stops at the first step over the limits."""
     raise_nofile()
-    node = Node(gateways, _server_config(ramp_rate))
+    config = _server_config(ramp_rate) or {}
+    if gc:
+        config["gc"] = dict(gc)
+    node = Node(gateways, config or None)
     lg: Loadgens | None = None
     rows: list[dict[str, Any]] = []
     try:
@@ -207,6 +210,16 @@ def _worst(pauses: list[tuple[str, int, float, float]]) -> str:
     return f"{who}:g{gen}:{ms:.0f}ms/cpu{cpu:.0f}"
 
 
+def _gc_settings(pairs: list[str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--gc wants KEY=VALUE, got {pair!r}")
+        out[key] = float(value)
+    return out
+
+
 def run_quick() -> list[dict[str, Any]]:
     """A short run for ``python -m bench --quick``: one step of 500 stations, intervals / 20,
     in one process and then through two gateway processes."""
@@ -238,6 +251,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="measure a core plus this many `csms gateway` processes sharing the port")
     p.add_argument("--loadgens", type=int, default=0,
                    help="load-generator processes (default: one, or one per gateway)")
+    p.add_argument("--gc", metavar="KEY=VALUE", nargs="+", default=[],
+                   help="[gc] settings of the node's processes, e.g. thaw_interval_s=60 freeze_interval_s=0")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -250,7 +265,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = run(args.steps, hold_s=args.hold, time_scale=args.time_scale, ramp_rate=args.ramp_rate,
                protocol=args.protocol, charge_share=args.charge_share, tx_rate=args.tx_rate,
                source_ips=args.source_ips, p99_limit_ms=args.p99_limit, gateways=args.gateways,
-               loadgens=args.loadgens)
+               loadgens=args.loadgens, gc=_gc_settings(args.gc))
     node = f", core + {args.gateways} gateways" if args.gateways else ""
     print_table(f"capacity (intervals 60 s / 300 s divided by {args.time_scale:g}{node})", rows)
 

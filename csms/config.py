@@ -132,18 +132,21 @@ class LimitsConfig(_Section):
 class GcConfig(_Section):
     """Garbage-collector policy of ``serve`` and ``gateway`` processes (``csms.gcpolicy``)."""
 
-    freeze_interval_s: float = Field(10.0, ge=0)  # freeze what survived; 0 = at start-up only
+    freeze_interval_s: float = Field(1.0, ge=0)  # freeze what survived; 0 = at start-up only
     thaw_interval_s: float = Field(3600.0, ge=0)  # full collection of frozen objects; 0 = never
     threshold0: int = Field(5000, ge=1)  # young-generation allocation threshold
     threshold1: int = Field(10, ge=1)
     threshold2: int = Field(1000, ge=1)
     slow_pause_ms: float = Field(100.0, gt=0)  # log collections pausing longer than this
+    thaw_after_churn: int = Field(5000, ge=0)  # thaw early after this many connections ended; 0 = off
+    min_thaw_gap_s: float = Field(30.0, ge=0)
 
     def policy(self) -> GcSettings:
         return GcSettings(
             freeze_interval_s=self.freeze_interval_s, thaw_interval_s=self.thaw_interval_s,
             thresholds=(self.threshold0, self.threshold1, self.threshold2),
-            slow_pause_ms=self.slow_pause_ms,
+            slow_pause_ms=self.slow_pause_ms, thaw_after_churn=self.thaw_after_churn,
+            min_thaw_gap_s=self.min_thaw_gap_s,
         )
 
 

@@ -10,10 +10,11 @@ dicts), so default collections stop the event loop for hundreds of milliseconds 
   survived (everything made since the previous freeze that is still alive). Frozen
   objects are never scanned again, so pauses stay proportional to recent allocations, not
   to the number of connected stations;
-* every ``thaw_interval_s``: ``gc.unfreeze()``, one full collection, freeze again. Cycles
-  that became garbage after being frozen (sessions of stations that went away) are freed
-  here, never later; this pause is the one that grows with the node, so it is rare,
-  logged and measured;
+* every ``thaw_interval_s``, or sooner once ``thaw_after_churn`` connections ended
+  (``note_churn``; refused handshakes and closed sockets leave reference cycles, e.g.
+  exceptions holding their frames): ``gc.unfreeze()``, one full collection, freeze again.
+  Cycles that became garbage after being frozen are freed here, never earlier; this pause
+  is the one that grows with the node, so it is rare, logged and measured;
 * every collection is timed (``gc.callbacks``); pauses over ``slow_pause_ms`` are logged
   as warnings, and ``stats`` feeds the ``csms_gc_*`` metrics.
 
@@ -40,10 +41,25 @@ PAUSE_BUCKETS_S = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 
 @dataclass(frozen=True)
 class GcSettings:
-    freeze_interval_s: float = 10.0  # 0: freeze once at start-up only
+    freeze_interval_s: float = 1.0  # 0: freeze once at start-up only
     thaw_interval_s: float = 3600.0  # 0: never (frozen cyclic garbage is then kept forever)
     thresholds: tuple[int, int, int] = (5000, 10, 1000)
     slow_pause_ms: float = 100.0
+    # thaw early once this many connections ended since the last thaw (0: only on the interval);
+    # at most every ``min_thaw_gap_s``
+    thaw_after_churn: int = 5000
+    min_thaw_gap_s: float = 30.0
+
+
+_churn = 0
+
+
+def note_churn(connections: int = 1) -> None:
+    """Connections ended (closed, refused, dropped): each may leave frozen reference cycles.
+
+    Process-wide, like the collector itself; the policy thaws early when they add up."""
+    global _churn
+    _churn += connections
 
 
 @dataclass
@@ -133,14 +149,24 @@ class GcPolicy:
         self.stats.last_thaw_s = seconds
         self.stats.last_thaw_collected = collected
         self._last_thaw = self._clock()
+        global _churn
+        churn, _churn = _churn, 0
         emit = log.warning if seconds * 1000 >= self.settings.slow_pause_ms else log.info
-        emit("gc thaw", pause_ms=round(seconds * 1000, 1), collected=collected)
+        emit("gc thaw", pause_ms=round(seconds * 1000, 1), collected=collected, connections_ended=churn)
         return collected
+
+    def thaw_due(self) -> bool:
+        """The interval has passed, or enough connections ended since the last thaw."""
+        s = self.settings
+        since = self._clock() - self._last_thaw
+        if s.thaw_interval_s > 0 and since >= s.thaw_interval_s:
+            return True
+        return 0 < s.thaw_after_churn <= _churn and since >= s.min_thaw_gap_s
 
     def tick(self) -> None:
         """One period: thaw when due, else freeze the survivors."""
         s = self.settings
-        if s.thaw_interval_s > 0 and self._clock() - self._last_thaw >= s.thaw_interval_s:
+        if self.thaw_due():
             self.thaw()
         elif s.freeze_interval_s > 0:
             self.freeze_survivors()

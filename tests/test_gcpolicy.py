@@ -24,7 +24,7 @@ import websockets
 
 from csms.app import running
 from csms.config import load_settings
-from csms.gcpolicy import GcPolicy, GcSettings
+from csms.gcpolicy import GcPolicy, GcSettings, note_churn
 from csms.metrics import Metrics
 from tests.conftest import make_settings
 from tests.e2e.test_restart_durability import free_port, wait_healthy
@@ -112,6 +112,31 @@ def test_tick_thaws_when_due_and_freezes_otherwise() -> None:
         p.uninstall()
 
 
+def test_many_ended_connections_bring_the_thaw_forward_but_not_too_often() -> None:
+    now = [0.0]
+    settings = GcSettings(freeze_interval_s=1, thaw_interval_s=3600, thaw_after_churn=1000, min_thaw_gap_s=30)
+    p = GcPolicy(settings, clock=lambda: now[0])
+    p.install()
+    try:
+        p.thaw()  # counts from here
+        note_churn(999)
+        now[0] = 40
+        assert not p.thaw_due()
+        note_churn(1)
+        assert p.thaw_due()
+        p.tick()
+        assert p.stats.thaws == 2 and not p.thaw_due()
+        note_churn(5000)
+        now[0] = 60  # 20 s after the last thaw: not yet
+        p.tick()
+        assert p.stats.thaws == 2
+        now[0] = 70
+        p.tick()
+        assert p.stats.thaws == 3
+    finally:
+        p.uninstall()
+
+
 def test_collections_are_timed_and_slow_ones_logged() -> None:
     p = GcPolicy(GcSettings(slow_pause_ms=1e-6))
     p.install()
@@ -150,6 +175,8 @@ def test_gc_settings_from_file_and_environment(tmp_path: Path) -> None:
     conf.write_text("[gc]\nfreeze_interval_s = 5\nthreshold0 = 2000\n")
     s = load_settings(conf, environ={"CSMS_GC_THAW_INTERVAL_S": "120"})
     assert s.gc.policy() == GcSettings(freeze_interval_s=5, thaw_interval_s=120, thresholds=(2000, 10, 1000))
+    off = load_settings(None, {}, environ={"CSMS_GC_THAW_AFTER_CHURN": "0"})
+    assert off.gc.policy().thaw_after_churn == 0
     with pytest.raises(Exception, match="threshold0"):
         load_settings(None, {"gc": {"threshold0": 0}}, environ={})
 

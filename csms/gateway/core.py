@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import Close
 
 from csms.gateway.link import LinkProtocol, Op
+from csms.gcpolicy import note_churn
 from csms.ocpp.server import Admitted, Refused, Upgrade
 from csms.security.station_auth import Refusal
 from csms.security.tls import PeerCertificate
@@ -155,6 +156,7 @@ class _Link:
             self.opening.add(cid)
             self.hub.ocpp.spawn(self.open(cid, orjson.loads(body)))
         elif op == Op.CLOSED:
+            note_churn()  # its leftovers may need a thaw (csms.gcpolicy)
             self.opening.discard(cid)
             conn = self.conns.pop(cid, None)
             if conn is not None:

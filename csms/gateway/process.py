@@ -19,20 +19,21 @@ from typing import Any
 
 import orjson
 import structlog
+from prometheus_client import CollectorRegistry
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from csms.app import stop_on_signals
-from csms.config import Settings
+from csms.config import LimitsConfig, Settings
 from csms.errors import ConfigError
 from csms.gateway.link import MAX_MESSAGE, LinkProtocol, Op
-from csms.gcpolicy import GcPolicy
+from csms.gcpolicy import GcPolicy, note_churn
 from csms.ocpp.keepalive import KeepaliveSweep
 from csms.ocpp.server import SUBPROTOCOLS, offered_subprotocols
 from csms.ocpp.session import _write_now
-from csms.security.admission import peer_ip
+from csms.security.admission import Admission, peer_ip
 from csms.security.tls import peer_certificate, uses_tls
 from csms.security.wiring import security_parts
 
@@ -60,6 +61,9 @@ class GatewaySettings:
     max_queue: int = 16
     close_timeout_s: float = 5.0
     backlog: int = 1024  # absorbs reconnect storms without SYN drops (limits.backlog)
+    # connections not yet upgraded, per IP and in total (limits.max_pre_auth_*; 0 = unlimited)
+    max_pre_auth_per_ip: int = 64
+    max_pre_auth_total: int = 4096
 
 
 class _Station:
@@ -101,6 +105,7 @@ class Gateway:
         self._link_lost = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.port = settings.port
+        self.admission: Admission | None = None
 
     # --- the link to the core --------------------------------------------------------------
     async def connect(self, *, retry_s: float = 0.5, max_retry_s: float = 5.0) -> None:
@@ -243,6 +248,9 @@ class Gateway:
         return Subprotocol(chosen) if chosen is not None and chosen in offered else None
 
     async def _handle(self, conn: ServerConnection) -> None:
+        upgraded = getattr(conn, "upgraded", None)
+        if upgraded is not None:
+            upgraded()  # no longer counted against the pre-authentication caps
         cid: int | None = getattr(conn, "gateway_cid", None)
         st = self._stations.get(cid) if cid is not None else None
         if st is None or cid is None:
@@ -275,7 +283,8 @@ class Gateway:
                 self.link.send(Op.CLOSED, cid, _close_body(conn))
 
     def _connection_lost(self, conn: ServerConnection) -> None:
-        """A relayed socket is gone (also one whose upgrade failed after the core accepted it)."""
+        """A socket is gone: relayed, refused, or one whose upgrade failed after the core accepted it."""
+        note_churn()
         cid = getattr(conn, "gateway_cid", None)
         st = self._stations.pop(cid, None) if cid is not None else None
         if st is None:
@@ -296,8 +305,13 @@ class Gateway:
         """Listen for stations (after ``connect``)."""
         s = self.settings
         gateway = self
+        # the pre-authentication caps are per process: each gateway counts its own connections
+        limits = LimitsConfig(max_pre_auth_per_ip=s.max_pre_auth_per_ip,
+                              max_pre_auth_total=s.max_pre_auth_total)
+        self.admission = Admission(limits, CollectorRegistry())
+        guarded = self.admission.connection_class()
 
-        class RelayedConnection(ServerConnection):
+        class RelayedConnection(guarded):  # type: ignore[valid-type,misc]
             def connection_lost(self, exc: Exception | None) -> None:
                 super().connection_lost(exc)
                 gateway._connection_lost(self)
@@ -352,6 +366,8 @@ async def run_gateway(settings: Settings, *, core: str | None = None, reuse_port
         ping_interval_s=settings.ping_interval_s or None, ping_timeout_s=settings.ping_timeout_s or None,
         open_timeout_s=settings.limits.open_timeout_s, max_message_bytes=settings.max_message_bytes,
         max_queue=settings.limits.max_queue, backlog=settings.limits.backlog,
+        max_pre_auth_per_ip=settings.limits.max_pre_auth_per_ip,
+        max_pre_auth_total=settings.limits.max_pre_auth_total,
     ))
     stop = stop_on_signals()
     stopping = asyncio.ensure_future(stop.wait())

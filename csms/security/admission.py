@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter
 from websockets.asyncio.server import ServerConnection
 
 from csms.config import LimitsConfig
+from csms.gcpolicy import note_churn
 from csms.security.limits import Gauge, TokenBucket, WindowCounter
 
 
@@ -92,6 +93,7 @@ class Admission:
 
             def connection_lost(self, exc: Exception | None) -> None:
                 self.upgraded()
+                note_churn()  # its leftovers may need a thaw (csms.gcpolicy)
                 super().connection_lost(exc)
 
         return GuardedConnection

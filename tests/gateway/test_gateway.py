@@ -10,6 +10,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -359,3 +360,37 @@ async def test_a_station_that_does_not_read_is_paused_not_buffered(tmp_path: Pat
         queued, answered = await asyncio.to_thread(flood)
         assert queued <= 64
         assert answered == sorted(answered, key=lambda x: int(x[1:]))
+
+
+async def test_connections_that_never_upgrade_are_capped_per_ip_in_the_gateway(
+    core: CsmsApp, sock_path: str
+) -> None:
+    """Slowloris through a gateway: the gateway counts its own un-upgraded connections and aborts
+    the one over the cap at once; upgraded stations do not count, and freed slots are reused."""
+    assert core.store is not None
+    for station_id in ("PRE-LIVE", "PRE-CAPPED", "PRE-AFTER"):
+        await core.store.upsert_station(station_id)
+    async with gateway_for(sock_path, max_pre_auth_per_ip=3, open_timeout_s=30) as gw:
+        url = f"ws://127.0.0.1:{gw.port}/ocpp"
+        async with connect(url, "PRE-LIVE", V16) as live:  # upgraded: not counted
+            idle = [socket.create_connection(("127.0.0.1", gw.port)) for _ in range(3)]
+            try:
+                await asyncio.sleep(0.2)
+                extra = socket.create_connection(("127.0.0.1", gw.port))
+                extra.settimeout(2)
+                try:
+                    assert await asyncio.to_thread(extra.recv, 1) == b""  # aborted at once
+                except ConnectionResetError:
+                    pass
+                finally:
+                    extra.close()
+                with pytest.raises((OSError, websockets.InvalidMessage, EOFError)):
+                    async with connect(url, "PRE-CAPPED", V16):
+                        pass
+                assert await heartbeat_ok(live)
+            finally:
+                for s in idle:
+                    s.close()
+            await asyncio.sleep(0.2)
+            async with connect(url, "PRE-AFTER", V16) as after:  # slots are free again
+                assert await heartbeat_ok(after)

@@ -147,6 +147,7 @@ def run(
             if target <= prev:
                 break
             load = load_average()
+            step_marks = node.log_marks()
             budget = (target - prev) / max(ramp_rate, 50) * 2 + 60
             conn = lg.connect(target, ramp_rate, timeout_s=budget)
             time.sleep(2.0)
@@ -158,6 +159,7 @@ def run(
             traffic = lg.traffic(hold_s, meter_s / time_scale, heartbeat_s / time_scale, wait_s=hold_s + 120)
             cpu = node.cpu() - cpu0
             pauses = node.gc_pauses(marks)
+            thaws = [p for p in node.gc_pauses(step_marks) if p[1] == 3]
             rss = node.rss()
             gw_rss = node.gateway_rss()
             n = int(conn["connected"])
@@ -180,6 +182,8 @@ def run(
                 "lg_rss_kib_conn": round(lg.rss() / 1024 / max(1, n)),
                 "lg_lag_p99_ms": traffic["lag_p99_ms"], "stalls": traffic["stalls"],
                 "gc_pauses": len(pauses), "gc_max": _worst(pauses),
+                # thaws anywhere in the step (ramp included): how many, the longest
+                "thaws": f"{len(thaws)}:{_worst(thaws)}" if thaws else "-",
                 "load": load, "note": note,
             }
             rows.append(row)

@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     gw.add_argument("--tls-cert", metavar="FILE", help="PEM server certificate: serve wss:// instead of ws://")
     gw.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
     gw.add_argument("--tls-client-ca", metavar="FILE", help="CA bundle for profile-3 client certificates")
+    gw.add_argument("--metrics-port", type=int, metavar="PORT",
+                    help="serve this gateway's Prometheus metrics on http://HOST:PORT/metrics "
+                         "(stations, pings, pre-authentication refusals, collector pauses)")
     gw.add_argument("--log-format", choices=["json", "console", "auto"], help="log output format")
     gw.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="log level")
 
@@ -217,7 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "gateway":
             from csms.gateway.process import run_gateway
 
-            return _run(run_gateway(settings, core=args.core, reuse_port=args.reuse_port))
+            return _run(run_gateway(settings, core=args.core, reuse_port=args.reuse_port,
+                                    metrics_port=args.metrics_port))
         elif args.command == "demo":
             from csms.demo import run_demo
 

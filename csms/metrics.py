@@ -77,7 +77,7 @@ class Metrics:
 
     def watch_gc(self, stats: GcStats) -> None:
         """Expose the process's garbage-collector pauses (see ``csms.gcpolicy``)."""
-        self.registry.register(_GcCollector(stats))
+        self.registry.register(GcCollector(stats))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -120,7 +120,7 @@ class _HandledCollector(Collector):
         yield latency
 
 
-class _GcCollector(Collector):
+class GcCollector(Collector):
     """Collector pauses by generation, from ``GcStats`` (filled by a ``gc.callbacks`` hook)."""
 
     def __init__(self, stats: GcStats) -> None:

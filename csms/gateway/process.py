@@ -14,12 +14,13 @@ import contextlib
 import itertools
 import ssl
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
 import structlog
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
@@ -30,6 +31,7 @@ from csms.config import LimitsConfig, Settings
 from csms.errors import ConfigError
 from csms.gateway.link import MAX_MESSAGE, LinkProtocol, Op
 from csms.gcpolicy import GcPolicy, note_churn
+from csms.metrics import GcCollector
 from csms.ocpp.keepalive import KeepaliveSweep
 from csms.ocpp.server import SUBPROTOCOLS, offered_subprotocols
 from csms.ocpp.session import _write_now
@@ -106,6 +108,16 @@ class Gateway:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.port = settings.port
         self.admission: Admission | None = None
+        # what ``csms gateway --metrics-port`` exports (csms.gateway.process.serve_metrics)
+        self.registry = CollectorRegistry()
+        self._pings = Counter("csms_keepalive_pings_total",
+                              "WebSocket pings sent to stations that went quiet", registry=self.registry)
+        self._timeouts = Counter("csms_keepalive_timeouts_total",
+                                 "Stations closed (1011) for not answering a ping", registry=self.registry)
+        Gauge("csms_gateway_connected_stations", "Stations relayed by this gateway now",
+              registry=self.registry).set_function(lambda: len(self._stations))
+        Gauge("csms_gateway_core_linked", "1 while linked to the core, else 0",
+              registry=self.registry).set_function(lambda: 0 if self.link is None or self.link.closed else 1)
 
     # --- the link to the core --------------------------------------------------------------
     async def connect(self, *, retry_s: float = 0.5, max_retry_s: float = 5.0) -> None:
@@ -308,7 +320,7 @@ class Gateway:
         # the pre-authentication caps are per process: each gateway counts its own connections
         limits = LimitsConfig(max_pre_auth_per_ip=s.max_pre_auth_per_ip,
                               max_pre_auth_total=s.max_pre_auth_total)
-        self.admission = Admission(limits, CollectorRegistry())
+        self.admission = Admission(limits, self.registry)
         guarded = self.admission.connection_class()
 
         class RelayedConnection(guarded):  # type: ignore[valid-type,misc]
@@ -327,7 +339,8 @@ class Gateway:
         self.port = int(next(iter(self._server.sockets)).getsockname()[1])
         if s.ping_interval_s:
             sweep = KeepaliveSweep(lambda: list(self._stations.values()), interval_s=s.ping_interval_s,
-                                   timeout_s=s.ping_timeout_s)
+                                   timeout_s=s.ping_timeout_s, on_pings=self._pings.inc,
+                                   on_timeout=self._timeouts.inc)
             self._spawn(sweep.run())
         log.info("gateway listening", url=f"{'wss' if s.tls_context else 'ws'}://{s.host}:{self.port}")
 
@@ -352,7 +365,24 @@ class Gateway:
             await self._server.wait_closed()
 
 
-async def run_gateway(settings: Settings, *, core: str | None = None, reuse_port: bool = False) -> int:
+def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> Callable[[], None]:
+    """``GET /metrics`` (Prometheus text) on ``host:port`` from a thread; returns its stop."""
+    try:
+        server, thread = start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen for metrics on {host}:{port}: {exc.strerror or exc}") from None
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+    return stop
+
+
+async def run_gateway(
+    settings: Settings, *, core: str | None = None, reuse_port: bool = False, metrics_port: int | None = None,
+) -> int:
     """``csms gateway``: link to the core, listen, relay until SIGTERM/SIGINT."""
     path = core or settings.gateway_socket
     if not path:
@@ -371,6 +401,7 @@ async def run_gateway(settings: Settings, *, core: str | None = None, reuse_port
     ))
     stop = stop_on_signals()
     stopping = asyncio.ensure_future(stop.wait())
+    stop_metrics: Callable[[], None] | None = None
     try:
         linking = asyncio.ensure_future(gateway.connect())
         await asyncio.wait([linking, stopping], return_when=asyncio.FIRST_COMPLETED)
@@ -387,6 +418,10 @@ async def run_gateway(settings: Settings, *, core: str | None = None, reuse_port
             raise ConfigError(f"cannot listen on {where}: {exc.strerror or exc}") from None
         gc_policy = GcPolicy(settings.gc.policy())
         gc_policy.install()
+        gateway.registry.register(GcCollector(gc_policy.stats))
+        if metrics_port is not None:
+            stop_metrics = serve_metrics(gateway.registry, settings.host, metrics_port)
+            log.info("gateway metrics", url=f"http://{settings.host}:{metrics_port}/metrics")
         collecting = asyncio.ensure_future(gc_policy.run())
         relinking = asyncio.ensure_future(gateway.serve_forever())
         await asyncio.wait([relinking, stopping], return_when=asyncio.FIRST_COMPLETED)
@@ -395,4 +430,6 @@ async def run_gateway(settings: Settings, *, core: str | None = None, reuse_port
     finally:
         stopping.cancel()
         await gateway.stop()
+        if stop_metrics is not None:
+            await asyncio.to_thread(stop_metrics)
     return 0

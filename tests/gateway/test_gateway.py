@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 import websockets
@@ -216,11 +217,11 @@ async def test_a_core_restart_closes_the_gateways_stations_which_come_back_after
 
 # --- a gateway process killed with SIGKILL --------------------------------------------------
 @contextmanager
-def gateway_process(core_socket: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
+def gateway_process(core_socket: str, port: int, *extra: str) -> Iterator[subprocess.Popen[bytes]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CSMS_")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "csms", "gateway", "--core", core_socket, "--ocpp-port", str(port),
-         "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+         "--log-level", "warning", *extra], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     try:
         yield proc
@@ -394,3 +395,21 @@ async def test_connections_that_never_upgrade_are_capped_per_ip_in_the_gateway(
             await asyncio.sleep(0.2)
             async with connect(url, "PRE-AFTER", V16) as after:  # slots are free again
                 assert await heartbeat_ok(after)
+
+
+async def test_a_gateway_process_exports_its_own_metrics(tmp_path: Path, sock_path: str) -> None:
+    """``csms gateway --metrics-port``: its stations, its link, its collector, its caps."""
+    async with running(make_settings(tmp_path, gateway_socket=sock_path)):
+        port, metrics_port = free_port(), free_port()
+        with gateway_process(sock_path, port, "--metrics-port", str(metrics_port)):
+            ws = await connect_when_up(f"ws://127.0.0.1:{port}/ocpp", "MET-1")
+            async with ws, httpx.AsyncClient() as client:
+                text = (await client.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+            values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+                      if line and not line.startswith("#")}
+            assert values["csms_gateway_connected_stations"] == 1
+            assert values["csms_gateway_core_linked"] == 1
+            assert "csms_keepalive_pings_total" in values and "csms_keepalive_timeouts_total" in values
+            assert all(f'csms_gc_pause_seconds_count{{generation="{g}"}}' in values for g in range(3))
+            assert values["csms_gc_freezes_total"] >= 1  # at start-up
+            assert "# TYPE csms_admission_refused_total counter" in text

@@ -327,6 +327,10 @@ class Gateway:
             def connection_lost(self, exc: Exception | None) -> None:
                 super().connection_lost(exc)
                 gateway._connection_lost(self)
+                # websockets binds our select_subprotocol to each protocol through a closure
+                # over this connection: a reference cycle of ~60 objects per connection that
+                # only the cyclic collector (or, frozen, a thaw) would free. Break it.
+                self.protocol.__dict__.pop("select_subprotocol", None)
 
         self._server = await serve(
             self._handle, s.host, s.port, ssl=s.tls_context, reuse_port=s.reuse_port or None,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import shutil
 import signal
@@ -24,6 +25,7 @@ import httpx
 import orjson
 import pytest
 import websockets
+import websockets.asyncio.server
 
 from csms.app import CsmsApp, running
 from csms.config import TlsConfig
@@ -413,3 +415,27 @@ async def test_a_gateway_process_exports_its_own_metrics(tmp_path: Path, sock_pa
             assert all(f'csms_gc_pause_seconds_count{{generation="{g}"}}' in values for g in range(3))
             assert values["csms_gc_freezes_total"] >= 1  # at start-up
             assert "# TYPE csms_admission_refused_total counter" in text
+
+
+async def test_refused_and_closed_connections_leave_no_reference_cycles_in_the_gateway(
+    core: CsmsApp, sock_path: str
+) -> None:
+    """Each connection must be freed by reference counting when it ends: a cycle would wait for
+    the cyclic collector, and with survivors frozen (csms.gcpolicy) for the next thaw."""
+    assert core.store is not None
+    await core.store.upsert_station("CYCLE-OK")
+    async with gateway_for(sock_path) as gw:
+        gc.collect()
+        gc.disable()
+        try:
+            for i in range(20):  # unknown stations: 404 from the core
+                assert await refusal(f"ws://127.0.0.1:{gw.port}/ocpp", f"CYCLE-NO{i}", V16) == 404
+            async with connect(f"ws://127.0.0.1:{gw.port}/ocpp", "CYCLE-OK", V16) as ws:
+                assert await heartbeat_ok(ws)
+            await eventually(lambda: not gw._stations)
+            await asyncio.sleep(0.3)
+            server_connection = websockets.asyncio.server.ServerConnection
+            left = [o for o in gc.get_objects() if issubclass(type(o), server_connection)]
+            assert not left, f"{len(left)} ended connections are kept alive by reference cycles"
+        finally:
+            gc.enable()

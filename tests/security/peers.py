@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
+import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.typing import Subprotocol
@@ -108,3 +109,18 @@ async def serve_calls(
                 await ws.send(orjson.dumps([3, frame[1], reply]).decode())
     except websockets.ConnectionClosed:
         pass
+
+
+async def assert_over_the_pre_auth_cap(port: int, url: str, station_id: str) -> None:
+    """A new TCP connection is aborted at once, and a WebSocket upgrade fails."""
+    extra = socket.create_connection(("127.0.0.1", port))
+    extra.settimeout(2)
+    try:
+        assert await asyncio.to_thread(extra.recv, 1) == b""  # aborted at once
+    except ConnectionResetError:
+        pass
+    finally:
+        extra.close()
+    with pytest.raises((OSError, websockets.InvalidMessage, EOFError)):
+        async with connect(url, station_id, V16):
+            pass

@@ -11,8 +11,8 @@ dicts), so default collections stop the event loop for hundreds of milliseconds 
   objects are never scanned again, so pauses stay proportional to recent allocations, not
   to the number of connected stations;
 * every ``thaw_interval_s``, or sooner once ``thaw_after_churn`` connections ended
-  (``note_churn``; refused handshakes and closed sockets leave reference cycles, e.g.
-  exceptions holding their frames): ``gc.unfreeze()``, one full collection, freeze again.
+  (``note_churn``; refused handshakes and closed sockets can leave reference cycles):
+  ``gc.unfreeze()``, one full collection, freeze again.
   Cycles that became garbage after being frozen are freed here, never earlier; this pause
   is the one that grows with the node, so it is rare, logged and measured;
 * every collection is timed (``gc.callbacks``); pauses over ``slow_pause_ms`` are logged

@@ -30,6 +30,7 @@ class Metrics:
             ["direction", "protocol", "action", "result"], registry=r,
         )
         self._fast = _HandledCollector()
+        self._observers: dict[OcppVersion, Callable[[str, float], None]] = {}
         r.register(self._fast)
         self.call_errors = Counter(
             "csms_call_errors_total", "CALLERRORs sent to stations by code",
@@ -53,12 +54,17 @@ class Metrics:
         self._fast.observe(version.value, action, seconds)
 
     def handled_observer(self, version: OcppVersion) -> Callable[[str, float], None]:
-        """``handled`` for one version, as a plain function (the per-message path)."""
+        """``handled`` for one version, as a plain function (the per-message path); one per
+        version, shared by every session."""
+        cached = self._observers.get(version)
+        if cached is not None:
+            return cached
         observe, protocol = self._fast.observe, version.value
 
         def handled(action: str, seconds: float) -> None:
             observe(protocol, action, seconds)
 
+        self._observers[version] = handled
         return handled
 
     def call_error_sent(self, version: OcppVersion, action: str, code: str) -> None:

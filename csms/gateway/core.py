@@ -147,7 +147,7 @@ class _Link:
         if op == Op.MSG:
             conn = self.conns.get(cid)
             if conn is not None:
-                conn.feed(body.decode(errors="replace"))  # the gateway's websockets checked UTF-8
+                conn.feed(body.decode(errors="replace"))  # the gateway checked UTF-8 (1007 if not)
         elif op == Op.BINARY:
             conn = self.conns.get(cid)
             if conn is not None:

@@ -43,9 +43,13 @@ def frame(op: int, cid: int, body: bytes) -> bytes:
 class LinkProtocol(asyncio.Protocol):
     """One end of a link. ``on_frame(op, cid, body)`` is called for every frame received, in order."""
 
-    def __init__(self, on_frame: OnFrame, on_lost: Callable[[Exception | None], None]) -> None:
+    def __init__(
+        self, on_frame: OnFrame, on_lost: Callable[[Exception | None], None],
+        on_writable: Callable[[], None] | None = None,
+    ) -> None:
         self._on_frame = on_frame
         self._on_lost = on_lost
+        self._on_writable = on_writable  # called when the peer caught up (``writable`` set again)
         self._buf = bytearray()
         self._out: list[bytes] = []
         self._flush_scheduled = False
@@ -105,6 +109,8 @@ class LinkProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.writable.set()
+        if self._on_writable is not None:
+            self._on_writable()
 
     # --- sending -------------------------------------------------------------------------
     def send(self, op: int, cid: int, body: bytes) -> None:

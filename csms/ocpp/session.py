@@ -176,12 +176,16 @@ class StationSession:
                 try:
                     frame = rpc.parse(raw, version)
                 except rpc.FrameError as exc:
+                    del raw
                     await self._bad_frame(exc)
                     continue
                 if isinstance(frame, rpc.Call):
                     await self._on_call(frame, raw)
                 else:
                     self._on_answer(frame, raw)
+                # a quiet station's suspended coroutine would otherwise keep its last message
+                # alive (~0.6 KiB, parsed and raw) until the next one
+                del raw, frame
         except ConnectionClosed:
             pass
         finally:

@@ -433,7 +433,7 @@ async def test_refused_and_closed_connections_leave_no_reference_cycles_in_the_g
             await eventually(lambda: not gw._stations)
             await asyncio.sleep(0.3)
             # this gateway's connections (other tests' in-process ones may still be around)
-            relayed = "Gateway.listen.<locals>.RelayedConnection"
+            relayed = "StationProtocol"
             left = [o for o in gc.get_objects() if type(o).__qualname__ == relayed]
             assert not left, f"{len(left)} ended connections are kept alive by reference cycles"
         finally:

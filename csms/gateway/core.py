@@ -57,7 +57,7 @@ class GatewayConnection:
         self._max_inbox = max_inbox  # then the gateway stops reading from the station (max_queue)
         self.cid = cid
         self.remote_address = (remote, 0)
-        self._inbox: deque[str | bytes] = deque()
+        self._inbox: deque[str | bytes] | None = None  # only while messages wait (~0.7 KiB each)
         self._waiter: asyncio.Future[None] | None = None
         self.close_code: int | None = None
         self.close_reason = ""
@@ -68,8 +68,11 @@ class GatewayConnection:
     def feed(self, text: str | bytes) -> None:
         if self.close_code is not None:
             return
-        self._inbox.append(text)
-        if len(self._inbox) >= self._max_inbox and not self._paused:  # as websockets' max_queue does
+        inbox = self._inbox
+        if inbox is None:
+            self._inbox = inbox = deque()
+        inbox.append(text)
+        if len(inbox) >= self._max_inbox and not self._paused:  # as websockets' max_queue does
             self._paused = True
             self._link.send(Op.PAUSE, self.cid, b"")
         self._wake()
@@ -87,11 +90,15 @@ class GatewayConnection:
     # --- what the session uses -------------------------------------------------------------
     async def recv(self) -> str | bytes:
         while True:
-            if self._inbox:
-                if self._paused and len(self._inbox) <= self._max_inbox // 4:
+            inbox = self._inbox
+            if inbox:
+                if self._paused and len(inbox) <= self._max_inbox // 4:
                     self._paused = False
                     self._link.send(Op.RESUME, self.cid, b"")
-                return self._inbox.popleft()
+                message = inbox.popleft()
+                if not inbox:
+                    self._inbox = None
+                return message
             if self.close_code is not None:
                 raise ConnectionClosed(Close(self.close_code, self.close_reason), None)
             self._waiter = self._loop.create_future()

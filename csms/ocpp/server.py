@@ -43,7 +43,7 @@ from csms.errors import StoreUnavailable
 from csms.ocpp import schemas
 from csms.ocpp.keepalive import KeepaliveSweep
 from csms.ocpp.registry import SessionRegistry
-from csms.ocpp.session import Connection, Handler, OnMessage, StationSession
+from csms.ocpp.session import Connection, Handler, StationSession
 from csms.ocpp.v16.handlers import HANDLERS as V16_HANDLERS
 from csms.ocpp.v201.handlers import HANDLERS as V201_HANDLERS
 from csms.security.admission import Admission, peer_ip
@@ -373,7 +373,7 @@ class OcppServer:
         session = StationSession(
             conn, station_id, version, self.handlers[version], self.service, self.metrics,
             generation=self.registry.next_generation(), call_timeout_s=self.settings.call_timeout_s,
-            on_message=self._message_callback(station_id),
+            on_message=self._on_message,
         )
         old = self.registry.register(session)
         if old is not None:
@@ -393,23 +393,19 @@ class OcppServer:
                 )
             session.log.info("station disconnected", code=conn.close_code)
 
-    def _message_callback(self, station_id: str) -> OnMessage:
-        """What a session calls for every message: the frame taps, then the bus if anyone listens."""
+    def _on_message(
+        self, station_id: str, direction: str, action: str, kind: str, uid: str, payload: Any,
+        raw: bytes | str,
+    ) -> None:
+        """What every session calls for every message: the frame taps, then the bus if anyone listens."""
+        for tap in self.registry.taps:
+            try:
+                tap(station_id, direction, action, kind, uid, raw)
+            except Exception:  # a tap must never cost a station its answer
+                log.exception("frame tap failed", tap=getattr(tap, "__qualname__", repr(tap)))
         bus = self.bus
-        taps = self.registry.taps
-
-        def on_message(
-            direction: str, action: str, kind: str, uid: str, payload: Any, raw: bytes | str
-        ) -> None:
-            for tap in taps:
-                try:
-                    tap(station_id, direction, action, kind, uid, raw)
-                except Exception:  # a tap must never cost a station its answer
-                    log.exception("frame tap failed", tap=getattr(tap, "__qualname__", repr(tap)))
-            if bus.wants(MessageExchanged):
-                bus.publish(MessageExchanged(
-                    station_id=station_id, direction=direction, action=action, message_type=kind,
-                    unique_id=uid, payload=redact(action, payload) if kind == "Call" else payload,
-                ))
-
-        return on_message
+        if bus.wants(MessageExchanged):
+            bus.publish(MessageExchanged(
+                station_id=station_id, direction=direction, action=action, message_type=kind,
+                unique_id=uid, payload=redact(action, payload) if kind == "Call" else payload,
+            ))

@@ -58,8 +58,9 @@ class Connection(Protocol):
 
 
 Handler = Callable[["StationSession", dict[str, Any]], Awaitable[dict[str, Any]]]
-OnMessage = Callable[[str, str, str, str, Any, "bytes | str"], None]
-"""Called for every message: (direction, action, message type, message id, payload, frame text)."""
+OnMessage = Callable[[str, str, str, str, str, Any, "bytes | str"], None]  # station id first
+"""Called for every message: (station id, direction, action, message type, message id, payload,
+frame text); one function shared by all sessions."""
 
 
 class HandlerError(Exception):
@@ -202,7 +203,7 @@ class StationSession:
     async def _on_call(self, call: rpc.Call, raw: bytes | str) -> None:
         action = call.action
         if self.on_message is not None:
-            self.on_message("in", action, "Call", call.unique_id, call.payload, raw)
+            self.on_message(self.station_id, "in", action, "Call", call.unique_id, call.payload, raw)
         handler = self.handlers.get(action)
         if handler is None:
             if action in self._known_actions:
@@ -242,7 +243,7 @@ class StationSession:
         if not self._write_now(data):
             await self._send_queued(data)
         if self.on_message is not None:
-            self.on_message("out", action, "CallResult", call.unique_id, response, data)
+            self.on_message(self.station_id, "out", action, "CallResult", call.unique_id, response, data)
 
     def _compile_checks(self, action: str) -> tuple[Callable[[Any], bool], Callable[[Any], bool]]:
         pair = (
@@ -265,7 +266,9 @@ class StationSession:
         data = rpc.encode_error(err)
         await self._send(data)
         if self.on_message is not None:
-            self.on_message("out", action, "CallError", err.unique_id, [err.code, err.description], data)
+            self.on_message(
+                self.station_id, "out", action, "CallError", err.unique_id, [err.code, err.description], data
+            )
 
     def _on_answer(self, frame: rpc.CallResult | rpc.CallError, raw: bytes | str) -> None:
         pending = self._pending
@@ -317,7 +320,7 @@ class StationSession:
                         data = rpc.encode_call(uid, action, payload)
                         await self.ws.send(data, text=True)
                         if self.on_message is not None:
-                            self.on_message("out", action, "Call", uid, payload, data)
+                            self.on_message(self.station_id, "out", action, "Call", uid, payload, data)
                         answer = await fut
                     finally:
                         self._pending = None
@@ -329,7 +332,7 @@ class StationSession:
         if self.on_message is not None:
             kind = "CallResult" if isinstance(answer, rpc.CallResult) else "CallError"
             body = answer.payload if isinstance(answer, rpc.CallResult) else [answer.code, answer.description]
-            self.on_message("in", action, kind, answer.unique_id, body, pending.raw)
+            self.on_message(self.station_id, "in", action, kind, answer.unique_id, body, pending.raw)
         if isinstance(answer, rpc.CallError):
             self.metrics.outbound(self.version, action, "call_error")
             raise CallErrorReceived(answer.code, answer.description, answer.details)

@@ -138,8 +138,8 @@ class GcConfig(_Section):
     threshold1: int = Field(10, ge=1)
     threshold2: int = Field(1000, ge=1)
     slow_pause_ms: float = Field(100.0, gt=0)  # log collections pausing longer than this
-    thaw_after_churn: int = Field(5000, ge=0)  # thaw early after this many connections ended; 0 = off
-    min_thaw_gap_s: float = Field(30.0, ge=0)
+    thaw_after_churn: int = Field(50_000, ge=0)  # thaw early after this many connections ended; 0 = off
+    min_thaw_gap_s: float = Field(300.0, ge=0)
 
     def policy(self) -> GcSettings:
         return GcSettings(

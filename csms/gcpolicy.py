@@ -47,8 +47,8 @@ class GcSettings:
     slow_pause_ms: float = 100.0
     # thaw early once this many connections ended since the last thaw (0: only on the interval);
     # at most every ``min_thaw_gap_s``
-    thaw_after_churn: int = 5000
-    min_thaw_gap_s: float = 30.0
+    thaw_after_churn: int = 50_000
+    min_thaw_gap_s: float = 300.0
 
 
 _churn = 0

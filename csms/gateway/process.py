@@ -46,7 +46,6 @@ class GatewaySettings:
     open_timeout_s: float = 10.0
     decision_timeout_s: float = 30.0  # how long an upgrade waits for the core's answer
     max_message_bytes: int = 1 << 20
-    max_queue: int = 16
     close_timeout_s: float = 5.0
     backlog: int = 1024  # absorbs reconnect storms without SYN drops (limits.backlog)
     # connections not yet upgraded, per IP and in total (limits.max_pre_auth_*; 0 = unlimited)
@@ -233,7 +232,7 @@ async def run_gateway(
         core_socket=path, host=settings.host, port=settings.ocpp_port, reuse_port=reuse_port,
         ping_interval_s=settings.ping_interval_s or None, ping_timeout_s=settings.ping_timeout_s or None,
         open_timeout_s=settings.limits.open_timeout_s, max_message_bytes=settings.max_message_bytes,
-        max_queue=settings.limits.max_queue, backlog=settings.limits.backlog,
+        backlog=settings.limits.backlog,
         max_pre_auth_per_ip=settings.limits.max_pre_auth_per_ip,
         max_pre_auth_total=settings.limits.max_pre_auth_total,
     ))

@@ -282,7 +282,9 @@ class StationProtocol(asyncio.Protocol):
                 return
             data, self._fragments, op = b"".join(self._fragments), None, self._fragment_op
         elif opcode is _PONG:
-            fut = self._pongs.pop(bytes(data), None) if self._pongs else None
+            fut = self._pongs.pop(data, None) if self._pongs else None
+            if not self._pongs:
+                self._pongs = None
             if fut is not None and not fut.done():
                 fut.set_result(self.gw.loop.time())
             return

@@ -438,3 +438,58 @@ async def test_refused_and_closed_connections_leave_no_reference_cycles_in_the_g
             assert not left, f"{len(left)} ended connections are kept alive by reference cycles"
         finally:
             gc.enable()
+
+
+def _upgrade_and_leave(port: int, station_id: str) -> bytes:
+    """One raw upgrade: the status line's code; an accepted one is closed cleanly (1000)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall((
+            f"GET /ocpp/{station_id} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Protocol: ocpp1.6\r\n\r\n"
+        ).encode())
+        head = sock.recv(4096)
+        if head.startswith(b"HTTP/1.1 101"):
+            sock.sendall(bytes([0x88, 0x82, 1, 2, 3, 4, 0x03 ^ 1, 0xE8 ^ 2]))  # masked close, 1000
+            sock.recv(4096)
+        return head.split(b" ")[1]
+
+
+def test_under_uvloop_ended_connections_leave_no_cyclic_garbage_at_all(tmp_path: Path) -> None:
+    """What ``csms serve``/``csms gateway`` run on (uvloop): a refused or closed connection, in
+    the core's own endpoint or through a gateway, is freed by reference counting alone. This is
+    what lets the collector policy thaw rarely (csms.gcpolicy, ``thaw_after_churn``)."""
+    import uvloop
+
+    async def scenario() -> dict[str, tuple[set[bytes], int]]:
+        folder = socket_dir()
+        sock = str(Path(folder) / "core.sock")
+        found: dict[str, tuple[set[bytes], int]] = {}
+        try:
+            settings = make_settings(tmp_path, gateway_socket=sock, auto_register=False)
+            async with running(settings) as app, gateway_for(sock) as gw:
+                assert app.store is not None
+                for i in range(30):
+                    await app.store.upsert_station(f"UV-OK{i}")
+                for name, port in (("in-process", app.ocpp_port), ("gateway", gw.port)):
+                    for kind in ("NO", "OK"):  # refused (404), then accepted and closed
+                        await asyncio.to_thread(_upgrade_and_leave, port, f"UV-{kind}0")  # warm-up
+                        await asyncio.sleep(0.3)
+                        gc.collect()
+                        gc.disable()
+                        try:
+                            codes = {await asyncio.to_thread(_upgrade_and_leave, port, f"UV-{kind}{i}")
+                                     for i in range(1, 30)}
+                            await asyncio.sleep(0.5)
+                            found[f"{name} {kind}"] = (codes, gc.collect())
+                        finally:
+                            gc.enable()
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return found
+
+    found = uvloop.run(scenario())
+    assert {k: v[0] for k, v in found.items()} == {
+        "in-process NO": {b"404"}, "in-process OK": {b"101"}, "gateway NO": {b"404"}, "gateway OK": {b"101"},
+    }
+    assert {k: v[1] for k, v in found.items()} == dict.fromkeys(found, 0)

@@ -65,6 +65,7 @@ class Gateway:
         self._stations: dict[int, StationProtocol] = {}
         self._waiting_link: set[StationProtocol] = set()  # stopped reading while the link was full
         self._emptied: asyncio.Event | None = None  # set when the last station left (``stop``)
+        self.stopping = False  # no upgrade is accepted any more (503)
         self._server: asyncio.Server | None = None
         self._link_lost = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -109,11 +110,11 @@ class Gateway:
         self._link_lost.set()
         opening, self._opening = self._opening, {}
         for st in opening.values():
-            st.decided(LINK_LOST, b"")
+            self._guarded(st, st.decided, LINK_LOST, b"")
         stations, self._stations = self._stations, {}
         self._waiting_link.clear()
         for st in stations.values():
-            st.start_close(1011, "CSMS core unavailable")
+            self._guarded(st, st.start_close, 1011, "CSMS core unavailable")
         log.warning("core link lost; stations closed", stations=len(stations),
                     error=str(exc) if exc else None)
 
@@ -122,28 +123,37 @@ class Gateway:
         for st in waiting:
             st.link_writable()
 
+    @staticmethod
+    def _guarded(st: StationProtocol, step: Callable[..., None], *args: Any) -> None:
+        """One station's step; a failure costs that station its socket, never the link."""
+        try:
+            step(*args)
+        except Exception:
+            log.exception("station step failed; connection dropped", station=st.station_id)
+            if st.transport is not None:
+                st.transport.abort()
+
     def _on_frame(self, op: int, cid: int, body: bytes) -> None:
+        st = self._stations.get(cid) if op != Op.ACCEPT and op != Op.REFUSE else self._opening.get(cid)
+        if st is None:
+            if op not in (Op.SEND, Op.ACCEPT, Op.REFUSE, Op.PAUSE, Op.RESUME, Op.CLOSE):
+                log.warning("unexpected frame from core ignored", op=op)
+            return
+        self._guarded(st, self._dispatch, st, op, cid, body)
+
+    def _dispatch(self, st: StationProtocol, op: int, cid: int, body: bytes) -> None:
         if op == Op.SEND:
-            st = self._stations.get(cid)
-            if st is not None:
-                st.send_text(body)
-        elif op in (Op.ACCEPT, Op.REFUSE):
-            opening = self._opening.pop(cid, None)
-            if opening is not None:
-                opening.decided(op, body)
+            st.send_text(body)
+        elif op == Op.ACCEPT or op == Op.REFUSE:
+            del self._opening[cid]
+            st.decided(op, body)
         elif op == Op.PAUSE:
-            st = self._stations.get(cid)
-            if st is not None:
-                st.core_pause()
+            st.core_pause()
         elif op == Op.RESUME:
-            st = self._stations.get(cid)
-            if st is not None:
-                st.core_resume()
+            st.core_resume()
         elif op == Op.CLOSE:
-            st = self._stations.get(cid)
-            if st is not None:
-                code, reason = orjson.loads(body)
-                st.start_close(int(code), str(reason))
+            code, reason = orjson.loads(body)
+            st.start_close(int(code), str(reason))
         else:
             log.warning("unexpected frame from core ignored", op=op)
 
@@ -182,8 +192,12 @@ class Gateway:
 
     async def stop(self) -> None:
         """Stop listening, close every station (1001) and wait for them up to the close timeout."""
+        self.stopping = True
         if self._server is not None:
             self._server.close()
+        opening, self._opening = self._opening, {}
+        for opener in opening.values():
+            self._guarded(opener, opener.decided, LINK_LOST, b"")
         self._emptied = asyncio.Event()
         for st in list(self._stations.values()):
             st.start_close(1001, "gateway shutting down")

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 LINK_LOST = 0  # the answer an upgrade gets when the core's link dropped before the decision
 
 _TEXT, _BINARY, _CONT, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
+_MAX_HELD = 16  # messages read while relaying is paused; then reading stops too
 
 
 def _busy(ws: ServerProtocol, text: str) -> Response:
@@ -107,10 +108,15 @@ class StationProtocol(asyncio.Protocol):
         ws.receive_data(data)
         for event in ws.events_received():
             if isinstance(event, Frame):
-                self._on_frame(event)
+                if not self._on_frame(event):
+                    break  # we failed the connection (1007/1009): nothing after it is relayed
             elif isinstance(event, Request):
                 self._on_request(event)
         self._flush()
+        if ws.state is State.CONNECTING and ws.eof_sent and self.cid in self.gw._opening:
+            # websockets failed the handshake (a bad frame sent with the request) while the core
+            # decides: no answer can be written any more; connection_lost tells the core
+            self.transport.abort()  # type: ignore[union-attr]
 
     def eof_received(self) -> bool | None:
         if self.ws is not None:
@@ -141,8 +147,12 @@ class StationProtocol(asyncio.Protocol):
             self._timer = None
         ws, gw = self.ws, self.gw
         if ws is not None:
-            ws.receive_eof()  # runs the parser to its end: it no longer refers to ``ws``
+            ws.receive_eof()  # runs the parser to its end
             ws.events_received()
+            # an EOFError kept there (with its traceback) would hold the parser and ``ws`` in a
+            # reference cycle: connections that never upgraded (health checks) would leave garbage
+            ws.parser_exc = ws.handshake_exc = None
+            ws.parser = None  # type: ignore[assignment]
         if self._pongs:
             for fut in self._pongs.values():
                 if not fut.done():
@@ -169,7 +179,7 @@ class StationProtocol(asyncio.Protocol):
         ws, gw = self.ws, self.gw
         assert ws is not None and self.transport is not None
         link = gw.link
-        if link is None or link.closed:
+        if link is None or link.closed or gw.stopping:
             self._respond(_busy(ws, "CSMS core unavailable, retry later\n"))
             return
         t = self.transport
@@ -195,10 +205,12 @@ class StationProtocol(asyncio.Protocol):
         """The core's answer to this upgrade (``ACCEPT``, ``REFUSE``, or ``LINK_LOST``)."""
         ws, request = self.ws, self._request
         self._request = None
-        if ws is None or request is None or ws.state is not State.CONNECTING:
+        if ws is None or request is None or ws.state is not State.CONNECTING or ws.eof_sent:
             return
         gw = self.gw
-        if op == LINK_LOST:
+        if op == LINK_LOST or (op == Op.ACCEPT and gw.stopping):
+            if op == Op.ACCEPT and gw.link is not None:
+                gw.link.send(Op.CLOSED, self.cid, orjson.dumps([1001, "gateway shutting down"]))
             self._respond(_busy(ws, "CSMS core busy, retry later\n"))
             return
         if op == Op.REFUSE:
@@ -230,10 +242,14 @@ class StationProtocol(asyncio.Protocol):
         self._update_reading()
 
     def _respond(self, response: Response) -> None:
-        assert self.ws is not None
+        ws, t = self.ws, self.transport
+        if ws is None or t is None or ws.eof_sent:
+            return
         response.headers["Server"] = "csms"
-        self.ws.send_response(response)
+        ws.send_response(response)
         self._flush()
+        if response.status_code != 101:
+            t.close()  # once written: a refused client holds no socket (nor pre-auth slot) here
 
     def _opening_timed_out(self) -> None:
         self._timer = None
@@ -242,7 +258,7 @@ class StationProtocol(asyncio.Protocol):
 
     def _decision_timed_out(self) -> None:
         self._timer = self.gw.loop.call_at(self._deadline, self._opening_timed_out)
-        if self.gw._opening.pop(self.cid, None) is None or self.ws is None:
+        if self.gw._opening.pop(self.cid, None) is None or self.ws is None or self.ws.eof_sent:
             return
         self._request = None
         if self.gw.link is not None:
@@ -260,7 +276,8 @@ class StationProtocol(asyncio.Protocol):
             self._pre_auth_ip = None
 
     # --- relaying ---------------------------------------------------------------------------
-    def _on_frame(self, frame: Frame) -> None:
+    def _on_frame(self, frame: Frame) -> bool:
+        """Relay a complete message; False once this connection has been failed."""
         opcode, data = frame.opcode, frame.data
         if type(data) is not bytes:
             data = bytes(data)
@@ -269,17 +286,18 @@ class StationProtocol(asyncio.Protocol):
             op = Op.MSG if opcode is _TEXT else Op.BINARY
             if not frame.fin:
                 self._fragments, self._fragment_op = [data], op
-                return
+                return True
         elif opcode is _CONT:
             if self._fragments is None:
-                return  # websockets already failed the connection (unexpected continuation)
+                return True  # websockets already failed the connection (unexpected continuation)
             self._fragments.append(data)
             if not frame.fin:
                 if len(self._fragments) >= MAX_FRAGMENTS:  # as websockets' own assembler
                     self._fragments = None
                     assert self.ws is not None
                     self.ws.fail(1009, "too many fragments")
-                return
+                    return False
+                return True
             data, self._fragments, op = b"".join(self._fragments), None, self._fragment_op
         elif opcode is _PONG:
             fut = self._pongs.pop(data, None) if self._pongs else None
@@ -287,26 +305,30 @@ class StationProtocol(asyncio.Protocol):
                 self._pongs = None
             if fut is not None and not fut.done():
                 fut.set_result(self.gw.loop.time())
-            return
+            return True
         else:
-            return  # pings are answered and closes handled by websockets
+            return True  # pings are answered and closes handled by websockets
         if op == Op.MSG:
             try:
                 data.decode()
             except UnicodeDecodeError as exc:
                 assert self.ws is not None
                 self.ws.fail(1007, f"{exc.reason} at position {exc.start}")
-                return
+                return False
         self.frames_in += 1
         self._relay(op, data)
+        return True
 
     def _relay(self, op: int, body: bytes) -> None:
         gw = self.gw
         link = gw.link
         if link is None or link.closed:
             return
-        if self._held is not None:  # keep the order: behind what was read while paused
-            self._held.append((op, body))
+        held = self._held
+        if held is not None:  # keep the order: behind what was read while paused
+            held.append((op, body))
+            if len(held) >= _MAX_HELD:
+                self._update_reading()
             return
         opening = self.ws is not None and self.ws.state is State.CONNECTING  # sent with the upgrade
         if opening or self.paused_by_core or not link.writable.is_set():
@@ -324,11 +346,14 @@ class StationProtocol(asyncio.Protocol):
         if link is None or link.closed:
             self._held = None
             return
+        if self.ws is None or self.ws.state is State.CONNECTING:
+            return  # frames sent with the upgrade wait for the core's ACCEPT (``decided``)
         while held:
             if self.paused_by_core or not link.writable.is_set():
                 if not link.writable.is_set() and not self.waiting_for_link:
                     self.waiting_for_link = True
                     self.gw._waiting_link.add(self)
+                self._update_reading()
                 return
             op, body = held.popleft()
             link.send(op, self.cid, body)
@@ -339,7 +364,9 @@ class StationProtocol(asyncio.Protocol):
         t = self.transport
         if t is None or t.is_closing():
             return
-        read = not (self.write_paused or self.paused_by_core or self.waiting_for_link or self._held)
+        # as websockets' max_queue did: go on reading (pongs, close frames) until 16 messages wait
+        held = self._held
+        read = not (self.write_paused or (held is not None and len(held) >= _MAX_HELD))
         if read != self._reading:
             self._reading = read
             if read:
@@ -418,6 +445,11 @@ class StationProtocol(asyncio.Protocol):
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
+            # nothing more is relayed; read on, so that the station's close frame is seen
+            self._held = self.outbox = None
+            self.paused_by_core = self.waiting_for_link = False
+            self.gw._waiting_link.discard(self)
+            self._update_reading()
             ws.send_close(code, reason)
             self._flush()
         elif ws.state is State.CONNECTING:

@@ -54,8 +54,8 @@ class StationProtocol(asyncio.Protocol):
     """One station's socket in a gateway. Also what the keepalive sweep visits (``Peer``)."""
 
     __slots__ = (
-        "_deadline", "_fragment_op", "_fragments", "_held", "_pongs", "_pre_auth_ip", "_reading", "_request",
-        "_timer", "cid", "frames_in", "gw", "keepalive_mark", "outbox", "paused_by_core",
+        "_deadline", "_fragment_op", "_fragments", "_held", "_pongs", "_pre_auth_ip", "_reading", "_timer",
+        "_upgrade", "cid", "frames_in", "gw", "keepalive_mark", "outbox", "paused_by_core",
         "station_id", "transport", "waiting_for_link", "write_paused", "ws",
     )
 
@@ -72,7 +72,7 @@ class StationProtocol(asyncio.Protocol):
         self._pre_auth_ip: str | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._deadline = 0.0  # of the opening handshake
-        self._request: Request | None = None  # the upgrade waiting for the core's decision
+        self._upgrade: Response | None = None  # the 101 waiting for the core's decision
         self._fragments: list[bytes] | None = None  # a fragmented message being received
         self._fragment_op = 0
         self._held: deque[tuple[int, bytes]] | None = None  # read while relaying was paused
@@ -182,6 +182,10 @@ class StationProtocol(asyncio.Protocol):
         if link is None or link.closed or gw.stopping:
             self._respond(_busy(ws, "CSMS core unavailable, retry later\n"))
             return
+        upgrade = ws.accept(request)  # websockets' checks of the upgrade itself, before the core's
+        if upgrade.status_code != 101:  # not a WebSocket upgrade (400, 426): the core never hears of it
+            self._respond(upgrade)
+            return
         t = self.transport
         peer = peer_certificate(t)
         facts = {
@@ -193,8 +197,9 @@ class StationProtocol(asyncio.Protocol):
         }
         self.cid = cid = next(gw._ids)
         self.station_id = f"gateway connection {cid}"
-        # validated and answered once the core accepts (websockets' own checks, then 101)
-        self._request = request
+        self._upgrade = upgrade  # the 101, sent once the core accepts
+        # websockets' parser keeps the request for the connection's life: not its ~1.7 KiB of headers
+        request.headers.clear()
         gw._opening[cid] = self
         link.send(Op.OPEN, cid, orjson.dumps(facts))
         decide_by = gw.loop.time() + gw.settings.decision_timeout_s
@@ -203,9 +208,9 @@ class StationProtocol(asyncio.Protocol):
 
     def decided(self, op: int, body: bytes) -> None:
         """The core's answer to this upgrade (``ACCEPT``, ``REFUSE``, or ``LINK_LOST``)."""
-        ws, request = self.ws, self._request
-        self._request = None
-        if ws is None or request is None or ws.state is not State.CONNECTING or ws.eof_sent:
+        ws, response = self.ws, self._upgrade
+        self._upgrade = None
+        if ws is None or response is None or ws.state is not State.CONNECTING or ws.eof_sent:
             return
         gw = self.gw
         if op == LINK_LOST or (op == Op.ACCEPT and gw.stopping):
@@ -219,17 +224,9 @@ class StationProtocol(asyncio.Protocol):
             response.headers.update(refusal["headers"])
             self._respond(response)
             return
-        response = ws.accept(request)
-        if response.status_code != 101:  # not a valid upgrade after all: the core hears CLOSED
-            self._respond(response)
-            if gw.link is not None:
-                gw.link.send(Op.CLOSED, self.cid, orjson.dumps([1002, "invalid upgrade"]))
-            return
         chosen = body.decode()
         if chosen:
             response.headers["Sec-WebSocket-Protocol"] = chosen
-        # websockets' parser keeps the request for the connection's life: not its ~1.7 KiB of headers
-        request.headers.clear()
         self._respond(response)
         if self._timer is not None:
             self._timer.cancel()
@@ -260,7 +257,7 @@ class StationProtocol(asyncio.Protocol):
         self._timer = self.gw.loop.call_at(self._deadline, self._opening_timed_out)
         if self.gw._opening.pop(self.cid, None) is None or self.ws is None or self.ws.eof_sent:
             return
-        self._request = None
+        self._upgrade = None
         if self.gw.link is not None:
             self.gw.link.send(Op.CLOSED, self.cid, orjson.dumps([1006, "handshake abandoned"]))
         self._respond(_busy(self.ws, "CSMS core busy, retry later\n"))

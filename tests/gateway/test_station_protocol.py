@@ -204,3 +204,16 @@ def test_connections_that_never_upgrade_leave_no_cyclic_garbage_under_uvloop() -
         return found
 
     assert uvloop.run(scenario()) == {"health check": 0, "cut mid-frame": 0}
+
+
+async def test_a_request_that_is_no_websocket_upgrade_is_answered_without_asking_the_core() -> None:
+    """websockets' own checks come first: the core never starts (and at once ends) a session,
+    replacing the station's live one, for an upgrade that cannot succeed."""
+    async with scripted() as (gw, core):
+        reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+        writer.write(upgrade("NOUP").replace(b"Sec-WebSocket-Version: 13", b"Sec-WebSocket-Version: 8"))
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 400")
+        assert b"Sec-WebSocket-Version" in await asyncio.wait_for(reader.read(), 5)  # the reason, then EOF
+        assert core.ops("OPEN") == [] and not gw._opening
+        writer.close()

@@ -87,13 +87,9 @@ class StationProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = t = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         gw = self.gw
-        ip = peer_ip(t)
-        refusal = gw.admission.pre_auth.acquire(ip)
-        if refusal is not None:
-            gw.admission.refused.labels(f"pre_auth_{refusal}").inc()
-            t.abort()
+        self._pre_auth_ip = gw.admission.admit_pre_auth(t)
+        if self._pre_auth_ip is None:  # over a pre-authentication cap: aborted
             return
-        self._pre_auth_ip = ip
         s = gw.settings
         # the core chooses the subprotocol: websockets is told of none, the 101 gets the choice
         self.ws = ServerProtocol(max_size=s.max_message_bytes)

@@ -64,6 +64,19 @@ class Admission:
     def failed(self, ip: str) -> int:
         return self.failures.add(ip, self.clock())
 
+    def admit_pre_auth(self, transport: asyncio.BaseTransport) -> str | None:
+        """Count a new connection as not yet upgraded; its IP, or None once aborted over a cap."""
+        ip = peer_ip(transport)
+        refusal = self.pre_auth.acquire(ip)
+        if refusal is None:
+            return ip
+        self.refused.labels(f"pre_auth_{refusal}").inc()
+        if isinstance(transport, asyncio.Transport):
+            transport.abort()
+        else:
+            transport.close()
+        return None
+
     def connection_class(self) -> type[ServerConnection]:
         admission = self
 
@@ -74,16 +87,7 @@ class Admission:
 
             def connection_made(self, transport: asyncio.BaseTransport) -> None:
                 super().connection_made(transport)
-                ip = peer_ip(transport)
-                refusal = admission.pre_auth.acquire(ip)
-                if refusal is not None:
-                    admission.refused.labels(f"pre_auth_{refusal}").inc()
-                    if isinstance(transport, asyncio.Transport):
-                        transport.abort()
-                    else:
-                        transport.close()
-                    return
-                self._pre_auth_ip = ip
+                self._pre_auth_ip = admission.admit_pre_auth(transport)
 
             def upgraded(self) -> None:
                 """The handshake succeeded: stop counting this connection as pre-auth."""

@@ -134,26 +134,25 @@ class Gateway:
                 st.transport.abort()
 
     def _on_frame(self, op: int, cid: int, body: bytes) -> None:
-        st = self._stations.get(cid) if op != Op.ACCEPT and op != Op.REFUSE else self._opening.get(cid)
-        if st is None:
-            if op not in (Op.SEND, Op.ACCEPT, Op.REFUSE, Op.PAUSE, Op.RESUME, Op.CLOSE):
-                log.warning("unexpected frame from core ignored", op=op)
+        if op == Op.ACCEPT or op == Op.REFUSE:
+            opening = self._opening.pop(cid, None)
+            if opening is not None:
+                self._guarded(opening, opening.decided, op, body)
             return
-        self._guarded(st, self._dispatch, st, op, cid, body)
-
-    def _dispatch(self, st: StationProtocol, op: int, cid: int, body: bytes) -> None:
+        st = self._stations.get(cid)
         if op == Op.SEND:
-            st.send_text(body)
-        elif op == Op.ACCEPT or op == Op.REFUSE:
-            del self._opening[cid]
-            st.decided(op, body)
+            if st is not None:
+                self._guarded(st, st.send_text, body)
         elif op == Op.PAUSE:
-            st.core_pause()
+            if st is not None:
+                st.core_pause()
         elif op == Op.RESUME:
-            st.core_resume()
+            if st is not None:
+                self._guarded(st, st.core_resume)
         elif op == Op.CLOSE:
-            code, reason = orjson.loads(body)
-            st.start_close(int(code), str(reason))
+            if st is not None:
+                code, reason = orjson.loads(body)
+                self._guarded(st, st.start_close, int(code), str(reason))
         else:
             log.warning("unexpected frame from core ignored", op=op)
 

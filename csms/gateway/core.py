@@ -14,17 +14,17 @@ import os
 import socket
 import stat
 from collections import deque
-from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 import structlog
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Close
 
-from csms.gateway.link import LinkProtocol, Op
+from csms.gateway.link import Link, LinkProtocol, Op
 from csms.gcpolicy import note_churn
-from csms.ocpp.server import Admitted, Refused, Upgrade
+from csms.ocpp.handshake import Admitted, Refused, Upgrade
 from csms.security.station_auth import Refusal
 from csms.security.tls import PeerCertificate
 
@@ -52,7 +52,7 @@ class GatewayConnection:
         "remote_address",
     )
 
-    def __init__(self, link: LinkProtocol, cid: int, remote: str, max_inbox: int = 16) -> None:
+    def __init__(self, link: Link, cid: int, remote: str, max_inbox: int = 16) -> None:
         self._link = link
         self._max_inbox = max_inbox  # then the gateway stops reading from the station (max_queue)
         self.cid = cid
@@ -119,12 +119,6 @@ class GatewayConnection:
         await self._link.writable.wait()
         self.write_now(message.encode() if isinstance(message, str) else message)
 
-    async def ping(self) -> Awaitable[float]:
-        """Keepalive is the gateway's job (it pings its own sockets): nothing to do here."""
-        done: asyncio.Future[float] = self._loop.create_future()
-        done.set_result(0.0)
-        return done
-
     async def close(self, code: int = 1000, reason: str = "") -> None:
         if self.close_code is None:
             self._link.send(Op.CLOSE, self.cid, orjson.dumps([code, reason]))
@@ -141,14 +135,26 @@ def _upgrade(facts: dict[str, Any]) -> Upgrade:
     )
 
 
-class _Link:
-    """One gateway's link as the core sees it: its stations by connection id."""
+class StationLink:
+    """One link as the core sees it (a gateway process's, or the in-process endpoint's
+    loopback): its stations by connection id.
 
-    def __init__(self, hub: GatewayHub) -> None:
-        self.hub = hub
+    ``closing()`` tells whether new stations are refused (503); ``on_gone`` is called once the
+    link dropped; ``counts_churn`` is False where the endpoint in this process already counted
+    each ended connection (``csms.gcpolicy.note_churn``).
+    """
+
+    def __init__(
+        self, ocpp: OcppServer, *, closing: Callable[[], bool],
+        on_gone: Callable[[StationLink], None] | None = None, counts_churn: bool = True,
+    ) -> None:
+        self.ocpp = ocpp
+        self.closing = closing
+        self.on_gone = on_gone
+        self.counts_churn = counts_churn
         self.conns: dict[int, GatewayConnection] = {}
         self.opening: set[int] = set()
-        self.protocol = LinkProtocol(self.on_frame, self.on_lost)
+        self.protocol: Link = LinkProtocol(self.on_frame, self.on_lost)
 
     def on_frame(self, op: int, cid: int, body: bytes) -> None:
         if op == Op.MSG:
@@ -158,12 +164,13 @@ class _Link:
         elif op == Op.BINARY:
             conn = self.conns.get(cid)
             if conn is not None:
-                conn.feed(body)  # as in-process: the session answers it (not JSON text)
+                conn.feed(body)  # the session answers it (not JSON text)
         elif op == Op.OPEN:
             self.opening.add(cid)
-            self.hub.ocpp.spawn(self.open(cid, orjson.loads(body)))
+            self.ocpp.spawn(self.open(cid, orjson.loads(body)))
         elif op == Op.CLOSED:
-            note_churn()  # its leftovers may need a thaw (csms.gcpolicy)
+            if self.counts_churn:
+                note_churn()  # its leftovers may need a thaw (csms.gcpolicy)
             self.opening.discard(cid)
             conn = self.conns.pop(cid, None)
             if conn is not None:
@@ -173,11 +180,11 @@ class _Link:
             log.warning("unexpected frame from gateway ignored", op=op)
 
     async def open(self, cid: int, facts: dict[str, Any]) -> None:
-        ocpp = self.hub.ocpp
+        ocpp = self.ocpp
         try:
             up = _upgrade(facts)
             decision = Refused(Refusal(503, "stopping", "CSMS shutting down, retry later\n"), retry_after=5) \
-                if self.hub.closing else await ocpp.decide(up)
+                if self.closing() else await ocpp.decide(up)
         except Exception:  # never leave a gateway waiting: answer 500
             self.opening.discard(cid)
             log.exception("handshake decision failed", path=facts.get("path"))
@@ -194,14 +201,15 @@ class _Link:
             return
         conn = GatewayConnection(self.protocol, cid, up.ip, ocpp.settings.max_queue)
         self.conns[cid] = conn
-        self.protocol.send(Op.ACCEPT, cid, decision.version.value.encode())
+        # the subprotocol for the 101, and the station's id for the gateway's logs
+        self.protocol.send(Op.ACCEPT, cid, f"{decision.version.value}\n{decision.station_id}".encode())
         # a task of its own: this one ends and lets go of the upgrade's facts (~1 KiB a station)
         ocpp.spawn(self._serve(conn, decision, up.tls))
 
     async def _serve(self, conn: GatewayConnection, admitted: Admitted, tls: bool) -> None:
         cid = conn.cid
         try:
-            await self.hub.ocpp.run_session(
+            await self.ocpp.run_session(
                 conn, admitted.station_id, admitted.version, remote=conn.remote_address[0], tls=tls
             )
         finally:
@@ -211,12 +219,14 @@ class _Link:
                     await conn.close(1011, "internal error")
 
     def on_lost(self, exc: Exception | None) -> None:
-        self.hub.links.discard(self)
+        if self.on_gone is not None:
+            self.on_gone(self)
         self.opening.clear()
         conns, self.conns = self.conns, {}
         for conn in conns.values():
             conn.feed_close(LINK_LOST, "gateway link lost")
-        log.warning("gateway link lost", stations=len(conns), error=str(exc) if exc else None)
+        if conns or exc is not None:
+            log.warning("gateway link lost", stations=len(conns), error=str(exc) if exc else None)
 
 
 class GatewayHub:
@@ -225,9 +235,13 @@ class GatewayHub:
     def __init__(self, ocpp: OcppServer, path: str) -> None:
         self.ocpp = ocpp
         self.path = path
-        self.links: set[_Link] = set()
+        self.links: set[StationLink] = set()
         self.closing = False  # set while the CSMS stops: new stations are refused
         self._server: asyncio.AbstractServer | None = None
+
+    def _unlinked(self, link: StationLink) -> None:
+        self.links.discard(link)
+        log.info("gateway unlinked", links=len(self.links))
 
     def stations(self) -> int:
         return sum(len(link.conns) for link in self.links)
@@ -239,10 +253,10 @@ class GatewayHub:
         loop = asyncio.get_running_loop()
 
         def accept() -> LinkProtocol:
-            link = _Link(self)
+            link = StationLink(self.ocpp, closing=lambda: self.closing, on_gone=self._unlinked)
             self.links.add(link)
             log.info("gateway linked", links=len(self.links))
-            return link.protocol
+            return cast(LinkProtocol, link.protocol)
 
         # only this user's gateways may speak for stations: the socket is 0600 from its creation
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

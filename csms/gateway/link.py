@@ -13,7 +13,7 @@ import asyncio
 import enum
 import struct
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 _HEADER = struct.Struct(">IBI")
 MAX_FRAME = 16 << 20  # far above any OCPP message a gateway accepts (its max_size is lower)
@@ -22,7 +22,7 @@ MAX_MESSAGE = MAX_FRAME - 5  # the largest station message a link carries (max_m
 
 class Op(enum.IntEnum):
     OPEN = 1  # gateway -> core: an upgrade request's facts (orjson)
-    ACCEPT = 2  # core -> gateway: the subprotocol chosen (text)
+    ACCEPT = 2  # core -> gateway: "subprotocol\nstation id" (text; the id for logs only)
     REFUSE = 3  # core -> gateway: {"status", "text", "headers"} (orjson)
     MSG = 4  # gateway -> core: a text frame from the station
     SEND = 5  # core -> gateway: a text frame for the station
@@ -140,3 +140,56 @@ class LinkProtocol(asyncio.Protocol):
 
 def _ignore(_exc: Exception | None) -> Any:
     return None
+
+
+class Link(Protocol):
+    """What either end needs of a link: a ``LinkProtocol`` over a socket or a ``LoopbackLink``."""
+
+    closed: bool
+    writable: asyncio.Event
+
+    def send(self, op: int, cid: int, body: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class LoopbackLink:
+    """One end of a link inside one process (the in-process endpoint, ``csms.gateway.local``).
+
+    ``send`` hands the frame to the other end's ``on_frame`` at once: no framing, no copy, no
+    system call. Both ends run on the same event loop; a frame's handler may send frames back
+    (e.g. a ``PAUSE`` while a message is fed), which is delivered the same way.
+    """
+
+    __slots__ = ("_on_lost", "closed", "on_frame", "peer", "writable")
+
+    def __init__(self, on_frame: OnFrame, on_lost: Callable[[Exception | None], None]) -> None:
+        self.on_frame = on_frame  # what the other end's ``send`` calls
+        self._on_lost = on_lost
+        self.peer: LoopbackLink | None = None
+        self.closed = False
+        self.writable = asyncio.Event()  # never full: the receiving end buffers per station
+        self.writable.set()
+
+    def send(self, op: int, cid: int, body: bytes) -> None:
+        peer = self.peer
+        if not self.closed and peer is not None:
+            peer.on_frame(op, cid, body)
+
+    def close(self) -> None:
+        """Close both ends; each end's ``on_lost`` is called once, as after a socket's close."""
+        for end in (self, self.peer):
+            if end is not None and not end.closed:
+                end.closed = True
+                on_lost, end._on_lost = end._on_lost, _ignore
+                on_lost(None)
+
+
+def loopback_pair(
+    a_frame: OnFrame, a_lost: Callable[[Exception | None], None],
+    b_frame: OnFrame, b_lost: Callable[[Exception | None], None],
+) -> tuple[LoopbackLink, LoopbackLink]:
+    """Two linked ends: what ``a`` sends reaches ``b_frame`` and the other way round."""
+    a, b = LoopbackLink(a_frame, a_lost), LoopbackLink(b_frame, b_lost)
+    a.peer, b.peer = b, a
+    return a, b

@@ -21,10 +21,9 @@ import orjson
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
-from csms.app import stop_on_signals
 from csms.config import LimitsConfig, Settings
 from csms.errors import ConfigError
-from csms.gateway.link import MAX_MESSAGE, LinkProtocol, Op
+from csms.gateway.link import MAX_MESSAGE, Link, LinkProtocol, Op
 from csms.gateway.station import LINK_LOST, StationProtocol
 from csms.gcpolicy import GcPolicy
 from csms.metrics import GcCollector
@@ -36,7 +35,7 @@ log = structlog.get_logger("csms.gateway")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GatewaySettings:
-    core_socket: str
+    core_socket: str = ""  # "" for the in-process endpoint (linked by ``attach``)
     host: str = "127.0.0.1"
     port: int = 9000
     reuse_port: bool = False
@@ -56,10 +55,15 @@ class GatewaySettings:
 class Gateway:
     """Relays stations between its WebSocket listener and the core's gateway socket."""
 
-    def __init__(self, settings: GatewaySettings) -> None:
+    def __init__(
+        self, settings: GatewaySettings, *, admission: Admission | None = None,
+        on_pings: Callable[[int], object] | None = None, on_timeout: Callable[[], object] | None = None,
+    ) -> None:
+        """A gateway process's (its own registry and metrics), or with ``admission`` and the
+        keepalive counters given, the in-process endpoint's (the core's; ``csms.gateway.local``)."""
         self.settings = settings
         self.loop = asyncio.get_running_loop()
-        self.link: LinkProtocol | None = None
+        self.link: Link | None = None
         self._ids = itertools.count(1)
         self._opening: dict[int, StationProtocol] = {}  # upgrades waiting for the core's decision
         self._stations: dict[int, StationProtocol] = {}
@@ -72,18 +76,29 @@ class Gateway:
         self.port = settings.port
         # what ``csms gateway --metrics-port`` exports (csms.gateway.process.serve_metrics)
         self.registry = CollectorRegistry()
-        # the pre-authentication caps are per process: each gateway counts its own connections
-        limits = LimitsConfig(max_pre_auth_per_ip=settings.max_pre_auth_per_ip,
-                              max_pre_auth_total=settings.max_pre_auth_total)
-        self.admission = Admission(limits, self.registry)
-        self._pings = Counter("csms_keepalive_pings_total",
-                              "WebSocket pings sent to stations that went quiet", registry=self.registry)
-        self._timeouts = Counter("csms_keepalive_timeouts_total",
-                                 "Stations closed (1011) for not answering a ping", registry=self.registry)
-        Gauge("csms_gateway_connected_stations", "Stations relayed by this gateway now",
-              registry=self.registry).set_function(lambda: len(self._stations))
-        Gauge("csms_gateway_core_linked", "1 while linked to the core, else 0",
-              registry=self.registry).set_function(lambda: 0 if self.link is None or self.link.closed else 1)
+        if admission is None:
+            # the pre-authentication caps are per process: each gateway counts its own connections
+            limits = LimitsConfig(max_pre_auth_per_ip=settings.max_pre_auth_per_ip,
+                                  max_pre_auth_total=settings.max_pre_auth_total)
+            admission = Admission(limits, self.registry)
+            Gauge("csms_gateway_connected_stations", "Stations relayed by this gateway now",
+                  registry=self.registry).set_function(lambda: len(self._stations))
+            Gauge("csms_gateway_core_linked", "1 while linked to the core, else 0", registry=self.registry
+                  ).set_function(lambda: 0 if self.link is None or self.link.closed else 1)
+        self.admission = admission
+        if on_pings is None:
+            on_pings = Counter("csms_keepalive_pings_total",
+                               "WebSocket pings sent to stations that went quiet", registry=self.registry).inc
+        if on_timeout is None:
+            on_timeout = Counter("csms_keepalive_timeouts_total",
+                                 "Stations closed (1011) for not answering a ping",
+                                 registry=self.registry).inc
+        self._on_pings, self._on_timeout = on_pings, on_timeout
+
+    def attach(self, link: Link) -> None:
+        """Use ``link`` to the core (the in-process endpoint's loopback) instead of ``connect``."""
+        self.link = link
+        self._link_lost.clear()
 
     # --- the link to the core --------------------------------------------------------------
     async def connect(self, *, retry_s: float = 0.5, max_retry_s: float = 5.0) -> None:
@@ -92,7 +107,7 @@ class Gateway:
         while True:
             try:
                 _, proto = await self.loop.create_unix_connection(
-                    lambda: LinkProtocol(self._on_frame, self._on_lost, self._on_link_writable),
+                    lambda: LinkProtocol(self.on_core_frame, self.on_core_lost, self._on_link_writable),
                     self.settings.core_socket,
                 )
             except OSError as exc:
@@ -105,7 +120,7 @@ class Gateway:
             log.info("linked to core", socket=self.settings.core_socket)
             return
 
-    def _on_lost(self, exc: Exception | None) -> None:
+    def on_core_lost(self, exc: Exception | None) -> None:
         self.link = None
         self._link_lost.set()
         opening, self._opening = self._opening, {}
@@ -115,8 +130,9 @@ class Gateway:
         self._waiting_link.clear()
         for st in stations.values():
             self._guarded(st, st.start_close, 1011, "CSMS core unavailable")
-        log.warning("core link lost; stations closed", stations=len(stations),
-                    error=str(exc) if exc else None)
+        if stations or not self.stopping:
+            log.warning("core link lost; stations closed", stations=len(stations),
+                        error=str(exc) if exc else None)
 
     def _on_link_writable(self) -> None:
         waiting, self._waiting_link = self._waiting_link, set()
@@ -133,7 +149,7 @@ class Gateway:
             if st.transport is not None:
                 st.transport.abort()
 
-    def _on_frame(self, op: int, cid: int, body: bytes) -> None:
+    def on_core_frame(self, op: int, cid: int, body: bytes) -> None:
         if op == Op.ACCEPT or op == Op.REFUSE:
             opening = self._opening.pop(cid, None)
             if opening is not None:
@@ -178,10 +194,11 @@ class Gateway:
         self.port = int(self._server.sockets[0].getsockname()[1])
         if s.ping_interval_s:
             sweep = KeepaliveSweep(lambda: list(self._stations.values()), interval_s=s.ping_interval_s,
-                                   timeout_s=s.ping_timeout_s, on_pings=self._pings.inc,
-                                   on_timeout=self._timeouts.inc)
+                                   timeout_s=s.ping_timeout_s, on_pings=self._on_pings,
+                                   on_timeout=self._on_timeout)
             self._spawn(sweep.run())
-        log.info("gateway listening", url=f"{'wss' if s.tls_context else 'ws'}://{s.host}:{self.port}")
+        if s.core_socket:  # the in-process endpoint logs its own (csms.gateway.local)
+            log.info("gateway listening", url=f"{'wss' if s.tls_context else 'ws'}://{s.host}:{self.port}")
 
     async def serve_forever(self) -> None:
         """Relay until cancelled; relink whenever the core goes away."""
@@ -189,11 +206,15 @@ class Gateway:
             await self._link_lost.wait()
             await self.connect()
 
-    async def stop(self) -> None:
-        """Stop listening, close every station (1001) and wait for them up to the close timeout."""
+    def stop_accepting(self) -> None:
+        """Close the listening socket; upgrades still in progress are answered 503."""
         self.stopping = True
         if self._server is not None:
             self._server.close()
+
+    async def stop(self) -> None:
+        """Stop listening, close every station (1001) and wait for them up to the close timeout."""
+        self.stop_accepting()
         opening, self._opening = self._opening, {}
         for opener in opening.values():
             self._guarded(opener, opener.decided, LINK_LOST, b"")
@@ -241,6 +262,8 @@ async def run_gateway(
         )
     if settings.max_message_bytes > MAX_MESSAGE:
         raise ConfigError(f"max_message_bytes over {MAX_MESSAGE} cannot travel over a gateway link")
+    from csms.app import stop_on_signals  # here: csms.app imports the OCPP server, which imports this module
+
     gateway = Gateway(GatewaySettings(
         core_socket=path, host=settings.host, port=settings.ocpp_port, reuse_port=reuse_port,
         ping_interval_s=settings.ping_interval_s or None, ping_timeout_s=settings.ping_timeout_s or None,

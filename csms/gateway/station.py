@@ -31,7 +31,7 @@ from websockets.server import ServerProtocol
 
 from csms.gateway.link import Op
 from csms.gcpolicy import note_churn
-from csms.ocpp.server import offered_subprotocols
+from csms.ocpp.handshake import offered_subprotocols
 from csms.security.admission import peer_ip
 from csms.security.tls import peer_certificate, uses_tls
 
@@ -58,8 +58,6 @@ class StationProtocol(asyncio.Protocol):
         "_upgrade", "cid", "frames_in", "gw", "keepalive_mark", "outbox", "paused_by_core",
         "station_id", "transport", "waiting_for_link", "write_paused", "ws",
     )
-
-    relayed = False  # for the keepalive sweep: this process holds the socket and pings it
 
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
@@ -220,9 +218,11 @@ class StationProtocol(asyncio.Protocol):
             response.headers.update(refusal["headers"])
             self._respond(response)
             return
-        chosen = body.decode()
+        chosen, _, station_id = body.decode().partition("\n")
         if chosen:
             response.headers["Sec-WebSocket-Protocol"] = chosen
+        if station_id:  # for the logs (keepalive)
+            self.station_id = station_id
         self._respond(response)
         if self._timer is not None:
             self._timer.cancel()

@@ -25,12 +25,11 @@ log = structlog.get_logger("csms.ocpp")
 
 
 class Peer(Protocol):
-    """What the sweep needs of a session (``csms.ocpp.session.StationSession``)."""
+    """What the sweep needs of a station's socket (``csms.gateway.station.StationProtocol``)."""
 
     frames_in: int  # frames received so far, counted by the session
     keepalive_mark: tuple[int, float]  # (frames_in, when) at the sweep that last saw it change
     station_id: str
-    relayed: bool  # its socket is in a gateway process, which pings it: skipped here
 
     async def ping(self) -> Awaitable[float]:
         """Send a ping; the result completes with the latency when the pong arrives."""
@@ -93,8 +92,6 @@ class KeepaliveSweep:
         now = self._now()
         budget = self.max_pings_per_step
         for peer in peers:
-            if peer.relayed:
-                continue
             seen, since = peer.keepalive_mark
             if peer.frames_in != seen:
                 peer.keepalive_mark = (peer.frames_in, now)

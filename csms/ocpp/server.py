@@ -22,31 +22,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import http
 import ssl
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import unquote, urlsplit
 
 import structlog
 from prometheus_client import Counter
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
-from websockets.http11 import Request, Response
-from websockets.typing import Subprotocol
 
 from csms.config import LimitsConfig
 from csms.core.events import MessageExchanged, StationConnected, StationDisconnected
 from csms.core.model import OcppVersion
 from csms.errors import StoreUnavailable
+from csms.gateway.local import LocalEndpoint
 from csms.ocpp import schemas
-from csms.ocpp.keepalive import KeepaliveSweep
+from csms.ocpp.handshake import (
+    MAX_STATION_ID,
+    SUBPROTOCOLS,
+    Admitted,
+    Refused,
+    Upgrade,
+    station_id_from_path,
+)
 from csms.ocpp.registry import SessionRegistry
 from csms.ocpp.session import Connection, Handler, StationSession
 from csms.ocpp.v16.handlers import HANDLERS as V16_HANDLERS
 from csms.ocpp.v201.handlers import HANDLERS as V201_HANDLERS
-from csms.security.admission import Admission, peer_ip
+from csms.security.admission import Admission
 from csms.security.ca import CaProvider
 from csms.security.handlers import CertificateService
 from csms.security.lifecycle import redact
@@ -59,7 +61,6 @@ from csms.security.station_auth import (
     needs_password,
     transport_refusal,
 )
-from csms.security.tls import PeerCertificate, peer_certificate, uses_tls
 
 if TYPE_CHECKING:
     from csms.bus import Bus
@@ -68,12 +69,12 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("csms.ocpp")
 
-SUBPROTOCOLS = [OcppVersion.V201.value, OcppVersion.V16.value]
+__all__ = ["MAX_STATION_ID", "Admitted", "OcppServer", "OcppServerSettings", "Refused", "Upgrade"]
+
 HANDLERS: dict[OcppVersion, dict[str, Handler]] = {
     OcppVersion.V16: V16_HANDLERS,
     OcppVersion.V201: V201_HANDLERS,
 }
-MAX_STATION_ID = 48
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,72 +96,6 @@ class OcppServerSettings:
     client_organization: str = ""
     cert_valid_days: int = 365
     limits: LimitsConfig = field(default_factory=LimitsConfig)
-
-
-@dataclass(frozen=True, slots=True)
-class Upgrade:
-    """What an upgrade request tells about a station, wherever its socket ends."""
-
-    path: str
-    offered: list[str]  # subprotocols, in the client's order
-    authorization: list[str]  # the Authorization header values
-    ip: str
-    tls: bool
-    peer: PeerCertificate | None = None  # the verified client certificate, if any
-
-
-@dataclass(frozen=True, slots=True)
-class Admitted:
-    station_id: str
-    version: OcppVersion
-
-
-@dataclass(frozen=True, slots=True)
-class Refused:
-    refusal: Refusal
-    retry_after: int | None = None
-    www_authenticate: str | None = None
-
-    @property
-    def headers(self) -> dict[str, str]:
-        """The response headers that go with the refusal."""
-        out = {}
-        if self.retry_after is not None:
-            out["Retry-After"] = str(self.retry_after)
-        if self.www_authenticate is not None:
-            out["WWW-Authenticate"] = self.www_authenticate
-        return out
-
-
-def offered_subprotocols(headers: Headers) -> list[str]:
-    """The subprotocols a client offered, in its order (the header may repeat or hold a list)."""
-    return [p.strip() for h in headers.get_all("Sec-WebSocket-Protocol") for p in h.split(",")]
-
-
-def _forget_handshake(conn: ServerConnection) -> None:
-    """Drop the upgrade request's and response's headers (~4.6 KiB a station) once they served.
-
-    websockets keeps both for the connection's lifetime (the request also in its parser's
-    frame), so the request's headers are emptied in place and the response is let go.
-    """
-    if conn.request is not None:
-        conn.request.headers.clear()
-    conn.response = None
-
-
-def station_id_from_path(path: str, prefix: str) -> str | None:
-    """The station id in ``path`` under ``prefix``, or None when the path is not valid."""
-    raw_path = urlsplit(path).path
-    head = prefix.rstrip("/") + "/"
-    if not raw_path.startswith(head):
-        return None
-    raw = raw_path[len(head):]
-    if not raw or "/" in raw:
-        return None
-    station_id = unquote(raw)
-    if len(station_id) > MAX_STATION_ID or not station_id.isprintable() or "/" in station_id:
-        return None
-    return station_id
 
 
 class OcppServer:
@@ -192,64 +127,50 @@ class OcppServer:
             )
             for version, table in self.handlers.items():
                 table.update(certs.handlers(version))
-        self._server: Server | None = None
-        self._tls_server: Server | None = None
-        self.keepalive: KeepaliveSweep | None = None
-
-    @staticmethod
-    def _port_of(server: Server | None) -> int:
-        assert server is not None
-        sock = next(iter(server.sockets))
-        return int(sock.getsockname()[1])
+        self.endpoints: list[LocalEndpoint] = []  # ws:// and/or wss:// (csms.gateway.local)
+        self.stopping = False  # set by ``stop``: upgrades still coming in are answered 503
 
     @property
     def port(self) -> int:
         """The ws:// port (the wss:// one when plain ws:// is off)."""
-        return self._port_of(self._server or self._tls_server)
+        return self.endpoints[0].port
 
     @property
     def tls_port(self) -> int:
-        return self._port_of(self._tls_server)
+        tls = [e for e in self.endpoints if e.gateway.settings.tls_context is not None]
+        if not tls:
+            raise RuntimeError("no wss:// endpoint (no server certificate configured)")
+        return tls[0].port
 
     async def start(self) -> None:
+        """Listen for stations: ws:// on ``port`` and, with a server certificate, wss:// on ``tls_port``."""
         schemas.warm(OcppVersion.V16)
         schemas.warm(OcppVersion.V201)
         s = self.settings
-        options: dict[str, Any] = dict(
-            subprotocols=[Subprotocol(p) for p in SUBPROTOCOLS],
-            process_request=self._process_request,
-            ping_interval=None, ping_timeout=None,  # one keepalive sweep for all, see start()
-            open_timeout=s.open_timeout_s, max_size=s.max_message_bytes, max_queue=s.max_queue,
-            compression=None, close_timeout=s.close_timeout_s, server_header="csms",
-            create_connection=self.admission.connection_class(), backlog=s.limits.backlog,
-        )
         if s.plain:
-            self._server = await serve(self._handle, s.host, s.port, **options)
-            log.info("ocpp endpoint listening", url=f"ws://{s.host}:{self.port}{s.path_prefix}/{{id}}")
+            self.endpoints.append(LocalEndpoint(self, port=s.port))
         if s.tls_context is not None:
-            self._tls_server = await serve(self._handle, s.host, s.tls_port, ssl=s.tls_context, **options)
-            log.info("ocpp endpoint listening", url=f"wss://{s.host}:{self.tls_port}{s.path_prefix}/{{id}}")
-        if s.ping_interval_s:
-            self.keepalive = KeepaliveSweep(
-                self.registry.__iter__, interval_s=s.ping_interval_s, timeout_s=s.ping_timeout_s,
-                on_pings=self.metrics.keepalive_pings.inc, on_timeout=self.metrics.keepalive_timeouts.inc,
-            )
-            self.spawn(self.keepalive.run())
+            self.endpoints.append(LocalEndpoint(self, port=s.tls_port, tls_context=s.tls_context))
+        try:
+            for endpoint in self.endpoints:
+                await endpoint.start()
+        except BaseException:
+            await self.stop()
+            raise
 
     async def stop(self) -> None:
-        """Stop accepting, close every session with 1001 (going away)."""
-        servers = [x for x in (self._server, self._tls_server) if x is not None]
-        for server in servers:
-            server.close(close_connections=False)
+        """Stop accepting, close every session with 1001 (going away) and wait for the closes."""
+        self.stopping = True
+        for endpoint in self.endpoints:
+            endpoint.stop_accepting()
         await asyncio.gather(
             *(sess.close(1001, "CSMS shutting down") for sess in self.registry),
             return_exceptions=True,
         )
+        await asyncio.gather(*(endpoint.stop() for endpoint in self.endpoints), return_exceptions=True)
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
-        for server in servers:
-            await server.wait_closed()
         self.passwords.close()
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -259,21 +180,6 @@ class OcppServer:
         task.add_done_callback(self._background.discard)
 
     # --- the upgrade ------------------------------------------------------------------
-    async def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
-        transport = conn.transport
-        facts = Upgrade(
-            path=request.path,
-            offered=offered_subprotocols(request.headers),
-            authorization=request.headers.get_all("Authorization"), ip=peer_ip(transport),
-            tls=uses_tls(transport), peer=peer_certificate(transport),
-        )
-        decision = await self.decide(facts)
-        if isinstance(decision, Admitted):
-            return None
-        response = conn.respond(http.HTTPStatus(decision.refusal.status), decision.refusal.text)
-        response.headers.update(decision.headers)
-        return response
-
     async def decide(self, up: Upgrade) -> Admitted | Refused:
         """Whether this upgrade request may become a session (the same for every endpoint:
         the in-process one and gateway processes). Checked cheapest first; see the module doc."""
@@ -351,21 +257,6 @@ class OcppServer:
         return Refused(refusal)
 
     # --- the session ------------------------------------------------------------------
-    async def _handle(self, conn: ServerConnection) -> None:
-        upgraded: Callable[[], None] | None = getattr(conn, "upgraded", None)
-        if upgraded is not None:
-            upgraded()
-        assert conn.request is not None
-        station_id = station_id_from_path(conn.request.path, self.settings.path_prefix)
-        if station_id is None or conn.subprotocol is None:
-            await conn.close(1002, "no station id or subprotocol")
-            return
-        _forget_handshake(conn)
-        remote = conn.remote_address[0] if conn.remote_address else None
-        await self.run_session(
-            conn, station_id, OcppVersion(conn.subprotocol), remote=remote, tls=uses_tls(conn.transport)
-        )
-
     async def run_session(
         self, conn: Connection, station_id: str, version: OcppVersion, *, remote: str | None, tls: bool
     ) -> None:

@@ -14,13 +14,10 @@ import itertools
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
-from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
-from websockets.protocol import State
 
 from csms.core.model import OcppVersion
 from csms.errors import (
@@ -42,17 +39,19 @@ if TYPE_CHECKING:
 log = structlog.get_logger("csms.ocpp")
 
 class Connection(Protocol):
-    """What a session needs of its socket: websockets' ``ServerConnection`` (in-process) or a
-    ``csms.gateway.core.GatewayConnection`` (a station whose socket a gateway process holds)."""
+    """What a session needs of its station's socket: a ``csms.gateway.core.GatewayConnection``,
+    whether the socket is in this process (the in-process endpoint) or a gateway's. The
+    endpoint holding the socket also keeps it alive (pings)."""
 
     @property
     def close_code(self) -> int | None: ...
 
     async def recv(self) -> str | bytes: ...
 
-    async def send(self, message: str | bytes, *, text: bool | None = None) -> None: ...
+    def write_now(self, data: bytes) -> bool:
+        """Send a text frame now if possible; False: use ``send``, which may wait."""
 
-    async def ping(self) -> Awaitable[float]: ...
+    async def send(self, message: str | bytes, *, text: bool | None = None) -> None: ...
 
     async def close(self, code: int = 1000, reason: str = "") -> None: ...
 
@@ -91,38 +90,6 @@ class _Pending:
     raw: bytes | str = b""  # the answer's frame text, once it came
 
 
-def _write_now(ws: ServerConnection, data: bytes) -> bool:
-    """Queue ``data`` as a text frame and write it to the socket at once, when that is safe.
-
-    ``ServerConnection.send`` does exactly this inside an async context manager that costs
-    more than the write itself (about 8 µs per message here). This takes the same steps when
-    nothing special is going on: connection open, no fragmented message being sent, socket
-    not flow-controlled or closing. Otherwise it returns False and the caller uses ``send``,
-    which also waits for the buffer to drain. Built on websockets' connection internals
-    (checked at import, see ``_FAST_WRITE``).
-    """
-    global _FAST_WRITE
-    try:
-        if (
-            not _FAST_WRITE or ws.send_in_progress is not None or ws.paused
-            or ws.protocol.state is not State.OPEN or ws.transport.is_closing()
-        ):
-            return False
-    except AttributeError:  # another websockets release: use the public path from now on
-        _FAST_WRITE = False
-        return False
-    ws.protocol.send_text(data)
-    try:
-        ws.send_data()
-    except Exception as exc:  # as ``send`` does: the connection is dead, abort it
-        ws.set_connection_exc(exc)
-        ws.transport.abort()
-    return True
-
-
-_FAST_WRITE = hasattr(ServerConnection, "send_data") and hasattr(ServerConnection, "set_connection_exc")
-
-
 class StationSession:
     """A live connection to one station; created by the server, registered by id."""
 
@@ -140,12 +107,7 @@ class StationSession:
         on_message: OnMessage | None = None,
     ) -> None:
         self.ws = ws
-        # write a text frame now if possible (False: use ``send``, which may wait)
-        # its socket is in a gateway process (GatewayConnection), not ours
-        self.relayed = not isinstance(ws, ServerConnection)
-        self._write_now: Callable[[bytes], bool] = (
-            partial(_write_now, ws) if isinstance(ws, ServerConnection) else ws.write_now  # type: ignore[attr-defined]
-        )
+        self._write_now: Callable[[bytes], bool] = ws.write_now
         self.station_id = station_id
         self.version = version
         self.handlers = handlers
@@ -155,8 +117,6 @@ class StationSession:
         self.call_timeout_s = call_timeout_s
         self.on_message = on_message
         self.connected_at = time.time()
-        self.frames_in = 0  # frames received; the keepalive sweep pings only when it stops moving
-        self.keepalive_mark = (0, asyncio.get_running_loop().time())
         self.closed = False
         self.tx_evse: dict[str, tuple[int, int]] = {}  # 2.0.1: open transaction -> (EVSE, connector)
         self._call_lock = asyncio.Lock()
@@ -173,7 +133,6 @@ class StationSession:
         try:
             while True:
                 raw = await recv()  # str for text frames (websockets checks UTF-8: 1007 if not)
-                self.frames_in += 1
                 try:
                     frame = rpc.parse(raw, version)
                 except rpc.FrameError as exc:
@@ -342,10 +301,6 @@ class StationSession:
             raise ResponseInvalid(f"{action} response: {violation.message}")
         self.metrics.outbound(self.version, action, "ok")
         return answer.payload
-
-    async def ping(self) -> Awaitable[float]:
-        """Send a WebSocket ping; await the result for the pong (it carries the latency)."""
-        return await self.ws.ping()
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         self.closed = True

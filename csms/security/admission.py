@@ -15,10 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
-from websockets.asyncio.server import ServerConnection
 
 from csms.config import LimitsConfig
-from csms.gcpolicy import note_churn
 from csms.security.limits import Gauge, TokenBucket, WindowCounter
 
 
@@ -28,7 +26,7 @@ def peer_ip(transport: Any) -> str:
 
 
 class Admission:
-    """Shared limits of one OCPP endpoint; ``connection_class()`` plugs them into websockets."""
+    """Shared limits of one OCPP endpoint (``admit_pre_auth`` from each new connection)."""
 
     def __init__(
         self, limits: LimitsConfig, registry: CollectorRegistry,
@@ -76,28 +74,3 @@ class Admission:
         else:
             transport.close()
         return None
-
-    def connection_class(self) -> type[ServerConnection]:
-        admission = self
-
-        class GuardedConnection(ServerConnection):
-            """Counts itself as pre-auth from ``connection_made`` until upgraded or lost."""
-
-            _pre_auth_ip: str | None = None
-
-            def connection_made(self, transport: asyncio.BaseTransport) -> None:
-                super().connection_made(transport)
-                self._pre_auth_ip = admission.admit_pre_auth(transport)
-
-            def upgraded(self) -> None:
-                """The handshake succeeded: stop counting this connection as pre-auth."""
-                if self._pre_auth_ip is not None:
-                    admission.pre_auth.release(self._pre_auth_ip)
-                    self._pre_auth_ip = None
-
-            def connection_lost(self, exc: Exception | None) -> None:
-                self.upgraded()
-                note_churn()  # its leftovers may need a thaw (csms.gcpolicy)
-                super().connection_lost(exc)
-
-        return GuardedConnection

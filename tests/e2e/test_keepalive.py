@@ -24,7 +24,6 @@ class FakePeer:
     keepalive_mark: tuple[int, float] = (0, 0.0)
     pings: list[asyncio.Future[float]] = field(default_factory=list)
     closed_with: int | None = None
-    relayed: bool = False
 
     async def ping(self) -> Awaitable[float]:
         fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
@@ -33,20 +32,6 @@ class FakePeer:
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         self.closed_with = code
-
-
-async def test_the_sweep_leaves_relayed_peers_to_their_gateway() -> None:
-    now = [100.0]
-    own, relayed = FakePeer("OWN"), FakePeer("RELAYED", relayed=True)
-    for p in (own, relayed):
-        p.keepalive_mark = (0, now[0])
-    sweep = KeepaliveSweep(lambda: [own, relayed], interval_s=10, timeout_s=5, clock=lambda: now[0])
-    now[0] += 11  # both quiet for longer than the interval
-    assert sweep.sweep() == 1
-    await asyncio.sleep(0)
-    assert len(own.pings) == 1 and not relayed.pings
-    for task in list(sweep._pinging):
-        task.cancel()
 
 
 async def test_sweep_pings_only_quiet_peers_and_closes_the_silent_ones() -> None:
@@ -117,11 +102,10 @@ async def test_a_station_that_never_answers_pings_is_dropped_and_a_quiet_healthy
             assert app.registry.get("QUIET") is not None  # it answered every ping (websockets auto-pongs)
             await ok.send('[2,"h1","Heartbeat",{}]')
             assert '"currentTime"' in await asyncio.wait_for(ok.recv(), 5)
-            assert app.ocpp is not None and app.ocpp.keepalive is not None
-            assert app.ocpp.keepalive.pings_sent >= 2 and app.ocpp.keepalive.timeouts == 1
             metrics = app.metrics.render().decode()
             assert "csms_keepalive_timeouts_total 1.0" in metrics
-            assert "csms_keepalive_pings_total 0.0" not in metrics
+            pings = next(x for x in metrics.splitlines() if x.startswith("csms_keepalive_pings_total "))
+            assert float(pings.split()[1]) >= 2, pings
 
 
 async def test_a_peer_is_not_pinged_again_while_its_ping_or_close_is_pending() -> None:

@@ -1,0 +1,69 @@
+"""The in-process OCPP endpoint: a gateway inside the core's process, linked in memory.
+
+``csms serve`` holds stations' WebSockets with the same code as ``csms gateway`` (one lean
+``csms.gateway.station.StationProtocol`` per station, ADR 0005); only the link differs. A
+``LoopbackLink`` pair hands each frame to the core's ``StationLink`` with a function call, where
+a gateway process writes it to a Unix socket. So both deployments share one WebSocket layer:
+the same upgrade checks, limits, timeouts, keepalive and flow control, and what a session sees
+(a ``GatewayConnection``) is the same whichever process holds the socket.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import TYPE_CHECKING
+
+import structlog
+
+from csms.gateway.core import StationLink
+from csms.gateway.link import loopback_pair
+from csms.gateway.process import Gateway, GatewaySettings
+
+if TYPE_CHECKING:
+    from csms.ocpp.server import OcppServer
+
+log = structlog.get_logger("csms.ocpp")
+
+
+class LocalEndpoint:
+    """One listener (ws:// or wss://) of the core's own OCPP endpoint."""
+
+    def __init__(self, ocpp: OcppServer, *, port: int, tls_context: ssl.SSLContext | None = None) -> None:
+        s = ocpp.settings
+        self.gateway = Gateway(
+            GatewaySettings(
+                host=s.host, port=port, tls_context=tls_context,
+                ping_interval_s=s.ping_interval_s, ping_timeout_s=s.ping_timeout_s,
+                open_timeout_s=s.open_timeout_s, decision_timeout_s=s.open_timeout_s,
+                max_message_bytes=s.max_message_bytes, close_timeout_s=s.close_timeout_s,
+                backlog=s.limits.backlog,
+            ),
+            admission=ocpp.admission,  # the core's limits and its /metrics
+            on_pings=ocpp.metrics.keepalive_pings.inc, on_timeout=ocpp.metrics.keepalive_timeouts.inc,
+        )
+        # each connection's end is counted once, by the station protocol (csms.gcpolicy)
+        self.link = StationLink(ocpp, closing=lambda: ocpp.stopping, counts_churn=False)
+        gw = self.gateway
+        core_end, gateway_end = loopback_pair(self.link.on_frame, self.link.on_lost,
+                                              gw.on_core_frame, gw.on_core_lost)
+        self.link.protocol = core_end
+        gw.attach(gateway_end)
+        self.path_prefix = s.path_prefix
+
+    @property
+    def port(self) -> int:
+        return self.gateway.port
+
+    async def start(self) -> None:
+        await self.gateway.listen()
+        s = self.gateway.settings
+        scheme = "wss" if s.tls_context is not None else "ws"
+        log.info("ocpp endpoint listening", url=f"{scheme}://{s.host}:{self.port}{self.path_prefix}/{{id}}")
+
+    def stop_accepting(self) -> None:
+        """New upgrades are answered 503 from now on; the listening socket closes."""
+        self.gateway.stop_accepting()
+
+    async def stop(self) -> None:
+        """Close the stations still connected (1001), wait up to the close timeout, unlink."""
+        await self.gateway.stop()

@@ -152,7 +152,7 @@ class StationProtocol(asyncio.Protocol):
                 if not fut.done():
                     fut.set_exception(ConnectionClosed(None, None))
             self._pongs = None
-        self.outbox = self._held = None
+        held, self.outbox, self._held = self._held, None, None
         cid = self.cid
         if not cid:
             return
@@ -160,7 +160,11 @@ class StationProtocol(asyncio.Protocol):
         if gw._opening.pop(cid, None) is not None:  # the station left while the core decided
             if link is not None:
                 link.send(Op.CLOSED, cid, orjson.dumps([1006, "handshake abandoned"]))
-        elif gw._stations.pop(cid, None) is not None and link is not None:
+        elif gw._stations.pop(cid, None) is not None and link is not None and not link.closed:
+            # what the station sent before it hung up still reaches its session (at most 16
+            # messages, read while relaying was paused), as websockets' own queue did
+            for op, body in held or ():
+                link.send(op, cid, body)
             rcvd: Close | None = ws.close_rcvd if ws is not None else None
             body = [rcvd.code, rcvd.reason] if rcvd is not None else [1006, ""]
             link.send(Op.CLOSED, cid, orjson.dumps(body))

@@ -173,6 +173,23 @@ async def test_a_paused_station_closed_by_the_core_still_completes_the_closing_h
         gw.link.resume_writing()
 
 
+async def test_messages_held_while_paused_still_reach_the_core_when_the_station_hangs_up() -> None:
+    async with scripted() as (gw, core):
+        _, writer = await opened(gw.port, "HANGUP")
+        await until(lambda: len(gw._stations) == 1)
+        cid = next(iter(gw._stations))
+        core.send(Op.PAUSE, cid)
+        await asyncio.sleep(0.1)
+        calls = [b'[2,"m%d","Heartbeat",{}]' % i for i in range(5)]
+        writer.write(b"".join(masked(0x1, c) for c in calls))
+        await until(lambda: len(gw._stations[cid]._held or ()) == 5)
+        assert core.ops("MSG") == []  # held while the core asked for a pause
+        writer.transport.abort()  # the station loses power
+        await until(lambda: core.ops("CLOSED"))
+        assert core.ops("MSG") == [(cid, c) for c in calls]  # all of them, in order, before the close
+        assert [op for op, _, _ in core.heard if op in ("MSG", "CLOSED")][-1] == "CLOSED"
+
+
 def test_connections_that_never_upgrade_leave_no_cyclic_garbage_under_uvloop() -> None:
     """TCP health checks and stations that lose power mid-frame: the parser's EOFError (and its
     traceback) must not keep the protocol alive in a cycle (csms.gcpolicy thaws rarely)."""

@@ -163,8 +163,8 @@ class StationProtocol(asyncio.Protocol):
         elif gw._stations.pop(cid, None) is not None and link is not None and not link.closed:
             # what the station sent before it hung up still reaches its session (at most 16
             # messages, read while relaying was paused), as websockets' own queue did
-            for op, body in held or ():
-                link.send(op, cid, body)
+            for op, message in held or ():
+                link.send(op, cid, message)
             rcvd: Close | None = ws.close_rcvd if ws is not None else None
             body = [rcvd.code, rcvd.reason] if rcvd is not None else [1006, ""]
             link.send(Op.CLOSED, cid, orjson.dumps(body))

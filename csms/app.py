@@ -155,9 +155,7 @@ class CsmsApp:
         try:
             await self.ocpp.start()
         except OSError as exc:
-            raise ConfigError(
-                f"cannot listen for OCPP on {s.host}:{s.ocpp_port}: {exc.strerror or exc}"
-            ) from None
+            raise ConfigError(f"cannot listen for OCPP on {exc.strerror or exc}") from None
         if s.gateway_socket:
             if s.max_message_bytes > MAX_MESSAGE:
                 raise ConfigError(f"max_message_bytes over {MAX_MESSAGE} cannot travel over a gateway link")

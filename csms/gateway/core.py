@@ -15,7 +15,7 @@ import socket
 import stat
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import structlog
@@ -92,12 +92,12 @@ class GatewayConnection:
         while True:
             inbox = self._inbox
             if inbox:
-                if self._paused and len(inbox) <= self._max_inbox // 4:
-                    self._paused = False
-                    self._link.send(Op.RESUME, self.cid, b"")
                 message = inbox.popleft()
                 if not inbox:
                     self._inbox = None
+                if self._paused and len(inbox) <= self._max_inbox // 4:  # 0 too: any max_queue
+                    self._paused = False
+                    self._link.send(Op.RESUME, self.cid, b"")  # may feed more at once (loopback)
                 return message
             if self.close_code is not None:
                 raise ConnectionClosed(Close(self.close_code, self.close_reason), None)
@@ -107,11 +107,11 @@ class GatewayConnection:
             finally:
                 self._waiter = None
 
-    def write_now(self, data: bytes) -> bool:
-        """Send a text frame (always possible: the link batches and buffers it)."""
+    def write_now(self, data: bytes) -> None:
+        """Send a text frame now (the link batches; the endpoint queues what the station's
+        socket cannot take yet and stops reading from it meanwhile)."""
         if self.close_code is None:
             self._link.send(Op.SEND, self.cid, data)
-        return True
 
     async def send(self, message: str | bytes, *, text: bool | None = None) -> None:
         if self.close_code is not None:
@@ -139,22 +139,25 @@ class StationLink:
     """One link as the core sees it (a gateway process's, or the in-process endpoint's
     loopback): its stations by connection id.
 
-    ``closing()`` tells whether new stations are refused (503); ``on_gone`` is called once the
-    link dropped; ``counts_churn`` is False where the endpoint in this process already counted
-    each ended connection (``csms.gcpolicy.note_churn``).
+    ``protocol`` is its end of the link (set by whoever made it); ``closing()`` tells whether
+    new stations are refused (503); ``on_gone`` is called once the link dropped. The in-process
+    endpoint's link sets ``local``: its endpoint already counted each ended connection
+    (``csms.gcpolicy.note_churn``), and its ``ACCEPT`` may carry the station id for the
+    endpoint's logs (a gateway process of an older release would take it for the subprotocol).
     """
+
+    protocol: Link
 
     def __init__(
         self, ocpp: OcppServer, *, closing: Callable[[], bool],
-        on_gone: Callable[[StationLink], None] | None = None, counts_churn: bool = True,
+        on_gone: Callable[[StationLink], None] | None = None, local: bool = False,
     ) -> None:
         self.ocpp = ocpp
         self.closing = closing
         self.on_gone = on_gone
-        self.counts_churn = counts_churn
+        self.local = local
         self.conns: dict[int, GatewayConnection] = {}
         self.opening: set[int] = set()
-        self.protocol: Link = LinkProtocol(self.on_frame, self.on_lost)
 
     def on_frame(self, op: int, cid: int, body: bytes) -> None:
         if op == Op.MSG:
@@ -169,7 +172,7 @@ class StationLink:
             self.opening.add(cid)
             self.ocpp.spawn(self.open(cid, orjson.loads(body)))
         elif op == Op.CLOSED:
-            if self.counts_churn:
+            if not self.local:
                 note_churn()  # its leftovers may need a thaw (csms.gcpolicy)
             self.opening.discard(cid)
             conn = self.conns.pop(cid, None)
@@ -194,6 +197,8 @@ class StationLink:
         if cid not in self.opening:  # the station left (or the link dropped) while we decided
             return
         self.opening.discard(cid)
+        if self.closing() and isinstance(decision, Admitted):  # the CSMS began to stop meanwhile
+            decision = Refused(Refusal(503, "stopping", "CSMS shutting down, retry later\n"), retry_after=5)
         if not isinstance(decision, Admitted):
             self.protocol.send(Op.REFUSE, cid, orjson.dumps({
                 "status": decision.refusal.status, "text": decision.refusal.text, "headers": decision.headers,
@@ -201,8 +206,11 @@ class StationLink:
             return
         conn = GatewayConnection(self.protocol, cid, up.ip, ocpp.settings.max_queue)
         self.conns[cid] = conn
-        # the subprotocol for the 101, and the station's id for the gateway's logs
-        self.protocol.send(Op.ACCEPT, cid, f"{decision.version.value}\n{decision.station_id}".encode())
+        # the subprotocol for the 101 (in-process: and the station's id, for the endpoint's logs)
+        accept = f"{decision.version.value}\n{decision.station_id}" if self.local else decision.version.value
+        self.protocol.send(Op.ACCEPT, cid, accept.encode())
+        if conn.close_code is not None:  # a loopback answers at once: the endpoint was stopping
+            return
         # a task of its own: this one ends and lets go of the upgrade's facts (~1 KiB a station)
         ocpp.spawn(self._serve(conn, decision, up.tls))
 
@@ -254,9 +262,10 @@ class GatewayHub:
 
         def accept() -> LinkProtocol:
             link = StationLink(self.ocpp, closing=lambda: self.closing, on_gone=self._unlinked)
+            link.protocol = protocol = LinkProtocol(link.on_frame, link.on_lost)
             self.links.add(link)
             log.info("gateway linked", links=len(self.links))
-            return cast(LinkProtocol, link.protocol)
+            return protocol
 
         # only this user's gateways may speak for stations: the socket is 0600 from its creation
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -41,8 +41,7 @@ class LocalEndpoint:
             admission=ocpp.admission,  # the core's limits and its /metrics
             on_pings=ocpp.metrics.keepalive_pings.inc, on_timeout=ocpp.metrics.keepalive_timeouts.inc,
         )
-        # each connection's end is counted once, by the station protocol (csms.gcpolicy)
-        self.link = StationLink(ocpp, closing=lambda: ocpp.stopping, counts_churn=False)
+        self.link = StationLink(ocpp, closing=lambda: ocpp.stopping, local=True)
         gw = self.gateway
         core_end, gateway_end = loopback_pair(self.link.on_frame, self.link.on_lost,
                                               gw.on_core_frame, gw.on_core_lost)
@@ -55,9 +54,12 @@ class LocalEndpoint:
         return self.gateway.port
 
     async def start(self) -> None:
-        await self.gateway.listen()
         s = self.gateway.settings
         scheme = "wss" if s.tls_context is not None else "ws"
+        try:
+            await self.gateway.listen()
+        except OSError as exc:  # name the listener that failed (ws:// or wss://)
+            raise OSError(exc.errno, f"{scheme}://{s.host}:{s.port}: {exc.strerror or exc}") from None
         log.info("ocpp endpoint listening", url=f"{scheme}://{s.host}:{self.port}{self.path_prefix}/{{id}}")
 
     def stop_accepting(self) -> None:

@@ -68,6 +68,7 @@ class Gateway:
         self._opening: dict[int, StationProtocol] = {}  # upgrades waiting for the core's decision
         self._stations: dict[int, StationProtocol] = {}
         self._waiting_link: set[StationProtocol] = set()  # stopped reading while the link was full
+        self._unupgraded: set[StationProtocol] = set()  # connected, the core not asked yet
         self._emptied: asyncio.Event | None = None  # set when the last station left (``stop``)
         self.stopping = False  # no upgrade is accepted any more (503)
         self._server: asyncio.Server | None = None
@@ -216,8 +217,11 @@ class Gateway:
         """Stop listening, close every station (1001) and wait for them up to the close timeout."""
         self.stop_accepting()
         opening, self._opening = self._opening, {}
-        for opener in opening.values():
+        for opener in opening.values():  # the core hears CLOSED, the station 503
             self._guarded(opener, opener.decided, LINK_LOST, b"")
+        for st in list(self._unupgraded):  # no request yet (or still in TLS): nothing to answer
+            if st.transport is not None:
+                st.transport.abort()
         self._emptied = asyncio.Event()
         for st in list(self._stations.values()):
             st.start_close(1001, "gateway shutting down")

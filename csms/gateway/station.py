@@ -54,7 +54,8 @@ class StationProtocol(asyncio.Protocol):
     """One station's socket in a gateway. Also what the keepalive sweep visits (``Peer``)."""
 
     __slots__ = (
-        "_deadline", "_fragment_op", "_fragments", "_held", "_pongs", "_pre_auth_ip", "_reading", "_timer",
+        "_core_knows", "_deadline", "_fragment_op", "_fragments", "_held", "_pongs", "_pre_auth_ip",
+        "_reading", "_timer",
         "_upgrade", "cid", "frames_in", "gw", "keepalive_mark", "outbox", "paused_by_core",
         "station_id", "transport", "waiting_for_link", "write_paused", "ws",
     )
@@ -64,6 +65,7 @@ class StationProtocol(asyncio.Protocol):
         self.ws: ServerProtocol | None = None
         self.transport: asyncio.Transport | None = None
         self.cid = 0  # 0 until the core was asked; the core's name for this connection after that
+        self._core_knows = False  # the core holds this connection (asked, not refused, no CLOSED sent)
         self.station_id = "gateway connection (opening)"
         self.frames_in = 0
         self.keepalive_mark: tuple[int, float] = (0, 0.0)
@@ -88,6 +90,7 @@ class StationProtocol(asyncio.Protocol):
         self._pre_auth_ip = gw.admission.admit_pre_auth(t)
         if self._pre_auth_ip is None:  # over a pre-authentication cap: aborted
             return
+        gw._unupgraded.add(self)
         s = gw.settings
         # the core chooses the subprotocol: websockets is told of none, the 101 gets the choice
         self.ws = ServerProtocol(max_size=s.max_message_bytes)
@@ -153,24 +156,33 @@ class StationProtocol(asyncio.Protocol):
                     fut.set_exception(ConnectionClosed(None, None))
             self._pongs = None
         held, self.outbox, self._held = self._held, None, None
+        gw._unupgraded.discard(self)
         cid = self.cid
         if not cid:
             return
-        link = gw.link
-        if gw._opening.pop(cid, None) is not None:  # the station left while the core decided
-            if link is not None:
-                link.send(Op.CLOSED, cid, orjson.dumps([1006, "handshake abandoned"]))
-        elif gw._stations.pop(cid, None) is not None and link is not None and not link.closed:
-            # what the station sent before it hung up still reaches its session (at most 16
-            # messages, read while relaying was paused), as websockets' own queue did
-            for op, message in held or ():
-                link.send(op, cid, message)
+        gw._opening.pop(cid, None)
+        if gw._stations.pop(cid, None) is not None:
+            link = gw.link
+            if self._core_knows and link is not None and not link.closed:
+                # what the station sent before it hung up still reaches its session (at most 16
+                # messages, read while relaying was paused), as websockets' own queue did
+                for op, message in held or ():
+                    link.send(op, cid, message)
             rcvd: Close | None = ws.close_rcvd if ws is not None else None
-            body = [rcvd.code, rcvd.reason] if rcvd is not None else [1006, ""]
-            link.send(Op.CLOSED, cid, orjson.dumps(body))
+            self._forget_core(*((rcvd.code, rcvd.reason) if rcvd is not None else (1006, "")))
+        else:  # it left while the core decided, or before an ACCEPT could be answered
+            self._forget_core(1006, "handshake abandoned")
         gw._waiting_link.discard(self)
         if not gw._stations and gw._emptied is not None:
             gw._emptied.set()
+
+    def _forget_core(self, code: int, reason: str) -> None:
+        """Tell the core, once, that this connection is over (nothing if it already let go)."""
+        if self._core_knows:
+            self._core_knows = False
+            link = self.gw.link
+            if link is not None and not link.closed:
+                link.send(Op.CLOSED, self.cid, orjson.dumps([code, reason]))
 
     # --- the opening handshake ------------------------------------------------------------
     def _on_request(self, request: Request) -> None:
@@ -199,6 +211,8 @@ class StationProtocol(asyncio.Protocol):
         # websockets' parser keeps the request for the connection's life: not its ~1.7 KiB of headers
         request.headers.clear()
         gw._opening[cid] = self
+        gw._unupgraded.discard(self)  # the core knows it now: Gateway.stop answers it
+        self._core_knows = True
         link.send(Op.OPEN, cid, orjson.dumps(facts))
         decide_by = gw.loop.time() + gw.settings.decision_timeout_s
         if decide_by < self._deadline:
@@ -208,12 +222,13 @@ class StationProtocol(asyncio.Protocol):
         """The core's answer to this upgrade (``ACCEPT``, ``REFUSE``, or ``LINK_LOST``)."""
         ws, response = self.ws, self._upgrade
         self._upgrade = None
+        if op == Op.REFUSE:
+            self._core_knows = False  # the core forgot it
         if ws is None or response is None or ws.state is not State.CONNECTING or ws.eof_sent:
-            return
+            return  # an accepted one is reported CLOSED by connection_lost
         gw = self.gw
         if op == LINK_LOST or (op == Op.ACCEPT and gw.stopping):
-            if op == Op.ACCEPT and gw.link is not None:
-                gw.link.send(Op.CLOSED, self.cid, orjson.dumps([1001, "gateway shutting down"]))
+            self._forget_core(1001, "gateway shutting down")
             self._respond(_busy(ws, "CSMS core busy, retry later\n"))
             return
         if op == Op.REFUSE:
@@ -258,8 +273,7 @@ class StationProtocol(asyncio.Protocol):
         if self.gw._opening.pop(self.cid, None) is None or self.ws is None or self.ws.eof_sent:
             return
         self._upgrade = None
-        if self.gw.link is not None:
-            self.gw.link.send(Op.CLOSED, self.cid, orjson.dumps([1006, "handshake abandoned"]))
+        self._forget_core(1006, "handshake abandoned")
         self._respond(_busy(self.ws, "CSMS core busy, retry later\n"))
 
     def _rearm(self, when: float, callback: Any) -> None:
@@ -442,8 +456,11 @@ class StationProtocol(asyncio.Protocol):
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-            # nothing more is relayed; read on, so that the station's close frame is seen
-            self._held = self.outbox = None
+            # nothing more is relayed; read on, so that the station's close frame is seen. Answers
+            # still waiting for the station's socket go out first, as websockets' send did
+            outbox, self._held, self.outbox = self.outbox, None, None
+            for body in outbox or ():
+                ws.send_text(body)
             self.paused_by_core = self.waiting_for_link = False
             self.gw._waiting_link.discard(self)
             self._update_reading()

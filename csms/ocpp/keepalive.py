@@ -27,7 +27,7 @@ log = structlog.get_logger("csms.ocpp")
 class Peer(Protocol):
     """What the sweep needs of a station's socket (``csms.gateway.station.StationProtocol``)."""
 
-    frames_in: int  # frames received so far, counted by the session
+    frames_in: int  # messages received so far
     keepalive_mark: tuple[int, float]  # (frames_in, when) at the sweep that last saw it change
     station_id: str
 

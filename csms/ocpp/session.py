@@ -9,7 +9,6 @@ Inbound CALLs are served while one of our CALLs is pending (the directions cross
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -48,8 +47,8 @@ class Connection(Protocol):
 
     async def recv(self) -> str | bytes: ...
 
-    def write_now(self, data: bytes) -> bool:
-        """Send a text frame now if possible; False: use ``send``, which may wait."""
+    def write_now(self, data: bytes) -> None:
+        """Send a text frame now (never waits; dropped once the connection closed)."""
 
     async def send(self, message: str | bytes, *, text: bool | None = None) -> None: ...
 
@@ -107,7 +106,7 @@ class StationSession:
         on_message: OnMessage | None = None,
     ) -> None:
         self.ws = ws
-        self._write_now: Callable[[bytes], bool] = ws.write_now
+        self._write_now: Callable[[bytes], None] = ws.write_now
         self.station_id = station_id
         self.version = version
         self.handlers = handlers
@@ -199,8 +198,7 @@ class StationSession:
                 await self._reply_error(call, ErrorKind.INTERNAL, "Internal error (invalid response)")
                 return
         data = rpc.encode_result(call.unique_id, response)
-        if not self._write_now(data):
-            await self._send_queued(data)
+        self._write_now(data)
         if self.on_message is not None:
             self.on_message(self.station_id, "out", action, "CallResult", call.unique_id, response, data)
 
@@ -223,7 +221,7 @@ class StationSession:
     async def _send_error(self, err: rpc.CallError, action: str) -> None:
         self.metrics.call_error_sent(self.version, action, err.code)
         data = rpc.encode_error(err)
-        await self._send(data)
+        self._write_now(data)
         if self.on_message is not None:
             self.on_message(
                 self.station_id, "out", action, "CallError", err.unique_id, [err.code, err.description], data
@@ -237,16 +235,6 @@ class StationSession:
             return
         pending.raw = raw
         pending.future.set_result(frame)
-
-    async def _send(self, data: bytes) -> None:
-        """Send one text frame; a closed connection is not an error here (the read loop ends)."""
-        if not self._write_now(data):
-            await self._send_queued(data)
-
-    async def _send_queued(self, data: bytes) -> None:
-        """``websockets``' own send, which waits while the socket is flow-controlled."""
-        with contextlib.suppress(ConnectionClosed):
-            await self.ws.send(data, text=True)
 
     # --- outbound -----------------------------------------------------------------------
     async def call(

@@ -321,6 +321,22 @@ async def test_a_malformed_open_gets_a_500_and_the_link_keeps_working(core: Csms
     link.close()
 
 
+async def test_a_gateway_process_gets_the_bare_subprotocol_in_accept(tmp_path: Path, sock_path: str) -> None:
+    """Gateways of an older release put ACCEPT's whole body into the 101's subprotocol header:
+    only the in-process endpoint's loopback gets the station id with it."""
+    async with running(make_settings(tmp_path, auto_register=True, gateway_socket=sock_path)):
+        answers: asyncio.Queue[tuple[int, int, bytes]] = asyncio.Queue()
+        _, link = await asyncio.get_running_loop().create_unix_connection(
+            lambda: LinkProtocol(lambda op, cid, body: answers.put_nowait((op, cid, body)), lambda exc: None),
+            sock_path,
+        )
+        facts = {"path": "/ocpp/OLDGW", "offered": [V201], "authorization": [], "ip": "127.0.0.1",
+                 "tls": False}
+        link.send(Op.OPEN, 1, orjson.dumps(facts))
+        assert await asyncio.wait_for(answers.get(), 5) == (Op.ACCEPT, 1, V201.encode())
+        link.close()
+
+
 async def test_a_station_that_gives_up_while_the_core_decides_leaves_nothing_behind(sock_path: str) -> None:
     """A core that never answers: the upgrade times out, the core hears CLOSED, nothing is kept."""
     heard: list[tuple[int, int]] = []

@@ -12,9 +12,13 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from csms.app import running
+from csms.core.events import StationConnected
 from csms.gateway.link import Op, loopback_pair
 from csms.gateway.station import StationProtocol
+from csms.ocpp.handshake import Admitted, Refused, Upgrade
 from tests.conftest import make_settings
+from tests.gateway.test_station_protocol import upgrade as upgrade_request
+from tests.security.peers import raw_upgrade
 
 
 async def test_a_loopback_link_delivers_at_once_both_ways_and_closes_both_ends_once() -> None:
@@ -90,3 +94,43 @@ async def test_stopping_the_csms_closes_in_process_stations_with_1001(tmp_path: 
         await asyncio.sleep(0.1)
     await asyncio.wait_for(reader, 5)
     assert closed == [(1001, "CSMS shutting down")]
+
+
+async def test_a_queue_of_one_message_still_serves_a_burst(tmp_path: Path) -> None:
+    """``limits.max_queue`` may be 1: the pause it causes must be lifted again."""
+    settings = make_settings(tmp_path, auto_register=True, limits={"max_queue": 1})
+    async with running(settings) as app:
+        url = f"ws://127.0.0.1:{app.ocpp_port}/ocpp/BURST"
+        async with websockets.connect(url, subprotocols=[Subprotocol("ocpp1.6")], ping_interval=None) as ws:
+            for i in range(10):
+                await ws.send(f'[2,"h{i}","Heartbeat",{{}}]')
+            answers = [await asyncio.wait_for(ws.recv(), 5) for _ in range(10)]
+            assert [a.split('"')[1] for a in answers] == [f"h{i}" for i in range(10)]
+
+
+async def test_an_upgrade_decided_while_the_csms_stops_starts_no_session(tmp_path: Path) -> None:
+    events: list[str] = []
+    async with running(make_settings(tmp_path, auto_register=True)) as app:
+        # a station that will not answer the closing handshake keeps the stop going for a while
+        silent = await asyncio.to_thread(raw_upgrade, app.ocpp_port, "SILENT")
+        decide, gate = app.ocpp.decide, asyncio.Event()
+
+        async def slow_decide(up: Upgrade) -> Admitted | Refused:
+            await gate.wait()
+            return await decide(up)
+
+        app.ocpp.decide = slow_decide  # type: ignore[method-assign]
+        app.bus.subscribe(lambda ev: events.append(ev.station_id), StationConnected)  # type: ignore[attr-defined]
+
+        def attempt() -> bytes:
+            with socket.create_connection(("127.0.0.1", app.ocpp_port), timeout=10) as sock:
+                sock.sendall(upgrade_request("LATE"))
+                return sock.recv(4096)
+
+        answer = asyncio.ensure_future(asyncio.to_thread(attempt))
+        await asyncio.sleep(0.3)  # the core is deciding
+        asyncio.get_running_loop().call_later(0.3, gate.set)  # it decides while the CSMS stops
+    silent.close()
+    assert (await asyncio.wait_for(answer, 10)).startswith(b"HTTP/1.1 503")
+    assert events == []  # no session started (nor replaced one) for LATE
+    assert 'csms_handshakes_total{outcome="accepted"} 1.0' in app.metrics.render().decode()  # SILENT

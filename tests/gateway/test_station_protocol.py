@@ -190,6 +190,46 @@ async def test_messages_held_while_paused_still_reach_the_core_when_the_station_
         assert [op for op, _, _ in core.heard if op in ("MSG", "CLOSED")][-1] == "CLOSED"
 
 
+async def test_an_accepted_connection_the_gateway_drops_is_always_reported_closed() -> None:
+    """The core registered a session when it accepted: it must hear the end, or the session
+    stays forever (here the ACCEPT cannot be answered: its body is not UTF-8)."""
+    async with scripted(delay_s=60) as (gw, core):
+        reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+        writer.write(upgrade("DROPPED"))
+        await until(lambda: core.ops("OPEN"))
+        cid = core.ops("OPEN")[0][0]
+        core.send(Op.ACCEPT, cid, b"\xff")
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # dropped, no 101
+        await until(lambda: core.ops("CLOSED"))
+        assert [c for c, _ in core.ops("CLOSED")] == [cid]
+        writer.close()
+
+
+async def test_stopping_answers_pending_upgrades_and_tells_the_core_at_once() -> None:
+    async with scripted(delay_s=60) as (gw, core):
+        reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+        writer.write(upgrade("PENDING"))
+        await until(lambda: core.ops("OPEN"))
+        idle = socket.create_connection(("127.0.0.1", gw.port))  # connected, no request yet
+        await until(lambda: len(gw._unupgraded) == 1)
+        stopping = asyncio.create_task(gw.stop())
+        assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)).startswith(b"HTTP/1.1 503")
+        await until(lambda: core.ops("CLOSED"))  # the core stops deciding for it at once
+        assert [c for c, _ in core.ops("CLOSED")] == [core.ops("OPEN")[0][0]]
+        idle.settimeout(5)
+
+        def dropped() -> bool:
+            try:
+                return idle.recv(100) == b""
+            except ConnectionResetError:
+                return True
+
+        assert await asyncio.to_thread(dropped)  # at once, not after the open timeout (10 s)
+        idle.close()
+        await asyncio.wait_for(stopping, 5)
+        writer.close()
+
+
 def test_connections_that_never_upgrade_leave_no_cyclic_garbage_under_uvloop() -> None:
     """TCP health checks and stations that lose power mid-frame: the parser's EOFError (and its
     traceback) must not keep the protocol alive in a cycle (csms.gcpolicy thaws rarely)."""

@@ -15,6 +15,10 @@ import struct
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
+import structlog
+
+log = structlog.get_logger("csms.gateway")
+
 _HEADER = struct.Struct(">IBI")
 MAX_FRAME = 16 << 20  # far above any OCPP message a gateway accepts (its max_size is lower)
 MAX_MESSAGE = MAX_FRAME - 5  # the largest station message a link carries (max_message_bytes)
@@ -174,7 +178,10 @@ class LoopbackLink:
     def send(self, op: int, cid: int, body: bytes) -> None:
         peer = self.peer
         if not self.closed and peer is not None:
-            peer.on_frame(op, cid, body)
+            try:
+                peer.on_frame(op, cid, body)
+            except Exception:  # a bug on one side: logged, never thrown into the other side's caller
+                log.exception("loopback frame failed", op=op, connection=cid)
 
     def close(self) -> None:
         """Close both ends; each end's ``on_lost`` is called once, as after a socket's close."""

@@ -32,11 +32,16 @@ async def test_a_loopback_link_delivers_at_once_both_ways_and_closes_both_ends_o
 
     def gw_frame(op: int, cid: int, body: bytes) -> None:
         got.append(("gw", op, cid, body))
+        if body == b"boom":
+            raise RuntimeError("a bug")
 
     core, gw = loopback_pair(core_frame, lambda exc: lost.append("core"),
                              gw_frame, lambda exc: lost.append("gw"))
     gw.send(Op.MSG, 7, b"[2]")
     assert got == [("core", Op.MSG, 7, b"[2]"), ("gw", Op.PAUSE, 7, b"")]  # no loop iteration needed
+    core.send(Op.SEND, 0, b"boom")  # the receiving side fails: logged, not raised into the sender
+    assert got[-1] == ("gw", Op.SEND, 0, b"boom")
+    del got[-1]
     assert core.writable.is_set() and gw.writable.is_set()
     gw.close()
     gw.close()

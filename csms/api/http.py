@@ -29,7 +29,7 @@ from csms.errors import (
 )
 from csms.metrics import CONTENT_TYPE
 from csms.ocpp import passwords, schemas
-from csms.ocpp.server import MAX_STATION_ID
+from csms.ocpp.handshake import MAX_STATION_ID
 from csms.security.api import security_router
 from csms.security.api_auth import guard_of
 from csms.security.lifecycle import sets_password

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("csms.gateway")
 
 LINK_LOST = 1011  # what a session sees as the close code when its gateway went away
+_STOPPING = Refused(Refusal(503, "stopping", "CSMS shutting down, retry later\n"), retry_after=5)
 
 
 class GatewayConnection:
@@ -186,8 +187,7 @@ class StationLink:
         ocpp = self.ocpp
         try:
             up = _upgrade(facts)
-            decision = Refused(Refusal(503, "stopping", "CSMS shutting down, retry later\n"), retry_after=5) \
-                if self.closing() else await ocpp.decide(up)
+            decision = _STOPPING if self.closing() else await ocpp.decide(up)
         except Exception:  # never leave a gateway waiting: answer 500
             self.opening.discard(cid)
             log.exception("handshake decision failed", path=facts.get("path"))
@@ -198,7 +198,7 @@ class StationLink:
             return
         self.opening.discard(cid)
         if self.closing() and isinstance(decision, Admitted):  # the CSMS began to stop meanwhile
-            decision = Refused(Refusal(503, "stopping", "CSMS shutting down, retry later\n"), retry_after=5)
+            decision = _STOPPING
         if not isinstance(decision, Admitted):
             self.protocol.send(Op.REFUSE, cid, orjson.dumps({
                 "status": decision.refusal.status, "text": decision.refusal.text, "headers": decision.headers,

@@ -36,14 +36,7 @@ from csms.core.model import OcppVersion
 from csms.errors import StoreUnavailable
 from csms.gateway.local import LocalEndpoint
 from csms.ocpp import schemas
-from csms.ocpp.handshake import (
-    MAX_STATION_ID,
-    SUBPROTOCOLS,
-    Admitted,
-    Refused,
-    Upgrade,
-    station_id_from_path,
-)
+from csms.ocpp.handshake import SUBPROTOCOLS, Admitted, Refused, Upgrade, station_id_from_path
 from csms.ocpp.registry import SessionRegistry
 from csms.ocpp.session import Connection, Handler, StationSession
 from csms.ocpp.v16.handlers import HANDLERS as V16_HANDLERS
@@ -68,8 +61,6 @@ if TYPE_CHECKING:
     from csms.metrics import Metrics
 
 log = structlog.get_logger("csms.ocpp")
-
-__all__ = ["MAX_STATION_ID", "Admitted", "OcppServer", "OcppServerSettings", "Refused", "Upgrade"]
 
 HANDLERS: dict[OcppVersion, dict[str, Handler]] = {
     OcppVersion.V16: V16_HANDLERS,

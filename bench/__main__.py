@@ -47,9 +47,11 @@ def _headline(section: str, rows: list[dict[str, Any]]) -> list[str]:
     out = []
     for r in rows:
         if section == "throughput" and "ratio" in r:
+            steal = float(r.get("max_steal", 0.0))
             out.append(f"{r['protocol']}: ours {r['ours_calls_s']:,} vs baseline "
                        f"{r['base_calls_s']:,} calls/s = {r['ratio']}x (server CPU/call "
-                       f"{r['ours_us_call']} vs {r['base_us_call']} us = {r['cpu_ratio']}x)")
+                       f"{r['ours_us_call']} vs {r['base_us_call']} us = {r['cpu_ratio']}x)"
+                       + (f"; host steal up to {steal:.0%}" if steal >= 0.05 else ""))
         elif section == "throughput" and "fraction" in r:
             out.append(f"{r['protocol']} at {r['fraction']:.0%} ({r['target_calls_s']:,}/s): "
                        f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms")

@@ -44,7 +44,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from bench.procs import HoldLoadgen, Node, load_average, raise_nofile
+from bench.procs import HoldLoadgen, Node, StealMeter, load_average, raise_nofile
 
 WARM = 50
 MIB = 1 << 20
@@ -155,6 +155,7 @@ def run(
             tx_wait = (target - prev) / max(tx_rate, 10) * 3 + 120
             started = lg.start_tx(charge_share, tx_rate, wait_s=tx_wait)
             cpu0 = node.cpu()
+            steal = StealMeter(0)  # the node's core
             marks = node.log_marks()
             traffic = lg.traffic(hold_s, meter_s / time_scale, heartbeat_s / time_scale, wait_s=hold_s + 120)
             cpu = node.cpu() - cpu0
@@ -175,7 +176,7 @@ def run(
                 "calls_per_s": traffic["calls_per_s"], "p50_ms": traffic["p50_ms"],
                 "p99_ms": traffic["p99_ms"],
                 "max_ms": traffic["max_ms"], "errors": traffic["errors"] + traffic["unanswered"],
-                "srv_cpu_pct": round(100 * cpu / hold_s, 1),
+                "srv_cpu_pct": round(100 * cpu / hold_s, 1), "steal_pct": round(100 * steal.share(), 1),
                 "rss_mib": round(rss / MIB), "kib_conn": round((rss - base_rss) / 1024 / per_conn, 1),
                 **({"core_kib_conn": round((rss - gw_rss - (base_rss - base_gw)) / 1024 / per_conn, 1),
                     "gw_kib_conn": round((gw_rss - base_gw) / 1024 / per_conn, 1)} if gateways else {}),

@@ -112,6 +112,31 @@ def sched_wait_seconds(pid: int) -> float:
     return total / 1e9
 
 
+def steal_seconds(cpu: int | None = None) -> float:
+    """CPU time the hypervisor took from this VM so far (``steal`` in /proc/stat): of core
+    ``cpu``, or of all cores. Benchmarks report it per window: a stolen share of a few per cent
+    already moves CPU per call and latency, and cloud VMs can lose far more under a neighbour's load."""
+    label = "cpu" if cpu is None else f"cpu{cpu}"
+    for line in Path("/proc/stat").read_text().splitlines():
+        fields = line.split()
+        if fields and fields[0] == label:
+            return int(fields[8]) / CLK_TCK if len(fields) > 8 else 0.0
+    return 0.0
+
+
+class StealMeter:
+    """The share of a window that the hypervisor stole from core ``cpu`` (0.0-1.0)."""
+
+    def __init__(self, cpu: int | None = 0) -> None:
+        self.cpu = cpu
+        self._start = (steal_seconds(cpu), time.monotonic())
+
+    def share(self) -> float:
+        stolen = steal_seconds(self.cpu) - self._start[0]
+        cores = 1 if self.cpu is not None else (os.cpu_count() or 1)
+        return round(stolen / max(1e-9, (time.monotonic() - self._start[1]) * cores), 3)
+
+
 def rss_bytes(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -149,6 +174,7 @@ class Server:
         launcher: list[str] | None = None, host: str | None = None,
     ) -> None:
         self.kind = kind
+        self.core = cpu  # the core it is pinned to (None: any)
         self.host = host or private_host()
         self.port = port or free_port(self.host)
         self.api_port = api_port or free_port(self.host)

@@ -38,7 +38,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.procs import HoldLoadgen, Server, load_average, raise_nofile
+from bench.procs import HoldLoadgen, Server, StealMeter, load_average, raise_nofile
 
 PASSWORD = "0123456789abcdef0123456789abcdef01234567"  # 40 hex digits: a valid 1.6 AuthorizationKey
 PREFIX = "RC"
@@ -120,6 +120,7 @@ def run(
         servers.append(second)
         listening_s = time.monotonic() - t_kill
         cpu0 = second.cpu()
+        steal = StealMeter(0)  # the server's core
         back = lg.command(cmd="wait_back", since=t_kill, timeout_s=timeout_s, wait_s=timeout_s + 30)
         storm_cpu = second.cpu() - cpu0
         verdict = _verify(second, acked)
@@ -130,7 +131,8 @@ def run(
             "listening_s": round(listening_s, 2), "back": back["back"], "all_back_s": back["all_back_s"],
             "p50_s": back["p50_s"], "p90_s": back["p90_s"], "p99_s": back["p99_s"],
             "attempts": back["attempts"] - conn["attempts"], "refusals": sum(back["refused"].values()),
-            "storm_cpu_s": round(storm_cpu, 1), "rss_mib": round(second.rss() / 2**20),
+            "storm_cpu_s": round(storm_cpu, 1), "steal_pct": round(100 * steal.share(), 1),
+            "rss_mib": round(second.rss() / 2**20),
             **verdict, "load": load,
             "refused_by": " ".join(f"{k}={v}" for k, v in back["refused"].items()),
         }

@@ -9,7 +9,10 @@ only, the server's CPU time and run-queue wait are read from /proc:
 * ``cpu_us_per_call`` — server CPU per call, and ``per_core_calls_s`` = 1e6 / that: the rate one
   whole core would sustain. It is far less sensitive to other load on the machine;
 * ``srv_util`` — server CPU / wall (1.0 = saturated its core); ``srv_wait`` — share of the window
-  the server was runnable but another process had its core (noise from other work).
+  the server was runnable but another process had its core (noise from other work);
+* ``steal`` — share of the window the hypervisor gave the server's core to another VM. Above a
+  few per cent, calls/s and latency measure the host's neighbours, and the run should be redone
+  (the summary says so).
 
 Latency is measured at 25/50/75 % of our median saturated rate, paced open loop, from each
 call's scheduled send time (``p50_ms``/``p99_ms``: no coordinated omission). ``svc_p99_ms`` is
@@ -28,24 +31,26 @@ import argparse
 import statistics
 from typing import Any
 
-from bench.procs import Node, Server, load_average, run_loadgen
+from bench.procs import Node, Server, load_average, run_loadgen, steal_seconds
 
 
 class _Window:
-    """Server CPU and run-queue wait between the loadgen's window marks."""
+    """Server CPU, run-queue wait and the hypervisor's steal of its core between the loadgen's
+    window marks."""
 
     def __init__(self, server: Server) -> None:
         self.server = server
-        self.start: tuple[float, float] = (0.0, 0.0)
+        self.start: tuple[float, float, float] = (0.0, 0.0, 0.0)
         self.cpu = 0.0
         self.wait = 0.0
+        self.steal = 0.0
 
     def __call__(self, event: str) -> None:
-        now = (self.server.cpu(), self.server.sched_wait())
+        now = (self.server.cpu(), self.server.sched_wait(), steal_seconds(self.server.core))
         if event == "window_start":
             self.start = now
         elif event == "window_end":
-            self.cpu, self.wait = now[0] - self.start[0], now[1] - self.start[1]
+            self.cpu, self.wait, self.steal = (b - a for a, b in zip(self.start, now, strict=True))
 
 
 def measure(
@@ -72,6 +77,7 @@ def measure(
         "errors": res["errors"] + res["failed_connections"],
         "cpu_us_per_call": round(us, 1), "per_core_calls_s": round(1e6 / us) if us else 0,
         "srv_util": round(window.cpu / secs, 2), "srv_wait": round(window.wait / secs, 2),
+        "steal": round(window.steal / secs, 2),
         "svc_p99_ms": res["svc_p99_ms"], "lag_p99_ms": res["lag_p99_ms"],
         "lg_util": res["loadgen_cpu_util"], "load": load,
     }
@@ -107,13 +113,14 @@ def run(
             "ratio": round(o_rate / max(1e-9, b_rate), 1),
             "ours_us_call": o_us, "base_us_call": b_us,
             "cpu_ratio": round(b_us / max(1e-9, o_us), 1),
+            "max_steal": max(float(r["steal"]) for r in ours + base),
         })
         for f in fractions:
             r = measure("csms", protocol, connections, duration, rate=f * o_rate, warmup=warmup)
             latency.append({
                 "protocol": protocol, "fraction": f, "target_calls_s": round(f * o_rate),
                 **{k: r[k] for k in ("calls_per_s", "p50_ms", "p99_ms", "svc_p99_ms", "lag_p99_ms", "errors",
-                                     "cpu_us_per_call", "srv_util", "srv_wait", "lg_util", "load")},
+                                     "cpu_us_per_call", "srv_util", "srv_wait", "steal", "lg_util", "load")},
             })
     return {"saturation runs": runs, "ours vs baseline (medians)": ratios, "latency at fractions": latency}
 
@@ -175,6 +182,19 @@ def profile(protocol: str, connections: int, duration: float, out: str, top: int
     stats.sort_stats("cumulative").print_stats(top)
 
 
+STEAL_WARN = 0.05
+
+
+def steal_note(rows: list[dict[str, Any]]) -> str:
+    """A warning when the hypervisor took a noticeable share of the server's core in any window."""
+    worst = max((float(r.get("steal", r.get("max_steal", 0.0))) for r in rows), default=0.0)
+    if worst < STEAL_WARN:
+        return ""
+    return (f"warning: the hypervisor stole up to {worst:.0%} of the server's core during these runs "
+            "(column steal): calls/s and latency then measure the host's other tenants as much as the "
+            "servers; CPU per call is the steadier figure. Repeat on a quieter host before quoting them.")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--protocol", nargs="+", default=["1.6", "2.0.1"], choices=["1.6", "2.0.1"])
     p.add_argument("--connections", type=int, default=64, help="connections, one call outstanding each")
@@ -205,6 +225,10 @@ def main(argv: list[str] | None = None) -> None:
     result = run(args.protocol, args.connections, args.duration, tuple(args.fractions), args.repeat)
     for title, rows in result.items():
         print_table(title, rows)
+    note = steal_note([r for rows in result.values() for r in rows])
+    if note:
+        print("\n" + note)
+
 
 
 if __name__ == "__main__":

@@ -154,6 +154,7 @@ class StationProtocol(asyncio.Protocol):
             for fut in self._pongs.values():
                 if not fut.done():
                     fut.set_exception(ConnectionClosed(None, None))
+                    fut.exception()  # nobody may wait for it (pong timeout off): no "never retrieved"
             self._pongs = None
         held, self.outbox, self._held = self._held, None, None
         gw._unupgraded.discard(self)
@@ -258,10 +259,15 @@ class StationProtocol(asyncio.Protocol):
         if ws is None or t is None or ws.eof_sent:
             return
         response.headers["Server"] = "csms"
+        early = ws.data_to_send()  # pongs to pings that came with the request: after the response
         ws.send_response(response)
         self._flush()
         if response.status_code != 101:
             t.close()  # once written: a refused client holds no socket (nor pre-auth slot) here
+            return
+        for data in early:
+            if data:
+                t.write(data)
 
     def _opening_timed_out(self) -> None:
         self._timer = None
@@ -311,11 +317,17 @@ class StationProtocol(asyncio.Protocol):
                 return True
             data, self._fragments, op = b"".join(self._fragments), None, self._fragment_op
         elif opcode is _PONG:
-            fut = self._pongs.pop(data, None) if self._pongs else None
-            if not self._pongs:
-                self._pongs = None
-            if fut is not None and not fut.done():
-                fut.set_result(self.gw.loop.time())
+            pongs = self._pongs
+            if pongs and data in pongs:  # it answers its ping and every earlier one (as websockets)
+                now = self.gw.loop.time()
+                for payload in list(pongs):
+                    fut = pongs.pop(payload)
+                    if not fut.done():
+                        fut.set_result(now)
+                    if payload == data:
+                        break
+                if not pongs:
+                    self._pongs = None
             return True
         else:
             return True  # pings are answered and closes handled by websockets
@@ -417,6 +429,8 @@ class StationProtocol(asyncio.Protocol):
         ws, t = self.ws, self.transport
         if ws is None or t is None:
             return
+        if self._upgrade is not None:
+            return  # the core decides: a pong to a ping sent with the request waits for the 101
         for data in ws.data_to_send():
             if data:
                 t.write(data)
@@ -437,9 +451,13 @@ class StationProtocol(asyncio.Protocol):
             raise ConnectionClosed(None, None)
         payload = os.urandom(4)
         fut: asyncio.Future[float] = self.gw.loop.create_future()
-        if self._pongs is None:
-            self._pongs = {}
-        self._pongs[payload] = fut
+        pongs = self._pongs
+        if pongs is None:
+            pongs = self._pongs = {}
+        elif len(pongs) > 1:  # pings the keepalive gave up on (timeout off): not kept until the end
+            for done in [k for k, f in pongs.items() if f.done()]:
+                del pongs[done]
+        pongs[payload] = fut
         ws.send_ping(payload)
         self._flush()
         return fut

@@ -274,3 +274,47 @@ async def test_a_request_that_is_no_websocket_upgrade_is_answered_without_asking
         assert b"Sec-WebSocket-Version" in await asyncio.wait_for(reader.read(), 5)  # the reason, then EOF
         assert core.ops("OPEN") == [] and not gw._opening
         writer.close()
+
+
+async def test_a_ping_sent_with_the_upgrade_is_answered_after_the_101() -> None:
+    """websockets answers the ping as it parses it; the pong must not reach the station ahead of
+    the 101 (the station would read a frame where it expects the HTTP response)."""
+    async with scripted(delay_s=0.3) as (gw, _core):
+        reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+        writer.write(upgrade("EAGER") + masked(0x9, b"early"))
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        assert await asyncio.wait_for(reader.readexactly(7), 5) == b"\x8a\x05early"  # the pong, after
+        writer.close()
+
+
+async def test_a_refused_upgrade_gets_no_pong_for_a_ping_sent_with_it() -> None:
+    async with scripted() as (gw, core):
+        gw.stopping = True  # as while stopping: every upgrade is refused with 503
+        reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+        writer.write(upgrade("REFUSED") + masked(0x9, b"early"))
+        answer = await asyncio.wait_for(reader.read(), 5)
+        assert answer.startswith(b"HTTP/1.1 503"), answer
+        assert b"early" not in answer
+        assert core.ops("OPEN") == []
+        writer.close()
+
+
+async def test_pings_that_get_no_pong_are_not_kept_for_the_connection_s_life() -> None:
+    """With the pong timeout off, a station that never answers pings must not grow a table of
+    them; and a pong answers its ping and every earlier one (RFC 6455 5.5.3, as websockets)."""
+    async with scripted() as (gw, _core):
+        reader, writer = await opened(gw.port, "DEAF")
+        await until(lambda: len(gw._stations) == 1)
+        station = next(iter(gw._stations.values()))
+        waits = [await station.ping() for _ in range(50)]
+        for w in waits[:-1]:
+            w.cancel()  # the keepalive gave up on these
+        await station.ping()
+        assert len(station._pongs or {}) <= 2
+        frames = await asyncio.wait_for(reader.readexactly(51 * 6), 5)  # 51 pings, 4-byte payloads
+        last = frames[-4:]
+        writer.write(masked(0xA, last))
+        await until(lambda: not station._pongs)
+        assert waits[-1].done() and not waits[-1].cancelled()  # answered by the last ping's pong
+        writer.close()

@@ -192,7 +192,7 @@ def steal_note(rows: list[dict[str, Any]]) -> str:
         return ""
     return (f"warning: the hypervisor stole up to {worst:.0%} of the server's core during these runs "
             "(column steal): calls/s and latency then measure the host's other tenants as much as the "
-            "servers; CPU per call is the steadier figure. Repeat on a quieter host before quoting them.")
+            "servers. Repeat on a quieter host before quoting them.")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from multiprocessing.synchronize import Event as MpEvent
 from typing import Any
 
+from simulators import host
 from simulators.charger import VirtualCharger
 from simulators.clock import SimClock
 from simulators.metrics import Progress, Recorder
@@ -72,6 +73,7 @@ async def run_fleet(
         raise ValueError("workers must be >= 1")
     started_at = datetime.now(UTC)
     t0 = time.monotonic()
+    before = host.sample()
     recorder = Recorder()
     stop = stop or asyncio.Event()
     if config.workers == 1:
@@ -79,7 +81,8 @@ async def run_fleet(
     else:
         await _run_workers(config, recorder, stop, progress)
     return build_report(recorder, config=config.describe(), started_at=started_at,
-                        finished_at=datetime.now(UTC), duration_s=time.monotonic() - t0)
+                        finished_at=datetime.now(UTC), duration_s=time.monotonic() - t0,
+                        host=host.usage(before, host.sample()))
 
 
 async def _run_local(

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from simulators.host import warnings
 from simulators.metrics import Histogram, Progress, Recorder, is_protocol_error
 
 SCHEMA = "csms-sim-report/1"
@@ -59,14 +60,20 @@ class Report:
         if c["failures_by_kind"]:
             failures = ", ".join(f"{k} {v}" for k, v in sorted(c["failures_by_kind"].items()))
             lines.append(f"  connect failures: {failures}")
+        h = d.get("host")
+        if h is not None:
+            steal = "n/a" if h["steal_percent"] is None else f"{h['steal_percent']} %"
+            lines.append(f"  host         fleet CPU {h['fleet_cpu_percent']} % of one core "
+                         f"({h['fleet_share_percent']} % of {h['cores']}), hypervisor steal {steal}")
+            lines += [f"  warning: {w}" for w in warnings(h)]
         return "\n".join(lines)
 
 
 def build_report(
     recorder: Recorder, *, config: dict[str, Any], started_at: datetime, finished_at: datetime,
-    duration_s: float,
+    duration_s: float, host: dict[str, Any] | None = None,
 ) -> Report:
-    """The report of a run from its (merged) recorder."""
+    """The report of a run from its (merged) recorder; ``host``: ``simulators.host.usage``."""
     overall = Histogram()
     by_action = {}
     for action, stats in sorted(recorder.calls.items()):
@@ -128,6 +135,8 @@ def build_report(
         "energy_wh": round(recorder.energy_wh, 1),
         "timeline": recorder.timeline,
     }
+    if host is not None:
+        data["host"] = host
     return Report(data)
 
 

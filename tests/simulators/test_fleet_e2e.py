@@ -48,6 +48,8 @@ async def test_fleet_completes_sessions_against_our_csms_with_zero_protocol_erro
     assert data["transactions"]["started"] == data["transactions"]["stopped"] == 12
     assert data["energy_wh"] > 0
     assert data["latency_ms"]["p99"] >= data["latency_ms"]["p50"] > 0
+    assert data["host"]["cores"] >= 1 and data["host"]["fleet_cpu_percent"] > 0
+    assert "fleet CPU" in report.summary()
     by_action = data["calls"]["by_action"]
     assert {"BootNotification", "Authorize", "StatusNotification", "StartTransaction", "MeterValues",
             "StopTransaction", "TransactionEvent"} <= set(by_action)
@@ -133,6 +135,7 @@ async def test_workers_split_the_fleet_and_merge_their_reports(csms: CsmsApp, ap
     assert report.protocol_errors == 0, data["errors"]
     assert data["config"]["workers"] == 2
     assert max(p.connected for p in seen) == 4
+    assert data["host"]["fleet_cpu_percent"] > 0  # the workers' CPU counts, once they are joined
     chargers = {c["id"] for c in (await api.get("/api/chargers")).json()}
     assert {scenario.station_id(i) for i in range(4)} <= chargers
 

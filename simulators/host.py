@@ -1,0 +1,80 @@
+"""How busy the load generator's own machine was during a run.
+
+A load test measures the CSMS only while the generator has CPU to spare. When the fleet
+itself is short of CPU (too many chargers for its cores, or a cloud host that hands the VM's
+cores to other tenants: *steal*), calls leave late and answers are read late, and the
+latency in the report is partly the generator's. The report's ``host`` section says how much
+CPU the fleet used and how much the hypervisor took, and the summary warns when either was
+high enough to matter.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+BUSY_SHARE = 0.8  # of all cores, used by the fleet: its own queueing shows in the latencies
+STEAL_SHARE = 0.05  # of all cores, taken by the hypervisor: the figures measure the host too
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True, slots=True)
+class HostSample:
+    """A point in time: wall clock, the fleet's CPU seconds (this process and its finished
+    workers) and the machine's stolen CPU seconds (None where /proc/stat has no steal)."""
+
+    wall_s: float
+    cpu_s: float
+    steal_s: float | None
+
+
+def sample() -> HostSample:
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN)  # worker processes, once joined
+    cpu = me.ru_utime + me.ru_stime + workers.ru_utime + workers.ru_stime
+    return HostSample(time.monotonic(), cpu, _steal_seconds())
+
+
+def _steal_seconds() -> float | None:
+    try:
+        first = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return None
+    if len(first) < 9 or first[0] != "cpu":
+        return None
+    return int(first[8]) / _CLK_TCK
+
+
+def usage(start: HostSample, end: HostSample, cores: int | None = None) -> dict[str, Any]:
+    """The report's ``host`` section for the run between two samples."""
+    cores = cores or os.cpu_count() or 1
+    wall = max(1e-9, end.wall_s - start.wall_s)
+    fleet = (end.cpu_s - start.cpu_s) / wall
+    steal = None
+    if start.steal_s is not None and end.steal_s is not None:
+        steal = round(100 * (end.steal_s - start.steal_s) / (wall * cores), 1)
+    return {
+        "cores": cores,
+        "fleet_cpu_percent": round(100 * fleet, 1),  # 100 = one core busy for the whole run
+        "fleet_share_percent": round(100 * fleet / cores, 1),
+        "steal_percent": steal,
+    }
+
+
+def warnings(host: dict[str, Any]) -> list[str]:
+    """What in ``host`` makes the run's latencies suspect, in words."""
+    out = []
+    if host["fleet_share_percent"] >= 100 * BUSY_SHARE:
+        out.append(f"the fleet used {host['fleet_share_percent']:.0f} % of this machine's {host['cores']} "
+                   "cores: its own queueing is in these latencies (fewer chargers per machine, or "
+                   "--workers on a bigger one)")
+    steal = host["steal_percent"]
+    if steal is not None and steal >= 100 * STEAL_SHARE:
+        out.append(f"the hypervisor took {steal:.0f} % of this machine's CPU during the run: the "
+                   "figures measure the host's other tenants too")
+    return out

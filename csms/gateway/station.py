@@ -42,6 +42,8 @@ LINK_LOST = 0  # the answer an upgrade gets when the core's link dropped before 
 
 _TEXT, _BINARY, _CONT, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
 _MAX_HELD = 16  # messages read while relaying is paused; then reading stops too
+_MAX_EARLY_WRITES = 16  # answers (pongs) queued before the 101: more is a flood, not a station
+_MAX_PINGS = 4  # our pings awaiting a pong; a pong answers every earlier ping, so older ones can go
 
 
 def _busy(ws: ServerProtocol, text: str) -> Response:
@@ -109,6 +111,11 @@ class StationProtocol(asyncio.Protocol):
                     break  # we failed the connection (1007/1009): nothing after it is relayed
             elif isinstance(event, Request):
                 self._on_request(event)
+        if self._upgrade is not None and len(ws.writes) > _MAX_EARLY_WRITES:
+            # pongs wait for the 101 while the core decides; a station does not send a stream of
+            # pings before it is even accepted: drop it (connection_lost tells the core)
+            self.transport.abort()  # type: ignore[union-attr]
+            return
         self._flush()
         if ws.state is State.CONNECTING and ws.eof_sent and self.cid in self.gw._opening:
             # websockets failed the handshake (a bad frame sent with the request) while the core
@@ -445,7 +452,8 @@ class StationProtocol(asyncio.Protocol):
             self._timer = self.gw.loop.call_later(self.gw.settings.close_timeout_s, t.abort)
 
     async def ping(self) -> asyncio.Future[float]:
-        """Send a ping; the future completes with the time its pong arrived."""
+        """Send a ping; the future completes with the time its pong arrived (or a later ping's:
+        a pong answers every earlier ping). At most four wait: the oldest is cancelled."""
         ws = self.ws
         if ws is None or ws.state is not State.OPEN:
             raise ConnectionClosed(None, None)
@@ -454,9 +462,11 @@ class StationProtocol(asyncio.Protocol):
         pongs = self._pongs
         if pongs is None:
             pongs = self._pongs = {}
-        elif len(pongs) > 1:  # pings the keepalive gave up on (timeout off): not kept until the end
+        else:  # pings nobody waits for any more, or never answered (pong timeout off): not kept
             for done in [k for k, f in pongs.items() if f.done()]:
                 del pongs[done]
+            while len(pongs) >= _MAX_PINGS:
+                pongs.pop(next(iter(pongs))).cancel()
         pongs[payload] = fut
         ws.send_ping(payload)
         self._flush()

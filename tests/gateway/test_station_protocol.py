@@ -5,6 +5,7 @@ real Unix socket whose answers the test controls (when it accepts, pauses, close
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import shutil
@@ -301,20 +302,35 @@ async def test_a_refused_upgrade_gets_no_pong_for_a_ping_sent_with_it() -> None:
 
 
 async def test_pings_that_get_no_pong_are_not_kept_for_the_connection_s_life() -> None:
-    """With the pong timeout off, a station that never answers pings must not grow a table of
-    them; and a pong answers its ping and every earlier one (RFC 6455 5.5.3, as websockets)."""
+    """With the pong timeout off nobody waits for a pong: a station that never answers must not
+    grow a table of pings; a pong answers its ping and every earlier one (RFC 6455 5.5.3)."""
     async with scripted() as (gw, _core):
         reader, writer = await opened(gw.port, "DEAF")
         await until(lambda: len(gw._stations) == 1)
         station = next(iter(gw._stations.values()))
-        waits = [await station.ping() for _ in range(50)]
-        for w in waits[:-1]:
-            w.cancel()  # the keepalive gave up on these
+        waits = [await station.ping() for _ in range(50)]  # none answered, none given up on
+        assert station._pongs is not None and len(station._pongs) == 4
+        assert all(w.cancelled() for w in waits[:-4]) and not any(w.done() for w in waits[-4:])
+        waits[-2].cancel()  # the keepalive gave up on this one
         await station.ping()
-        assert len(station._pongs or {}) <= 2
+        assert len(station._pongs) == 4
         frames = await asyncio.wait_for(reader.readexactly(51 * 6), 5)  # 51 pings, 4-byte payloads
-        last = frames[-4:]
-        writer.write(masked(0xA, last))
+        writer.write(masked(0xA, frames[-4:]))  # the last ping's pong
         await until(lambda: not station._pongs)
-        assert waits[-1].done() and not waits[-1].cancelled()  # answered by the last ping's pong
+        assert [w.done() and not w.cancelled() for w in waits[-4:]] == [True, True, False, True]
+        writer.close()
+
+
+async def test_a_flood_of_pings_before_the_101_drops_the_connection() -> None:
+    """Their pongs wait for the 101 while the core decides: without a bound, an unauthenticated
+    client could queue megabytes of them."""
+    async with scripted(delay_s=3.0) as (gw, core):
+        reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+        writer.write(upgrade("FLOOD") + masked(0x9, b"") * 100)
+        await until(lambda: core.ops("OPEN"))
+        cid = core.ops("OPEN")[0][0]
+        await until(lambda: any(c == cid for c, _ in core.ops("CLOSED")))
+        with contextlib.suppress(ConnectionResetError):  # aborted: a reset or a plain EOF
+            assert await asyncio.wait_for(reader.read(), 5) == b""  # no 101, no pong
+        assert not gw._opening and not gw._stations
         writer.close()

@@ -159,6 +159,7 @@ def run(
             marks = node.log_marks()
             traffic = lg.traffic(hold_s, meter_s / time_scale, heartbeat_s / time_scale, wait_s=hold_s + 120)
             cpu = node.cpu() - cpu0
+            stolen = steal.share()
             pauses = node.gc_pauses(marks)
             thaws = [p for p in node.gc_pauses(step_marks) if p[1] == 3]
             rss = node.rss()
@@ -176,7 +177,7 @@ def run(
                 "calls_per_s": traffic["calls_per_s"], "p50_ms": traffic["p50_ms"],
                 "p99_ms": traffic["p99_ms"],
                 "max_ms": traffic["max_ms"], "errors": traffic["errors"] + traffic["unanswered"],
-                "srv_cpu_pct": round(100 * cpu / hold_s, 1), "steal_pct": round(100 * steal.share(), 1),
+                "srv_cpu_pct": round(100 * cpu / hold_s, 1), "steal_pct": round(100 * stolen, 1),
                 "rss_mib": round(rss / MIB), "kib_conn": round((rss - base_rss) / 1024 / per_conn, 1),
                 **({"core_kib_conn": round((rss - gw_rss - (base_rss - base_gw)) / 1024 / per_conn, 1),
                     "gw_kib_conn": round((gw_rss - base_gw) / 1024 / per_conn, 1)} if gateways else {}),

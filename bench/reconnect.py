@@ -123,6 +123,7 @@ def run(
         steal = StealMeter(0)  # the server's core
         back = lg.command(cmd="wait_back", since=t_kill, timeout_s=timeout_s, wait_s=timeout_s + 30)
         storm_cpu = second.cpu() - cpu0
+        stolen = steal.share()  # over the storm, not the verification after it
         verdict = _verify(second, acked)
         row = {
             "stations": stations, "passwords": passwords, "connected_before": conn["connected"],
@@ -131,7 +132,7 @@ def run(
             "listening_s": round(listening_s, 2), "back": back["back"], "all_back_s": back["all_back_s"],
             "p50_s": back["p50_s"], "p90_s": back["p90_s"], "p99_s": back["p99_s"],
             "attempts": back["attempts"] - conn["attempts"], "refusals": sum(back["refused"].values()),
-            "storm_cpu_s": round(storm_cpu, 1), "steal_pct": round(100 * steal.share(), 1),
+            "storm_cpu_s": round(storm_cpu, 1), "steal_pct": round(100 * stolen, 1),
             "rss_mib": round(second.rss() / 2**20),
             **verdict, "load": load,
             "refused_by": " ".join(f"{k}={v}" for k, v in back["refused"].items()),

@@ -28,6 +28,7 @@ outstanding, so a late send means its previous answer was late (server queueing)
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 from typing import Any
 
@@ -51,6 +52,8 @@ class _Window:
             self.start = now
         elif event == "window_end":
             self.cpu, self.wait, self.steal = (b - a for a, b in zip(self.start, now, strict=True))
+            if self.server.core is None:  # not pinned: the machine's steal, per core
+                self.steal /= os.cpu_count() or 1
 
 
 def measure(

@@ -82,7 +82,7 @@ async def run_fleet(
         await _run_workers(config, recorder, stop, progress)
     return build_report(recorder, config=config.describe(), started_at=started_at,
                         finished_at=datetime.now(UTC), duration_s=time.monotonic() - t0,
-                        host=host.usage(before, host.sample()))
+                        host=host.usage(before, host.sample(), workers=config.workers))
 
 
 async def _run_local(
@@ -196,6 +196,7 @@ async def _run_workers(
             await loop.run_in_executor(None, proc.join, 15)
             if proc.is_alive():
                 proc.kill()
+                await loop.run_in_executor(None, proc.join, 5)  # reaped: its CPU counts in ``host``
 
 
 def _worker_main(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-BUSY_SHARE = 0.8  # of all cores, used by the fleet: its own queueing shows in the latencies
+BUSY_SHARE = 0.8  # of the cores the fleet can use: its own queueing shows in the latencies
 STEAL_SHARE = 0.05  # of all cores, taken by the hypervisor: the figures measure the host too
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -50,18 +50,31 @@ def _steal_seconds() -> float | None:
     return int(first[8]) / _CLK_TCK
 
 
-def usage(start: HostSample, end: HostSample, cores: int | None = None) -> dict[str, Any]:
-    """The report's ``host`` section for the run between two samples."""
-    cores = cores or os.cpu_count() or 1
+def machine_cores() -> int:
+    """The cores this process may run on (affinity, e.g. ``taskset``), else all of them."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def usage(
+    start: HostSample, end: HostSample, *, workers: int = 1, cores: int | None = None
+) -> dict[str, Any]:
+    """The report's ``host`` section for the run between two samples. One event loop uses one
+    core at most: the fleet can use ``min(workers, cores)`` of them."""
+    cores = cores or machine_cores()
+    usable = max(1, min(workers, cores))
     wall = max(1e-9, end.wall_s - start.wall_s)
     fleet = (end.cpu_s - start.cpu_s) / wall
     steal = None
     if start.steal_s is not None and end.steal_s is not None:
-        steal = round(100 * (end.steal_s - start.steal_s) / (wall * cores), 1)
+        steal = round(100 * (end.steal_s - start.steal_s) / (wall * (os.cpu_count() or 1)), 1)
     return {
         "cores": cores,
+        "usable_cores": usable,
         "fleet_cpu_percent": round(100 * fleet, 1),  # 100 = one core busy for the whole run
-        "fleet_share_percent": round(100 * fleet / cores, 1),
+        "fleet_share_percent": round(100 * fleet / usable, 1),  # of the cores it can use
         "steal_percent": steal,
     }
 
@@ -70,9 +83,11 @@ def warnings(host: dict[str, Any]) -> list[str]:
     """What in ``host`` makes the run's latencies suspect, in words."""
     out = []
     if host["fleet_share_percent"] >= 100 * BUSY_SHARE:
-        out.append(f"the fleet used {host['fleet_share_percent']:.0f} % of this machine's {host['cores']} "
-                   "cores: its own queueing is in these latencies (fewer chargers per machine, or "
-                   "--workers on a bigger one)")
+        usable = host["usable_cores"]
+        out.append(f"this process and its workers kept {host['fleet_share_percent']:.0f} % of the "
+                   f"{usable} core{'s' if usable > 1 else ''} they can use busy: the fleet's own queueing "
+                   "is in these latencies (fewer chargers, or more --workers on a machine with cores "
+                   "to spare)")
     steal = host["steal_percent"]
     if steal is not None and steal >= 100 * STEAL_SHARE:
         out.append(f"the hypervisor took {steal:.0f} % of this machine's CPU during the run: the "

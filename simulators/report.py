@@ -63,8 +63,9 @@ class Report:
         h = d.get("host")
         if h is not None:
             steal = "n/a" if h["steal_percent"] is None else f"{h['steal_percent']} %"
-            lines.append(f"  host         fleet CPU {h['fleet_cpu_percent']} % of one core "
-                         f"({h['fleet_share_percent']} % of {h['cores']}), hypervisor steal {steal}")
+            lines.append(f"  host         CPU of this process and its workers {h['fleet_cpu_percent']} % "
+                         f"of one core ({h['fleet_share_percent']} % of the {h['usable_cores']} usable), "
+                         f"hypervisor steal {steal}")
             lines += [f"  warning: {w}" for w in warnings(h)]
         return "\n".join(lines)
 

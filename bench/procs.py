@@ -25,6 +25,8 @@ from typing import Any
 
 import orjson
 
+from simulators.host import steal_seconds
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 _children: set[subprocess.Popen[bytes]] = set()
 
@@ -112,27 +114,17 @@ def sched_wait_seconds(pid: int) -> float:
     return total / 1e9
 
 
-def steal_seconds(cpu: int | None = None) -> float:
-    """CPU time the hypervisor took from this VM so far (``steal`` in /proc/stat): of core
-    ``cpu``, or of all cores. Benchmarks report it per window: a stolen share of a few per cent
-    already moves CPU per call and latency, and cloud VMs can lose far more under a neighbour's load."""
-    label = "cpu" if cpu is None else f"cpu{cpu}"
-    for line in Path("/proc/stat").read_text().splitlines():
-        fields = line.split()
-        if fields and fields[0] == label:
-            return int(fields[8]) / CLK_TCK if len(fields) > 8 else 0.0
-    return 0.0
-
-
 class StealMeter:
-    """The share of a window that the hypervisor stole from core ``cpu`` (0.0-1.0)."""
+    """The share of a window (0.0-1.0) that the hypervisor gave core ``cpu`` (None: every core,
+    averaged) to other tenants. Benchmarks report it: a few per cent already move CPU per call
+    and latency, and cloud VMs can lose far more under a neighbour's load."""
 
     def __init__(self, cpu: int | None = 0) -> None:
         self.cpu = cpu
-        self._start = (steal_seconds(cpu), time.monotonic())
+        self._start = (steal_seconds(cpu) or 0.0, time.monotonic())
 
     def share(self) -> float:
-        stolen = steal_seconds(self.cpu) - self._start[0]
+        stolen = (steal_seconds(self.cpu) or 0.0) - self._start[0]
         cores = 1 if self.cpu is not None else (os.cpu_count() or 1)
         return round(stolen / max(1e-9, (time.monotonic() - self._start[1]) * cores), 3)
 

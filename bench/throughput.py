@@ -28,11 +28,10 @@ outstanding, so a late send means its previous answer was late (server queueing)
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 from typing import Any
 
-from bench.procs import Node, Server, load_average, run_loadgen, steal_seconds
+from bench.procs import Node, Server, StealMeter, load_average, run_loadgen
 
 
 class _Window:
@@ -41,19 +40,20 @@ class _Window:
 
     def __init__(self, server: Server) -> None:
         self.server = server
-        self.start: tuple[float, float, float] = (0.0, 0.0, 0.0)
+        self.start: tuple[float, float] = (0.0, 0.0)
         self.cpu = 0.0
         self.wait = 0.0
-        self.steal = 0.0
+        self.steal = 0.0  # share of the window
+        self._steal = StealMeter(server.core)
 
     def __call__(self, event: str) -> None:
-        now = (self.server.cpu(), self.server.sched_wait(), steal_seconds(self.server.core))
+        now = (self.server.cpu(), self.server.sched_wait())
         if event == "window_start":
             self.start = now
+            self._steal = StealMeter(self.server.core)
         elif event == "window_end":
-            self.cpu, self.wait, self.steal = (b - a for a, b in zip(self.start, now, strict=True))
-            if self.server.core is None:  # not pinned: the machine's steal, per core
-                self.steal /= os.cpu_count() or 1
+            self.cpu, self.wait = now[0] - self.start[0], now[1] - self.start[1]
+            self.steal = self._steal.share()
 
 
 def measure(
@@ -80,7 +80,7 @@ def measure(
         "errors": res["errors"] + res["failed_connections"],
         "cpu_us_per_call": round(us, 1), "per_core_calls_s": round(1e6 / us) if us else 0,
         "srv_util": round(window.cpu / secs, 2), "srv_wait": round(window.wait / secs, 2),
-        "steal": round(window.steal / secs, 2),
+        "steal": round(window.steal, 2),
         "svc_p99_ms": res["svc_p99_ms"], "lag_p99_ms": res["lag_p99_ms"],
         "lg_util": res["loadgen_cpu_util"], "load": load,
     }
@@ -231,7 +231,6 @@ def main(argv: list[str] | None = None) -> None:
     note = steal_note([r for rows in result.values() for r in rows])
     if note:
         print("\n" + note)
-
 
 
 if __name__ == "__main__":

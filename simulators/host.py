@@ -37,17 +37,22 @@ def sample() -> HostSample:
     me = resource.getrusage(resource.RUSAGE_SELF)
     workers = resource.getrusage(resource.RUSAGE_CHILDREN)  # worker processes, once joined
     cpu = me.ru_utime + me.ru_stime + workers.ru_utime + workers.ru_stime
-    return HostSample(time.monotonic(), cpu, _steal_seconds())
+    return HostSample(time.monotonic(), cpu, steal_seconds())
 
 
-def _steal_seconds() -> float | None:
+def steal_seconds(cpu: int | None = None) -> float | None:
+    """CPU time the hypervisor gave to other tenants so far (``steal`` in /proc/stat), of core
+    ``cpu`` or of all cores; None where the system does not report it."""
+    label = "cpu" if cpu is None else f"cpu{cpu}"
     try:
-        first = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        lines = Path("/proc/stat").read_text().splitlines()
     except OSError:
         return None
-    if len(first) < 9 or first[0] != "cpu":
-        return None
-    return int(first[8]) / _CLK_TCK
+    for line in lines:
+        fields = line.split()
+        if fields and fields[0] == label:
+            return int(fields[8]) / _CLK_TCK if len(fields) > 8 else None
+    return None
 
 
 def machine_cores() -> int:

@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 import uvicorn
 
+from csms import looplag
 from csms.api.context import ApiContext
 from csms.api.http import create_app
 from csms.bus import Bus
@@ -172,6 +173,7 @@ class CsmsApp:
             self.metrics.gauge_callback("csms_gateway_stations", "Stations connected through gateways",
                                         hub.stations)
         self._tasks.append(asyncio.create_task(self.service.flush_forever(), name="store-flush"))
+        self._tasks.append(asyncio.create_task(looplag.watch(self.metrics.loop_lag.observe), name="loop-lag"))
         await self._start_api()
         log.info("csms started", ocpp=self.ocpp_url + "/{station_id}", api=self.api_url)
 

@@ -5,15 +5,22 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from csms import looplag
 from csms.core.model import OcppVersion
 from csms.gcpolicy import PAUSE_BUCKETS_S, GcStats
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+def loop_lag_histogram(registry: CollectorRegistry) -> Histogram:
+    """``csms_event_loop_lag_seconds`` (``csms.looplag``), for the core's and a gateway's registry."""
+    return Histogram("csms_event_loop_lag_seconds", looplag.HELP, buckets=looplag.LAG_BUCKETS_S,
+                     registry=registry)
 
 
 class Metrics:
@@ -48,6 +55,7 @@ class Metrics:
         self.keepalive_timeouts = Counter(
             "csms_keepalive_timeouts_total", "Stations closed (1011) for not answering a ping", registry=r
         )
+        self.loop_lag = loop_lag_histogram(r)
 
     def handled(self, version: OcppVersion, action: str, seconds: float) -> None:
         """One inbound CALL answered: plain integer counting, aggregated at scrape time."""

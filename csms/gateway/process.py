@@ -21,12 +21,13 @@ import orjson
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
+from csms import looplag
 from csms.config import LimitsConfig, Settings
 from csms.errors import ConfigError
 from csms.gateway.link import MAX_MESSAGE, Link, LinkProtocol, Op
 from csms.gateway.station import LINK_LOST, StationProtocol
 from csms.gcpolicy import GcPolicy
-from csms.metrics import GcCollector
+from csms.metrics import GcCollector, loop_lag_histogram
 from csms.ocpp.keepalive import KeepaliveSweep
 from csms.security.admission import Admission
 from csms.security.wiring import security_parts
@@ -300,10 +301,12 @@ async def run_gateway(
             stop_metrics = serve_metrics(gateway.registry, settings.host, metrics_port)
             log.info("gateway metrics", url=f"http://{settings.host}:{metrics_port}/metrics")
         collecting = asyncio.ensure_future(gc_policy.run())
+        lagging = asyncio.ensure_future(looplag.watch(loop_lag_histogram(gateway.registry).observe))
         relinking = asyncio.ensure_future(gateway.serve_forever())
         await asyncio.wait([relinking, stopping], return_when=asyncio.FIRST_COMPLETED)
         relinking.cancel()
         collecting.cancel()
+        lagging.cancel()
     finally:
         stopping.cancel()
         await gateway.stop()

@@ -414,7 +414,7 @@ async def test_connections_that_never_upgrade_are_capped_per_ip_in_the_gateway(
 
 
 async def test_a_gateway_process_exports_its_own_metrics(tmp_path: Path, sock_path: str) -> None:
-    """``csms gateway --metrics-port``: its stations, its link, its collector, its caps."""
+    """``csms gateway --metrics-port``: its stations, its link, its collector, its caps, its loop."""
     async with running(make_settings(tmp_path, gateway_socket=sock_path)):
         port, metrics_port = free_port(), free_port()
         with gateway_process(sock_path, port, "--metrics-port", str(metrics_port)):
@@ -429,6 +429,7 @@ async def test_a_gateway_process_exports_its_own_metrics(tmp_path: Path, sock_pa
             assert all(f'csms_gc_pause_seconds_count{{generation="{g}"}}' in values for g in range(3))
             assert values["csms_gc_freezes_total"] >= 1  # at start-up
             assert "# TYPE csms_admission_refused_total counter" in text
+            assert "csms_event_loop_lag_seconds_count" in values  # its own loop (csms.looplag)
 
 
 async def test_refused_and_closed_connections_leave_no_reference_cycles_in_the_gateway(

@@ -2,9 +2,11 @@
 
 A task sleeps ``interval_s`` over and over; how much later than asked it wakes up is time the
 loop spent on something else or did not run at all: a long callback, a collector pause, a
-host that gave the CPU to another tenant. Every station's answer waits that long too.
-``csms serve`` and ``csms gateway`` export it as ``csms_event_loop_lag_seconds`` and log a
-stall of ``warn_s`` or more (at most one line per ``warn_every_s``).
+host that gave the CPU to another tenant. A station's answer due during such a stall waits up
+to that long too.
+``csms serve`` and ``csms gateway`` export it as ``csms_event_loop_lag_seconds`` (one sample per
+wake-up: a long stall counts once, so look at the top buckets and ``_sum``) and log a stall of
+``warn_s`` or more (at most one line per ``warn_every_s``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ HELP = "How late the event loop woke a task that sleeps 0.25 s (long callbacks, 
 
 
 async def watch(
-    observe: Callable[[float], object], *, interval_s: float = 0.25, warn_s: float = 0.5,
+    observe: Callable[[float], object], *, interval_s: float = 0.25, warn_s: float = 0.2,
     warn_every_s: float = 10.0,
 ) -> None:
     """Measure the loop's lag until cancelled; ``observe(seconds)`` gets every measurement."""

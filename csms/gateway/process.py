@@ -280,6 +280,7 @@ async def run_gateway(
     stop = stop_on_signals()
     stopping = asyncio.ensure_future(stop.wait())
     stop_metrics: Callable[[], None] | None = None
+    background: list[asyncio.Future[Any]] = []
     try:
         linking = asyncio.ensure_future(gateway.connect())
         await asyncio.wait([linking, stopping], return_when=asyncio.FIRST_COMPLETED)
@@ -300,15 +301,18 @@ async def run_gateway(
         if metrics_port is not None:
             stop_metrics = serve_metrics(gateway.registry, settings.host, metrics_port)
             log.info("gateway metrics", url=f"http://{settings.host}:{metrics_port}/metrics")
-        collecting = asyncio.ensure_future(gc_policy.run())
-        lagging = asyncio.ensure_future(looplag.watch(loop_lag_histogram(gateway.registry).observe))
+        background.append(asyncio.ensure_future(gc_policy.run()))
+        background.append(asyncio.ensure_future(looplag.watch(loop_lag_histogram(gateway.registry).observe)))
         relinking = asyncio.ensure_future(gateway.serve_forever())
+        background.append(relinking)
         await asyncio.wait([relinking, stopping], return_when=asyncio.FIRST_COMPLETED)
-        relinking.cancel()
-        collecting.cancel()
-        lagging.cancel()
     finally:
         stopping.cancel()
+        for task in background:
+            task.cancel()
+        for outcome in await asyncio.gather(*background, return_exceptions=True):
+            if isinstance(outcome, Exception):
+                log.error("gateway task failed", error=repr(outcome))
         await gateway.stop()
         if stop_metrics is not None:
             await asyncio.to_thread(stop_metrics)

@@ -6,6 +6,9 @@ from __future__ import annotations
 import os
 import time
 from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
 
 from simulators import host
 from simulators.host import HostSample
@@ -56,3 +59,15 @@ def test_a_sample_counts_this_process_s_cpu() -> None:
         pass
     after = host.sample()
     assert after.cpu_s - before.cpu_s >= 0.19
+
+
+def test_steal_is_read_per_core_or_for_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    stat = ("cpu  100 0 50 900 5 0 3 40 0 0\ncpu0 50 0 25 450 2 0 1 30 0 0\n"
+            "cpu1 50 0 25 450 3 0 2 10 0 0\nintr 12345\n")
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: stat)
+    tick = os.sysconf("SC_CLK_TCK")
+    assert host.steal_seconds() == 40 / tick
+    assert host.steal_seconds(0) == 30 / tick and host.steal_seconds(1) == 10 / tick
+    assert host.steal_seconds(7) is None  # no such core
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: "cpu  1 2 3 4\n")  # an old kernel
+    assert host.steal_seconds() is None

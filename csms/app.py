@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import signal
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from typing import Any
@@ -160,7 +159,7 @@ class CsmsApp:
         if s.gateway_socket:
             if s.max_message_bytes > MAX_MESSAGE:
                 raise ConfigError(f"max_message_bytes over {MAX_MESSAGE} cannot travel over a gateway link")
-            self.gateways = GatewayHub(self.ocpp, s.gateway_socket)
+            self.gateways = GatewayHub(self.ocpp, s.gateway_socket, max_inbox=s.limits.max_queue)
             try:
                 await self.gateways.start()
             except OSError as exc:
@@ -228,15 +227,6 @@ class CsmsApp:
         if self.store is not None:
             await self.store.close()
         log.info("csms stopped")
-
-
-def stop_on_signals() -> asyncio.Event:
-    """An event set by SIGTERM or SIGINT (graceful shutdown of ``serve`` and ``demo``)."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
 
 
 @contextlib.asynccontextmanager

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import sys
 import tempfile
@@ -17,6 +16,7 @@ from typing import Any
 
 from csms.config import BalancerConfig, Settings
 from csms.errors import ConfigError
+from csms.runtime import stop_on_signals, wait_stopped
 
 DEMO_GRID = (
     # id, parent, per-phase limit (A), share of the fleet
@@ -78,7 +78,7 @@ def _banner(app: Any, scenario: Any) -> str:
 
 
 async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
-    from csms.app import CsmsApp, stop_on_signals
+    from csms.app import CsmsApp
     from csms.plugins import default_plugins
     from simulators.fleet import FleetConfig, run_fleet
 
@@ -102,8 +102,7 @@ async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
                 FleetConfig(csms_url=app.ocpp_url, scenario=scenario, duration_s=0, progress_interval_s=10.0),
                 stop=stop, progress=progress,
             ))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), args.duration)
+            await wait_stopped(stop, args.duration)
             stop.set()
             report = await fleet
             print("\n" + report.summary(), file=sys.stderr, flush=True)

@@ -16,6 +16,11 @@ The upgrade request is checked in this order, cheapest first, and refused with:
 Only then does a ``StationSession`` start and replace any older session of that station, so
 a failed attempt never disturbs a live one. Connections not yet upgraded are capped per IP
 and in total; the open timeout and ping/pong evict slow and half-open sockets.
+
+The WebSockets themselves are the gateway package's (``csms.gateway``): this server listens
+through ``csms.gateway.local.LocalEndpoint`` and is the ``csms.gateway.port.SessionHost`` its
+endpoints and the gateway processes' links call back into. The dependency points one way,
+from here to the transport; ``csms.gateway`` never imports this module.
 """
 
 from __future__ import annotations
@@ -35,7 +40,9 @@ from csms.core.events import MessageExchanged, StationConnected, StationDisconne
 from csms.core.model import OcppVersion
 from csms.errors import StoreUnavailable
 from csms.gateway.local import LocalEndpoint
+from csms.gateway.process import GatewaySettings
 from csms.ocpp import schemas
+from csms.ocpp.certificates import CertificateService
 from csms.ocpp.handshake import SUBPROTOCOLS, Admitted, Refused, Upgrade, station_id_from_path
 from csms.ocpp.registry import SessionRegistry
 from csms.ocpp.session import Connection, Handler, StationSession
@@ -43,7 +50,6 @@ from csms.ocpp.v16.handlers import HANDLERS as V16_HANDLERS
 from csms.ocpp.v201.handlers import HANDLERS as V201_HANDLERS
 from csms.security.admission import Admission
 from csms.security.ca import CaProvider
-from csms.security.handlers import CertificateService
 from csms.security.lifecycle import redact
 from csms.security.records import SecurityStore, StationCredentials
 from csms.security.station_auth import (
@@ -139,15 +145,31 @@ class OcppServer:
         schemas.warm(OcppVersion.V201)
         s = self.settings
         if s.plain:
-            self.endpoints.append(LocalEndpoint(self, port=s.port))
+            self.endpoints.append(self._endpoint(s.port, None))
         if s.tls_context is not None:
-            self.endpoints.append(LocalEndpoint(self, port=s.tls_port, tls_context=s.tls_context))
+            self.endpoints.append(self._endpoint(s.tls_port, s.tls_context))
         try:
             for endpoint in self.endpoints:
                 await endpoint.start()
         except BaseException:
             await self.stop()
             raise
+
+    def _endpoint(self, port: int, tls_context: ssl.SSLContext | None) -> LocalEndpoint:
+        s = self.settings
+        return LocalEndpoint(
+            self,
+            GatewaySettings(
+                host=s.host, port=port, tls_context=tls_context,
+                ping_interval_s=s.ping_interval_s, ping_timeout_s=s.ping_timeout_s,
+                open_timeout_s=s.open_timeout_s, decision_timeout_s=s.open_timeout_s,
+                max_message_bytes=s.max_message_bytes, close_timeout_s=s.close_timeout_s,
+                backlog=s.limits.backlog,
+            ),
+            admission=self.admission, on_pings=self.metrics.keepalive_pings.inc,
+            on_timeout=self.metrics.keepalive_timeouts.inc, path_prefix=s.path_prefix,
+            max_inbox=s.max_queue,
+        )
 
     async def stop(self) -> None:
         """Stop accepting, close every session with 1001 (going away) and wait for the closes."""

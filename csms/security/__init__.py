@@ -7,8 +7,11 @@ admission control against hostile clients, and operator API tokens.
     ca         the CA that signs station CSRs (configured, or generated on first use)
     limits     token bucket and sliding-window counters (sans I/O)
     admission  per-IP pre-auth caps and accept-rate limiting around the WebSocket server
+    passwords  salted hashes of station passwords, compared in constant time
     lifecycle  password rotation, certificate installation, redaction of secrets
-    handlers   SignCertificate (1.6 security extension and 2.0.1) -> CertificateSigned
     api_auth   operator API tokens with roles, failed-attempt limiting, console cookie + CSRF
     api        security routes of the operator API
+
+The OCPP adapter builds on this package (the handshake's decision, the SignCertificate
+handlers in ``csms.ocpp.certificates``); nothing here imports ``csms.ocpp``.
 """

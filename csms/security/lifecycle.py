@@ -24,7 +24,7 @@ from typing import Any
 from csms.core.model import OcppVersion
 from csms.core.ports import ChargerControl
 from csms.errors import CallErrorReceived, ControlError, StationNotConnected
-from csms.ocpp import passwords
+from csms.security import passwords
 from csms.security.records import SecurityStore
 
 AUTHORIZATION_KEY = "AuthorizationKey"

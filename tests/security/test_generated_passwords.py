@@ -13,7 +13,7 @@ import pytest
 
 from csms.app import CsmsApp
 from csms.core.model import OcppVersion
-from csms.ocpp import passwords
+from csms.security import passwords
 from csms.security.lifecycle import new_password
 from csms.security.station_auth import PasswordChecker
 from tests.security.conftest import MakeCsms

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from csms.core.model import OcppVersion
-from csms.ocpp import passwords, schemas
+from csms.ocpp import schemas
 from csms.ocpp.rpc import ErrorKind
+from csms.security import passwords
 from csms.security.lifecycle import REDACTED, check_password, new_password, redact, sets_password
 from csms.security.limits import Gauge, TokenBucket, WindowCounter
 from csms.security.records import StationCredentials

@@ -1,4 +1,9 @@
-"""Composition root: builds every part from ``Settings``, runs them, shuts them down cleanly."""
+"""Composition root: builds every part from ``Settings``, runs them, shuts them down cleanly.
+
+The only module that knows every concrete part: it wires the store, the core service, the OCPP
+server, the gateway hub, the API and the optional plugins (``csms.plugins``) together, handing
+each the typed ports it needs. Nothing imports this module but the commands and the tests.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,7 @@ import asyncio
 import contextlib
 import functools
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Generator
 
 import structlog
 import uvicorn
@@ -15,6 +19,7 @@ import uvicorn
 from csms import looplag
 from csms.api.context import ApiContext
 from csms.api.http import create_app
+from csms.balancer.plugin import balancer_plugin
 from csms.bus import Bus
 from csms.config import Settings
 from csms.core.ports import Clock, SystemClock
@@ -26,14 +31,19 @@ from csms.metrics import Metrics
 from csms.ocpp.control import OcppControl
 from csms.ocpp.registry import SessionRegistry
 from csms.ocpp.server import OcppServer, OcppServerSettings
+from csms.plugins import Cleanup, Parts, Plugin, PluginContext
+from csms.security.ca import CaProvider
 from csms.security.wiring import security_parts
 from csms.store.sql import SqlStore
+from csms.telemetry.plugin import influx_plugin, mqtt_plugin
 
 log = structlog.get_logger("csms")
 
-# Optional parts (telemetry, balancer, console) plug in here: ``await plugin(app)`` at start;
-# a plugin returns an async cleanup callable (or None).
-Plugin = Callable[["CsmsApp"], Awaitable[Callable[[], Awaitable[None]] | None]]
+
+def default_plugins(settings: Settings) -> list[Plugin]:
+    """Plugins for ``settings``; parts that are not configured are simply absent."""
+    # telemetry first: it sees the balancer's first events; each says at start when it is off
+    return [influx_plugin, mqtt_plugin, balancer_plugin]
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -59,10 +69,14 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 class CsmsApp:
-    """One CSMS process: store, core service, OCPP endpoint, API, and plugins."""
+    """One CSMS process: store, core service, OCPP endpoint, API, and plugins.
+
+    ``record_messages=False`` keeps the console from recording each station's recent messages.
+    """
 
     def __init__(
-        self, settings: Settings, *, clock: Clock | None = None, plugins: list[Plugin] | None = None
+        self, settings: Settings, *, clock: Clock | None = None, plugins: list[Plugin] | None = None,
+        record_messages: bool = True,
     ) -> None:
         if settings.api_needs_token and not settings.api_token:
             raise ConfigError(
@@ -76,7 +90,9 @@ class CsmsApp:
         self.registry = SessionRegistry()
         self.control = OcppControl(self.registry)
         self.plugins = list(plugins or [])
-        self.extras: dict[str, Any] = {}
+        self.parts = Parts()  # what the plugins run (InfluxDB writer, MQTT bridge, balancer)
+        self.record_messages = record_messages
+        self.ca: CaProvider | None = None
         self.store: SqlStore | None = None
         self.service: ChargingService | None = None
         self.ocpp: OcppServer | None = None
@@ -84,7 +100,7 @@ class CsmsApp:
         self._api: _EmbeddedUvicorn | None = None
         self._api_sock: socket.socket | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._cleanups: list[Callable[[], Awaitable[None]]] = []
+        self._cleanups: list[Cleanup] = []
 
     @property
     def ocpp_port(self) -> int:
@@ -135,7 +151,7 @@ class CsmsApp:
                 functools.partial(self._count_connected, version)
             )
         tls_context, ca = security_parts(s)
-        self.extras["ca"] = ca
+        self.ca = ca
         self.ocpp = OcppServer(
             OcppServerSettings(
                 host=s.host, port=s.ocpp_port, path_prefix=s.ocpp_path,
@@ -148,8 +164,12 @@ class CsmsApp:
             ),
             self.service, self.registry, self.metrics, self.bus, security_store=self.store, ca=ca,
         )
+        plugin_ctx = PluginContext(
+            settings=s, clock=self.clock, bus=self.bus, metrics=self.metrics, service=self.service,
+            sessions=self.registry, control=self.control, spawn=self.spawn, parts=self.parts,
+        )
         for plugin in self.plugins:
-            cleanup = await plugin(self)
+            cleanup = await plugin(plugin_ctx)
             if cleanup is not None:
                 self._cleanups.append(cleanup)
         try:
@@ -182,7 +202,8 @@ class CsmsApp:
     async def _start_api(self) -> None:
         assert self.service is not None
         ctx = ApiContext(
-            self.settings, self.service, self.control, self.registry, self.metrics, self.bus, self.extras
+            self.settings, self.service, self.control, self.registry, self.metrics, self.bus,
+            balancer=self.parts.balancer, ca=self.ca, record_messages=self.record_messages,
         )
         config = uvicorn.Config(
             create_app(ctx), log_config=None, access_log=False, lifespan="off",
@@ -230,9 +251,12 @@ class CsmsApp:
 
 
 @contextlib.asynccontextmanager
-async def running(settings: Settings, **kwargs: Any) -> AsyncIterator[CsmsApp]:
+async def running(
+    settings: Settings, *, clock: Clock | None = None, plugins: list[Plugin] | None = None,
+    record_messages: bool = True,
+) -> AsyncIterator[CsmsApp]:
     """``async with running(settings) as app:`` — start, yield, always stop."""
-    app = CsmsApp(settings, **kwargs)
+    app = CsmsApp(settings, clock=clock, plugins=plugins, record_messages=record_messages)
     try:
         await app.start()
         yield app

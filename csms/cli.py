@@ -132,9 +132,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 async def _serve(settings: Settings, duration: float | None = None) -> None:
     # the server's modules load only for the commands that run it (``csms stations`` stays quick)
-    from csms.app import CsmsApp
+    from csms.app import CsmsApp, default_plugins
     from csms.gcpolicy import GcPolicy
-    from csms.plugins import default_plugins
 
     app = CsmsApp(settings, plugins=default_plugins(settings))
     stop = stop_on_signals()

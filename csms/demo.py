@@ -78,8 +78,7 @@ def _banner(app: Any, scenario: Any) -> str:
 
 
 async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
-    from csms.app import CsmsApp
-    from csms.plugins import default_plugins
+    from csms.app import CsmsApp, default_plugins
     from simulators.fleet import FleetConfig, run_fleet
 
     if args.chargers < 1:

@@ -145,11 +145,11 @@ def _signed_in(conn: HTTPConnection) -> bool:
 def console_router(ctx: ApiContext) -> APIRouter:
     """Routes of the console for the API app serving ``ctx``; starts recording OCPP messages.
 
-    Set ``ctx.extras["console.record_messages"] = False`` (before the app is created) to keep
-    the OCPP server from publishing a ``MessageExchanged`` per message for the console.
+    ``ctx.record_messages = False`` (before the app is created) keeps the OCPP server from
+    publishing a ``MessageExchanged`` per message for the console. The hub is ``ctx.console``.
     """
-    hub = ConsoleHub(ctx, record_messages=bool(ctx.extras.get("console.record_messages", True)))
-    ctx.extras["console"] = hub
+    hub = ConsoleHub(ctx, record_messages=ctx.record_messages)
+    ctx.console = hub
     settings = ctx.settings
     router = APIRouter(include_in_schema=False)
 

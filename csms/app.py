@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import functools
 import socket
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Generator
 
 import structlog
@@ -27,6 +28,8 @@ from csms.core.service import ChargingService, ServiceSettings
 from csms.errors import ConfigError
 from csms.gateway.core import GatewayHub
 from csms.gateway.link import MAX_MESSAGE
+from csms.gateway.local import LocalEndpoint
+from csms.gateway.process import GatewaySettings
 from csms.metrics import Metrics
 from csms.ocpp.control import OcppControl
 from csms.ocpp.registry import SessionRegistry
@@ -116,7 +119,7 @@ class CsmsApp:
     def ocpp_url(self) -> str:
         host = "127.0.0.1" if self.settings.host in ("0.0.0.0", "") else self.settings.host
         assert self.ocpp is not None
-        scheme = "ws" if self.ocpp.settings.plain else "wss"
+        scheme = "wss" if self.ocpp.endpoints[0].tls else "ws"
         return f"{scheme}://{host}:{self.ocpp_port}{self.settings.ocpp_path}"
 
     @property
@@ -134,7 +137,7 @@ class CsmsApp:
     async def start(self) -> None:
         s = self.settings
         self.store = await SqlStore.open(s.db, synchronous=s.db_synchronous)
-        self.service = ChargingService(
+        self.service = service = ChargingService(
             self.store, self.bus.publish, self.clock,
             ServiceSettings(
                 auto_register=s.auto_register, accept_unknown_tags=s.accept_unknown_tags,
@@ -142,9 +145,9 @@ class CsmsApp:
             ),
             wants=self.bus.wants,
         )
-        await self.service.load()
+        await service.load()
         self.metrics.gauge_callback(
-            "csms_stations_registered", "Stations known to the CSMS", lambda: len(self.service.live)  # type: ignore[union-attr]
+            "csms_stations_registered", "Stations known to the CSMS", lambda: len(service.live)
         )
         for version in ("ocpp1.6", "ocpp2.0.1"):
             self.metrics.connected.labels(version).set_function(
@@ -152,34 +155,35 @@ class CsmsApp:
             )
         tls_context, ca = security_parts(s)
         self.ca = ca
-        self.ocpp = OcppServer(
+        self.ocpp = ocpp = OcppServer(
             OcppServerSettings(
-                host=s.host, port=s.ocpp_port, path_prefix=s.ocpp_path,
-                ping_interval_s=s.ping_interval_s or None, ping_timeout_s=s.ping_timeout_s or None,
-                max_message_bytes=s.max_message_bytes, call_timeout_s=s.call_timeout_s,
-                open_timeout_s=s.limits.open_timeout_s, max_queue=s.limits.max_queue, limits=s.limits,
-                plain=s.tls.plain or tls_context is None, tls_context=tls_context, tls_port=s.tls.port,
+                path_prefix=s.ocpp_path, call_timeout_s=s.call_timeout_s, limits=s.limits,
                 client_identity=s.tls.client_identity, client_organization=s.tls.client_organization,
                 cert_valid_days=s.ca.valid_days,
             ),
-            self.service, self.registry, self.metrics, self.bus, security_store=self.store, ca=ca,
+            service, self.registry, self.metrics, self.bus, security_store=self.store, ca=ca,
         )
         plugin_ctx = PluginContext(
-            settings=s, clock=self.clock, bus=self.bus, metrics=self.metrics, service=self.service,
+            settings=s, clock=self.clock, bus=self.bus, metrics=self.metrics, service=service,
             sessions=self.registry, control=self.control, spawn=self.spawn, parts=self.parts,
         )
         for plugin in self.plugins:
             cleanup = await plugin(plugin_ctx)
             if cleanup is not None:
                 self._cleanups.append(cleanup)
+        listeners: list[tuple[int, ssl.SSLContext | None]] = []  # ws:// and/or wss://
+        if s.tls.plain or tls_context is None:
+            listeners.append((s.ocpp_port, None))
+        if tls_context is not None:
+            listeners.append((s.tls.port, tls_context))
         try:
-            await self.ocpp.start()
+            await ocpp.start([self._endpoint(ocpp, port, context) for port, context in listeners])
         except OSError as exc:
             raise ConfigError(f"cannot listen for OCPP on {exc.strerror or exc}") from None
         if s.gateway_socket:
             if s.max_message_bytes > MAX_MESSAGE:
                 raise ConfigError(f"max_message_bytes over {MAX_MESSAGE} cannot travel over a gateway link")
-            self.gateways = GatewayHub(self.ocpp, s.gateway_socket, max_inbox=s.limits.max_queue)
+            self.gateways = GatewayHub(ocpp, s.gateway_socket, max_inbox=s.limits.max_queue)
             try:
                 await self.gateways.start()
             except OSError as exc:
@@ -191,10 +195,26 @@ class CsmsApp:
                                         lambda: len(hub.links))
             self.metrics.gauge_callback("csms_gateway_stations", "Stations connected through gateways",
                                         hub.stations)
-        self._tasks.append(asyncio.create_task(self.service.flush_forever(), name="store-flush"))
+        self._tasks.append(asyncio.create_task(service.flush_forever(), name="store-flush"))
         self._tasks.append(asyncio.create_task(looplag.watch(self.metrics.loop_lag.observe), name="loop-lag"))
         await self._start_api()
         log.info("csms started", ocpp=self.ocpp_url + "/{station_id}", api=self.api_url)
+
+    def _endpoint(self, ocpp: OcppServer, port: int, tls_context: ssl.SSLContext | None) -> LocalEndpoint:
+        """The in-process listener on ``port`` (wss:// with ``tls_context``) for ``ocpp``."""
+        s = self.settings
+        return LocalEndpoint(
+            ocpp,
+            GatewaySettings(
+                host=s.host, port=port, tls_context=tls_context,
+                ping_interval_s=s.ping_interval_s or None, ping_timeout_s=s.ping_timeout_s or None,
+                open_timeout_s=s.limits.open_timeout_s, decision_timeout_s=s.limits.open_timeout_s,
+                max_message_bytes=s.max_message_bytes, backlog=s.limits.backlog,
+            ),
+            admission=ocpp.admission, on_pings=self.metrics.keepalive_pings.inc,
+            on_timeout=self.metrics.keepalive_timeouts.inc, path_prefix=s.ocpp_path,
+            max_inbox=s.limits.max_queue,
+        )
 
     def _count_connected(self, version: str) -> float:
         return sum(1 for x in self.registry if x.version.value == version)

@@ -161,8 +161,8 @@ def test_shared_packages_stay_independent(
     assert not bad, "\n".join(bad)
 
 
-def test_security_never_imports_the_ocpp_adapter(graph: ImportGraph) -> None:
-    assert _forbidden(graph, "csms.security", ("csms.ocpp",)) == []
+def test_security_imports_neither_the_ocpp_adapter_nor_the_api(graph: ImportGraph) -> None:
+    assert _forbidden(graph, "csms.security", ("csms.ocpp", "csms.api")) == []
 
 
 def test_core_imports_only_itself_the_standard_library_and_ocppj_versions(graph: ImportGraph) -> None:

@@ -14,9 +14,11 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from csms.api.auth import guard_of
 from csms.api.console.routes import console_router
 from csms.api.context import ApiContext
 from csms.api.feeders import feeders_router
+from csms.api.security import security_router
 from csms.api.views import charger_view, iso, transaction_view
 from csms.core.model import AuthStatus, IdTag
 from csms.core.service import LiveStation
@@ -33,8 +35,6 @@ from csms.metrics import CONTENT_TYPE
 from csms.ocpp import schemas
 from csms.ocpp.handshake import MAX_STATION_ID
 from csms.security import passwords
-from csms.security.api import security_router
-from csms.security.api_auth import guard_of
 from csms.security.lifecycle import sets_password
 
 
@@ -47,7 +47,7 @@ Ctx = Annotated[ApiContext, Depends(ctx_of)]
 
 
 def require_token(request: Request) -> None:
-    """Bearer / X-API-Token (operator or read-only role) or the console cookie; see api_auth."""
+    """Bearer / X-API-Token (operator or read-only role) or the console cookie; see csms.api.auth."""
     guard_of(request).check(request)
 
 

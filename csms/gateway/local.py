@@ -7,7 +7,8 @@ a gateway process writes it to a Unix socket. So both deployments share one WebS
 the same upgrade checks, limits, timeouts, keepalive and flow control, and what a session sees
 (a ``GatewayConnection``) is the same whichever process holds the socket.
 
-The OCPP server (``csms.ocpp.server``) makes one per listener and is its ``SessionHost``.
+The composition root (``csms.app``) makes one per listener (ws://, wss://) and hands them to
+the OCPP server (``csms.ocpp.server.Listener``), which is their ``SessionHost``.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ class LocalEndpoint:
     @property
     def port(self) -> int:
         return self.gateway.port
+
+    @property
+    def tls(self) -> bool:
+        return self.gateway.settings.tls_context is not None
 
     async def start(self) -> None:
         s = self.gateway.settings

@@ -1,11 +1,13 @@
 """What the gateway side needs of the core's OCPP server: the ``SessionHost`` port.
 
 The gateway package is the WebSocket transport (``csms gateway`` processes, the core's end of
-their links, the in-process endpoint). Like a WebSocket library that defines the handler it
-calls, it defines here what it calls back into, and never imports the OCPP server:
-``csms.ocpp.server.OcppServer`` implements this port and builds its own listeners on top of
-the transport (``csms.gateway.local``); the composition root (``csms.app``) hands the same
-server to the gateway processes' hub (``csms.gateway.core.GatewayHub``).
+their links, the in-process endpoint). It sits in front of the OCPP adapter and uses its
+sans-I/O parts (the upgrade's ``Upgrade``/``Admitted``/``Refused``, the session's
+``Connection``), but it never imports the OCPP server: like a WebSocket library that defines
+the handler it calls, it defines here what it calls back into. ``csms.ocpp.server.OcppServer``
+implements this port without importing the gateway; the composition root (``csms.app``)
+builds the in-process listeners (``csms.gateway.local``) and the gateway processes' hub
+(``csms.gateway.core.GatewayHub``) around the server.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from pydantic import BaseModel, Field
 from starlette.requests import HTTPConnection
 
+from csms.api.auth import guard_of
 from csms.api.console.auth import CONSOLE_HEADER, COOKIE, same_origin, session_value
 from csms.api.console.live import Client, ConsoleHub
 from csms.api.context import ApiContext
@@ -34,7 +35,6 @@ from csms.errors import (
     UnknownAction,
 )
 from csms.ocpp.control import OcppControl
-from csms.security.api_auth import guard_of
 
 log = structlog.get_logger(__name__)
 

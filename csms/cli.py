@@ -1,4 +1,8 @@
-"""``csms`` command line: serve, demo, and station / id-tag administration."""
+"""``csms`` command line: serve, demo, and station / id-tag administration.
+
+Each command imports what it runs when it runs (``csms --help`` and the administration
+commands do not load the server); the event loop and signals are ``csms.runtime``'s.
+"""
 
 from __future__ import annotations
 
@@ -131,7 +135,6 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _serve(settings: Settings, duration: float | None = None) -> None:
-    # the server's modules load only for the commands that run it (``csms stations`` stays quick)
     from csms.app import CsmsApp, default_plugins
     from csms.gcpolicy import GcPolicy
 

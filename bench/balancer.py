@@ -27,7 +27,7 @@ from csms.balancer.allocate import Allocation, Demand, allocate, check_allocatio
 from csms.balancer.topology import Evse, Node, Topology
 
 TARGET_MS = 50.0
-"""Issue 5: 10,000 EVSEs under 500 feeders in under 50 ms on one core."""
+"""The target: 10,000 EVSEs under 500 feeders in under 50 ms on one core."""
 
 
 def build_site(chargers: int, feeders: int, seed: int = 1) -> tuple[Topology, list[Demand]]:

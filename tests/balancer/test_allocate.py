@@ -8,14 +8,8 @@ from typing import Any
 
 import pytest
 
-from csms.balancer.allocate import (
-    Allocation,
-    AllocationSettings,
-    Demand,
-    allocate,
-    check_allocation,
-    jain_index,
-)
+from csms.balancer.allocate import Allocation, AllocationSettings, Demand, allocate
+from csms.balancer.checks import check_allocation, jain_index
 from csms.balancer.topology import Evse, Node, Topology, TopologyError
 
 EXACT = AllocationSettings(resolution_a=0.0, hysteresis_a=0.0)

@@ -31,7 +31,7 @@ from csms.balancer.allocate import (
     EvseAllocation,
     allocate,
 )
-from csms.balancer.topology import PHASES, EvseKey, Topology
+from csms.balancer.topology import EvseKey, Topology
 from csms.bus import Bus
 from csms.core.events import (
     Event,
@@ -354,8 +354,7 @@ class BalancerService:
         out: list[FeederLoad] = []
         for i, node in enumerate(ix.nodes):
             load = alloc.nodes[i] if alloc is not None else None
-            k = i * PHASES
-            avail = ix.available_a[k : k + PHASES]
+            avail = topology.available_a(node.id)
             chargers = []
             first, end = ix.own_evses[i]
             for j in range(first, end):

@@ -25,10 +25,12 @@
 Invariant D8: for every node and phase, the allocations under it never exceed
 ``limit - margin - base load - fixed loads`` (up to float rounding, < 1e-6 A).
 
-Standard library only, no I/O; time comes in as ``now``. The per-EVSE records are
-NamedTuples rather than frozen dataclasses because there is one per EVSE per tick
-and the budget is 50 ms for 10,000 EVSEs (building a frozen dataclass costs 4x a
-NamedTuple on Python 3.11).
+The algorithm reads the topology only through its public compiled index
+(:class:`~csms.balancer.topology.CompiledTopology`); :mod:`csms.balancer.checks`
+verifies a result. Standard library only, no I/O; time comes in as ``now``. The
+per-EVSE records are NamedTuples rather than frozen dataclasses because there is
+one per EVSE per tick and the budget is 50 ms for 10,000 EVSEs (building a frozen
+dataclass costs 4x a NamedTuple on Python 3.11).
 """
 
 from __future__ import annotations

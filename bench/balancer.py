@@ -23,7 +23,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from csms.balancer.allocate import Allocation, Demand, allocate, check_allocation, jain_index
+from csms.balancer.allocate import Allocation, Demand, allocate
+from csms.balancer.checks import check_allocation, jain_index
 from csms.balancer.topology import Evse, Node, Topology
 
 TARGET_MS = 50.0

@@ -20,7 +20,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
@@ -33,6 +33,7 @@ from csms.balancer.allocate import (
 )
 from csms.balancer.topology import EvseKey, Topology
 from csms.bus import Bus
+from csms.core.commands import ChargingLimit, CommandStatus
 from csms.core.events import (
     Event,
     MeterSampled,
@@ -42,28 +43,13 @@ from csms.core.events import (
     TransactionStarted,
 )
 from csms.core.feeders import ChargerLoad, FeederLoad, display_a
+from csms.core.ports import LimitSender
 from csms.errors import CsmsError
 
 log = structlog.get_logger("csms.balancer")
 
 TX_PROFILE_ID = 900_000
 DEFAULT_PROFILE_ID = 800_000
-
-
-class LimitSender(Protocol):
-    """What the balancer needs from the OCPP side (``OcppControl`` implements it)."""
-
-    async def set_current_limit(
-        self,
-        station_id: str,
-        *,
-        evse_id: int,
-        limit_a: float,
-        tx_id: str | None = None,
-        profile_id: int = ...,
-        stack_level: int = ...,
-        number_phases: int | None = None,
-    ) -> dict[str, Any]: ...
 
 
 @dataclass(slots=True)
@@ -291,16 +277,12 @@ class BalancerService:
     async def _send(self, a: EvseAllocation) -> None:
         st = self.state[a.key]
         try:
-            answer = await self.sender.set_current_limit(
-                a.station_id,
-                evse_id=a.evse_id,
-                limit_a=a.current_a,
-                tx_id=st.tx_id,
-                profile_id=TX_PROFILE_ID + a.evse_id,
+            limit = ChargingLimit(
+                amps=a.current_a, phases=a.phases, tx_id=st.tx_id, profile_id=TX_PROFILE_ID + a.evse_id,
                 stack_level=1,
-                number_phases=a.phases,
             )
-            accepted = answer.get("status") == "Accepted"
+            answer = await self.sender.set_limit(a.station_id, a.evse_id, limit)
+            accepted = answer.status is CommandStatus.ACCEPTED
         except CsmsError as exc:
             log.warning(
                 "charging profile not applied", station_id=a.station_id, evse_id=a.evse_id, error=str(exc)
@@ -322,14 +304,8 @@ class BalancerService:
                 continue
             share = self._failsafe.get(evse.key, 0.0)
             try:
-                await self.sender.set_current_limit(
-                    station_id,
-                    evse_id=evse.evse_id,
-                    limit_a=share,
-                    tx_id=None,
-                    profile_id=DEFAULT_PROFILE_ID + evse.evse_id,
-                    stack_level=0,
-                )
+                limit = ChargingLimit(amps=share, profile_id=DEFAULT_PROFILE_ID + evse.evse_id, stack_level=0)
+                await self.sender.set_limit(station_id, evse.evse_id, limit)
             except CsmsError as exc:
                 log.info("fail-safe profile not installed", station_id=station_id, error=str(exc))
 

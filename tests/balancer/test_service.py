@@ -13,6 +13,7 @@ from csms.balancer.plugin import apply_grid_signal
 from csms.balancer.service import BalancerService
 from csms.balancer.topology import Topology, topology_from_config
 from csms.bus import Bus
+from csms.core.commands import ChargingLimit, CommandResult, CommandStatus
 from csms.core.events import (
     FeederLoadChanged,
     FeederMeterReading,
@@ -35,13 +36,16 @@ class RecordingSender:
         self.reject = reject or set()
         self.order: list[str] = []
 
-    async def set_current_limit(self, station_id: str, **kw: Any) -> dict[str, Any]:
-        self.calls.append({"station_id": station_id, **kw})
-        self.order.append(f"{station_id}:{kw['limit_a']}")
+    async def set_limit(self, station_id: str, evse_id: int, limit: ChargingLimit) -> CommandResult:
+        self.calls.append({
+            "station_id": station_id, "evse_id": evse_id, "limit_a": limit.amps, "tx_id": limit.tx_id,
+            "profile_id": limit.profile_id, "stack_level": limit.stack_level, "number_phases": limit.phases,
+        })
+        self.order.append(f"{station_id}:{limit.amps}")
         if station_id in self.reject:
             raise CallTimeout("no answer")
         await asyncio.sleep(0)
-        return {"status": "Accepted"}
+        return CommandResult(CommandStatus.ACCEPTED)
 
 
 def topology(limit_a: float = 32.0) -> Topology:

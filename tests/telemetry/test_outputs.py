@@ -199,7 +199,7 @@ def test_the_table_covers_every_event_kind() -> None:
     assert {type(ev) for ev, _, _ in CASES} == set(EVENTS)
 
 
-@pytest.mark.parametrize(("ev", "lines", "message"), CASES, ids=lambda c: type(c).__name__)
+@pytest.mark.parametrize(("ev", "lines", "message"), CASES, ids=[type(c[0]).__name__ for c in CASES])
 def test_registry_builders_make_the_documented_points_and_messages(
     ev: Event, lines: list[str], message: Message
 ) -> None:

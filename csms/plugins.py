@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from csms.balancer.service import BalancerService, LimitSender
+from csms.balancer.service import BalancerService
 from csms.bus import Bus
 from csms.config import Settings
-from csms.core.ports import Clock
+from csms.core.ports import Clock, LimitSender
 from csms.core.service import ChargingService
 from csms.metrics import Metrics
 from csms.ocpp.registry import SessionRegistry

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from csms.app import default_plugins, running
-from csms.balancer.allocate import jain_index
+from csms.balancer.checks import jain_index
 from simulators.fleet import FleetConfig, run_fleet
 from simulators.scenario import balancer_topology, parse_scenario
 from tests.conftest import make_settings

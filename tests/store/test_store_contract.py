@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 from csms.core.model import AuthStatus, ConnectorState, IdTag, OcppVersion, StationInfo
 from csms.core.ports import SystemClock, TransactionEventRecord
 from csms.core.service import ChargingService, ServiceSettings
-from csms.store.sql import SqlStore, database_url
+from csms.store.engine import database_url
+from csms.store.sql import SqlStore
 
 T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from csms.core.model import AuthStatus, ConnectorState, IdTag, OcppVersion, StationInfo
 from csms.core.ports import SystemClock, TransactionEventRecord
 from csms.core.service import ChargingService, ServiceSettings
+from csms.ocpp.v201.convert import reported_variables
 from csms.store.engine import database_url
 from csms.store.sql import SqlStore
 
@@ -80,14 +81,14 @@ async def test_reported_variables_with_hostile_values_persist_and_a_deleted_stat
     for sid in ("S1", "S2"):
         await store.upsert_station(sid)
     service = ChargingService(store, lambda _e: None, SystemClock(), ServiceSettings())
-    service.device_report("S1", [
+    service.device_report("S1", reported_variables([
         {"component": {"name": "C"}, "variable": {"name": "Nul"}, "variableAttribute": [{"value": "a\x00b"}]},
         {"component": {"name": "C" * 50, "instance": "/" * 50},
          "variable": {"name": "/" * 50, "instance": "/" * 50},
          "variableAttribute": [{"value": "too long a key once escaped"}]},
-    ])
-    service.device_report("S2", [{"component": {"name": "C"}, "variable": {"name": "V"},
-                                  "variableAttribute": [{"value": "2"}]}])
+    ]))
+    service.device_report("S2", reported_variables([{"component": {"name": "C"}, "variable": {"name": "V"},
+                                                     "variableAttribute": [{"value": "2"}]}]))
     service.status("S2", 1, 1, "Charging", None, T0)  # connector rows have no such guard in SQL
     service.forget("S2")
     assert await store.delete_station("S2")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from csms.core.device_report import Attribute, Component, ReportedVariable, Variable
 from csms.core.model import AuthResult, Measurand, MeterSample, SampledValue
 from csms.ocpp.meter import RESOLVED, new_tuple, resolve, scale
 from csms.ocpp.timestamps import format_datetime, parse_datetime
@@ -64,3 +65,31 @@ def register_wh(samples: list[MeterSample], prefer_context: str | None = None) -
                 return v.value
             chosen = v.value
     return chosen
+
+
+def component(raw: dict[str, Any]) -> Component:
+    """A ``ComponentType`` object."""
+    evse = raw.get("evse")
+    evse_id = connector_id = None
+    if isinstance(evse, dict) and "id" in evse:
+        evse_id, connector_id = evse["id"], evse.get("connectorId")
+    return Component(raw.get("name", ""), raw.get("instance"), evse_id, connector_id)
+
+
+def variable(raw: dict[str, Any]) -> Variable:
+    """A ``VariableType`` object."""
+    return Variable(raw.get("name", ""), raw.get("instance"))
+
+
+def reported_variables(report_data: list[dict[str, Any]]) -> list[ReportedVariable]:
+    """NotifyReport's ``reportData`` as domain records (attribute values as text)."""
+    return [
+        ReportedVariable(
+            component(item.get("component", {})), variable(item.get("variable", {})),
+            tuple(
+                Attribute(attr.get("type", "Actual"), str(attr["value"]) if "value" in attr else None)
+                for attr in item.get("variableAttribute", [])
+            ),
+        )
+        for item in report_data
+    ]

@@ -11,7 +11,7 @@ from csms.core.ports import TransactionEventRecord
 from csms.ocpp.rpc import ErrorKind
 from csms.ocpp.session import Handler, HandlerError, StationSession
 from csms.ocpp.timestamps import format_datetime, parse_datetime
-from csms.ocpp.v201.convert import id_token_info, register_wh, to_samples
+from csms.ocpp.v201.convert import id_token_info, register_wh, reported_variables, to_samples
 
 
 def _ts(value: str) -> datetime:
@@ -103,7 +103,7 @@ async def meter_values(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
 
 
 async def notify_report(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
-    s.service.device_report(s.station_id, p.get("reportData", []))
+    s.service.device_report(s.station_id, reported_variables(p.get("reportData", [])))
     return {}
 
 

@@ -29,6 +29,7 @@ from csms.core.model import (
     AuthStatus,
     ConnectorState,
     IdTag,
+    MeterReading,
     MeterSample,
     OcppVersion,
     Station,
@@ -294,17 +295,35 @@ class ChargingService:
         auth = await self.authorize(id_tag) if id_tag else None
         return result, auth
 
-    async def transaction_event(self, record: TransactionEventRecord) -> EventResult:
-        """2.0.1 TransactionEvent: deduplicated on seqNo, committed before returning."""
+    async def transaction_event(
+        self, record: TransactionEventRecord, readings: Sequence[MeterReading] = (), *,
+        id_token: str | None = None,
+    ) -> tuple[EventResult, AuthResult | None]:
+        """2.0.1 TransactionEvent: deduplicated on seqNo, committed before returning.
+
+        The ``readings`` it carried are published as samples of the transaction's EVSE (events
+        after ``Started`` usually omit it); ``id_token``, when given, is looked up.
+        """
         result = await self.store.apply_transaction_event(record)
-        if result.replay:
-            return result
-        if result.created:
-            self.publish(TransactionStarted(station_id=record.station_id, transaction=result.transaction))
-        if result.ended_now:
-            self._meter_last.pop((record.station_id, record.tx_id), None)
-            self.publish(TransactionEnded(station_id=record.station_id, transaction=result.transaction))
-        return result
+        if not result.replay:
+            tx = result.transaction
+            if result.created:
+                self.publish(TransactionStarted(station_id=record.station_id, transaction=tx))
+            if result.ended_now:
+                self.publish(TransactionEnded(station_id=record.station_id, transaction=tx))
+            if readings:
+                evse_id, connector_id = (
+                    (record.evse_id, record.connector_id) if record.evse_id == tx.evse_id
+                    else (tx.evse_id, tx.connector_id)
+                )
+                self.meter([
+                    MeterSample(record.station_id, evse_id, connector_id, ts, values, record.tx_id)
+                    for ts, values in readings
+                ])
+            if result.ended_now:
+                self._meter_last.pop((record.station_id, record.tx_id), None)
+        auth = await self.authorize(id_token) if id_token is not None else None
+        return result, auth
 
     # --- security -----------------------------------------------------------------------
     async def security_event(self, station_id: str, kind: str, ts: datetime, tech_info: str | None) -> None:

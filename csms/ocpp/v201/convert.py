@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from csms.core.device_report import Attribute, Component, ReportedVariable, Variable
-from csms.core.model import AuthResult, Measurand, MeterSample, SampledValue
+from csms.core.model import AuthResult, Measurand, MeterReading, MeterSample, SampledValue
 from csms.ocpp.meter import RESOLVED, new_tuple, resolve, scale
 from csms.ocpp.timestamps import format_datetime, parse_datetime
 
@@ -39,23 +40,31 @@ def sampled_values(raw: list[dict[str, Any]]) -> tuple[SampledValue, ...]:
     return tuple(out)
 
 
+def to_readings(meter_value: list[dict[str, Any]]) -> list[MeterReading]:
+    """``meterValue`` entries of MeterValues or TransactionEvent (those with a value we read)."""
+    out = []
+    for mv in meter_value:
+        values = sampled_values(mv.get("sampledValue", []))
+        if values:
+            out.append(MeterReading(parse_datetime(mv["timestamp"]), values))
+    return out
+
+
 def to_samples(
     station_id: str, evse_id: int, connector_id: int, transaction_id: str | None,
     meter_value: list[dict[str, Any]],
 ) -> list[MeterSample]:
-    """``meterValue`` entries of MeterValues or TransactionEvent as domain samples."""
-    samples = []
-    for mv in meter_value:
-        values = sampled_values(mv.get("sampledValue", []))
-        if values:
-            samples.append(MeterSample(
-                station_id, evse_id, connector_id, parse_datetime(mv["timestamp"]), values, transaction_id
-            ))
-    return samples
+    """``meterValue`` entries as domain samples of one EVSE."""
+    return [
+        MeterSample(station_id, evse_id, connector_id, ts, values, transaction_id)
+        for ts, values in to_readings(meter_value)
+    ]
 
 
-def register_wh(samples: list[MeterSample], prefer_context: str | None = None) -> float | None:
-    """The energy register in these samples: the one with ``prefer_context``, else the latest."""
+def register_wh(
+    samples: Sequence[MeterSample] | Sequence[MeterReading], prefer_context: str | None = None
+) -> float | None:
+    """The energy register in these readings: the one with ``prefer_context``, else the latest."""
     chosen: float | None = None
     for sample in samples:
         for v in sample.values:

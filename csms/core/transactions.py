@@ -58,20 +58,15 @@ class Applied(NamedTuple):
     replay: bool
 
 
+_applied = tuple.__new__  # builds an ``Applied`` without NamedTuple's Python-level ``__new__``
+
+
 def _utc(dt: datetime) -> datetime:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 def _add(flags: tuple[str, ...], flag: str) -> tuple[str, ...]:
     return flags if flag in flags else (*flags, flag)
-
-
-def is_replay(state: TransactionState, r: TransactionEventRecord) -> bool:
-    """The event repeats the last one applied (same seqNo): answered, changes nothing.
-
-    An older seqNo may be a replay too; only the stored events can tell (the store's unique key).
-    """
-    return state.transaction.last_seq_no == r.seq_no
 
 
 def extends(state: TransactionState, r: TransactionEventRecord) -> bool:
@@ -88,7 +83,7 @@ def apply_event(current: TransactionState | None, r: TransactionEventRecord) -> 
         return _open(r)
     tx = current.transaction
     last = tx.last_seq_no
-    if last == r.seq_no:
+    if last == r.seq_no:  # a repeat of the last event (an older seqNo may be one too: the store knows)
         return Applied(current, False, False, True)
     flags = tx.flags
     seq_no = last
@@ -126,7 +121,7 @@ def apply_event(current: TransactionState | None, r: TransactionEventRecord) -> 
         tx.station_id, tx.tx_id, evse_id, connector_id, id_tag, started_at, stopped_at, meter_start,
         meter_stop, stop_reason, tx.protocol, seq_no, flags,
     )
-    return Applied(TransactionState(new, meter_last, current.ref), False, ended_now, False)
+    return _applied(Applied, (TransactionState(new, meter_last, current.ref), False, ended_now, False))
 
 
 def _open(r: TransactionEventRecord) -> Applied:

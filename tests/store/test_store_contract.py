@@ -150,3 +150,15 @@ async def test_transaction_events_dedupe_on_seq_and_compute_energy(store: SqlSto
     tx = end.transaction
     assert tx.meter_stop_wh == 3000.0 and tx.energy_wh == 2000.0  # stop from the last register seen
     assert "seq_gap" in tx.flags and tx.stop_reason == "Local" and tx.last_seq_no == 3
+
+
+async def test_an_older_seq_no_is_a_replay_when_stored_and_out_of_order_when_new(store: SqlStore) -> None:
+    await store.apply_transaction_event(record("X", 0, "Started", 0, 1000.0))
+    await store.apply_transaction_event(record("X", 1, "Updated", 1, 1100.0))
+    await store.apply_transaction_event(record("X", 3, "Updated", 3, 1300.0))
+    old = await store.apply_transaction_event(record("X", 1, "Updated", 1, 1100.0))  # stored: the unique key
+    late = await store.apply_transaction_event(record("X", 2, "Updated", 2, 1200.0))  # never seen: applied
+    assert old.replay and not late.replay
+    assert old.transaction.flags == ("seq_gap",) and old.transaction.last_seq_no == 3
+    assert late.transaction.flags == ("seq_gap", "seq_out_of_order") and late.transaction.last_seq_no == 3
+    assert late.transaction == await store.get_transaction("S1", "X")

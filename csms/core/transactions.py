@@ -8,10 +8,12 @@ or a replay of the last event. Irregularities are kept as flags on the transacti
 - ``seq_gap`` / ``seq_out_of_order``: a seqNo skipped ahead / came after a later one;
 - ``meter_start_estimated``: no start register, the first reading stands in for it;
 - ``meter_stop_missing`` / ``meter_backwards``: no end register / it is below the start one;
-- ``offline``: the station sent an event it had queued while offline.
+- ``offline``: the station sent an event it had queued while offline (an event that creates
+  the transaction sets it only if it also ends it, as the store always did).
 
 1.6: the natural key a StartTransaction is deduplicated on, and the stop of a known
-transaction (replay, meter backwards, stop before start) or of an unknown one (an orphan).
+transaction (replay; ``meter_backwards``, ``stop_before_start``) or of an unknown one (an
+orphan, ``unknown_transaction``).
 The store reads the state, calls these, and persists what they decided.
 """
 

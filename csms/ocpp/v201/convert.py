@@ -46,7 +46,7 @@ def to_readings(meter_value: list[dict[str, Any]]) -> list[MeterReading]:
     for mv in meter_value:
         values = sampled_values(mv.get("sampledValue", []))
         if values:
-            out.append(MeterReading(parse_datetime(mv["timestamp"]), values))
+            out.append(new_tuple(MeterReading, (parse_datetime(mv["timestamp"]), values)))
     return out
 
 

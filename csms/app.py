@@ -30,6 +30,7 @@ from csms.gateway.core import GatewayHub
 from csms.gateway.link import MAX_MESSAGE
 from csms.gateway.local import LocalEndpoint
 from csms.gateway.process import GatewaySettings
+from csms.gcpolicy import GcPolicy
 from csms.metrics import Metrics
 from csms.ocpp.control import OcppControl
 from csms.ocpp.registry import SessionRegistry
@@ -74,12 +75,13 @@ def _bind(host: str, port: int) -> socket.socket:
 class CsmsApp:
     """One CSMS process: store, core service, OCPP endpoint, API, and plugins.
 
-    ``record_messages=False`` keeps the console from recording each station's recent messages.
+    ``record_messages=False`` keeps the console from recording each station's recent messages;
+    a ``gc_policy`` is installed once everything started, its pauses exported in /metrics.
     """
 
     def __init__(
         self, settings: Settings, *, clock: Clock | None = None, plugins: list[Plugin] | None = None,
-        record_messages: bool = True,
+        record_messages: bool = True, gc_policy: GcPolicy | None = None,
     ) -> None:
         if settings.api_needs_token and not settings.api_token:
             raise ConfigError(
@@ -95,6 +97,7 @@ class CsmsApp:
         self.plugins = list(plugins or [])
         self.parts = Parts()  # what the plugins run (InfluxDB writer, MQTT bridge, balancer)
         self.record_messages = record_messages
+        self.gc_policy = gc_policy
         self.ca: CaProvider | None = None
         self.store: SqlStore | None = None
         self.service: ChargingService | None = None
@@ -199,6 +202,10 @@ class CsmsApp:
         self._tasks.append(asyncio.create_task(looplag.watch(self.metrics.loop_lag.observe), name="loop-lag"))
         await self._start_api()
         log.info("csms started", ocpp=self.ocpp_url + "/{station_id}", api=self.api_url)
+        if self.gc_policy is not None:  # after start-up: what it built is frozen out of collections
+            self.gc_policy.install()
+            self.metrics.watch_gc(self.gc_policy.stats)
+            self.spawn(self.gc_policy.run(), name="gc-policy")
 
     def _endpoint(self, ocpp: OcppServer, port: int, tls_context: ssl.SSLContext | None) -> LocalEndpoint:
         """The in-process listener on ``port`` (wss:// with ``tls_context``) for ``ocpp``."""

@@ -138,14 +138,10 @@ async def _serve(settings: Settings, duration: float | None = None) -> None:
     from csms.app import CsmsApp, default_plugins
     from csms.gcpolicy import GcPolicy
 
-    app = CsmsApp(settings, plugins=default_plugins(settings))
+    app = CsmsApp(settings, plugins=default_plugins(settings), gc_policy=GcPolicy(settings.gc.policy()))
     stop = stop_on_signals()
-    gc_policy = GcPolicy(settings.gc.policy())
     try:
         await app.start()
-        gc_policy.install()
-        app.metrics.watch_gc(gc_policy.stats)
-        app.spawn(gc_policy.run(), name="gc-policy")
         await wait_stopped(stop, duration)
     finally:
         await app.stop()

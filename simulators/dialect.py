@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from csms.core.model import OcppVersion
+from ocppj.versions import OcppVersion
 from simulators.link import Served
 from simulators.model import ChargerOps, EvseState, Sample, Status, StopReason, Tx
 from simulators.profiles import ProfileRejected

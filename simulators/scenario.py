@@ -22,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-from csms.core.model import OcppVersion
+from ocppj.versions import OcppVersion
 from simulators.arrivals import CITY_PROFILE, FLAT_PROFILE, ArrivalConfig
 from simulators.ev import SupplyKind
 from simulators.model import Behaviour, ChargerSpec, EvseSpec, FaultConfig

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from csms.core.model import OcppVersion
-from csms.ocpp.rpc import ErrorKind
+from ocppj.framing import ErrorKind
+from ocppj.versions import OcppVersion
 from simulators.clock import timestamp
 from simulators.dialect import (
     FIRMWARE_STEPS,

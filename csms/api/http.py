@@ -28,11 +28,12 @@ from csms.errors import (
     UnknownAction,
 )
 from csms.metrics import CONTENT_TYPE
-from csms.ocpp import passwords, schemas
+from csms.ocpp import passwords
 from csms.ocpp.handshake import MAX_STATION_ID
 from csms.security.api import security_router
 from csms.security.api_auth import guard_of
 from csms.security.lifecycle import sets_password
+from ocppj import schemas
 
 
 def ctx_of(request: Request) -> ApiContext:

@@ -7,7 +7,8 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from csms.core.model import MeterSample, OcppVersion, StationInfo, Transaction
+from csms.core.model import MeterSample, StationInfo, Transaction
+from ocppj.versions import OcppVersion
 
 _ID_PREFIX = uuid.uuid4().hex[:16]
 _ID_COUNTER = itertools.count(1)

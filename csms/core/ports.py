@@ -10,11 +10,11 @@ from typing import Any, Protocol
 from csms.core.model import (
     ConnectorState,
     IdTag,
-    OcppVersion,
     Station,
     StationInfo,
     Transaction,
 )
+from ocppj.versions import OcppVersion
 
 
 class Clock(Protocol):

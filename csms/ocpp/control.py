@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from csms.core.model import OcppVersion
 from csms.errors import StationNotConnected
 from csms.ocpp.registry import SessionRegistry
+from ocppj.versions import OcppVersion
 
 
 class OcppControl:

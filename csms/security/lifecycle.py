@@ -21,11 +21,11 @@ import string
 from dataclasses import dataclass
 from typing import Any
 
-from csms.core.model import OcppVersion
 from csms.core.ports import ChargerControl
 from csms.errors import CallErrorReceived, ControlError, StationNotConnected
 from csms.ocpp import passwords
 from csms.security.records import SecurityStore
+from ocppj.versions import OcppVersion
 
 AUTHORIZATION_KEY = "AuthorizationKey"
 BASIC_AUTH_PASSWORD = ("SecurityCtrlr", "BasicAuthPassword")

@@ -33,7 +33,6 @@ from csms.core.model import (
     AuthStatus,
     ConnectorState,
     IdTag,
-    OcppVersion,
     Station,
     StationInfo,
     Transaction,
@@ -45,6 +44,7 @@ from csms.store import schema as t
 from csms.store.credentials import CredentialsCache
 from csms.store.direct import Conflict, DirectSql, Work, sqlite_pragmas
 from csms.store.group_commit import GroupCommit
+from ocppj.versions import OcppVersion
 
 R = TypeVar("R")
 

@@ -8,9 +8,9 @@ import pytest
 
 from csms.core.model import AuthResult, AuthStatus
 from csms.ocpp.meter import normalise
-from csms.ocpp.timestamps import format_datetime, parse_datetime
 from csms.ocpp.v16 import convert as c16
 from csms.ocpp.v201 import convert as c201
+from ocppj.timestamps import format_datetime, parse_datetime
 
 
 @pytest.mark.parametrize(("measurand", "value", "unit", "mult", "expected", "si"), [

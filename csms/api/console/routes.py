@@ -24,7 +24,6 @@ from starlette.requests import HTTPConnection
 from csms.api.console.auth import CONSOLE_HEADER, COOKIE, same_origin, session_value
 from csms.api.console.live import Client, ConsoleHub
 from csms.api.context import ApiContext
-from csms.core.model import OcppVersion
 from csms.errors import (
     CallErrorReceived,
     CallTimeout,
@@ -35,6 +34,7 @@ from csms.errors import (
 )
 from csms.ocpp.control import OcppControl
 from csms.security.api_auth import guard_of
+from ocppj.versions import OcppVersion
 
 log = structlog.get_logger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from csms.core.model import AuthResult, AuthStatus, MeterSample, SampledValue
 from csms.ocpp.meter import RESOLVED, new_tuple, resolve
-from csms.ocpp.timestamps import format_datetime, parse_datetime
+from ocppj.timestamps import format_datetime, parse_datetime
 
 _STATUS_16 = {
     AuthStatus.ACCEPTED: "Accepted", AuthStatus.BLOCKED: "Blocked", AuthStatus.EXPIRED: "Expired",

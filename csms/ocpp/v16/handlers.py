@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from csms.core.model import OcppVersion, StationInfo
-from csms.ocpp.rpc import ErrorKind
+from csms.core.model import StationInfo
 from csms.ocpp.session import Handler, HandlerError, StationSession
-from csms.ocpp.timestamps import format_datetime, parse_datetime
 from csms.ocpp.v16.convert import id_tag_info, to_samples
+from ocppj.framing import ErrorKind
+from ocppj.timestamps import format_datetime, parse_datetime
+from ocppj.versions import OcppVersion
 
 
 def _ts(value: str) -> Any:

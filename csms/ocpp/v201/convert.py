@@ -6,7 +6,7 @@ from typing import Any
 
 from csms.core.model import AuthResult, Measurand, MeterSample, SampledValue
 from csms.ocpp.meter import RESOLVED, new_tuple, resolve, scale
-from csms.ocpp.timestamps import format_datetime, parse_datetime
+from ocppj.timestamps import format_datetime, parse_datetime
 
 _NO_UNIT: dict[str, Any] = {}
 

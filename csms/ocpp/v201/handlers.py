@@ -6,12 +6,13 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from csms.core.model import OcppVersion, StationInfo
+from csms.core.model import StationInfo
 from csms.core.ports import TransactionEventRecord
-from csms.ocpp.rpc import ErrorKind
 from csms.ocpp.session import Handler, HandlerError, StationSession
-from csms.ocpp.timestamps import format_datetime, parse_datetime
 from csms.ocpp.v201.convert import id_token_info, register_wh, to_samples
+from ocppj.framing import ErrorKind
+from ocppj.timestamps import format_datetime, parse_datetime
+from ocppj.versions import OcppVersion
 
 
 def _ts(value: str) -> datetime:

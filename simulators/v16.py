@@ -6,8 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ocppj.framing import ErrorKind
+from ocppj.timestamps import format_datetime
 from ocppj.versions import OcppVersion
-from simulators.clock import timestamp
 from simulators.dialect import (
     FIRMWARE_STEPS,
     METER_CONTEXT,
@@ -55,7 +55,7 @@ class V16:
             return None
         evse.sent_status = value
         payload: dict[str, Any] = {
-            "connectorId": evse.id, "status": value, "timestamp": timestamp(c.clock.now()),
+            "connectorId": evse.id, "status": value, "timestamp": format_datetime(c.clock.now()),
             "errorCode": "GroundFailure" if evse.status is Status.FAULTED else "NoError",
         }
         return payload
@@ -71,7 +71,7 @@ class V16:
     ) -> tuple[str, Build, OnAnswer | None]:
         payload = {
             "connectorId": evse.id, "idTag": tx.id_tag, "meterStart": int(tx.meter_start_wh),
-            "timestamp": timestamp(tx.started_at),
+            "timestamp": format_datetime(tx.started_at),
         }
 
         def on_answer(response: dict[str, Any]) -> None:
@@ -84,7 +84,7 @@ class V16:
     def tx_meter(
         self, evse: EvseState, tx: Tx, sample: Sample, *, offline: bool, trigger: str
     ) -> tuple[str, Build]:
-        values = [{"timestamp": timestamp(sample.ts),
+        values = [{"timestamp": format_datetime(sample.ts),
                    "sampledValue": sampled_values(sample, METER_CONTEXT[trigger], strings=True)}]
 
         def build() -> dict[str, Any]:
@@ -102,9 +102,9 @@ class V16:
         self, evse: EvseState, tx: Tx, sample: Sample, reason: StopReason, *, offline: bool
     ) -> tuple[str, Build]:
         payload: dict[str, Any] = {
-            "meterStop": int(sample.register_wh), "timestamp": timestamp(sample.ts),
+            "meterStop": int(sample.register_wh), "timestamp": format_datetime(sample.ts),
             "reason": _STOP_REASON[reason],
-            "transactionData": [{"timestamp": timestamp(sample.ts),
+            "transactionData": [{"timestamp": format_datetime(sample.ts),
                                  "sampledValue": sampled_values(sample, METER_CONTEXT["end"], strings=True)}],
         }
         if reason is StopReason.LOCAL:
@@ -116,7 +116,7 @@ class V16:
         return "StopTransaction", build
 
     def meter(self, evse: EvseState, sample: Sample) -> dict[str, Any]:
-        values = [{"timestamp": timestamp(sample.ts),
+        values = [{"timestamp": format_datetime(sample.ts),
                    "sampledValue": sampled_values(sample, METER_CONTEXT["trigger"], strings=True)}]
         return {"connectorId": evse.id, "meterValue": values}
 
@@ -306,7 +306,7 @@ def _composite(c: ChargerOps, p: dict[str, Any]) -> Served:
         return Served({"status": "Rejected"})
     schedule = c.composite(evse_id, duration_s, unit or RateUnit.A)
     return Served({
-        "status": "Accepted", "connectorId": evse_id, "scheduleStart": timestamp(schedule.start),
+        "status": "Accepted", "connectorId": evse_id, "scheduleStart": format_datetime(schedule.start),
         "chargingSchedule": schedule.charging_schedule_v16(),
     })
 

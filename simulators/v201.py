@@ -6,8 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ocppj.framing import ErrorKind
+from ocppj.timestamps import format_datetime
 from ocppj.versions import OcppVersion
-from simulators.clock import timestamp
 from simulators.dialect import (
     FIRMWARE_STEPS,
     METER_CONTEXT,
@@ -85,7 +85,7 @@ class V201:
         if evse.sent_status == value:
             return None
         evse.sent_status = value
-        return {"timestamp": timestamp(c.clock.now()), "connectorStatus": value, "evseId": evse.id,
+        return {"timestamp": format_datetime(c.clock.now()), "connectorStatus": value, "evseId": evse.id,
                 "connectorId": 1}
 
     def authorize(self, id_tag: str) -> dict[str, Any]:
@@ -99,7 +99,7 @@ class V201:
         info: dict[str, Any], sample: Sample | None = None, context: str = "",
     ) -> dict[str, Any]:
         payload: dict[str, Any] = {
-            "eventType": event, "timestamp": timestamp(sample.ts if sample else tx.started_at),
+            "eventType": event, "timestamp": format_datetime(sample.ts if sample else tx.started_at),
             "triggerReason": trigger, "seqNo": tx.seq_no,
             "transactionInfo": {"transactionId": tx.local_id, **info},
             "evse": {"id": evse.id, "connectorId": 1},
@@ -108,7 +108,7 @@ class V201:
         if offline:
             payload["offline"] = True
         if sample is not None:
-            payload["meterValue"] = [{"timestamp": timestamp(sample.ts),
+            payload["meterValue"] = [{"timestamp": format_datetime(sample.ts),
                                       "sampledValue": sampled_values(sample, context, strings=False)}]
         return payload
 
@@ -121,7 +121,7 @@ class V201:
             info["remoteStartId"] = tx.remote_start_id
         payload = self._event("Started", "RemoteStart" if remote else "Authorized", evse, tx,
                               offline=offline, info=info, sample=sample, context=METER_CONTEXT["begin"])
-        payload["timestamp"] = timestamp(tx.started_at)
+        payload["timestamp"] = format_datetime(tx.started_at)
         payload["idToken"] = _token(tx.id_tag, remote)
 
         def on_answer(response: dict[str, Any]) -> None:
@@ -143,7 +143,7 @@ class V201:
     def tx_state(self, evse: EvseState, tx: Tx, sample: Sample, *, offline: bool) -> tuple[str, Build] | None:
         info = {"chargingState": _CHARGING_STATE.get(tx.charging_state, "Charging")}
         payload = self._event("Updated", "ChargingStateChanged", evse, tx, offline=offline, info=info)
-        payload["timestamp"] = timestamp(sample.ts)
+        payload["timestamp"] = format_datetime(sample.ts)
         return "TransactionEvent", lambda: payload
 
     def tx_ended(
@@ -158,7 +158,7 @@ class V201:
         return "TransactionEvent", lambda: payload
 
     def meter(self, evse: EvseState, sample: Sample) -> dict[str, Any]:
-        values = [{"timestamp": timestamp(sample.ts),
+        values = [{"timestamp": format_datetime(sample.ts),
                    "sampledValue": sampled_values(sample, METER_CONTEXT["trigger"], strings=False)}]
         return {"evseId": evse.id, "meterValue": values}
 
@@ -344,7 +344,7 @@ def _get_base_report(c: ChargerOps, p: dict[str, Any]) -> Served:
              "variableCharacteristics": {"dataType": kind, "supportsMonitoring": False}}
             for (comp, var), (value, mutability, kind) in _variables(c).items()
         ]
-        payload = {"requestId": p["requestId"], "generatedAt": timestamp(c.clock.now()), "seqNo": 0,
+        payload = {"requestId": p["requestId"], "generatedAt": format_datetime(c.clock.now()), "seqNo": 0,
                    "tbc": False, "reportData": data}
         c.enqueue("NotifyReport", lambda: payload)
     return Served({"status": "Accepted"}, report)

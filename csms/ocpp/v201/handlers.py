@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
 from typing import Any
 
 from csms.core.model import StationInfo
 from csms.core.ports import TransactionEventRecord
-from csms.ocpp.session import Handler, HandlerError, StationSession
+from csms.ocpp.fields import read_timestamp
+from csms.ocpp.session import Handler, StationSession
 from csms.ocpp.v201.convert import id_token_info, register_wh, to_samples
-from ocppj.framing import ErrorKind
-from ocppj.timestamps import format_datetime, parse_datetime
+from ocppj.timestamps import format_datetime
 from ocppj.versions import OcppVersion
-
-
-def _ts(value: str) -> datetime:
-    try:
-        return parse_datetime(value)
-    except ValueError:
-        raise HandlerError(ErrorKind.FORMAT, f"timestamp {value!r} is not RFC 3339") from None
 
 
 async def boot_notification(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
@@ -39,7 +31,8 @@ async def heartbeat(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
 
 async def status_notification(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
     s.service.status(
-        s.station_id, p["evseId"], p["connectorId"], p["connectorStatus"], None, _ts(p["timestamp"])
+        s.station_id, p["evseId"], p["connectorId"], p["connectorStatus"], None,
+        read_timestamp(p["timestamp"]),
     )
     return {}
 
@@ -65,7 +58,7 @@ async def transaction_event(s: StationSession, p: dict[str, Any]) -> dict[str, A
     token = p.get("idToken")
     record = TransactionEventRecord(
         station_id=s.station_id, tx_id=tx_id, event_type=event_type, seq_no=int(p["seqNo"]),
-        ts=_ts(p["timestamp"]), trigger_reason=p["triggerReason"], evse_id=evse_id,
+        ts=read_timestamp(p["timestamp"]), trigger_reason=p["triggerReason"], evse_id=evse_id,
         connector_id=connector_id, id_tag=token["idToken"] if token else None,
         meter_wh=register_wh(samples, context), stopped_reason=info.get("stoppedReason"),
         offline=bool(p.get("offline", False)),
@@ -118,7 +111,7 @@ async def notify_event(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
 
 
 async def security_event_notification(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
-    await s.service.security_event(s.station_id, p["type"], _ts(p["timestamp"]), p.get("techInfo"))
+    await s.service.security_event(s.station_id, p["type"], read_timestamp(p["timestamp"]), p.get("techInfo"))
     return {}
 
 

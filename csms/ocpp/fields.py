@@ -1,4 +1,5 @@
-"""Payload fields that the 1.6 and 2.0.1 handlers read the same way, with the same CallError.
+"""Payload fields that the 1.6 and 2.0.1 handlers and converters read the same way, with the
+same CallError.
 
 A timestamp the schema lets through but Python cannot read (a leap second, ``23:59:60``)
 is a PropertyConstraintViolation in both versions: the kind the schemas give a string that

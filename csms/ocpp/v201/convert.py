@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from csms.core.model import AuthResult, Measurand, MeterSample, SampledValue
+from csms.ocpp.fields import read_timestamp
 from csms.ocpp.meter import RESOLVED, new_tuple, resolve, scale
-from ocppj.timestamps import format_datetime, parse_datetime
+from ocppj.timestamps import format_datetime
 
 _NO_UNIT: dict[str, Any] = {}
 
@@ -48,7 +49,7 @@ def to_samples(
         values = sampled_values(mv.get("sampledValue", []))
         if values:
             samples.append(MeterSample(
-                station_id, evse_id, connector_id, parse_datetime(mv["timestamp"]), values, transaction_id
+                station_id, evse_id, connector_id, read_timestamp(mv["timestamp"]), values, transaction_id
             ))
     return samples
 

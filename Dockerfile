@@ -8,7 +8,6 @@ COPY pyproject.toml README.md ./
 COPY ocppj ./ocppj
 COPY csms ./csms
 COPY simulators ./simulators
-COPY dashboards ./dashboards
 RUN pip install '.[fast]' && useradd --system --home /var/lib/csms csms \
     && mkdir -p /var/lib/csms && chown csms:csms /var/lib/csms
 USER csms

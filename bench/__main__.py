@@ -13,7 +13,7 @@ summary. The exit status is non-zero only when throughput, capacity or reconnect
 Full-run options (each module has more: ``python -m bench.capacity --help``):
   --duration S --connections N --repeat K   throughput (defaults 10 s, 64, 3)
   --steps N.. --hold S --time-scale K       capacity (defaults 1k..50k capped at the fd limit, 60 s, 1)
-  --stations N --accept-rate R              reconnect (defaults 10,000, the CSMS default of 200/s)
+  --stations N --accept-rate R              reconnect (defaults 10,000, the CSMS default of 500/s)
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def _child(code: str, timeout_s: float | None, capture: bool) -> subprocess.Comp
 
 
 def _other(section: str, quick: bool) -> list[dict[str, Any]]:
-    """Another team's bench in a child process: its ``run_quick()`` rows, or its full CLI."""
+    """The balancer, telemetry or fleet bench in a child process: its ``run_quick()`` rows, or its CLI."""
     if not quick:
         proc = _child(f"from bench.{section} import main; main([])", None, capture=False)
         if proc.returncode != 0:

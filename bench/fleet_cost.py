@@ -97,7 +97,7 @@ async def _measure(
     }
 
 
-# The CSMS's admission control (64 handshakes in progress per IP, 200/s) protects it from
+# The CSMS's admission control (64 handshakes in progress per IP, 500/s) protects it from
 # floods; a fleet on one loopback IP is one, so the benchmark CSMS lifts it, and commits
 # with synchronous=NORMAL so auto-registering thousands of stations does not dominate.
 _CSMS_CONFIG = """

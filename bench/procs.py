@@ -59,7 +59,7 @@ def spawn(cmd: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
 
 
 def private_host() -> str:
-    """A loopback address of our own (127.x.y.1), so that another team's simulator that keeps
+    """A loopback address of our own (127.x.y.1), so that another program's client that keeps
     reconnecting to a port it once used cannot wander into a benchmark's server."""
     return f"127.{random.randint(16, 250)}.{random.randint(0, 255)}.1"
 

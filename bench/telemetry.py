@@ -2,7 +2,7 @@
 
     python -m bench.telemetry                # 100k points, v1 (influxd) and v2 (VictoriaMetrics)
     python -m bench.telemetry --points 300000
-    python -m bench.telemetry --outage 60    # issue 4: InfluxDB stopped 60 s at 250 points/s
+    python -m bench.telemetry --outage 60    # InfluxDB stopped 60 s at 250 points/s
 
 Every point is a ``MeterSampled`` event published on the bus of a real ``CsmsApp``
 with the InfluxDB plugin (10 fields: energy, power, 3 currents, 3 voltages, SoC,
@@ -144,7 +144,7 @@ async def _stream(app: CsmsApp, start: int, seconds: float, rate: int) -> int:
 
 
 def outage(outage_s: float = 60.0, rate: int = 250) -> dict[str, Any]:
-    """Issue 4's scenario: InfluxDB stopped ``outage_s`` during a ``rate`` points/s stream."""
+    """The outage scenario: InfluxDB stopped ``outage_s`` during a ``rate`` points/s stream."""
     return dict(_with_server(InfluxServer, lambda root, srv: asyncio.run(_outage(root, srv, outage_s, rate))))
 
 

@@ -1,7 +1,10 @@
-"""Generate the Grafana dashboards (``dashboards/*.json``) from one small description.
+"""Generate the Grafana dashboards (``csms/telemetry/dashboards/*.json``) from one small description.
 
     python dashboards/generate.py            # rewrite the JSON files
     python dashboards/generate.py --check    # exit 1 when the committed JSON is stale
+
+The JSON files live inside the ``csms`` package so that an installed ``csms dashboards push``
+finds them.
 
 Standard library only. Every query is raw InfluxQL over the schema in
 ``docs/telemetry.md``, so it runs on InfluxDB 1.x, 2.x (DBRP mapping) and 3.x. Panels
@@ -18,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
+OUT = Path(__file__).resolve().parents[1] / "csms" / "telemetry" / "dashboards"
 DS = {"type": "influxdb", "uid": "${datasource}"}
 SCHEMA_VERSION = 39  # Grafana 10.4 / 11
 
@@ -352,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--check", action="store_true", help="only check that the JSON files are current")
-    parser.add_argument("--out", type=Path, default=HERE, help="directory to write to")
+    parser.add_argument("--out", type=Path, default=OUT, help="directory to write to")
     args = parser.parse_args(argv)
     stale = []
     for name, text in rendered().items():

@@ -33,7 +33,7 @@ def feeders_router(secured: list[Any]) -> APIRouter:
     @router.get("")
     async def list_feeders(service: Balancer) -> list[dict[str, Any]]:
         """Every node: id, parent_id, limit_a, measured_a, allocated_a, headroom_a, chargers."""
-        return service.feeders_view()
+        return service.feeders_view(rounded=True)
 
     @router.put("/{node_id}/limit")
     async def put_limit(
@@ -47,6 +47,6 @@ def feeders_router(secured: list[Any]) -> APIRouter:
         except TopologyError as exc:
             raise HTTPException(400, str(exc)) from None
         await service.rebalance()
-        return next(n for n in service.feeders_view() if n["id"] == node_id)
+        return next(n for n in service.feeders_view(rounded=True) if n["id"] == node_id)
 
     return router

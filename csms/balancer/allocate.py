@@ -25,10 +25,12 @@
 Invariant D8: for every node and phase, the allocations under it never exceed
 ``limit - margin - base load - fixed loads`` (up to float rounding, < 1e-6 A).
 
-Standard library only, no I/O; time comes in as ``now``. The per-EVSE records are
-NamedTuples rather than frozen dataclasses because there is one per EVSE per tick
-and the budget is 50 ms for 10,000 EVSEs (building a frozen dataclass costs 4x a
-NamedTuple on Python 3.11).
+The algorithm reads the topology only through its public compiled index
+(:class:`~csms.balancer.topology.CompiledTopology`); :mod:`csms.balancer.checks`
+verifies a result. Standard library only, no I/O; time comes in as ``now``. The
+per-EVSE records are NamedTuples rather than frozen dataclasses because there is
+one per EVSE per tick and the budget is 50 ms for 10,000 EVSEs (building a frozen
+dataclass costs 4x a NamedTuple on Python 3.11).
 """
 
 from __future__ import annotations
@@ -43,12 +45,14 @@ from typing import NamedTuple
 
 from csms.balancer.topology import (
     PHASES,
+    CompiledTopology,
     EvseKey,
     Phase3,
     Topology,
     TopologyError,
     own_constraints,
     phase_mask,
+    push_up,
 )
 
 EPS = 1e-9
@@ -179,15 +183,16 @@ class Allocation:
 
     def evse(self, station_id: str, evse_id: int) -> EvseAllocation:
         """The allocation of one EVSE; :class:`KeyError` if not in the topology."""
-        return self.evses[self.topology._evse_index[(station_id, evse_id)]]
+        return self.evses[self.topology.compiled.evse_index[(station_id, evse_id)]]
 
     def node(self, node_id: str) -> NodeLoad:
         """The totals of one node; :class:`KeyError` if unknown."""
-        return self.nodes[self.topology._node_index[node_id]]
+        return self.nodes[self.topology.compiled.node_index[node_id]]
 
     def evses_under(self, node_id: str) -> tuple[EvseAllocation, ...]:
         """The EVSEs in ``node_id``'s subtree."""
-        start, end = self.topology._range[self.topology._node_index[node_id]]
+        ix = self.topology.compiled
+        start, end = ix.subtree_evses[ix.node_index[node_id]]
         return self.evses[start:end]
 
     def changes_from(self, previous: Allocation | None) -> list[EvseAllocation]:
@@ -196,7 +201,7 @@ class Allocation:
         Decreases come first: send them (and see them accepted) before the
         increases, so that the limits also hold while the changes are applied.
         """
-        old = _previous_by_index(self.topology, previous)
+        old = _previous_by_index(self.topology.compiled, previous)
         down: list[EvseAllocation] = []
         up: list[EvseAllocation] = []
         for a, p in zip(self.evses, old, strict=True):
@@ -211,11 +216,67 @@ class Allocation:
 # -- the algorithm ----------------------------------------------------------
 #
 # Arrays are indexed by EVSE position in ``topology.evses`` (``i``) or by
-# constraint ``c = node * 3 + phase``. Amounts that change for many EVSEs at once
-# are added at each EVSE's own node and pushed up the tree in one pass
-# (``_push_up``), so the cost stays about linear in EVSEs plus nodes.
+# constraint ``c = node * 3 + phase`` (see CompiledTopology). Amounts that change
+# for many EVSEs at once are added at each EVSE's own node and pushed up the tree
+# in one pass (``push_up``), so the cost stays about linear in EVSEs plus nodes.
 
 _WAITING, _ACTIVE, _FROZEN = 1, 2, 3
+
+
+@dataclass(frozen=True, slots=True)
+class EvseArrays:
+    """The per-EVSE working arrays of one allocation, indexed like ``CompiledTopology.evses``.
+
+    The lists are updated in place as the steps run. ``own``, ``cons``, ``masks`` and
+    ``phases`` start as the compiled ones and change for an EV on fewer phases.
+    """
+
+    own: list[tuple[int, ...]]
+    """Constraints of the EVSE's own node that it loads."""
+    cons: list[tuple[int, ...]]
+    """Limited constraints on its path that it loads."""
+    masks: list[int]
+    """Grid phases it loads, as a bit mask."""
+    phases: list[int]
+    """Number of phases it loads."""
+    lo: list[float]
+    """Lower bound (its minimum when it has demand, else 0)."""
+    hi: list[float]
+    """Upper bound."""
+    x: list[float]
+    """The allocation being built."""
+    reason: list[str]
+    """What bounds it (see :class:`EvseAllocation`)."""
+
+    @classmethod
+    def start(cls, index: CompiledTopology) -> EvseArrays:
+        """Everyone idle at 0, on the EVSEs' own phases."""
+        n = len(index.evses)
+        return cls(
+            own=list(index.evse_own),
+            cons=list(index.evse_constraints),
+            masks=list(index.evse_mask),
+            phases=list(index.evse_phases),
+            lo=[0.0] * n,
+            hi=[0.0] * n,
+            x=[0.0] * n,
+            reason=["idle"] * n,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FillProblem:
+    """The input of water-filling: admitted EVSEs rise from ``lo`` to at most ``hi``
+    while every constraint's total stays within ``cap``."""
+
+    index: CompiledTopology
+    evses: EvseArrays
+    admitted: list[int]
+    """EVSEs taking part, each starting at its minimum."""
+    cap: list[float]
+    """Per constraint: what may be allocated (available minus fixed loads)."""
+    floor_sum: list[float]
+    """Per constraint: the admitted minimums under it (taken over and updated)."""
 
 
 def allocate(
@@ -231,27 +292,22 @@ def allocate(
     Raises :class:`TopologyError` for a demand on an EVSE the topology lacks, or
     two demands for one EVSE.
     """
-    t = topology
-    n = len(t._evses)
-    nc = len(t._nodes) * PHASES
-    prev_at = _previous_by_index(t, previous)
-    own = list(t._evse_own)  # the EVSE's own node's constraints it loads
-    cons = list(t._evse_cons)  # the limited constraints on its path that it loads
-    masks = list(t._evse_mask)
-    nphases = list(t._evse_phases)
+    ix = topology.compiled
+    n = len(ix.evses)
+    n_nodes = len(ix.nodes)
+    nc = n_nodes * PHASES
+    prev_at = _previous_by_index(ix, previous)
+    ev = EvseArrays.start(ix)
+    own, x, lo, hi, reason, nphases = ev.own, ev.x, ev.lo, ev.hi, ev.reason, ev.phases
     demand_at: list[Demand | None] = [None] * n
-    x = [0.0] * n
-    lo = [0.0] * n
-    hi = [0.0] * n
-    reason = ["idle"] * n
-    lo_sum = [0.0] * nc  # per constraint, once _push_up has run
+    lo_sum = [0.0] * nc  # per constraint, once push_up has run
     fixed_sum = [0.0] * nc
     measured = [0.0] * nc
     wanting: list[int] = []
 
     # 1. bounds
-    get = t._evse_index.get
-    evse_min, evse_max, t_own = t._evse_min, t._evse_max, t._evse_own
+    get = ix.evse_index.get
+    evse_min, evse_max, ix_own = ix.evse_min_a, ix.evse_max_a, ix.evse_own
     step, settle = settings.headroom_step_a, settings.settle_s
     for dem in demands:
         i = get((dem[0], dem[1]), -1)
@@ -267,7 +323,7 @@ def allocate(
         draw = None
         if metered:
             any_measured = True
-            oc = t_own[i]
+            oc = ix_own[i]
             if len(oc) == 3 and len(metered) == 3:
                 measured[oc[0]] += metered[0]
                 measured[oc[1]] += metered[1]
@@ -279,7 +335,7 @@ def allocate(
         if not wants:
             continue
         if in_use is not None and in_use != nphases[i]:
-            _use_phases(t, i, in_use, own, cons, masks, nphases)
+            _use_phases(ix, ev, i, in_use)
         if fixed_a is not None:
             any_fixed = True
             x[i] = fixed = max(0.0, fixed_a)
@@ -312,29 +368,30 @@ def allocate(
             lo_sum[c] += low
         wanting.append(i)
     sums = (lo_sum,) + ((fixed_sum,) if any_fixed else ()) + ((measured,) if any_measured else ())
-    _push_up(t, 0, len(t._nodes), sums)
-    cap = [a - f for a, f in zip(t._avail, fixed_sum, strict=True)] if any_fixed else list(t._avail)
+    push_up(ix, 0, n_nodes, sums)
+    avail = ix.available_a
+    cap = [a - f for a, f in zip(avail, fixed_sum, strict=True)] if any_fixed else list(avail)
 
     # 2. admission: only EVSEs under a (node, phase) whose minimums don't all fit compete
-    short = [0] * len(t._nodes)  # phases oversubscribed at the node or above, as a mask
-    for node, parent in enumerate(t._parent):
+    short = [0] * n_nodes  # phases oversubscribed at the node or above, as a mask
+    for node, parent in enumerate(ix.parent):
         mask = short[parent] if parent >= 0 else 0
         k = node * PHASES
         for ph in range(PHASES):
             if lo_sum[k + ph] > cap[k + ph] + EPS:
                 mask |= 1 << ph
         short[node] = mask
-    evse_node = t._evse_node
+    evse_node, masks = ix.evse_node, ev.masks
     contended = [i for i in wanting if short[evse_node[i]] & masks[i]]
     if contended:
         admitted = [i for i in wanting if not short[evse_node[i]] & masks[i]]
-        order, klass = _rotation_order(t, contended, prev_at, demand_at, now, settings)
-        admitted += _admit(t, order, klass, lo, cap, lo_sum, cons, masks, x, reason)
+        order, klass = _rotation_order(ix, contended, prev_at, demand_at, now, settings)
+        admitted += _admit(ix, ev, order, klass, cap, lo_sum)
     else:
         admitted = wanting
 
     # 3. water-filling
-    _water_fill(t, admitted, own, cons, masks, lo, hi, cap, lo_sum, x, reason)
+    _water_fill(FillProblem(ix, ev, admitted, cap, lo_sum))
 
     # 4. rounding down, and hysteresis
     alloc = [0.0] * nc  # allocated per constraint, fixed loads included
@@ -352,35 +409,27 @@ def allocate(
             if r == "fixed":
                 for c in own[i]:
                     alloc[c] += x[i]
-    _push_up(t, 0, len(t._nodes), (alloc,))
+    push_up(ix, 0, n_nodes, (alloc,))
     if settings.hysteresis_a > 0 and previous is not None:
-        _hysteresis(t, admitted, own, cons, lo, hi, alloc, x, prev_at, reason, settings)
+        _hysteresis(ix, ev, admitted, alloc, prev_at, settings.hysteresis_a)
 
-    return _result(t, now, x, nphases, reason, demand_at, prev_at, alloc, measured)
+    return _result(topology, now, ev, demand_at, prev_at, alloc, measured)
 
 
-def _use_phases(
-    t: Topology,
-    i: int,
-    in_use: int,
-    own: list[tuple[int, ...]],
-    cons: list[tuple[int, ...]],
-    masks: list[int],
-    nphases: list[int],
-) -> None:
+def _use_phases(ix: CompiledTopology, ev: EvseArrays, i: int, in_use: int) -> None:
     """The EV draws on fewer phases than the EVSE has: the first ones of its connection."""
-    evse = t._evses[i]
+    evse = ix.evses[i]
     if not 1 <= in_use <= evse.phases:
         raise TopologyError(f"EVSE {evse.key}: phases_in_use must be 1..{evse.phases}")
     phases = evse.grid_phases[:in_use]
-    nphases[i] = in_use
-    masks[i] = phase_mask(phases)
-    own[i] = own_constraints(t._evse_node[i], phases)
-    cons[i] = t.constraints(t._evse_path[i], masks[i])
+    ev.phases[i] = in_use
+    ev.masks[i] = mask = phase_mask(phases)
+    ev.own[i] = own_constraints(ix.evse_node[i], phases)
+    ev.cons[i] = ix.constraints(ix.evse_path[i], mask)
 
 
 def _rotation_order(
-    t: Topology,
+    ix: CompiledTopology,
     contended: list[int],
     prev_at: list[EvseAllocation | None],
     demand_at: list[Demand | None],
@@ -411,23 +460,19 @@ def _rotation_order(
                 d = demand_at[i]
                 plugged = None if d is None else d.plugged_at
                 since[i] = plugged if plugged is not None and plugged <= now else now
-    order = sorted(contended, key=t._evse_prio.__getitem__, reverse=True)  # stays stable
+    order = sorted(contended, key=ix.evse_priority.__getitem__, reverse=True)  # stays stable
     order.sort(key=since.__getitem__)
     order.sort(key=klass.__getitem__)
     return order, klass
 
 
 def _admit(
-    t: Topology,
+    ix: CompiledTopology,
+    ev: EvseArrays,
     order: list[int],
     klass: dict[int, int],
-    lo: list[float],
     cap: list[float],
     lo_sum: list[float],
-    cons: list[tuple[int, ...]],
-    masks: list[int],
-    x: list[float],
-    reason: list[str],
 ) -> list[int]:
     """Admit EVSEs greedily in ``order`` while their minimum fits; pause the rest.
 
@@ -437,13 +482,15 @@ def _admit(
     cannot overtake it for ever; running ones past their period are not held back.
     Paused EVSEs get 0 and leave ``lo_sum``.
     """
+    lo, cons, masks, x, reason = ev.lo, ev.cons, ev.masks, ev.x, ev.reason
+    evse_node = ix.evse_node
     over = [s > a + EPS for s, a in zip(lo_sum, cap, strict=True)]
     checks: dict[int, tuple[int, ...]] = {}  # by (node, phase mask)
     rem = list(cap)
     held: set[int] = set()  # constraints reserved for a waiting EVSE ahead in the queue
     admitted: list[int] = []
     for i in order:
-        key = t._evse_node[i] * 8 + masks[i]
+        key = evse_node[i] * 8 + masks[i]
         cs = checks.get(key)
         if cs is None:
             cs = checks[key] = tuple(c for c in cons[i] if over[c])
@@ -467,50 +514,20 @@ def _admit(
     return admitted
 
 
-def _push_up(t: Topology, first: int, end: int, arrays: tuple[list[float], ...]) -> None:
-    """Add per-node amounts of nodes ``first..end-1`` (a subtree, or all) into their ancestors.
+@dataclass(frozen=True, slots=True)
+class _Levels:
+    """Water-filling state per constraint: load ``fixed + rate * t`` at level ``t``;
+    ``d_fixed`` / ``d_rate`` are per-node deltas, zero between uses."""
 
-    On entry each array holds amounts at the nodes where they arise; on exit each
-    node of the range holds its subtree's total, and the ancestors of the range's
-    root have had the root's total added.
-    """
-    if first == 0 and end == len(t._nodes):
-        for arr in arrays:
-            for k, ku in t._up_pairs:
-                arr[ku] += arr[k]
-                arr[ku + 1] += arr[k + 1]
-                arr[ku + 2] += arr[k + 2]
-        return
-    parent = t._parent
-    for node in range(end - 1, first - 1, -1):
-        up = parent[node]
-        k = node * PHASES
-        while up >= 0:
-            ku = up * PHASES
-            for arr in arrays:
-                arr[ku] += arr[k]
-                arr[ku + 1] += arr[k + 1]
-                arr[ku + 2] += arr[k + 2]
-            if up >= first:
-                break
-            up = parent[up]  # the range's root: add its total all the way up
+    fixed: list[float]
+    rate: list[float]
+    d_fixed: list[float]
+    d_rate: list[float]
 
 
-def _water_fill(
-    t: Topology,
-    admitted: list[int],
-    own: list[tuple[int, ...]],
-    cons: list[tuple[int, ...]],
-    masks: list[int],
-    lo: list[float],
-    hi: list[float],
-    cap: list[float],
-    floor_sum: list[float],
-    x: list[float],
-    reason: list[str],
-) -> None:
+def _water_fill(problem: FillProblem) -> None:
     """Weighted progressive filling from the minimums; writes ``x`` (which holds the
-    minimums on entry) and ``reason``.
+    minimums on entry) and ``reason`` of ``problem.evses``.
 
     At water level ``t`` an active EVSE has ``priority * t``; a waiting one still sits
     at ``min_a``. A constraint's load is ``fixed[c] + rate[c] * t``. Its saturation
@@ -519,14 +536,14 @@ def _water_fill(
     ``version`` drops the superseded entries. Events that touch many EVSEs at once
     add at the EVSEs' own nodes and push the sums up the tree in one pass.
     """
+    ix, ev, cap = problem.index, problem.evses, problem.cap
+    own, cons, masks, lo, hi, x, reason = ev.own, ev.cons, ev.masks, ev.lo, ev.hi, ev.x, ev.reason
     nc = len(cap)
     n = len(x)
-    weight = t._evse_prio
+    weight = ix.evse_priority
     status = [0] * n
-    fixed = floor_sum  # admitted minimums per constraint; taken over and updated
-    rate = [0.0] * nc
-    d_fixed = [0.0] * nc  # scratch for _apply, zero between uses
-    d_rate = [0.0] * nc
+    levels = _Levels(problem.floor_sum, [0.0] * nc, [0.0] * nc, [0.0] * nc)
+    fixed, rate, d_fixed, d_rate = levels.fixed, levels.rate, levels.d_fixed, levels.d_rate
     version = [0] * nc
     start_at = [0.0] * n
     stop_at = [0.0] * n
@@ -534,7 +551,7 @@ def _water_fill(
     # nxt[i] <= the next EVSE at or after i that may still move (a path-halved skip
     # list), so scans under a full node step over frozen and idle EVSEs.
     nxt = [*range(1, n + 1), n]
-    movers = [i for i in admitted if hi[i] > lo[i]]
+    movers = [i for i in problem.admitted if hi[i] > lo[i]]
     for i in movers:
         status[i] = _WAITING
         nxt[i] = i
@@ -545,8 +562,9 @@ def _water_fill(
     stops = sorted(movers, key=stop_at.__getitem__)
     n_starts, n_stops = len(starts), len(stops)
     heap: list[tuple[float, int, int]] = []
-    node_ids = [node.id for node in t._nodes]
+    node_ids = [node.id for node in ix.nodes]
     n_nodes = len(node_ids)
+    subtree_evses, subtree_end = ix.subtree_evses, ix.subtree_end
     inf = math.inf
     si = ui = 0
     level = 0.0
@@ -579,7 +597,7 @@ def _water_fill(
             node, ph = divmod(c, PHASES)
             bit = 1 << ph
             why = "node:" + node_ids[node]
-            first, end = t._range[node]
+            first, end = subtree_evses[node]
             hit: list[int] = []
             i = first
             while True:
@@ -597,22 +615,8 @@ def _water_fill(
                     reason[i] = why
                     nxt[i] = i + 1
                 i += 1
-            sub_nodes = t._node_end[node] - node
-            _freeze(
-                t,
-                hit,
-                x,
-                weight,
-                own,
-                cons,
-                fixed,
-                rate,
-                d_fixed,
-                d_rate,
-                node,
-                sub_nodes,
-                2 * len(hit) > sub_nodes + 6,
-            )
+            sub_nodes = subtree_end[node] - node
+            _freeze(ix, ev, levels, hit, node, sub_nodes, 2 * len(hit) > sub_nodes + 6)
         elif t_stop <= t_start:
             # EVSEs reach their upper bound (often many at once: 16 A, 32 A ...)
             level = max(level, t_stop)
@@ -623,9 +627,7 @@ def _water_fill(
                 x[i] = hi[i]
                 status[i] = _FROZEN
                 nxt[i] = i + 1
-            _freeze(
-                t, batch, x, weight, own, cons, fixed, rate, d_fixed, d_rate, 0, n_nodes, len(batch) > n_nodes
-            )
+            _freeze(ix, ev, levels, batch, 0, n_nodes, len(batch) > n_nodes)
         else:
             # EVSEs whose minimum the water level reaches start to rise
             level = max(level, t_start)
@@ -641,7 +643,7 @@ def _water_fill(
                         d_rate[k] += w
                 # every EVSE of the batch has min_a == priority * level
                 d_fixed[:] = [-level * r for r in d_rate]
-                _apply(t, 0, n_nodes, d_fixed, d_rate, fixed, rate)
+                _apply(ix, levels, 0, n_nodes)
                 # a new heap of every limited constraint with rising EVSEs under it
                 heap = [((cap[c] - fixed[c]) / rate[c], c, version[c]) for c in limited if rate[c] > 1e-9]
                 heapq.heapify(heap)
@@ -661,16 +663,10 @@ def _water_fill(
 
 
 def _freeze(
-    t: Topology,
+    ix: CompiledTopology,
+    ev: EvseArrays,
+    levels: _Levels,
     batch: list[int],
-    x: list[float],
-    weight: tuple[float, ...],
-    own: list[tuple[int, ...]],
-    cons: list[tuple[int, ...]],
-    fixed: list[float],
-    rate: list[float],
-    d_fixed: list[float],
-    d_rate: list[float],
     node: int,
     sub_nodes: int,
     many: bool,
@@ -680,15 +676,18 @@ def _freeze(
     Few: update every constraint on their paths. Many: add at their own nodes, then
     push up the subtree of ``node`` (``sub_nodes`` nodes) and its ancestors once.
     """
+    x, weight = ev.x, ix.evse_priority
     if many:
+        own, d_fixed, d_rate = ev.own, levels.d_fixed, levels.d_rate
         for i in batch:
             value = x[i]
             w = weight[i]
             for k in own[i]:
                 d_fixed[k] += value
                 d_rate[k] -= w
-        _apply(t, node, node + sub_nodes, d_fixed, d_rate, fixed, rate)
+        _apply(ix, levels, node, node + sub_nodes)
     else:
+        cons, fixed, rate = ev.cons, levels.fixed, levels.rate
         for i in batch:
             value = x[i]
             w = weight[i]
@@ -697,51 +696,41 @@ def _freeze(
                 rate[k] -= w
 
 
-def _apply(
-    t: Topology,
-    first: int,
-    end: int,
-    d_fixed: list[float],
-    d_rate: list[float],
-    fixed: list[float],
-    rate: list[float],
-) -> None:
+def _apply(ix: CompiledTopology, levels: _Levels, first: int, end: int) -> None:
     """Add the per-node deltas of nodes ``first..end-1`` (a subtree, or all nodes) to
     every constraint at or above them, and clear the deltas."""
-    _push_up(t, first, end, (d_fixed, d_rate))
+    fixed, rate, d_fixed, d_rate = levels.fixed, levels.rate, levels.d_fixed, levels.d_rate
+    push_up(ix, first, end, (d_fixed, d_rate))
     a, b = first * PHASES, end * PHASES
     zeros = [0.0] * (b - a)
     fixed[a:b] = map(add, fixed[a:b], d_fixed[a:b])
     rate[a:b] = map(add, rate[a:b], d_rate[a:b])
     d_fixed[a:b] = zeros
     d_rate[a:b] = zeros
-    up = t._parent[first] if first < end else -1
+    parent = ix.parent
+    up = parent[first] if first < end else -1
     while up >= 0:
         for c in range(up * PHASES, up * PHASES + PHASES):
             fixed[c] += d_fixed[c]
             rate[c] += d_rate[c]
             d_fixed[c] = d_rate[c] = 0.0
-        up = t._parent[up]
+        up = parent[up]
 
 
 def _hysteresis(
-    t: Topology,
+    ix: CompiledTopology,
+    ev: EvseArrays,
     admitted: list[int],
-    own: list[tuple[int, ...]],
-    cons: list[tuple[int, ...]],
-    lo: list[float],
-    hi: list[float],
     alloc: list[float],
-    x: list[float],
     prev_at: list[EvseAllocation | None],
-    reason: list[str],
-    settings: AllocationSettings,
+    band: float,
 ) -> None:
-    """Keep running EVSEs at their previous current when the change is small and safe.
+    """Keep running EVSEs at their previous current when the change is less than
+    ``band`` and safe.
 
     ``alloc`` (per constraint, fixed loads included) is kept up to date.
     """
-    band = settings.hysteresis_a
+    own, cons, lo, hi, x, reason = ev.own, ev.cons, ev.lo, ev.hi, ev.x, ev.reason
     lower: list[tuple[int, float, float]] = []
     higher: list[tuple[int, float, float]] = []
     for i in admitted:
@@ -759,7 +748,7 @@ def _hysteresis(
         return
     lower.sort()  # topology order: who keeps a lower value must not depend on admission
     higher.sort()
-    avail = t._avail
+    avail = ix.available_a
     unused = [0.0] * len(alloc)
     kept: list[tuple[int, float]] = []
     for i, old, diff in lower:
@@ -785,26 +774,26 @@ def _hysteresis(
             reason[i] = "hysteresis"
     # the unlimited nodes on the paths, for the reported totals
     for i, delta in kept:
-        for node in t._evse_path[i]:
+        for node in ix.evse_path[i]:
             for c in own_constraints(node, (k % PHASES for k in own[i])):
                 if avail[c] == math.inf:
                     alloc[c] += delta
 
 
 def _result(
-    t: Topology,
+    topology: Topology,
     now: float,
-    x: list[float],
-    nphases: list[int],
-    reason: list[str],
+    ev: EvseArrays,
     demand_at: list[Demand | None],
     prev_at: list[EvseAllocation | None],
     alloc: list[float],
     measured: list[float],
 ) -> Allocation:
+    ix = topology.compiled
+    nphases, reason = ev.phases, ev.reason
     out: list[EvseAllocation] = []
-    evses = t._evses
-    for i, cur in enumerate(x):
+    evses = ix.evses
+    for i, cur in enumerate(ev.x):
         p = prev_at[i]
         why = reason[i]
         if p is not None and p.current_a == cur and p.reason == why and p.phases == nphases[i]:
@@ -839,8 +828,8 @@ def _result(
             )
         )
     nodes: list[NodeLoad] = []
-    avail = t._avail
-    for node, nd in enumerate(t._nodes):
+    avail = ix.available_a
+    for node, nd in enumerate(ix.nodes):
         k = node * PHASES
         a0, a1, a2 = avail[k], avail[k + 1], avail[k + 2]
         x0, x1, x2 = alloc[k], alloc[k + 1], alloc[k + 2]
@@ -848,66 +837,21 @@ def _result(
         nodes.append(
             NodeLoad(
                 nd.id,
-                t._limit[node],
+                ix.limit_a[node],
                 (a0, a1, a2),
                 (x0, x1, x2),
                 (a0 - x0, a1 - x1, a2 - x2),
                 (b[0] + measured[k], b[1] + measured[k + 1], b[2] + measured[k + 2]),
             )
         )
-    return Allocation(at=now, topology=t, evses=tuple(out), nodes=tuple(nodes))
+    return Allocation(at=now, topology=topology, evses=tuple(out), nodes=tuple(nodes))
 
 
-def _previous_by_index(t: Topology, previous: Allocation | None) -> list[EvseAllocation | None]:
-    """``previous``'s EVSE allocations lined up with ``t.evses`` (None where absent)."""
+def _previous_by_index(ix: CompiledTopology, previous: Allocation | None) -> list[EvseAllocation | None]:
+    """``previous``'s EVSE allocations lined up with ``ix.evses`` (None where absent)."""
     if previous is None:
-        return [None] * len(t._evses)
-    if previous.topology._evse_index is t._evse_index:  # same EVSEs (e.g. after with_limit)
+        return [None] * len(ix.evses)
+    old = previous.topology.compiled.evse_index
+    if old is ix.evse_index:  # same EVSEs (e.g. after with_limit)
         return list(previous.evses)
-    old = previous.topology._evse_index
-    return [None if (j := old.get(e.key)) is None else previous.evses[j] for e in t._evses]
-
-
-# -- helpers for the service, the API, tests and the closed-loop check -------
-
-
-def jain_index(values: Iterable[float]) -> float:
-    """Jain's fairness index, (sum x)^2 / (n * sum x^2): 1 = equal, 1/n = one gets all.
-
-    Empty or all-zero input counts as perfectly fair (1.0).
-    """
-    xs = list(values)
-    square_sum = sum(v * v for v in xs)
-    if not xs or square_sum == 0:
-        return 1.0
-    return sum(xs) ** 2 / (len(xs) * square_sum)
-
-
-def check_allocation(allocation: Allocation, tolerance_a: float = 1e-6) -> list[str]:
-    """Violations of D8 and of the min/max rule; empty when the allocation is safe.
-
-    Linear in EVSEs times depth: the service can run it before sending anything.
-    """
-    t = allocation.topology
-    problems: list[str] = []
-    load = [0.0] * (len(t._nodes) * PHASES)
-    fixed = [0.0] * (len(t._nodes) * PHASES)
-    for evse, a in zip(t._evses, allocation.evses, strict=True):
-        if not a.current_a:
-            continue
-        if a.reason == "fixed":
-            target = fixed
-        else:
-            target = load
-            if not evse.min_a - tolerance_a <= a.current_a <= evse.max_a + tolerance_a:
-                problems.append(f"EVSE {evse.key}: {a.current_a} A outside [{evse.min_a}, {evse.max_a}]")
-        for c in own_constraints(t._node_index[evse.node], evse.grid_phases[: a.phases]):
-            target[c] += a.current_a
-    _push_up(t, 0, len(t._nodes), (load, fixed))
-    for node, nd in enumerate(t._nodes):
-        for ph in range(PHASES):
-            k = node * PHASES + ph
-            allowed = max(0.0, t._avail[k] - fixed[k])
-            if load[k] > allowed + tolerance_a:
-                problems.append(f"node {nd.id!r} L{ph + 1}: {load[k]:.6f} A allocated > {allowed:.6f} A")
-    return problems
+    return [None if (j := old.get(e.key)) is None else previous.evses[j] for e in ix.evses]

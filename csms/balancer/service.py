@@ -20,7 +20,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
@@ -33,6 +33,7 @@ from csms.balancer.allocate import (
 )
 from csms.balancer.topology import EvseKey, Topology
 from csms.bus import Bus
+from csms.core.commands import ChargingLimit, CommandStatus
 from csms.core.events import (
     Event,
     MeterSampled,
@@ -41,28 +42,14 @@ from csms.core.events import (
     TransactionEnded,
     TransactionStarted,
 )
+from csms.core.feeders import ChargerLoad, FeederLoad, display_a
+from csms.core.ports import LimitSender
 from csms.errors import CsmsError
 
 log = structlog.get_logger("csms.balancer")
 
 TX_PROFILE_ID = 900_000
 DEFAULT_PROFILE_ID = 800_000
-
-
-class LimitSender(Protocol):
-    """What the balancer needs from the OCPP side (``OcppControl`` implements it)."""
-
-    async def set_current_limit(
-        self,
-        station_id: str,
-        *,
-        evse_id: int,
-        limit_a: float,
-        tx_id: str | None = None,
-        profile_id: int = ...,
-        stack_level: int = ...,
-        number_phases: int | None = None,
-    ) -> dict[str, Any]: ...
 
 
 @dataclass(slots=True)
@@ -217,7 +204,7 @@ class BalancerService:
                 log.warning("feeder meter silent: nothing is assigned under the node until it reports",
                             node_id=node_id, silent_s=round(self.clock() - self._meter_seen[node_id], 1))
         for node_id in self.stale_meters:
-            limit = _limit_of(self.topology, node_id)  # per phase, kW limits converted; None: unlimited
+            limit = self.topology.limit_a(node_id)  # per phase, kW limits converted; None: unlimited
             if limit is not None and self.topology.node(node_id).base_load_a != (limit,) * 3:
                 self.topology = self.topology.with_base_load(node_id, limit)
         return newly
@@ -290,16 +277,12 @@ class BalancerService:
     async def _send(self, a: EvseAllocation) -> None:
         st = self.state[a.key]
         try:
-            answer = await self.sender.set_current_limit(
-                a.station_id,
-                evse_id=a.evse_id,
-                limit_a=a.current_a,
-                tx_id=st.tx_id,
-                profile_id=TX_PROFILE_ID + a.evse_id,
+            limit = ChargingLimit(
+                amps=a.current_a, phases=a.phases, tx_id=st.tx_id, profile_id=TX_PROFILE_ID + a.evse_id,
                 stack_level=1,
-                number_phases=a.phases,
             )
-            accepted = answer.get("status") == "Accepted"
+            answer = await self.sender.set_limit(a.station_id, a.evse_id, limit)
+            accepted = answer.status is CommandStatus.ACCEPTED
         except CsmsError as exc:
             log.warning(
                 "charging profile not applied", station_id=a.station_id, evse_id=a.evse_id, error=str(exc)
@@ -321,14 +304,8 @@ class BalancerService:
                 continue
             share = self._failsafe.get(evse.key, 0.0)
             try:
-                await self.sender.set_current_limit(
-                    station_id,
-                    evse_id=evse.evse_id,
-                    limit_a=share,
-                    tx_id=None,
-                    profile_id=DEFAULT_PROFILE_ID + evse.evse_id,
-                    stack_level=0,
-                )
+                limit = ChargingLimit(amps=share, profile_id=DEFAULT_PROFILE_ID + evse.evse_id, stack_level=0)
+                await self.sender.set_limit(station_id, evse.evse_id, limit)
             except CsmsError as exc:
                 log.info("fail-safe profile not installed", station_id=station_id, error=str(exc))
 
@@ -345,50 +322,80 @@ class BalancerService:
     def stats(self) -> BalancerStats:
         return BalancerStats(self.ticks, self.sent_count, self.failed_count, self.last_duration_s)
 
-    def feeders_view(self) -> list[dict[str, Any]]:
-        """The tree for ``GET /api/feeders`` (per-phase values reduced to the highest phase)."""
-        alloc = self.previous
-        out: list[dict[str, Any]] = []
-        for node in self.topology.nodes:
-            load = alloc.node(node.id) if alloc is not None and alloc.topology is self.topology else None
-            avail = self.topology.available_a(node.id)
-            limit = _limit_of(self.topology, node.id)
+    def feeder_loads(self) -> list[FeederLoad]:
+        """Every node's load after the last tick, parents first, with its own chargers."""
+        topology = self.topology
+        ix = topology.compiled
+        alloc = self.previous if self.previous is not None and self.previous.topology is topology else None
+        out: list[FeederLoad] = []
+        for i, node in enumerate(ix.nodes):
+            load = alloc.nodes[i] if alloc is not None else None
+            avail = topology.available_a(node.id)
             chargers = []
-            for evse in self.topology.evses:
-                if evse.node != node.id:
-                    continue
+            first, end = ix.own_evses[i]
+            for j in range(first, end):
+                evse = ix.evses[j]
                 st = self.state.get(evse.key)
-                a = alloc.evse(*evse.key) if alloc is not None and alloc.topology is self.topology else None
+                a = alloc.evses[j] if alloc is not None else None
                 chargers.append(
-                    {
-                        "station_id": evse.station_id,
-                        "evse_id": evse.evse_id,
-                        "allocated_a": a.current_a if a else 0.0,
-                        "reason": a.reason if a else "idle",
-                        "measured_a": _round(max(st.measured_a)) if st and st.measured_a else 0.0,
-                        "charging": bool(st and st.tx_id),
-                    }
+                    ChargerLoad(
+                        station_id=evse.station_id,
+                        evse_id=evse.evse_id,
+                        allocated_a=a.current_a if a else 0.0,
+                        reason=a.reason if a else "idle",
+                        measured_a=max(st.measured_a) if st and st.measured_a else 0.0,
+                        charging=bool(st and st.tx_id),
+                    )
                 )
             out.append(
-                {
-                    "id": node.id,
-                    "parent_id": node.parent,
-                    "limit_a": limit,
-                    "available_a": _round(_finite_max(avail)),
-                    "measured_a": _round(max(load.measured_a)) if load else 0.0,
-                    "allocated_a": _round(max(load.allocated_a)) if load else 0.0,
-                    "headroom_a": _round(_finite_min(load.headroom_a) if load else _finite_min(avail)),
-                    "meter_stale": node.id in self.stale_meters,
-                    "chargers": chargers,
-                }
+                FeederLoad(
+                    node_id=node.id,
+                    parent_id=node.parent,
+                    limit_a=ix.limit_a[i],
+                    available_a=_finite_max(avail),
+                    measured_a=max(load.measured_a) if load else 0.0,
+                    allocated_a=max(load.allocated_a) if load else 0.0,
+                    headroom_a=_finite_min(load.headroom_a) if load else _finite_min(avail),
+                    meter_stale=node.id in self.stale_meters,
+                    chargers=tuple(chargers),
+                )
             )
         return out
 
+    def feeders_view(self, *, rounded: bool = False) -> list[dict[str, Any]]:
+        """The tree as ``GET /api/feeders`` shows it: :meth:`feeder_loads` as JSON objects,
+        ``rounded`` to 0.01 A for display."""
+        return [feeder_json(load, rounded=rounded) for load in self.feeder_loads()]
 
-def _limit_of(t: Topology, node_id: str) -> float | None:
-    from csms.balancer.topology import node_limit_a
 
-    return node_limit_a(t.node(node_id), t.phase_voltage_v)
+def feeder_json(load: FeederLoad, *, rounded: bool = False) -> dict[str, Any]:
+    """One node as a JSON object (the allocations are not rounded: they are what was sent)."""
+    r = display_a if rounded else _same
+    return {
+        "id": load.node_id,
+        "parent_id": load.parent_id,
+        "limit_a": load.limit_a,
+        "available_a": r(load.available_a),
+        "measured_a": r(load.measured_a),
+        "allocated_a": r(load.allocated_a),
+        "headroom_a": r(load.headroom_a),
+        "meter_stale": load.meter_stale,
+        "chargers": [
+            {
+                "station_id": c.station_id,
+                "evse_id": c.evse_id,
+                "allocated_a": c.allocated_a,
+                "reason": c.reason,
+                "measured_a": r(c.measured_a),
+                "charging": c.charging,
+            }
+            for c in load.chargers
+        ],
+    }
+
+
+def _same(value: float | None) -> float | None:
+    return value
 
 
 def _finite_max(values: tuple[float, ...]) -> float | None:
@@ -399,8 +406,3 @@ def _finite_max(values: tuple[float, ...]) -> float | None:
 def _finite_min(values: tuple[float, ...]) -> float | None:
     finite = [v for v in values if v != float("inf")]
     return min(finite) if finite else None
-
-
-def _round(value: float | None) -> float | None:
-    """Amperes to 0.01 A for display (sums of floats carry noise like 1e-14)."""
-    return None if value is None else round(value, 2) + 0.0

@@ -3,10 +3,11 @@
 A site is a forest of :class:`Node` (grid connection -> substation -> feeder ->
 sub-feeder ...), each with an optional per-phase current limit and/or power
 limit, a safety margin and a measured non-EV base load. :class:`Evse` entries
-hang under a node. :class:`Topology` validates the whole and precomputes the
-index arrays that :func:`csms.balancer.allocate.allocate` works on; it is
-immutable, and runtime changes (:meth:`Topology.with_limit`,
-:meth:`Topology.with_base_load`) return a new one.
+hang under a node. :class:`Topology` validates the whole and compiles it into a
+read-only :class:`CompiledTopology` (index arrays) that
+:func:`csms.balancer.allocate.allocate` works on; it is immutable, and runtime
+changes (:meth:`Topology.with_limit`, :meth:`Topology.with_base_load`) return a
+new one.
 
 Pure: standard library only, no I/O.
 """
@@ -81,195 +82,292 @@ class Evse:
         return tuple(p - 1 for p in conn)
 
 
+@dataclass(frozen=True, slots=True)
+class CompiledTopology:
+    """The feeder tree as index arrays, read-only: what the allocation works on.
+
+    Nodes are numbered in depth-first order (parents before children, children
+    sorted by id) and EVSEs in the order of their nodes (sorted by key within a
+    node), so every subtree is one contiguous range of nodes and of EVSEs. A
+    *constraint* is one (node, phase) pair, numbered ``node * 3 + phase``.
+
+    Built once per :class:`Topology`; a runtime change (limit, base load) shares
+    the structure and recompiles only the capacity fields.
+    """
+
+    nodes: tuple[Node, ...]
+    """Every node, depth-first."""
+    evses: tuple[Evse, ...]
+    """Every EVSE, in node order."""
+    node_index: Mapping[str, int]
+    """Node id -> position in ``nodes``."""
+    evse_index: Mapping[EvseKey, int]
+    """EVSE key -> position in ``evses``."""
+    parent: tuple[int, ...]
+    """Per node: its parent's position, -1 for a root."""
+    children: tuple[tuple[int, ...], ...]
+    """Per node: its children's positions."""
+    subtree_end: tuple[int, ...]
+    """Per node: the end of its subtree; its descendants are ``node + 1 .. subtree_end - 1``."""
+    subtree_evses: tuple[tuple[int, int], ...]
+    """Per node: the ``(first, end)`` range of the EVSEs in its subtree."""
+    own_evses: tuple[tuple[int, int], ...]
+    """Per node: the ``(first, end)`` range of the EVSEs attached directly to it."""
+    up_pairs: tuple[tuple[int, int], ...]
+    """``(node * 3, parent * 3)`` for every non-root node, children before parents."""
+    evse_node: tuple[int, ...]
+    """Per EVSE: the position of its node."""
+    evse_path: tuple[tuple[int, ...], ...]
+    """Per EVSE: its node and the node's ancestors up to the root."""
+    evse_mask: tuple[int, ...]
+    """Per EVSE: bit mask of the grid phases it loads (bit 0 = L1)."""
+    evse_own: tuple[tuple[int, ...], ...]
+    """Per EVSE: the constraints of its own node that it loads, in its own phase order."""
+    evse_min_a: tuple[float, ...]
+    evse_max_a: tuple[float, ...]
+    evse_priority: tuple[float, ...]
+    evse_phases: tuple[int, ...]
+    limit_a: tuple[float | None, ...]
+    """Per node: the per-phase limit before margin and base load (kW converted); None if unlimited."""
+    available_a: tuple[float, ...]
+    """Per constraint: limit - margin - base load, >= 0; ``inf`` when unlimited."""
+    evse_constraints: tuple[tuple[int, ...], ...]
+    """Per EVSE: the limited constraints on its path that it loads."""
+
+    def constraints(self, path: Sequence[int], mask: int) -> tuple[int, ...]:
+        """The limited constraints of the nodes on ``path`` on the phases of ``mask``."""
+        return _path_constraints(self.available_a, path, mask)
+
+
+def push_up(index: CompiledTopology, first: int, end: int, arrays: tuple[list[float], ...]) -> None:
+    """Add per-node amounts of nodes ``first..end-1`` (a subtree, or all) into their ancestors.
+
+    The arrays are indexed by constraint. On entry each holds amounts at the nodes
+    where they arise; on exit each node of the range holds its subtree's total, and
+    the ancestors of the range's root have had the root's total added.
+    """
+    if first == 0 and end == len(index.nodes):
+        for arr in arrays:
+            for k, ku in index.up_pairs:
+                arr[ku] += arr[k]
+                arr[ku + 1] += arr[k + 1]
+                arr[ku + 2] += arr[k + 2]
+        return
+    parent = index.parent
+    for node in range(end - 1, first - 1, -1):
+        up = parent[node]
+        k = node * PHASES
+        while up >= 0:
+            ku = up * PHASES
+            for arr in arrays:
+                arr[ku] += arr[k]
+                arr[ku + 1] += arr[k + 1]
+                arr[ku + 2] += arr[k + 2]
+            if up >= first:
+                break
+            up = parent[up]  # the range's root: add its total all the way up
+
+
+def compile_topology(
+    nodes: tuple[Node, ...], evses: tuple[Evse, ...], phase_voltage_v: float
+) -> CompiledTopology:
+    """Validate nodes and EVSEs and index them (see :class:`CompiledTopology`)."""
+    by_id: dict[str, Node] = {}
+    for node in nodes:
+        if node.id in by_id:
+            raise TopologyError(f"duplicate node id {node.id!r}")
+        _check_node(node)
+        by_id[node.id] = node
+    children_of: dict[str | None, list[str]] = {}
+    for node in nodes:
+        if node.parent is not None and node.parent not in by_id:
+            raise TopologyError(f"node {node.id!r}: unknown parent {node.parent!r}")
+        children_of.setdefault(node.parent, []).append(node.id)
+    evses_of: dict[str, list[Evse]] = {}
+    seen: set[EvseKey] = set()
+    for evse in evses:
+        if evse.key in seen:
+            raise TopologyError(f"duplicate EVSE {evse.key}")
+        seen.add(evse.key)
+        if evse.node not in by_id:
+            raise TopologyError(f"EVSE {evse.key}: unknown node {evse.node!r}")
+        _check_evse(evse)
+        evses_of.setdefault(evse.node, []).append(evse)
+
+    order: list[str] = []
+    evse_order: list[Evse] = []
+    ranges: dict[str, tuple[int, int]] = {}
+    own_ranges: dict[str, tuple[int, int]] = {}
+    node_end: dict[str, int] = {}
+    # Depth-first, iteratively: ("enter", id) lists the node and its EVSEs and
+    # schedules its children; ("leave", id) closes its node and EVSE ranges.
+    stack: list[tuple[bool, str]] = [(True, r) for r in sorted(children_of.get(None, ()))[::-1]]
+    starts: dict[str, int] = {}
+    while stack:
+        enter, node_id = stack.pop()
+        if not enter:
+            ranges[node_id] = (starts[node_id], len(evse_order))
+            node_end[node_id] = len(order)
+            continue
+        order.append(node_id)
+        starts[node_id] = len(evse_order)
+        evse_order.extend(sorted(evses_of.get(node_id, ()), key=lambda e: e.key))
+        own_ranges[node_id] = (starts[node_id], len(evse_order))
+        stack.append((False, node_id))
+        stack.extend((True, c) for c in sorted(children_of.get(node_id, ()))[::-1])
+    if len(order) != len(nodes):
+        stuck = sorted(set(by_id) - set(order))
+        raise TopologyError(f"cycle in node parents among {stuck}")
+
+    ordered = tuple(by_id[i] for i in order)
+    ordered_evses = tuple(evse_order)
+    node_index = {node_id: i for i, node_id in enumerate(order)}
+    parent = tuple(-1 if n.parent is None else node_index[n.parent] for n in ordered)
+    evse_node = tuple(node_index[e.node] for e in ordered_evses)
+    paths: dict[int, tuple[int, ...]] = {}
+    for i, up in enumerate(parent):  # parents come before children
+        paths[i] = (i, *paths[up]) if up >= 0 else (i,)
+    limits = _limits(ordered, phase_voltage_v)
+    available = _available(ordered, limits)
+    evse_path = tuple(paths[i] for i in evse_node)
+    evse_mask = tuple(phase_mask(e.grid_phases) for e in ordered_evses)
+    return CompiledTopology(
+        nodes=ordered,
+        evses=ordered_evses,
+        node_index=node_index,
+        evse_index={e.key: i for i, e in enumerate(ordered_evses)},
+        parent=parent,
+        children=tuple(tuple(node_index[c] for c in sorted(children_of.get(i, ()))) for i in order),
+        subtree_end=tuple(node_end[i] for i in order),
+        subtree_evses=tuple(ranges[i] for i in order),
+        own_evses=tuple(own_ranges[i] for i in order),
+        # (node * 3, parent * 3) for every non-root node, children before parents
+        up_pairs=tuple((n * PHASES, p * PHASES) for n, p in reversed(list(enumerate(parent))) if p >= 0),
+        evse_node=evse_node,
+        evse_path=evse_path,
+        evse_mask=evse_mask,
+        evse_own=tuple(
+            own_constraints(n, e.grid_phases) for n, e in zip(evse_node, ordered_evses, strict=True)
+        ),
+        evse_min_a=tuple(e.min_a for e in ordered_evses),
+        evse_max_a=tuple(e.max_a for e in ordered_evses),
+        evse_priority=tuple(e.priority for e in ordered_evses),
+        evse_phases=tuple(e.phases for e in ordered_evses),
+        limit_a=limits,
+        available_a=available,
+        evse_constraints=_evse_constraints(available, evse_path, evse_mask),
+    )
+
+
+def recompile_capacity(
+    index: CompiledTopology, nodes: tuple[Node, ...], phase_voltage_v: float
+) -> CompiledTopology:
+    """``index`` with changed limits or base loads of the same nodes (same order, same EVSEs)."""
+    limits = _limits(nodes, phase_voltage_v)
+    available = _available(nodes, limits)
+    if [a == math.inf for a in available] == [a == math.inf for a in index.available_a]:
+        constraints = index.evse_constraints  # the same nodes are limited: same paths
+    else:
+        constraints = _evse_constraints(available, index.evse_path, index.evse_mask)
+    return replace(index, nodes=nodes, limit_a=limits, available_a=available, evse_constraints=constraints)
+
+
+def _limits(nodes: Sequence[Node], phase_voltage_v: float) -> tuple[float | None, ...]:
+    return tuple(node_limit_a(node, phase_voltage_v) for node in nodes)
+
+
+def _available(nodes: Sequence[Node], limits: Sequence[float | None]) -> tuple[float, ...]:
+    avail: list[float] = []
+    for limit, node in zip(limits, nodes, strict=True):
+        for p in range(PHASES):
+            if limit is None:
+                avail.append(math.inf)
+            else:
+                avail.append(max(0.0, limit - node.margin_a - node.base_load_a[p]))
+    return tuple(avail)
+
+
+def _evse_constraints(
+    available: tuple[float, ...], paths: Sequence[tuple[int, ...]], masks: Sequence[int]
+) -> tuple[tuple[int, ...], ...]:
+    return tuple(_path_constraints(available, path, mask) for path, mask in zip(paths, masks, strict=True))
+
+
+def _path_constraints(available: Sequence[float], path: Sequence[int], mask: int) -> tuple[int, ...]:
+    return tuple(
+        c for n in path for p in range(PHASES) if mask >> p & 1 and available[c := n * PHASES + p] != math.inf
+    )
+
+
 class Topology:
     """A validated, immutable feeder tree with its EVSEs.
 
-    Nodes and EVSEs are kept in depth-first order (children and EVSEs sorted by
-    id/key), so every node's EVSEs form one contiguous index range.
+    ``compiled`` is its read-only index (:class:`CompiledTopology`), built when the
+    topology is created or changed.
     """
 
-    __slots__ = (
-        "_avail",
-        "_evse_cons",
-        "_evse_index",
-        "_evse_mask",
-        "_evse_max",
-        "_evse_min",
-        "_evse_node",
-        "_evse_own",
-        "_evse_path",
-        "_evse_phases",
-        "_evse_prio",
-        "_evses",
-        "_limit",
-        "_node_end",
-        "_node_index",
-        "_nodes",
-        "_parent",
-        "_range",
-        "_up_pairs",
-        "phase_voltage_v",
-    )
+    __slots__ = ("compiled", "phase_voltage_v")
 
-    _nodes: tuple[Node, ...]
-    _evses: tuple[Evse, ...]
+    compiled: CompiledTopology
     phase_voltage_v: float
-    _node_index: dict[str, int]
-    _evse_index: dict[EvseKey, int]
-    _parent: tuple[int, ...]
-    _range: tuple[tuple[int, int], ...]
-    _node_end: tuple[int, ...]
-    _up_pairs: tuple[tuple[int, int], ...]
-    _evse_own: tuple[tuple[int, ...], ...]
-    _evse_node: tuple[int, ...]
-    _evse_path: tuple[tuple[int, ...], ...]
-    _evse_mask: tuple[int, ...]
-    _avail: tuple[float, ...]
-    _limit: tuple[float | None, ...]
-    _evse_min: tuple[float, ...]
-    _evse_max: tuple[float, ...]
-    _evse_prio: tuple[float, ...]
-    _evse_phases: tuple[int, ...]
-    _evse_cons: tuple[tuple[int, ...], ...]
 
     def __init__(
         self, nodes: Iterable[Node], evses: Iterable[Evse], *, phase_voltage_v: float = 230.0
     ) -> None:
-        nodes = tuple(nodes)
-        evses = tuple(evses)
         if not phase_voltage_v > 0:
             raise TopologyError(f"phase_voltage_v must be > 0, got {phase_voltage_v}")
         self.phase_voltage_v = phase_voltage_v
-        by_id: dict[str, Node] = {}
-        for node in nodes:
-            if node.id in by_id:
-                raise TopologyError(f"duplicate node id {node.id!r}")
-            _check_node(node)
-            by_id[node.id] = node
-        children: dict[str | None, list[str]] = {}
-        for node in nodes:
-            if node.parent is not None and node.parent not in by_id:
-                raise TopologyError(f"node {node.id!r}: unknown parent {node.parent!r}")
-            children.setdefault(node.parent, []).append(node.id)
-        evses_of: dict[str, list[Evse]] = {}
-        seen: set[EvseKey] = set()
-        for evse in evses:
-            if evse.key in seen:
-                raise TopologyError(f"duplicate EVSE {evse.key}")
-            seen.add(evse.key)
-            if evse.node not in by_id:
-                raise TopologyError(f"EVSE {evse.key}: unknown node {evse.node!r}")
-            _check_evse(evse)
-            evses_of.setdefault(evse.node, []).append(evse)
-
-        order: list[str] = []
-        evse_order: list[Evse] = []
-        ranges: dict[str, tuple[int, int]] = {}
-
-        node_end: dict[str, int] = {}
-        # Depth-first, iteratively: ("enter", id) lists the node and its EVSEs and
-        # schedules its children; ("leave", id) closes its node and EVSE ranges.
-        stack: list[tuple[bool, str]] = [(True, r) for r in sorted(children.get(None, ()))[::-1]]
-        starts: dict[str, int] = {}
-        while stack:
-            enter, node_id = stack.pop()
-            if not enter:
-                ranges[node_id] = (starts[node_id], len(evse_order))
-                node_end[node_id] = len(order)
-                continue
-            order.append(node_id)
-            starts[node_id] = len(evse_order)
-            evse_order.extend(sorted(evses_of.get(node_id, ()), key=lambda e: e.key))
-            stack.append((False, node_id))
-            stack.extend((True, c) for c in sorted(children.get(node_id, ()))[::-1])
-        if len(order) != len(nodes):
-            stuck = sorted(set(by_id) - set(order))
-            raise TopologyError(f"cycle in node parents among {stuck}")
-
-        self._nodes = tuple(by_id[i] for i in order)
-        self._evses = tuple(evse_order)
-        self._node_index = {node_id: i for i, node_id in enumerate(order)}
-        self._evse_index = {e.key: i for i, e in enumerate(self._evses)}
-        self._parent = tuple(-1 if n.parent is None else self._node_index[n.parent] for n in self._nodes)
-        self._range = tuple(ranges[i] for i in order)
-        self._node_end = tuple(node_end[i] for i in order)
-        # (node * 3, parent * 3) for every non-root node, children before parents
-        self._up_pairs = tuple(
-            (n * PHASES, p * PHASES) for n, p in reversed(list(enumerate(self._parent))) if p >= 0
-        )
-        self._evse_node = tuple(self._node_index[e.node] for e in self._evses)
-        paths: dict[int, tuple[int, ...]] = {}
-        for i, parent in enumerate(self._parent):  # parents come before children
-            paths[i] = (i, *paths[parent]) if parent >= 0 else (i,)
-        self._evse_path = tuple(paths[i] for i in self._evse_node)
-        self._evse_mask = tuple(phase_mask(e.grid_phases) for e in self._evses)
-        self._evse_own = tuple(
-            own_constraints(n, e.grid_phases) for n, e in zip(self._evse_node, self._evses, strict=True)
-        )
-        self._evse_min = tuple(e.min_a for e in self._evses)
-        self._evse_max = tuple(e.max_a for e in self._evses)
-        self._evse_prio = tuple(e.priority for e in self._evses)
-        self._evse_phases = tuple(e.phases for e in self._evses)
-        self._set_capacity()
-
-    def _set_capacity(self, before: Topology | None = None) -> None:
-        avail: list[float] = []
-        self._limit = tuple(node_limit_a(node, self.phase_voltage_v) for node in self._nodes)
-        for limit, node in zip(self._limit, self._nodes, strict=True):
-            for p in range(PHASES):
-                if limit is None:
-                    avail.append(math.inf)
-                else:
-                    avail.append(max(0.0, limit - node.margin_a - node.base_load_a[p]))
-        self._avail = tuple(avail)
-        if before is not None and [a == math.inf for a in avail] == [a == math.inf for a in before._avail]:
-            self._evse_cons = before._evse_cons  # the same nodes are limited: same paths
-            return
-        self._evse_cons = tuple(
-            self.constraints(path, mask) for path, mask in zip(self._evse_path, self._evse_mask, strict=True)
-        )
-
-    def constraints(self, path: Sequence[int], mask: int) -> tuple[int, ...]:
-        """Indices ``node * 3 + phase`` of the limited (node, phase) pairs on ``path``."""
-        avail = self._avail
-        return tuple(
-            c for n in path for p in range(PHASES) if mask >> p & 1 and avail[c := n * PHASES + p] != math.inf
-        )
+        self.compiled = compile_topology(tuple(nodes), tuple(evses), phase_voltage_v)
 
     # -- queries -----------------------------------------------------------
 
     @property
     def nodes(self) -> tuple[Node, ...]:
         """All nodes, parents before children (depth-first, sorted by id)."""
-        return self._nodes
+        return self.compiled.nodes
 
     @property
     def evses(self) -> tuple[Evse, ...]:
         """All EVSEs in depth-first node order, sorted by key within a node."""
-        return self._evses
+        return self.compiled.evses
 
     def node(self, node_id: str) -> Node:
         """The node with this id; :class:`KeyError` if unknown."""
-        return self._nodes[self._node_index[node_id]]
+        c = self.compiled
+        return c.nodes[c.node_index[node_id]]
 
     def evse(self, station_id: str, evse_id: int) -> Evse | None:
         """The EVSE with this key, or ``None`` if it is not balanced."""
-        i = self._evse_index.get((station_id, evse_id))
-        return None if i is None else self._evses[i]
+        c = self.compiled
+        i = c.evse_index.get((station_id, evse_id))
+        return None if i is None else c.evses[i]
+
+    def evses_at(self, node_id: str) -> tuple[Evse, ...]:
+        """The EVSEs attached directly to ``node_id``; :class:`KeyError` if unknown."""
+        c = self.compiled
+        first, end = c.own_evses[c.node_index[node_id]]
+        return c.evses[first:end]
 
     def available_a(self, node_id: str) -> Phase3:
         """Usable current per phase (limit - margin - base load, >= 0); inf if unlimited."""
-        i = self._node_index[node_id] * PHASES
-        a = self._avail
+        c = self.compiled
+        i = c.node_index[node_id] * PHASES
+        a = c.available_a
         return (a[i], a[i + 1], a[i + 2])
+
+    def limit_a(self, node_id: str) -> float | None:
+        """The node's per-phase limit before margin and base load (kW converted); None if unlimited."""
+        c = self.compiled
+        return c.limit_a[c.node_index[node_id]]
 
     def parent_chain(self, node_id: str) -> tuple[str, ...]:
         """``node_id`` and its ancestors up to the root."""
+        c = self.compiled
         out: list[str] = []
-        i = self._node_index[node_id]
+        i = c.node_index[node_id]
         while i >= 0:
-            out.append(self._nodes[i].id)
-            i = self._parent[i]
+            out.append(c.nodes[i].id)
+            i = c.parent[i]
         return tuple(out)
 
     # -- runtime changes ---------------------------------------------------
@@ -279,7 +377,7 @@ class Topology:
 
         ``limit_kw`` still applies if set: the tighter of the two wins.
         """
-        return self._with_node(node_id, limit_a=limit_a)
+        return self._with_nodes({node_id: {"limit_a": limit_a}})
 
     def with_base_load(self, node_id: str, base_load_a: float | Sequence[float]) -> Topology:
         """A copy with ``node_id``'s measured non-EV load (per phase, or one value for all).
@@ -295,26 +393,22 @@ class Topology:
             {node_id: {"base_load_a": _phase3(load, f"node {node_id!r}")} for node_id, load in loads.items()}
         )
 
-    def _with_node(self, node_id: str, **changes: Any) -> Topology:
-        return self._with_nodes({node_id: changes})
-
     def _with_nodes(self, changes: Mapping[str, Mapping[str, Any]]) -> Topology:
-        nodes = list(self._nodes)
+        c = self.compiled
+        nodes = list(c.nodes)
         for node_id, change in changes.items():
-            i = self._node_index.get(node_id)
+            i = c.node_index.get(node_id)
             if i is None:
                 raise TopologyError(f"unknown node {node_id!r}")
             nodes[i] = replace(nodes[i], **change)
             _check_node(nodes[i])
         new = object.__new__(Topology)
-        for name in Topology.__slots__:
-            object.__setattr__(new, name, getattr(self, name))
-        new._nodes = tuple(nodes)
-        new._set_capacity(before=self)
+        new.phase_voltage_v = self.phase_voltage_v
+        new.compiled = recompile_capacity(c, tuple(nodes), self.phase_voltage_v)
         return new
 
     def __repr__(self) -> str:
-        return f"Topology({len(self._nodes)} nodes, {len(self._evses)} EVSEs)"
+        return f"Topology({len(self.nodes)} nodes, {len(self.evses)} EVSEs)"
 
 
 def node_limit_a(node: Node, phase_voltage_v: float = 230.0) -> float | None:

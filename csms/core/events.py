@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from csms.core.feeders import FeederLoad, display_a
 from csms.core.model import MeterSample, StationInfo, Transaction
 from ocppj.versions import OcppVersion
 
@@ -92,7 +93,11 @@ class MessageExchanged(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FeederLoadChanged(Event):
-    """A balancer tick's view of one node (highest phase); ``station_id`` is empty."""
+    """A balancer tick's view of one node; ``station_id`` is empty.
+
+    Amperes on the node's highest phase, unrounded (see :class:`FeederLoad`); outputs
+    round them for display with :meth:`rounded`.
+    """
 
     node_id: str
     parent_id: str | None
@@ -102,6 +107,29 @@ class FeederLoadChanged(Event):
     headroom_a: float | None
     evses: tuple[tuple[str, int, float], ...] = ()  # (station_id, evse_id, allocated_a)
     meter_stale: bool = False  # the node's meter went silent: it counts as full
+
+    @classmethod
+    def of(cls, load: FeederLoad) -> FeederLoadChanged:
+        """The event for one node's load."""
+        return cls(
+            node_id=load.node_id,
+            parent_id=load.parent_id,
+            limit_a=load.limit_a,
+            measured_a=load.measured_a,
+            allocated_a=load.allocated_a,
+            headroom_a=load.headroom_a,
+            evses=tuple((c.station_id, c.evse_id, c.allocated_a) for c in load.chargers),
+            meter_stale=load.meter_stale,
+        )
+
+    def rounded(self) -> FeederLoadChanged:
+        """A copy with the node's currents rounded for display (0.01 A)."""
+        return replace(
+            self,
+            measured_a=display_a(self.measured_a),
+            allocated_a=display_a(self.allocated_a),
+            headroom_a=display_a(self.headroom_a),
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -7,6 +7,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from csms.core.commands import (
+    CertificateKind,
+    ChargingLimit,
+    CommandKind,
+    CommandResult,
+    ConfigurationReport,
+    ResetKind,
+)
 from csms.core.model import (
     ConnectorState,
     IdTag,
@@ -112,10 +120,51 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
 
-class ChargerControl(Protocol):
-    """Send CSMS-initiated calls to a connected station (implemented by the OCPP adapter)."""
+class LimitSender(Protocol):
+    """What the balancer asks of stations: a charging limit on one EVSE."""
+
+    async def set_limit(self, station_id: str, evse_id: int, limit: ChargingLimit) -> CommandResult: ...
+
+
+class StationCommands(LimitSender, Protocol):
+    """Domain commands to a connected station, sent in its own OCPP version.
+
+    Each raises a ``ControlError`` when no valid answer came (``csms.errors``), and ValueError
+    for a command the station's version cannot carry (then nothing is sent).
+    """
 
     def protocol_of(self, station_id: str) -> OcppVersion | None: ...
+    def action_name(self, station_id: str, kind: CommandKind) -> str | None: ...
+
+    async def clear_limit(self, station_id: str, profile_id: int) -> CommandResult: ...
+    async def remote_start(
+        self, station_id: str, id_tag: str, *, evse_id: int = 1, remote_start_id: int = 1
+    ) -> CommandResult: ...
+    async def remote_stop(self, station_id: str, tx_id: str) -> CommandResult: ...
+    async def reset(self, station_id: str, kind: ResetKind) -> CommandResult: ...
+    async def unlock(self, station_id: str, *, evse_id: int = 1, connector_id: int = 1) -> CommandResult: ...
+    async def change_availability(
+        self, station_id: str, *, operative: bool, evse_id: int = 0
+    ) -> CommandResult: ...
+    async def trigger_message(
+        self, station_id: str, message: str, *, evse_id: int | None = None
+    ) -> CommandResult: ...
+    async def read_configuration(self, station_id: str, *, request_id: int = 1) -> ConfigurationReport: ...
+    async def set_password(
+        self, station_id: str, password: str, *, timeout: float | None = None
+    ) -> CommandResult: ...
+    async def install_certificate(
+        self, station_id: str, kind: CertificateKind, pem: str, *, timeout: float | None = None
+    ) -> CommandResult: ...
+    async def renew_certificate(self, station_id: str, *, timeout: float | None = None) -> CommandResult: ...
+    async def update_firmware(
+        self, station_id: str, location: str, retrieve_at: str, *, request_id: int = 1
+    ) -> CommandResult: ...
+    async def upload_log(self, station_id: str, location: str, *, request_id: int = 1) -> CommandResult: ...
+
+
+class ChargerControl(StationCommands, Protocol):
+    """``StationCommands`` plus the raw call, kept for the operator API's raw action route."""
 
     async def call(
         self, station_id: str, action: str, payload: dict[str, Any], *, timeout: float | None = None

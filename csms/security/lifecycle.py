@@ -21,25 +21,17 @@ import string
 from dataclasses import dataclass
 from typing import Any
 
-from csms.core.ports import ChargerControl
+from csms.core.commands import CertificateKind, CommandStatus
+from csms.core.ports import StationCommands
 from csms.errors import CallErrorReceived, ControlError, StationNotConnected
 from csms.ocpp import passwords
+from csms.ocpp.v16.commands import AUTHORIZATION_KEY
+from csms.ocpp.v201.commands import BASIC_AUTH_PASSWORD
 from csms.security.records import SecurityStore
 from ocppj.versions import OcppVersion
 
-AUTHORIZATION_KEY = "AuthorizationKey"
-BASIC_AUTH_PASSWORD = ("SecurityCtrlr", "BasicAuthPassword")
 REDACTED = "***"
 _ALPHABET = string.ascii_letters + string.digits
-
-INSTALL_TYPES: dict[str, dict[OcppVersion, str]] = {
-    "csms_root": {OcppVersion.V16: "CentralSystemRootCertificate", OcppVersion.V201: "CSMSRootCertificate"},
-    "manufacturer_root": {
-        OcppVersion.V16: "ManufacturerRootCertificate", OcppVersion.V201: "ManufacturerRootCertificate",
-    },
-    "v2g_root": {OcppVersion.V201: "V2GRootCertificate"},
-    "mo_root": {OcppVersion.V201: "MORootCertificate"},
-}
 
 
 class RotationInProgress(Exception):
@@ -102,24 +94,8 @@ def check_password(version: OcppVersion, password: str) -> None:
         raise ValueError("a 2.0.1 BasicAuthPassword is 16-40 characters")
 
 
-def _password_call(version: OcppVersion, password: str) -> tuple[str, dict[str, Any]]:
-    if version is OcppVersion.V16:
-        return "ChangeConfiguration", {"key": AUTHORIZATION_KEY, "value": passwords.canonical(password).hex()}
-    component, variable = BASIC_AUTH_PASSWORD
-    return "SetVariables", {"setVariableData": [{
-        "component": {"name": component}, "variable": {"name": variable}, "attributeValue": password,
-    }]}
-
-
-def _answer_status(version: OcppVersion, response: dict[str, Any]) -> str:
-    if version is OcppVersion.V16:
-        return str(response.get("status", "?"))
-    results = response.get("setVariableResult") or [{}]
-    return str(results[0].get("attributeStatus", "?"))
-
-
 async def rotate_password(
-    control: ChargerControl, store: SecurityStore, station_id: str, password: str | None = None,
+    control: StationCommands, store: SecurityStore, station_id: str, password: str | None = None,
     *, timeout: float | None = None,
 ) -> RotationResult:
     """Give a connected station a new password; the stored one switches only if it accepts.
@@ -141,48 +117,34 @@ async def rotate_password(
         else:  # chosen by a person: may be guessable, keep the slow hash
             pending = await asyncio.to_thread(passwords.hash_password, secret)
         await store.set_pending_password(station_id, pending)
-        action, payload = _password_call(version, secret)
         try:
-            response = await control.call(station_id, action, payload, timeout=timeout)
+            answer = await control.set_password(station_id, secret, timeout=timeout)
         except CallErrorReceived:
             await store.finish_password_rotation(station_id, accepted=False, pending_hash=pending)
             return RotationResult("CallError", False)
         except ControlError:
             return RotationResult("NoAnswer", False)
-        status = _answer_status(version, response)
-        accepted = status in ("Accepted", "RebootRequired")
+        accepted = answer.status in (CommandStatus.ACCEPTED, CommandStatus.REBOOT_REQUIRED)
         await store.finish_password_rotation(station_id, accepted=accepted, pending_hash=pending)
-        return RotationResult(status, accepted)
+        return RotationResult(answer.status.value, accepted)
     finally:
         _rotating.discard(station_id)
 
 
 async def install_certificate(
-    control: ChargerControl, station_id: str, kind: str, pem: str, *, timeout: float | None = None
+    control: StationCommands, station_id: str, kind: str, pem: str, *, timeout: float | None = None
 ) -> str:
-    """InstallCertificate of a root (``kind`` from INSTALL_TYPES); returns the station's status."""
-    version = control.protocol_of(station_id)
-    if version is None:
-        raise StationNotConnected(f"station {station_id!r} is not connected")
-    cert_type = INSTALL_TYPES.get(kind, {}).get(version)
-    if cert_type is None:
-        raise ValueError(f"certificate type {kind!r} does not exist in {version.value}")
-    response = await control.call(
-        station_id, "InstallCertificate", {"certificateType": cert_type, "certificate": pem}, timeout=timeout
-    )
-    return str(response.get("status", "?"))
+    """InstallCertificate of a root (``kind``: a ``CertificateKind`` value); returns the station's status.
+
+    Raises StationNotConnected, or ValueError for a kind the station's version does not have.
+    """
+    answer = await control.install_certificate(station_id, CertificateKind(kind), pem, timeout=timeout)
+    return answer.status.value
 
 
 async def request_new_certificate(
-    control: ChargerControl, station_id: str, *, timeout: float | None = None
+    control: StationCommands, station_id: str, *, timeout: float | None = None
 ) -> str:
     """Ask the station to send a SignCertificate now (renewal); returns its status."""
-    version = control.protocol_of(station_id)
-    if version is None:
-        raise StationNotConnected(f"station {station_id!r} is not connected")
-    if version is OcppVersion.V16:
-        action, payload = "ExtendedTriggerMessage", {"requestedMessage": "SignChargePointCertificate"}
-    else:
-        action, payload = "TriggerMessage", {"requestedMessage": "SignChargingStationCertificate"}
-    response = await control.call(station_id, action, payload, timeout=timeout)
-    return str(response.get("status", "?"))
+    answer = await control.renew_certificate(station_id, timeout=timeout)
+    return answer.status.value

@@ -5,6 +5,7 @@ Plain HTTP against Grafana's documented API (``/api/folders``, ``/api/dashboards
 ``niquests``/``urllib3-future``, which replaces ``urllib3`` under ``influxdb-client``.
 
     csms dashboards push --grafana-url http://127.0.0.1:3000 --token $GRAFANA_TOKEN
+    csms dashboards push --dry-run        # list what would be uploaded, contact nobody
     CSMS_GRAFANA_URL=... CSMS_GRAFANA_USER=admin CSMS_GRAFANA_PASSWORD=... csms dashboards push \\
         --datasource-url http://influxdb:8086 --database csms
 """
@@ -20,6 +21,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -75,12 +77,17 @@ def _check(status: int, body: Any, what: str) -> None:
         raise GrafanaError(f"{what}: HTTP {status} {message}")
 
 
-def load_dashboards(directory: Path) -> list[dict[str, Any]]:
-    """The dashboard models in ``directory/*.json``, sorted by file name."""
+def dashboard_files(directory: Path) -> list[Path]:
+    """``directory/*.json``, sorted by file name; GrafanaError when there is none."""
     files = sorted(directory.glob("*.json"))
     if not files:
         raise GrafanaError(f"no dashboards (*.json) in {directory}")
-    return [json.loads(p.read_text(encoding="utf-8")) for p in files]
+    return files
+
+
+def load_dashboards(directory: Path) -> list[dict[str, Any]]:
+    """The dashboard models in ``directory/*.json``, sorted by file name."""
+    return [json.loads(p.read_text(encoding="utf-8")) for p in dashboard_files(directory)]
 
 
 def ensure_folder(g: Grafana, uid: str, title: str) -> None:
@@ -129,9 +136,8 @@ def push(g: Grafana, directory: Path, *, folder_uid: str = "csms", folder_title:
 
 
 def default_directory() -> Path:
-    """``./dashboards`` when it exists, else the repository's ``dashboards/``."""
-    here = Path.cwd() / "dashboards"
-    return here if here.is_dir() else Path(__file__).resolve().parents[2] / "dashboards"
+    """The dashboards shipped in the package (``csms/telemetry/dashboards/``)."""
+    return Path(str(resources.files("csms.telemetry") / "dashboards"))
 
 
 # --- command line ---------------------------------------------------------------------------
@@ -142,7 +148,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argp
     dash = sub.add_parser("dashboards", help="upload the Grafana dashboards to a running Grafana")
     dsub = dash.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = dsub.add_parser("push", help="create or overwrite the CSMS dashboards in Grafana",
-                        description="Upload dashboards/*.json into a Grafana folder (same uid = overwrite).")
+                        description="Upload the dashboards into a Grafana folder (same uid: overwrite).")
     p.add_argument("--grafana-url", default=env("CSMS_GRAFANA_URL", "http://127.0.0.1:3000"),
                    help="Grafana base URL (CSMS_GRAFANA_URL, default http://127.0.0.1:3000)")
     p.add_argument("--token", default=env("CSMS_GRAFANA_TOKEN", ""),
@@ -150,7 +156,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argp
     p.add_argument("--user", default=env("CSMS_GRAFANA_USER", ""), help="basic-auth user (CSMS_GRAFANA_USER)")
     p.add_argument("--password", default=env("CSMS_GRAFANA_PASSWORD", ""),
                    help="basic-auth password (CSMS_GRAFANA_PASSWORD)")
-    p.add_argument("--dir", type=Path, default=None, help="dashboard JSON directory (default ./dashboards)")
+    p.add_argument("--dir", type=Path, default=None,
+                   help="dashboard JSON directory (default: the dashboards shipped with csms)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list the dashboards that would be uploaded; contact nobody")
     p.add_argument("--folder", default="CSMS", help="Grafana folder title (uid: csms)")
     p.add_argument("--datasource-url", default="",
                    help="also create/update the InfluxDB (InfluxQL) data source with this URL")
@@ -162,14 +171,30 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argp
 
 def run(args: argparse.Namespace) -> int:
     """Execute ``csms dashboards push``; 0 on success, 1 with a message on failure."""
+    directory: Path = args.dir or default_directory()
+    if args.dry_run:
+        return _list(directory)
     g = Grafana(args.grafana_url, args.token, args.user, args.password)
     try:
         if args.datasource_url:
             ensure_datasource(g, args.datasource_url, args.database, args.influx_user, args.influx_password)
             print(f"data source {DATASOURCE_UID} -> {args.datasource_url} ({args.database})")
-        for url in push(g, args.dir or default_directory(), folder_title=args.folder):
+        for url in push(g, directory, folder_title=args.folder):
             print(f"pushed {url}")
     except GrafanaError as exc:
         print(f"csms: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _list(directory: Path) -> int:
+    """Print each dashboard of ``directory`` (uid, title, file) without contacting Grafana."""
+    try:
+        files = dashboard_files(directory)
+    except GrafanaError as exc:
+        print(f"csms: {exc}", file=sys.stderr)
+        return 1
+    for path in files:
+        model = json.loads(path.read_text(encoding="utf-8"))
+        print(f"{model.get('uid', '?')}\t{model.get('title', '?')}\t{path}")
     return 0

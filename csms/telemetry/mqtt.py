@@ -148,6 +148,7 @@ def event_message(
             body.update(kind=ev.kind, tech_info=ev.tech_info)
             return f"{st}/security", body, False
         case FeederLoadChanged():
+            ev = ev.rounded()
             body.update(
                 feeder=ev.node_id, parent=ev.parent_id, limit_a=ev.limit_a, measured_a=ev.measured_a,
                 allocated_a=ev.allocated_a, headroom_a=ev.headroom_a, meter_stale=ev.meter_stale,

@@ -269,6 +269,7 @@ SiteLookup = Callable[[str], str]
 
 def feeder_load_point(ev: FeederLoadChanged, site: str = "") -> Point | None:
     """Measurement ``feeder``: highest-phase load, allocation, headroom and limit of one node."""
+    ev = ev.rounded()
     util = ev.allocated_a / ev.limit_a if ev.limit_a else None
     fields: list[tuple[str, FieldValue | None]] = [
         ("limit_a", _f(ev.limit_a)), ("load_a", float(ev.measured_a)), ("allocated_a", float(ev.allocated_a)),

@@ -8,14 +8,8 @@ from typing import Any
 
 import pytest
 
-from csms.balancer.allocate import (
-    Allocation,
-    AllocationSettings,
-    Demand,
-    allocate,
-    check_allocation,
-    jain_index,
-)
+from csms.balancer.allocate import Allocation, AllocationSettings, Demand, allocate
+from csms.balancer.checks import check_allocation
 from csms.balancer.topology import Evse, Node, Topology, TopologyError
 
 EXACT = AllocationSettings(resolution_a=0.0, hysteresis_a=0.0)
@@ -270,7 +264,7 @@ def test_paused_evses_take_turns_every_rotation_period() -> None:
 
 
 def test_smaller_evses_do_not_overtake_a_waiting_one_that_needs_more() -> None:
-    one_phase = {"phases": 1, "phase_connection": (1,)}
+    one_phase: dict[str, Any] = {"phases": 1, "phase_connection": (1,)}
     t = feeder(12, ev("Y1", **one_phase), ev("X", min_a=10), ev("Y3", **one_phase))
     step = run(t, [want("Y1")], now=0)
     step = run(t, [want("Y1"), want("X")], previous=step, now=100)
@@ -281,7 +275,7 @@ def test_smaller_evses_do_not_overtake_a_waiting_one_that_needs_more() -> None:
 
 
 def test_an_evse_that_can_never_fit_holds_nobody_back() -> None:
-    one_phase = {"phases": 1, "phase_connection": (1,)}
+    one_phase: dict[str, Any] = {"phases": 1, "phase_connection": (1,)}
     t = feeder(12, ev("BIG", min_a=16), ev("Y", **one_phase), ev("Z", **one_phase))
     result = run(t, [want("BIG", plugged_at=-100), want("Y"), want("Z")])
     assert amps(result) == {"BIG": 0, "Y": 6, "Z": 6}
@@ -484,31 +478,6 @@ def test_settings_are_validated() -> None:
         AllocationSettings(hysteresis_a=-1)
     with pytest.raises(ValueError, match="headroom_step_a"):
         AllocationSettings(headroom_step_a=0)
-
-
-def test_check_allocation_reports_limit_and_range_violations() -> None:
-    t = feeder(20, ev("A"), ev("B"))
-    good = run(t, [want("A"), want("B")])
-    bad = dataclasses.replace(
-        good, evses=(good.evses[0]._replace(current_a=15.0), good.evses[1]._replace(current_a=3.0))
-    )
-    assert check_allocation(bad) == ["EVSE ('B', 1): 3.0 A outside [6.0, 32.0]"]
-    over = dataclasses.replace(
-        good, evses=(good.evses[0]._replace(current_a=15.0), good.evses[1]._replace(current_a=8.0))
-    )
-    assert check_allocation(over) == [
-        "node 'F' L1: 23.000000 A allocated > 20.000000 A",
-        "node 'F' L2: 23.000000 A allocated > 20.000000 A",
-        "node 'F' L3: 23.000000 A allocated > 20.000000 A",
-    ]
-
-
-@pytest.mark.parametrize(
-    ("values", "expected"),
-    [([], 1.0), ([0, 0], 1.0), ([5, 5, 5], 1.0), ([10, 0], 0.5), ([1, 0, 0, 0], 0.25), ([2, 1], 0.9)],
-)
-def test_jain_index(values: list[float], expected: float) -> None:
-    assert jain_index(values) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize(

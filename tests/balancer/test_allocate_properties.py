@@ -14,13 +14,8 @@ from dataclasses import dataclass
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from csms.balancer.allocate import (
-    Allocation,
-    AllocationSettings,
-    Demand,
-    allocate,
-    check_allocation,
-)
+from csms.balancer.allocate import Allocation, AllocationSettings, Demand, allocate
+from csms.balancer.checks import check_allocation
 from csms.balancer.topology import PHASES, Evse, Node, Topology
 
 EXACT = AllocationSettings(resolution_a=0.0, hysteresis_a=0.0)

@@ -13,7 +13,9 @@ from csms.balancer.plugin import apply_grid_signal
 from csms.balancer.service import BalancerService
 from csms.balancer.topology import Topology, topology_from_config
 from csms.bus import Bus
+from csms.core.commands import ChargingLimit, CommandResult, CommandStatus
 from csms.core.events import (
+    FeederLoadChanged,
     FeederMeterReading,
     MeterSampled,
     StationConnected,
@@ -21,6 +23,7 @@ from csms.core.events import (
     TransactionEnded,
     TransactionStarted,
 )
+from csms.core.feeders import ChargerLoad, FeederLoad
 from csms.core.model import MeterSample, SampledValue, Transaction
 from csms.errors import CallTimeout
 from ocppj.versions import OcppVersion
@@ -34,13 +37,16 @@ class RecordingSender:
         self.reject = reject or set()
         self.order: list[str] = []
 
-    async def set_current_limit(self, station_id: str, **kw: Any) -> dict[str, Any]:
-        self.calls.append({"station_id": station_id, **kw})
-        self.order.append(f"{station_id}:{kw['limit_a']}")
+    async def set_limit(self, station_id: str, evse_id: int, limit: ChargingLimit) -> CommandResult:
+        self.calls.append({
+            "station_id": station_id, "evse_id": evse_id, "limit_a": limit.amps, "tx_id": limit.tx_id,
+            "profile_id": limit.profile_id, "stack_level": limit.stack_level, "number_phases": limit.phases,
+        })
+        self.order.append(f"{station_id}:{limit.amps}")
         if station_id in self.reject:
             raise CallTimeout("no answer")
         await asyncio.sleep(0)
-        return {"status": "Accepted"}
+        return CommandResult(CommandStatus.ACCEPTED)
 
 
 def topology(limit_a: float = 32.0) -> Topology:
@@ -286,3 +292,36 @@ async def test_readings_from_a_meter_whose_clock_is_behind_are_not_used_and_logg
         "feeder meter reading too old, not used (is the meter's clock right?)"]
     svc.meter_reading("F1", 2.0)
     assert (await svc.rebalance()).evse("S0", 1).current_a == 30.0
+
+
+async def test_feeder_loads_are_typed_and_unrounded_and_the_view_rounds_for_display() -> None:
+    svc = BalancerService(topology(32.0), RecordingSender(), min_interval_per_station_s=0)
+    bus = Bus()
+    svc.attach(bus)
+    bus.publish(TransactionStarted(station_id="S0", transaction=tx("S0")))
+    bus.publish(MeterSampled(station_id="S0", sample=MeterSample(
+        "S0", 1, 1, T0, (SampledValue("Current.Import", 15.004, "A", "L1"),), "tx-S0")))
+    svc.meter_reading("F1", (0.1, 0.2, 0.0))  # 0.1 + 15.004 carries float noise
+    await svc.rebalance()
+    t1, f1 = svc.feeder_loads()
+    assert t1 == FeederLoad("T1", None, 100.0, 100.0, 15.004, 31.8, 100.0 - 31.8)
+    assert (f1.node_id, f1.parent_id, f1.limit_a, f1.available_a) == ("F1", "T1", 32.0, 32.0)
+    assert f1.measured_a == 0.1 + 15.004 and f1.allocated_a == 31.8 and f1.headroom_a == 0.0
+    assert f1.chargers == (
+        ChargerLoad("S0", 1, 31.8, "node:F1", 15.004, True),
+        ChargerLoad("S1", 1, 0.0, "idle", 0.0, False),
+        ChargerLoad("S2", 1, 0.0, "idle", 0.0, False),
+    )
+    shown = {n["id"]: n for n in svc.feeders_view(rounded=True)}
+    assert (shown["T1"]["measured_a"], shown["F1"]["measured_a"]) == (15.0, 15.1)
+    assert shown["F1"]["chargers"][0] == {
+        "station_id": "S0", "evse_id": 1, "allocated_a": 31.8, "reason": "node:F1", "measured_a": 15.0,
+        "charging": True,
+    }
+    raw = {n["id"]: n for n in svc.feeders_view()}["F1"]
+    assert raw["measured_a"] == f1.measured_a and raw["chargers"][0]["measured_a"] == 15.004
+    event = FeederLoadChanged.of(f1)
+    assert (event.node_id, event.parent_id, event.limit_a) == ("F1", "T1", 32.0)
+    assert (event.measured_a, event.allocated_a, event.headroom_a) == (f1.measured_a, 31.8, 0.0)
+    assert event.evses == (("S0", 1, 31.8), ("S1", 1, 0.0), ("S2", 1, 0.0))
+    assert event.rounded().measured_a == 15.1 and event.rounded().event_id == event.event_id

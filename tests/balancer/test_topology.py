@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
 import pytest
 
 from csms.balancer.topology import (
+    PHASES,
+    CompiledTopology,
     Evse,
     Node,
     Topology,
@@ -15,6 +18,7 @@ from csms.balancer.topology import (
     evse_from_dict,
     node_from_dict,
     parse_phase_connection,
+    push_up,
     topology_from_config,
 )
 
@@ -215,3 +219,98 @@ def test_many_meter_readings_apply_in_one_copy() -> None:
     assert read.available_a("b") == (45.0, 40.0, 35.0)
     with pytest.raises(TopologyError, match="unknown node"):
         t.with_base_loads({"c": 1.0})
+
+
+# -- the compiled view ------------------------------------------------------
+
+
+def small_tree() -> Topology:
+    """root (unlimited) -> f1 (100 A) -> s1 (40 A, base load on L2); root -> f2 (60 A)."""
+    return Topology(
+        [
+            Node("root"),
+            Node("f1", "root", limit_a=100.0, margin_a=5.0),
+            Node("s1", "f1", limit_a=40.0, base_load_a=(0.0, 10.0, 0.0)),
+            Node("f2", "root", limit_a=60.0),
+        ],
+        [
+            Evse("A", 1, "s1"),
+            Evse("B", 1, "f1", phases=1, phase_connection=(2,)),
+            Evse("C", 1, "f2", phases=1, phase_connection=(3,)),
+            Evse("C", 2, "f2", phase_connection=(2, 3, 1)),
+        ],
+    )
+
+
+def test_compiled_view_numbers_nodes_depth_first_with_contiguous_subtrees() -> None:
+    c = small_tree().compiled
+    assert [n.id for n in c.nodes] == ["root", "f1", "s1", "f2"]
+    assert [e.key for e in c.evses] == [("B", 1), ("A", 1), ("C", 1), ("C", 2)]
+    assert dict(c.node_index) == {"root": 0, "f1": 1, "s1": 2, "f2": 3}
+    assert dict(c.evse_index) == {("B", 1): 0, ("A", 1): 1, ("C", 1): 2, ("C", 2): 3}
+    assert c.parent == (-1, 0, 1, 0)
+    assert c.children == ((1, 3), (2,), (), ())
+    assert c.subtree_end == (4, 3, 3, 4)
+    assert c.subtree_evses == ((0, 4), (0, 2), (1, 2), (2, 4))
+    assert c.own_evses == ((0, 0), (0, 1), (1, 2), (2, 4))
+    assert c.up_pairs == ((9, 0), (6, 3), (3, 0))  # children before parents
+
+
+def test_compiled_view_maps_each_evse_to_its_node_path_and_phases() -> None:
+    c = small_tree().compiled
+    assert c.evse_node == (1, 2, 3, 3)
+    assert c.evse_path == ((1, 0), (2, 1, 0), (3, 0), (3, 0))
+    assert c.evse_mask == (0b010, 0b111, 0b100, 0b111)
+    assert c.evse_own == ((4,), (6, 7, 8), (11,), (10, 11, 9))  # in the EVSE's own phase order
+    assert c.evse_phases == (1, 3, 1, 3)
+    assert (c.evse_min_a, c.evse_max_a, c.evse_priority) == ((6.0,) * 4, (32.0,) * 4, (1.0,) * 4)
+
+
+def test_compiled_capacity_skips_unlimited_nodes() -> None:
+    c = small_tree().compiled
+    assert c.limit_a == (None, 100.0, 40.0, 60.0)
+    assert c.available_a == (math.inf,) * 3 + (95.0,) * 3 + (40.0, 30.0, 40.0) + (60.0,) * 3
+    # the root is unlimited: no constraint of node 0 appears on any path
+    assert c.evse_constraints == ((4,), (6, 7, 8, 3, 4, 5), (11,), (9, 10, 11))
+    assert c.constraints((2, 1, 0), 0b001) == (6, 3)
+
+
+def test_compiled_view_is_read_only() -> None:
+    c = small_tree().compiled
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        c.parent = ()  # type: ignore[misc]
+
+
+def test_a_runtime_change_shares_the_structure_and_recompiles_capacity() -> None:
+    t = small_tree()
+    cut = t.with_limit("s1", 20.0)
+    assert cut.compiled.node_index is t.compiled.node_index
+    assert cut.compiled.evse_index is t.compiled.evse_index
+    assert cut.compiled.evse_constraints is t.compiled.evse_constraints  # the same nodes are limited
+    assert cut.compiled.available_a[6:9] == (20.0, 10.0, 20.0)
+    assert cut.compiled.limit_a[2] == 20.0 and cut.limit_a("s1") == 20.0
+    assert t.compiled.available_a[6:9] == (40.0, 30.0, 40.0)
+    lifted = t.with_limit("f2", None)
+    assert lifted.compiled.evse_constraints[2:] == ((), ())
+
+
+def test_push_up_adds_each_subtree_into_its_ancestors() -> None:
+    c = small_tree().compiled
+    amounts = [0.0] * (len(c.nodes) * PHASES)
+    amounts[6] = 1.0  # s1 L1
+    amounts[4] = 2.0  # f1 L2
+    amounts[11] = 4.0  # f2 L3
+    push_up(c, 0, len(c.nodes), (amounts,))
+    assert amounts == [1.0, 2.0, 4.0, 1.0, 2.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 4.0]
+    partial = [0.0] * (len(c.nodes) * PHASES)
+    partial[6] = 1.0
+    push_up(c, 2, 3, (partial,))  # s1's subtree only: its total still reaches the root
+    assert partial[:9] == [1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0]
+
+
+def test_evses_at_lists_only_the_evses_attached_to_the_node() -> None:
+    t = small_tree()
+    assert [e.key for e in t.evses_at("f1")] == [("B", 1)]
+    assert [e.key for e in t.evses_at("f2")] == [("C", 1), ("C", 2)]
+    assert t.evses_at("root") == ()
+    assert isinstance(t.compiled, CompiledTopology)

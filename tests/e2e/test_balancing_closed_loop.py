@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from csms.app import running
-from csms.balancer.allocate import jain_index
+from csms.balancer.checks import jain_index
 from csms.plugins import default_plugins
 from simulators.fleet import FleetConfig, run_fleet
 from simulators.scenario import balancer_topology, parse_scenario

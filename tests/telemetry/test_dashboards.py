@@ -28,7 +28,7 @@ from csms.telemetry.plugin import influx_plugin, mqtt_plugin
 from tests.conftest import make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-DASHBOARDS = sorted((ROOT / "dashboards").glob("*.json"))
+DASHBOARDS = sorted((ROOT / "csms" / "telemetry" / "dashboards").glob("*.json"))
 
 
 def _generator() -> Any:

@@ -19,6 +19,7 @@ import pytest
 from csms.telemetry import grafana_push
 
 ROOT = Path(__file__).resolve().parents[2]
+DASHBOARDS_DIR = ROOT / "csms" / "telemetry" / "dashboards"
 
 
 class FakeGrafana(BaseHTTPRequestHandler):
@@ -107,11 +108,11 @@ def test_push_uploads_every_dashboard_into_the_folder_twice_idempotently(
     grafana: tuple[str, dict[str, Any]], capsys: pytest.CaptureFixture[str]
 ) -> None:
     url, state = grafana
-    args = _args("--grafana-url", url, "--token", "secret", "--dir", str(ROOT / "dashboards"),
+    args = _args("--grafana-url", url, "--token", "secret", "--dir", str(DASHBOARDS_DIR),
                  "--datasource-url", "http://influxdb:8086")
     assert grafana_push.run(args) == 0
     assert grafana_push.run(args) == 0  # second push overwrites, updates the data source
-    uids = {json.loads(p.read_text())["uid"] for p in (ROOT / "dashboards").glob("*.json")}
+    uids = {json.loads(p.read_text())["uid"] for p in DASHBOARDS_DIR.glob("*.json")}
     assert set(state["dashboards"]) == uids and len(uids) == 4
     assert {d["folderUid"] for d in state["dashboards"].values()} == {"csms"}
     assert state["folders"]["csms"]["title"] == "CSMS"

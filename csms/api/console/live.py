@@ -287,6 +287,7 @@ class ConsoleHub:
     def _on_feeder(self, ev: Event) -> None:
         if not isinstance(ev, FeederLoadChanged):
             return
+        ev = ev.rounded()
         node = {
             "id": ev.node_id, "parent_id": ev.parent_id, "limit_a": ev.limit_a, "measured_a": ev.measured_a,
             "allocated_a": ev.allocated_a, "headroom_a": ev.headroom_a, "meter_stale": ev.meter_stale,

@@ -11,7 +11,7 @@ import hmac
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 import orjson
@@ -24,6 +24,14 @@ from starlette.requests import HTTPConnection
 from csms.api.console.auth import CONSOLE_HEADER, COOKIE, same_origin, session_value
 from csms.api.console.live import Client, ConsoleHub
 from csms.api.context import ApiContext
+from csms.core.commands import (
+    OPERATOR_PROFILE_ID,
+    ChargingLimit,
+    CommandKind,
+    CommandResult,
+    ConfigurationReport,
+    ResetKind,
+)
 from csms.errors import (
     CallErrorReceived,
     CallTimeout,
@@ -34,7 +42,6 @@ from csms.errors import (
 )
 from csms.ocpp.control import OcppControl
 from csms.security.api_auth import guard_of
-from ocppj.versions import OcppVersion
 
 log = structlog.get_logger(__name__)
 
@@ -68,61 +75,68 @@ class ActionIn(BaseModel):
     limit_a: float | None = Field(None, ge=0, le=2000)
 
 
-Intent = Callable[[OcppControl, str, ActionIn], Awaitable[dict[str, Any]]]
+T = TypeVar("T")
+Answer = CommandResult | ConfigurationReport
+Intent = Callable[[OcppControl, str, ActionIn], Awaitable[Answer]]
 
 
-def _need(value: Any, name: str) -> Any:
+def _need(value: T | None, name: str) -> T:
     if value is None:
         raise ValueError(f"{name} is required")
     return value
 
 
-async def _remote_start(c: OcppControl, sid: str, a: ActionIn) -> dict[str, Any]:
-    start_id = int(time.time()) % 2_000_000_000
-    return await c.remote_start(sid, _need(a.id_tag, "id_tag"), evse_id=a.evse_id, remote_start_id=start_id)
+def _request_id() -> int:
+    return int(time.time()) % 2_000_000_000
 
 
-async def _remote_stop(c: OcppControl, sid: str, a: ActionIn) -> dict[str, Any]:
-    tx_id: str = _need(a.tx_id, "tx_id")
-    if c.protocol_of(sid) is OcppVersion.V16 and not tx_id.isdigit():
-        raise ValueError("an OCPP 1.6 transaction id is a number")
-    return await c.remote_stop(sid, tx_id)
-
-
-async def _configuration(c: OcppControl, sid: str, a: ActionIn) -> dict[str, Any]:
-    if c.protocol_of(sid) is OcppVersion.V16:
-        return await c.get_configuration(sid)
-    request_id = int(time.time()) % 2_000_000_000
-    payload = {"requestId": request_id, "reportBase": "ConfigurationInventory"}
-    return await c.call(sid, "GetBaseReport", payload)
-
-
-INTENTS: dict[str, tuple[str, str, Intent]] = {
-    # intent: (OCPP 1.6 action, OCPP 2.0.1 action, how)
-    "remote-start": ("RemoteStartTransaction", "RequestStartTransaction", _remote_start),
-    "remote-stop": ("RemoteStopTransaction", "RequestStopTransaction", _remote_stop),
-    "reset": ("Reset", "Reset", lambda c, sid, a: c.reset(sid, hard=a.hard)),
+INTENTS: dict[str, tuple[CommandKind, Intent]] = {
+    "remote-start": (
+        CommandKind.REMOTE_START,
+        lambda c, sid, a: c.remote_start(
+            sid, _need(a.id_tag, "id_tag"), evse_id=a.evse_id, remote_start_id=_request_id()
+        ),
+    ),
+    "remote-stop": (CommandKind.REMOTE_STOP, lambda c, sid, a: c.remote_stop(sid, _need(a.tx_id, "tx_id"))),
+    "reset": (
+        CommandKind.RESET, lambda c, sid, a: c.reset(sid, ResetKind.HARD if a.hard else ResetKind.SOFT),
+    ),
     "unlock": (
-        "UnlockConnector", "UnlockConnector",
-        lambda c, sid, a: c.unlock(sid, evse_id=a.evse_id, connector_id=a.connector_id),
+        CommandKind.UNLOCK, lambda c, sid, a: c.unlock(sid, evse_id=a.evse_id, connector_id=a.connector_id),
     ),
     "availability": (
-        "ChangeAvailability", "ChangeAvailability",
+        CommandKind.CHANGE_AVAILABILITY,
         lambda c, sid, a: c.change_availability(sid, operative=a.operative, evse_id=a.evse_id),
     ),
     "trigger": (
-        "TriggerMessage", "TriggerMessage",
-        lambda c, sid, a: c.trigger(sid, _need(a.message, "message"), evse_id=a.evse_id or None),
+        CommandKind.TRIGGER_MESSAGE,
+        lambda c, sid, a: c.trigger_message(sid, _need(a.message, "message"), evse_id=a.evse_id or None),
     ),
     "limit": (
-        "SetChargingProfile", "SetChargingProfile",
-        lambda c, sid, a: c.set_current_limit(sid, evse_id=a.evse_id, limit_a=_need(a.limit_a, "limit_a")),
+        CommandKind.SET_LIMIT,
+        lambda c, sid, a: c.set_limit(sid, a.evse_id, ChargingLimit(amps=_need(a.limit_a, "limit_a"))),
     ),
-    "clear-limit": (
-        "ClearChargingProfile", "ClearChargingProfile", lambda c, sid, a: c.clear_profile(sid, 1000),
+    "clear-limit": (CommandKind.CLEAR_LIMIT, lambda c, sid, a: c.clear_limit(sid, OPERATOR_PROFILE_ID)),
+    "configuration": (
+        CommandKind.READ_CONFIGURATION, lambda c, sid, a: c.read_configuration(sid, request_id=_request_id()),
     ),
-    "configuration": ("GetConfiguration", "GetBaseReport", _configuration),
 }
+
+
+def _shown(answer: Answer) -> dict[str, Any]:
+    """The station's answer as the console shows it: status and reason, or 1.6 configuration keys."""
+    if isinstance(answer, ConfigurationReport):
+        if answer.keys is None:
+            return {"status": answer.status.value}
+        keys = [
+            {"key": k.key, "readonly": k.readonly, **({"value": k.value} if k.value is not None else {})}
+            for k in answer.keys
+        ]
+        return {"configurationKey": keys, **({"unknownKey": list(answer.unknown)} if answer.unknown else {})}
+    shown: dict[str, Any] = {"status": answer.status.value}
+    if answer.detail is not None:
+        shown["statusInfo"] = {"reasonCode": answer.detail}
+    return shown
 
 
 def _page(name: str, status_code: int = 200, message: str = "") -> HTMLResponse:
@@ -203,19 +217,19 @@ def console_router(ctx: ApiContext) -> APIRouter:
 
     @router.post("/console/api/stations/{station_id}/actions/{intent}")
     async def action(station_id: str, intent: str, body: ActionIn, request: Request) -> Response:
-        """Run an operator action through ``OcppControl``; the answer is the station's response."""
+        """Run an operator action through ``OcppControl``; the answer is the station's, as shown."""
         if CONSOLE_HEADER not in request.headers:  # a cross-site form cannot send it
             return _error(403, f"console actions need the {CONSOLE_HEADER} header")
         guard_of(request).check(request)  # the API's rules: 401, 403 for a read-only token, 429
         spec = INTENTS.get(intent)
         if spec is None:
             return _error(404, f"unknown action {intent!r}; known: {', '.join(INTENTS)}")
-        version = ctx.control.protocol_of(station_id)
-        if version is None:
+        kind, run = spec
+        name = ctx.control.action_name(station_id, kind)
+        if name is None:
             return _error(404, f"station {station_id!r} is not connected")
-        name = spec[0] if version is OcppVersion.V16 else spec[1]
         try:
-            response = await spec[2](ctx.control, station_id, body)
+            answer = await run(ctx.control, station_id, body)
         except (ValueError, UnknownAction, PayloadInvalid) as exc:
             return _error(400, f"{name}: {exc}", action=name)
         except StationNotConnected:
@@ -228,7 +242,7 @@ def console_router(ctx: ApiContext) -> APIRouter:
         except CallTimeout as exc:
             return _error(504, str(exc), action=name)
         log.info("console action", station_id=station_id, action=name)
-        return JSONResponse({"action": name, "response": response})
+        return JSONResponse({"action": name, "response": _shown(answer)})
 
     @router.websocket("/console/ws")
     async def live(ws: WebSocket) -> None:

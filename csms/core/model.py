@@ -63,6 +63,13 @@ class SampledValue(NamedTuple):
     location: str | None = None
 
 
+class MeterReading(NamedTuple):
+    """The readings a station took at one instant, not yet placed on an EVSE."""
+
+    ts: datetime
+    values: tuple[SampledValue, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class MeterSample:
     """All readings a station took at one instant on one EVSE/connector."""

@@ -75,8 +75,8 @@ class TransactionEventRecord:
     offline: bool
 
 
-class Store(Protocol):
-    """Durable state. Every write method commits before it returns."""
+class StationStore(Protocol):
+    """Durable stations, connector states, device variables and id tags."""
 
     async def get_station(self, station_id: str) -> Station | None: ...
     async def list_stations(self) -> list[Station]: ...
@@ -100,6 +100,10 @@ class Store(Protocol):
     async def delete_id_tag(self, id_tag: str) -> bool: ...
     async def list_id_tags(self) -> list[IdTag]: ...
 
+
+class TransactionStore(Protocol):
+    """Durable transactions; the rules they follow are ``csms.core.transactions``'."""
+
     async def start_transaction(
         self, station_id: str, *, evse_id: int, connector_id: int, id_tag: str | None,
         meter_start_wh: float | None, ts: datetime, flags: tuple[str, ...] = (),
@@ -113,10 +117,20 @@ class Store(Protocol):
     async def list_transactions(
         self, *, station_id: str | None = None, active: bool | None = None, limit: int = 500
     ) -> list[Transaction]: ...
+
+
+class SecurityEventStore(Protocol):
+    """The security events stations reported."""
+
     async def save_security_event(
         self, station_id: str, kind: str, ts: datetime, tech_info: str | None
     ) -> None: ...
     async def list_security_events(self, station_id: str | None = None) -> list[dict[str, Any]]: ...
+
+
+class Store(StationStore, TransactionStore, SecurityEventStore, Protocol):
+    """Durable state. Every write method commits before it returns."""
+
     async def close(self) -> None: ...
 
 

@@ -13,9 +13,8 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
-from urllib.parse import quote
 
+from csms.core.device_report import ReportedVariable, entries
 from csms.core.events import (
     Event,
     MeterSampled,
@@ -30,6 +29,7 @@ from csms.core.model import (
     AuthStatus,
     ConnectorState,
     IdTag,
+    MeterReading,
     MeterSample,
     Station,
     StationInfo,
@@ -71,34 +71,6 @@ class LiveStation:
     connectors: dict[tuple[int, int], ConnectorState] = field(default_factory=dict)
     last_sample: dict[tuple[int, int], MeterSample] = field(default_factory=dict)
     variables: dict[str, str] = field(default_factory=dict)
-
-
-_KEY_SAFE = " *+=:|@._-,;!$&'~"  # kept as they are in variable keys; "/", "(", ")", "[", "]", "%" are escaped
-
-
-def _key_part(value: object) -> str:
-    return quote(str(value), safe=_KEY_SAFE)
-
-
-def variable_name(component: dict[str, Any], variable: dict[str, Any]) -> str:
-    """A reported variable's key: ``Component(instance)[evse.connector]/Variable(instance)``.
-
-    The EVSE (and connector) is part of a component's identity: ``EVSE[1]/Power`` and
-    ``EVSE[2]/Power`` are different variables. Instances go in parentheses, and the few
-    characters that carry the structure are %-escaped in names, so two different variables
-    never share a key.
-    """
-    comp = _key_part(component.get("name", ""))
-    if component.get("instance"):
-        comp += f"({_key_part(component['instance'])})"
-    evse = component.get("evse")
-    if isinstance(evse, dict) and "id" in evse:
-        comp += f"[{_key_part(evse['id'])}.{_key_part(evse['connectorId'])}]" if "connectorId" in evse else (
-            f"[{_key_part(evse['id'])}]")
-    var = _key_part(variable.get("name", ""))
-    if variable.get("instance"):
-        var += f"({_key_part(variable['instance'])})"
-    return f"{comp}/{var}"
 
 
 class ChargingService:
@@ -221,24 +193,18 @@ class ChargingService:
             if wanted:
                 self.publish(MeterSampled(station_id=sample.station_id, sample=sample))
 
-    def device_report(self, station_id: str, report_data: Sequence[dict[str, Any]]) -> None:
-        """Keep the variables a 2.0.1 station reported (NotifyReport); written behind, like
+    def device_report(self, station_id: str, report: Sequence[ReportedVariable]) -> None:
+        """Keep the variables a station reported (2.0.1 NotifyReport); written behind, like
         connector states. At most ``MAX_VARIABLES`` names per station: later new names are
         dropped (and logged), values of known names still change."""
         live = self.live.setdefault(station_id, LiveStation(station_id))
         variables, dirty, dropped = live.variables, self._dirty_variables, 0
-        for item in report_data:
-            name = variable_name(item.get("component", {}), item.get("variable", {}))
-            for attr in item.get("variableAttribute", []):
-                if "value" not in attr:
-                    continue
-                key = f"{name}/{_key_part(attr.get('type', 'Actual'))}"
-                value = str(attr["value"]).replace("\x00", "\ufffd")  # PostgreSQL text holds no NUL
-                if len(key) > MAX_KEY or (key not in variables and len(variables) >= MAX_VARIABLES):
-                    dropped += 1
-                    continue
-                if variables.get(key) != value:
-                    variables[key] = dirty[(station_id, key)] = value
+        for key, value in entries(report):
+            if len(key) > MAX_KEY or (key not in variables and len(variables) >= MAX_VARIABLES):
+                dropped += 1
+                continue
+            if variables.get(key) != value:
+                variables[key] = dirty[(station_id, key)] = value
         if dropped:
             log.warning("device report of %s cut: %d variables dropped (key over %d characters, or "
                         "over %d per station), %d kept", station_id, dropped, MAX_KEY, MAX_VARIABLES,
@@ -329,17 +295,35 @@ class ChargingService:
         auth = await self.authorize(id_tag) if id_tag else None
         return result, auth
 
-    async def transaction_event(self, record: TransactionEventRecord) -> EventResult:
-        """2.0.1 TransactionEvent: deduplicated on seqNo, committed before returning."""
+    async def transaction_event(
+        self, record: TransactionEventRecord, readings: Sequence[MeterReading] = (), *,
+        id_token: str | None = None,
+    ) -> tuple[EventResult, AuthResult | None]:
+        """2.0.1 TransactionEvent: deduplicated on seqNo, committed before returning.
+
+        The ``readings`` it carried are published as samples of the transaction's EVSE (events
+        after ``Started`` usually omit it); ``id_token``, when given, is looked up.
+        """
         result = await self.store.apply_transaction_event(record)
-        if result.replay:
-            return result
-        if result.created:
-            self.publish(TransactionStarted(station_id=record.station_id, transaction=result.transaction))
-        if result.ended_now:
-            self._meter_last.pop((record.station_id, record.tx_id), None)
-            self.publish(TransactionEnded(station_id=record.station_id, transaction=result.transaction))
-        return result
+        if not result.replay:
+            tx = result.transaction
+            if result.created:
+                self.publish(TransactionStarted(station_id=record.station_id, transaction=tx))
+            if result.ended_now:
+                self.publish(TransactionEnded(station_id=record.station_id, transaction=tx))
+            if readings:
+                evse_id, connector_id = (
+                    (record.evse_id, record.connector_id) if record.evse_id == tx.evse_id
+                    else (tx.evse_id, tx.connector_id)
+                )
+                self.meter([
+                    MeterSample(record.station_id, evse_id, connector_id, ts, values, record.tx_id)
+                    for ts, values in readings
+                ])
+            if result.ended_now:
+                self._meter_last.pop((record.station_id, record.tx_id), None)
+        auth = await self.authorize(id_token) if id_token is not None else None
+        return result, auth
 
     # --- security -----------------------------------------------------------------------
     async def security_event(self, station_id: str, kind: str, ts: datetime, tech_info: str | None) -> None:

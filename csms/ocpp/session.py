@@ -117,7 +117,6 @@ class StationSession:
         self.on_message = on_message
         self.connected_at = time.time()
         self.closed = False
-        self.tx_evse: dict[str, tuple[int, int]] = {}  # 2.0.1: open transaction -> (EVSE, connector)
         self._call_lock = asyncio.Lock()
         self._pending: _Pending | None = None
         self._known_actions = schemas.actions(version)

@@ -163,7 +163,7 @@ device_variables = sa.Table(
     "device_variables",
     device_metadata,
     sa.Column("station_id", sa.String(48), primary_key=True),
-    # key: Component(instance)[evse.connector]/Variable(instance)/type (core.service.variable_name)
+    # key: Component(instance)[evse.connector]/Variable(instance)/type (core.device_report.variable_name)
     sa.Column("name", sa.String(255), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),  # 2.0.1 attribute values are up to 2,500 characters
     sa.Column("updated_at", UtcDateTime, nullable=False),

@@ -59,16 +59,10 @@ from csms.core.events import (
 from csms.core.model import Transaction
 from csms.errors import ConfigError
 from csms.telemetry.influx import Backoff
+from csms.telemetry.outputs import PerEvent, table
 from ocppj.timestamps import format_datetime, parse_datetime
 
 log = structlog.get_logger("csms.telemetry.mqtt")
-
-MQTT_EVENTS: tuple[type[Event], ...] = (
-    StationConnected, StationDisconnected, StationBooted, StatusChanged, TransactionStarted,
-    TransactionEnded, MeterSampled, SecurityEventReported, FeederLoadChanged,
-)
-"""Event types published to MQTT (feeder signals that came from MQTT are not echoed)."""
-
 
 @dataclass(frozen=True, slots=True)
 class Message:
@@ -108,54 +102,107 @@ def _tx(tx: Transaction) -> dict[str, Any]:
     }
 
 
-def event_message(
-    ev: Event, prefix: str, *, meter_summaries: bool = True
-) -> tuple[str, dict[str, Any], bool] | None:
-    """(topic, JSON body, retain) for an event, None when it is not published."""
-    st = f"{prefix}/stations/{topic_part(ev.station_id)}"
+Outbound = tuple[str, dict[str, Any], bool]
+"""(topic, JSON body, retain) of one message."""
+
+
+def _station(ev: Event, prefix: str) -> str:
+    return f"{prefix}/stations/{topic_part(ev.station_id)}"
+
+
+def _connected(ev: StationConnected, prefix: str) -> Outbound:
     body = _base(ev)
-    match ev:
-        case StationConnected():
-            body.update(connected=True, protocol=ev.protocol.value)
-            return f"{st}/connection", body, True
-        case StationDisconnected():
-            body.update(connected=False, protocol=ev.protocol.value, code=ev.code)
-            return f"{st}/connection", body, True
-        case StationBooted():
-            i = ev.info
-            body.update(vendor=i.vendor, model=i.model, serial=i.serial_number,
-                        firmware=i.firmware_version, accepted=ev.accepted)
-            return f"{st}/boot", body, False
-        case StatusChanged():
-            body.update(evse=ev.evse_id, connector=ev.connector_id, status=ev.status,
-                        error_code=ev.error_code)
-            return f"{st}/evse/{ev.evse_id}/connector/{ev.connector_id}/status", body, True
-        case TransactionStarted():
-            body.update(_tx(ev.transaction))
-            return f"{st}/sessions/started", body, False
-        case TransactionEnded():
-            body.update(_tx(ev.transaction))
-            return f"{st}/sessions/ended", body, False
-        case MeterSampled() if meter_summaries:
-            s = ev.sample
-            body.update(
-                evse=s.evse_id, connector=s.connector_id, sampled_at=_iso(s.ts), tx_id=s.transaction_id,
-                power_w=s.power_w, energy_wh=s.energy_wh, current_a=s.current_a, voltage_v=s.voltage_v,
-                soc_pct=s.soc_percent,
-            )
-            return f"{st}/evse/{s.evse_id}/meter", body, False
-        case SecurityEventReported():
-            body.update(kind=ev.kind, tech_info=ev.tech_info)
-            return f"{st}/security", body, False
-        case FeederLoadChanged():
-            ev = ev.rounded()
-            body.update(
-                feeder=ev.node_id, parent=ev.parent_id, limit_a=ev.limit_a, measured_a=ev.measured_a,
-                allocated_a=ev.allocated_a, headroom_a=ev.headroom_a, meter_stale=ev.meter_stale,
-                evses=[{"station": s, "evse": e, "allocated_a": a} for s, e, a in ev.evses],
-            )
-            return f"{prefix}/feeders/{topic_part(ev.node_id)}/load", body, False
-    return None
+    body.update(connected=True, protocol=ev.protocol.value)
+    return f"{_station(ev, prefix)}/connection", body, True
+
+
+def _disconnected(ev: StationDisconnected, prefix: str) -> Outbound:
+    body = _base(ev)
+    body.update(connected=False, protocol=ev.protocol.value, code=ev.code)
+    return f"{_station(ev, prefix)}/connection", body, True
+
+
+def _booted(ev: StationBooted, prefix: str) -> Outbound:
+    body = _base(ev)
+    i = ev.info
+    body.update(vendor=i.vendor, model=i.model, serial=i.serial_number,
+                firmware=i.firmware_version, accepted=ev.accepted)
+    return f"{_station(ev, prefix)}/boot", body, False
+
+
+def _status(ev: StatusChanged, prefix: str) -> Outbound:
+    body = _base(ev)
+    body.update(evse=ev.evse_id, connector=ev.connector_id, status=ev.status, error_code=ev.error_code)
+    return f"{_station(ev, prefix)}/evse/{ev.evse_id}/connector/{ev.connector_id}/status", body, True
+
+
+def _started(ev: TransactionStarted, prefix: str) -> Outbound:
+    body = _base(ev)
+    body.update(_tx(ev.transaction))
+    return f"{_station(ev, prefix)}/sessions/started", body, False
+
+
+def _ended(ev: TransactionEnded, prefix: str) -> Outbound:
+    body = _base(ev)
+    body.update(_tx(ev.transaction))
+    return f"{_station(ev, prefix)}/sessions/ended", body, False
+
+
+def _meter(ev: MeterSampled, prefix: str) -> Outbound:
+    body = _base(ev)
+    s = ev.sample
+    body.update(
+        evse=s.evse_id, connector=s.connector_id, sampled_at=_iso(s.ts), tx_id=s.transaction_id,
+        power_w=s.power_w, energy_wh=s.energy_wh, current_a=s.current_a, voltage_v=s.voltage_v,
+        soc_pct=s.soc_percent,
+    )
+    return f"{_station(ev, prefix)}/evse/{s.evse_id}/meter", body, False
+
+
+def _security(ev: SecurityEventReported, prefix: str) -> Outbound:
+    body = _base(ev)
+    body.update(kind=ev.kind, tech_info=ev.tech_info)
+    return f"{_station(ev, prefix)}/security", body, False
+
+
+def _feeder_load(ev: FeederLoadChanged, prefix: str) -> Outbound:
+    ev = ev.rounded()
+    body = _base(ev)
+    body.update(
+        feeder=ev.node_id, parent=ev.parent_id, limit_a=ev.limit_a, measured_a=ev.measured_a,
+        allocated_a=ev.allocated_a, headroom_a=ev.headroom_a, meter_stale=ev.meter_stale,
+        evses=[{"station": s, "evse": e, "allocated_a": a} for s, e, a in ev.evses],
+    )
+    return f"{prefix}/feeders/{topic_part(ev.node_id)}/load", body, False
+
+
+MQTT: PerEvent[[str], Outbound] = PerEvent(
+    station_connected=_connected,
+    station_disconnected=_disconnected,
+    station_booted=_booted,
+    status_changed=_status,
+    transaction_started=_started,
+    transaction_ended=_ended,
+    meter_sampled=_meter,
+    security_event_reported=_security,
+    message_exchanged=None,
+    feeder_load_changed=_feeder_load,
+    feeder_limit_signal=None,  # feeder signals came from MQTT: not echoed
+    feeder_meter_reading=None,
+)
+"""The MQTT message of every event kind, given the topic prefix (see ``csms.telemetry.outputs``)."""
+
+_MESSAGES = table(MQTT)
+_MESSAGES_NO_METER = {cls: build for cls, build in _MESSAGES.items() if cls is not MeterSampled}
+
+MQTT_EVENTS: tuple[type[Event], ...] = tuple(_MESSAGES)
+"""Event types published to MQTT (feeder signals that came from MQTT are not echoed)."""
+
+
+def event_message(ev: Event, prefix: str, *, meter_summaries: bool = True) -> Outbound | None:
+    """(topic, JSON body, retain) for an event, None when it is not published."""
+    build = (_MESSAGES if meter_summaries else _MESSAGES_NO_METER).get(type(ev))
+    return None if build is None else build(ev, prefix)
 
 
 # --- pure: inbound feeder messages -> events -------------------------------------------------

@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from csms.core.events import (
     Event,
@@ -30,6 +31,7 @@ from csms.core.events import (
     TransactionStarted,
 )
 from csms.core.model import MeterSample, SampledValue, Transaction
+from csms.telemetry.outputs import PerEvent, table
 
 FieldValue = float | int | str | bool
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -317,42 +319,65 @@ def feeder_points(ev: FeederLoadChanged, lookup: TagLookup, site: str = "") -> l
 
 # --- dispatch -------------------------------------------------------------------------------
 
-def event_points(ev: Event, lookup: TagLookup, site_of: SiteLookup = lambda node: "") -> list[Point]:
-    """The points for any telemetry-relevant event ([] for others)."""
-    if isinstance(ev, FeederLoadChanged):
-        return feeder_points(ev, lookup, site_of(ev.node_id))
-    point = event_point(ev, lookup)
+E = TypeVar("E", bound=Event)
+EventPoints = Callable[[E, TagLookup, SiteLookup], list[Point]]
+
+
+def _meter_points(ev: MeterSampled, lookup: TagLookup, site_of: SiteLookup) -> list[Point]:
+    point = meter_point(ev.sample, lookup(ev.station_id))
     return [] if point is None else [point]
 
 
-def event_point(ev: Event, lookup: TagLookup) -> Point | None:
-    """The point for a station or feeder-signal event, None for others."""
-    match ev:
-        case MeterSampled():
-            return meter_point(ev.sample, lookup(ev.station_id))
-        case StatusChanged():
-            return status_point(ev, lookup(ev.station_id))
-        case StationConnected() | StationDisconnected():
-            return connection_point(ev, lookup(ev.station_id))
-        case StationBooted():
-            return boot_point(ev, lookup(ev.station_id))
-        case TransactionStarted() | TransactionEnded():
-            return session_point(ev, lookup(ev.station_id))
-        case SecurityEventReported():
-            return security_point(ev, lookup(ev.station_id))
-        case FeederMeterReading():
-            return feeder_meter_point(ev)
-        case FeederLimitSignal():
-            return feeder_limit_point(ev)
-    return None
+def _station_event(build: Callable[[E, StationTags], Point | None]) -> EventPoints[E]:
+    """A station event's builder: its station's tags looked up, at most one point."""
+    def points(ev: E, lookup: TagLookup, site_of: SiteLookup) -> list[Point]:
+        point = build(ev, lookup(ev.station_id))
+        return [] if point is None else [point]
+    return points
 
 
-POINT_EVENTS: tuple[type[Event], ...] = (
-    MeterSampled, StatusChanged, StationConnected, StationDisconnected, StationBooted,
-    TransactionStarted, TransactionEnded, SecurityEventReported, FeederLoadChanged,
-    FeederMeterReading, FeederLimitSignal,
+def _feeder_signal(build: Callable[[E], Point | None]) -> EventPoints[E]:
+    """A feeder signal's builder: no station tags, at most one point."""
+    def points(ev: E, lookup: TagLookup, site_of: SiteLookup) -> list[Point]:
+        point = build(ev)
+        return [] if point is None else [point]
+    return points
+
+
+def _feeder_load_points(ev: FeederLoadChanged, lookup: TagLookup, site_of: SiteLookup) -> list[Point]:
+    return feeder_points(ev, lookup, site_of(ev.node_id))
+
+
+INFLUX: PerEvent[[TagLookup, SiteLookup], list[Point]] = PerEvent(
+    station_connected=_station_event(connection_point),
+    station_disconnected=_station_event(connection_point),
+    station_booted=_station_event(boot_point),
+    status_changed=_station_event(status_point),
+    transaction_started=_station_event(session_point),
+    transaction_ended=_station_event(session_point),
+    meter_sampled=_meter_points,
+    security_event_reported=_station_event(security_point),
+    message_exchanged=None,
+    feeder_load_changed=_feeder_load_points,
+    feeder_limit_signal=_feeder_signal(feeder_limit_point),
+    feeder_meter_reading=_feeder_signal(feeder_meter_point),
 )
+"""The InfluxDB output of every event kind (see ``csms.telemetry.outputs``)."""
+
+_POINTS = table(INFLUX)
+
+POINT_EVENTS: tuple[type[Event], ...] = tuple(_POINTS)
 """The event types :func:`event_points` converts (what the Influx plugin subscribes to)."""
+
+
+def _no_site(node_id: str) -> str:
+    return ""
+
+
+def event_points(ev: Event, lookup: TagLookup, site_of: SiteLookup = _no_site) -> list[Point]:
+    """The points for any telemetry-relevant event ([] for others)."""
+    build = _POINTS.get(type(ev))
+    return [] if build is None else build(ev, lookup, site_of)
 
 
 # --- CSMS health ----------------------------------------------------------------------------

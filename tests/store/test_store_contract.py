@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 from csms.core.model import AuthStatus, ConnectorState, IdTag, StationInfo
 from csms.core.ports import SystemClock, TransactionEventRecord
 from csms.core.service import ChargingService, ServiceSettings
-from csms.store.sql import SqlStore, database_url
+from csms.ocpp.v201.convert import reported_variables
+from csms.store.engine import database_url
+from csms.store.sql import SqlStore
 from ocppj.versions import OcppVersion
 
 T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
@@ -80,14 +82,14 @@ async def test_reported_variables_with_hostile_values_persist_and_a_deleted_stat
     for sid in ("S1", "S2"):
         await store.upsert_station(sid)
     service = ChargingService(store, lambda _e: None, SystemClock(), ServiceSettings())
-    service.device_report("S1", [
+    service.device_report("S1", reported_variables([
         {"component": {"name": "C"}, "variable": {"name": "Nul"}, "variableAttribute": [{"value": "a\x00b"}]},
         {"component": {"name": "C" * 50, "instance": "/" * 50},
          "variable": {"name": "/" * 50, "instance": "/" * 50},
          "variableAttribute": [{"value": "too long a key once escaped"}]},
-    ])
-    service.device_report("S2", [{"component": {"name": "C"}, "variable": {"name": "V"},
-                                  "variableAttribute": [{"value": "2"}]}])
+    ]))
+    service.device_report("S2", reported_variables([{"component": {"name": "C"}, "variable": {"name": "V"},
+                                                     "variableAttribute": [{"value": "2"}]}]))
     service.status("S2", 1, 1, "Charging", None, T0)  # connector rows have no such guard in SQL
     service.forget("S2")
     assert await store.delete_station("S2")
@@ -149,3 +151,15 @@ async def test_transaction_events_dedupe_on_seq_and_compute_energy(store: SqlSto
     tx = end.transaction
     assert tx.meter_stop_wh == 3000.0 and tx.energy_wh == 2000.0  # stop from the last register seen
     assert "seq_gap" in tx.flags and tx.stop_reason == "Local" and tx.last_seq_no == 3
+
+
+async def test_an_older_seq_no_is_a_replay_when_stored_and_out_of_order_when_new(store: SqlStore) -> None:
+    await store.apply_transaction_event(record("X", 0, "Started", 0, 1000.0))
+    await store.apply_transaction_event(record("X", 1, "Updated", 1, 1100.0))
+    await store.apply_transaction_event(record("X", 3, "Updated", 3, 1300.0))
+    old = await store.apply_transaction_event(record("X", 1, "Updated", 1, 1100.0))  # stored: the unique key
+    late = await store.apply_transaction_event(record("X", 2, "Updated", 2, 1200.0))  # never seen: applied
+    assert old.replay and not late.replay
+    assert old.transaction.flags == ("seq_gap",) and old.transaction.last_seq_no == 3
+    assert late.transaction.flags == ("seq_gap", "seq_out_of_order") and late.transaction.last_seq_no == 3
+    assert late.transaction == await store.get_transaction("S1", "X")

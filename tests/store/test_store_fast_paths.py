@@ -21,7 +21,8 @@ from csms.security.records import StationCredentials
 from csms.store.credentials import CredentialsCache
 from csms.store.direct import sqlite_ts
 from csms.store.group_commit import GroupCommit
-from csms.store.sql import SqlStore, _tx_map
+from csms.store.sql import SqlStore
+from csms.store.transactions import _tx_map
 from ocppj.versions import OcppVersion
 
 T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
@@ -162,7 +163,7 @@ async def test_a_replayed_seq_no_in_a_batch_falls_back_to_one_by_one(store: SqlS
 
 async def test_events_the_cache_does_not_know_are_applied_alone_from_the_stored_row(store: SqlStore) -> None:
     await store.apply_transaction_event(started("X"))
-    store._tx_cache.clear()  # as after a restart
+    store.transactions._cache.clear()  # as after a restart
     r = await store.apply_transaction_event(updated("X", 1, 1500.0))
     assert not r.created and r.transaction == await store.get_transaction("S1", "X")
     assert r.transaction.started_at == T0 and r.transaction.last_seq_no == 1

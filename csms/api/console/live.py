@@ -23,20 +23,11 @@ from typing import Any
 import orjson
 
 from csms.api.context import ApiContext
-from csms.core.events import (
-    Event,
-    FeederLoadChanged,
-    MeterSampled,
-    StationBooted,
-    StationConnected,
-    StationDisconnected,
-    StatusChanged,
-    TransactionEnded,
-    TransactionStarted,
-)
+from csms.core.events import Event, FeederLoadChanged
 from csms.core.service import LiveStation
 from csms.ocpp.registry import FrameTap
 from csms.security.lifecycle import redact
+from csms.telemetry.outputs import EVENTS, ConsoleUpdate, console_events
 
 BUSY = frozenset({"Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing", "Occupied"})
 """Connector statuses (1.6 and 2.0.1) that mean a vehicle is plugged in."""
@@ -192,10 +183,8 @@ class Client:
         self.wake.set()
 
 
-_STATION_EVENTS: tuple[type[Event], ...] = (
-    StatusChanged, MeterSampled, StationConnected, StationDisconnected, StationBooted,
-    TransactionStarted, TransactionEnded,
-)
+_STATION_EVENTS = console_events(ConsoleUpdate.STATION, ConsoleUpdate.SESSIONS)
+_FEEDER_EVENTS = console_events(ConsoleUpdate.FEEDER)
 
 
 class ConsoleHub:
@@ -242,14 +231,14 @@ class ConsoleHub:
         client.feeder_nodes.clear()
         wanted = any(c.feeders for c in self.clients)
         if wanted and self._unsubscribe_feeders is None:
-            self._unsubscribe_feeders = self.ctx.bus.subscribe(self._on_feeder, FeederLoadChanged)
+            self._unsubscribe_feeders = self.ctx.bus.subscribe(self._on_feeder, *_FEEDER_EVENTS)
         elif not wanted and self._unsubscribe_feeders is not None:
             self._unsubscribe_feeders()
             self._unsubscribe_feeders = None
 
     # --- bus handlers (synchronous, cheap) ----------------------------------------------
     def _on_event(self, ev: Event) -> None:
-        tx = isinstance(ev, TransactionStarted | TransactionEnded)
+        tx = EVENTS.get(type(ev)) is ConsoleUpdate.SESSIONS
         if tx:
             self._sessions_gen += 1
         for client in self.clients:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from csms.core.model import AuthResult, Measurand, MeterSample, SampledValue
+from csms.core.device_report import Attribute, Component, ReportedVariable, Variable
+from csms.core.model import AuthResult, Measurand, MeterReading, MeterSample, SampledValue
 from csms.ocpp.fields import read_timestamp
 from csms.ocpp.meter import RESOLVED, new_tuple, resolve, scale
 from ocppj.timestamps import format_datetime
@@ -39,23 +41,31 @@ def sampled_values(raw: list[dict[str, Any]]) -> tuple[SampledValue, ...]:
     return tuple(out)
 
 
+def to_readings(meter_value: list[dict[str, Any]]) -> list[MeterReading]:
+    """``meterValue`` entries of MeterValues or TransactionEvent (those with a value we read)."""
+    out = []
+    for mv in meter_value:
+        values = sampled_values(mv.get("sampledValue", []))
+        if values:
+            out.append(new_tuple(MeterReading, (read_timestamp(mv["timestamp"]), values)))
+    return out
+
+
 def to_samples(
     station_id: str, evse_id: int, connector_id: int, transaction_id: str | None,
     meter_value: list[dict[str, Any]],
 ) -> list[MeterSample]:
-    """``meterValue`` entries of MeterValues or TransactionEvent as domain samples."""
-    samples = []
-    for mv in meter_value:
-        values = sampled_values(mv.get("sampledValue", []))
-        if values:
-            samples.append(MeterSample(
-                station_id, evse_id, connector_id, read_timestamp(mv["timestamp"]), values, transaction_id
-            ))
-    return samples
+    """``meterValue`` entries as domain samples of one EVSE."""
+    return [
+        MeterSample(station_id, evse_id, connector_id, ts, values, transaction_id)
+        for ts, values in to_readings(meter_value)
+    ]
 
 
-def register_wh(samples: list[MeterSample], prefer_context: str | None = None) -> float | None:
-    """The energy register in these samples: the one with ``prefer_context``, else the latest."""
+def register_wh(
+    samples: Sequence[MeterSample] | Sequence[MeterReading], prefer_context: str | None = None
+) -> float | None:
+    """The energy register in these readings: the one with ``prefer_context``, else the latest."""
     chosen: float | None = None
     for sample in samples:
         for v in sample.values:
@@ -65,3 +75,31 @@ def register_wh(samples: list[MeterSample], prefer_context: str | None = None) -
                 return v.value
             chosen = v.value
     return chosen
+
+
+def component(raw: dict[str, Any]) -> Component:
+    """A ``ComponentType`` object."""
+    evse = raw.get("evse")
+    evse_id = connector_id = None
+    if isinstance(evse, dict) and "id" in evse:
+        evse_id, connector_id = evse["id"], evse.get("connectorId")
+    return Component(raw.get("name", ""), raw.get("instance"), evse_id, connector_id)
+
+
+def variable(raw: dict[str, Any]) -> Variable:
+    """A ``VariableType`` object."""
+    return Variable(raw.get("name", ""), raw.get("instance"))
+
+
+def reported_variables(report_data: list[dict[str, Any]]) -> list[ReportedVariable]:
+    """NotifyReport's ``reportData`` as domain records (attribute values as text)."""
+    return [
+        ReportedVariable(
+            component(item.get("component", {})), variable(item.get("variable", {})),
+            tuple(
+                Attribute(attr.get("type", "Actual"), str(attr["value"]) if "value" in attr else None)
+                for attr in item.get("variableAttribute", [])
+            ),
+        )
+        for item in report_data
+    ]

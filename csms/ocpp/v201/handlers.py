@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from csms.core.model import StationInfo
 from csms.core.ports import TransactionEventRecord
 from csms.ocpp.fields import read_timestamp
 from csms.ocpp.session import Handler, StationSession
-from csms.ocpp.v201.convert import id_token_info, register_wh, to_samples
+from csms.ocpp.v201.convert import id_token_info, register_wh, reported_variables, to_readings, to_samples
 from ocppj.timestamps import format_datetime
 from ocppj.versions import OcppVersion
 
@@ -46,48 +45,24 @@ async def authorize(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
 
 async def transaction_event(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
     info = p["transactionInfo"]
-    tx_id: str = info["transactionId"]
     event_type: str = p["eventType"]
     evse = p.get("evse") or {}
     evse_id = int(evse.get("id", 0))
-    connector_id = int(evse.get("connectorId", 1 if evse_id else 0))
-    # Updated/Ended events usually omit the EVSE: label samples with the transaction's
-    where = (evse_id, connector_id) if evse_id else s.tx_evse.get(tx_id, (0, 0))
-    samples = to_samples(s.station_id, *where, tx_id, p.get("meterValue", []))
+    readings = to_readings(p.get("meterValue", []))
     context = {"Started": "Transaction.Begin", "Ended": "Transaction.End"}.get(event_type)
     token = p.get("idToken")
     record = TransactionEventRecord(
-        station_id=s.station_id, tx_id=tx_id, event_type=event_type, seq_no=int(p["seqNo"]),
+        station_id=s.station_id, tx_id=info["transactionId"], event_type=event_type, seq_no=int(p["seqNo"]),
         ts=read_timestamp(p["timestamp"]), trigger_reason=p["triggerReason"], evse_id=evse_id,
-        connector_id=connector_id, id_tag=token["idToken"] if token else None,
-        meter_wh=register_wh(samples, context), stopped_reason=info.get("stoppedReason"),
-        offline=bool(p.get("offline", False)),
+        connector_id=int(evse.get("connectorId", 1 if evse_id else 0)),
+        id_tag=token["idToken"] if token else None, meter_wh=register_wh(readings, context),
+        stopped_reason=info.get("stoppedReason"), offline=bool(p.get("offline", False)),
     )
-    result = await s.service.transaction_event(record)
-    if not result.replay:
-        tx = result.transaction
-        if samples:
-            if evse_id != tx.evse_id and where != (tx.evse_id, tx.connector_id):
-                samples = [replace(x, evse_id=tx.evse_id, connector_id=tx.connector_id) for x in samples]
-            s.service.meter(samples)
-        _remember_evse(s, tx_id, event_type, tx.evse_id, tx.connector_id)
-    response: dict[str, Any] = {}
-    if token is not None:
-        if token.get("type") == "NoAuthorization":
-            response["idTokenInfo"] = {"status": "Accepted"}
-        else:
-            response["idTokenInfo"] = id_token_info(await s.service.authorize(token["idToken"]))
-    return response
-
-
-def _remember_evse(s: StationSession, tx_id: str, event_type: str, evse_id: int, connector_id: int) -> None:
-    """Keep the EVSE of the station's open transactions, to label the samples of later events."""
-    if event_type == "Ended" or not evse_id:
-        s.tx_evse.pop(tx_id, None)
-    elif s.tx_evse.get(tx_id) != (evse_id, connector_id):
-        if len(s.tx_evse) >= 64:  # a station has a few open transactions; never let this grow
-            s.tx_evse.clear()
-        s.tx_evse[tx_id] = (evse_id, connector_id)
+    lookup = token["idToken"] if token is not None and token.get("type") != "NoAuthorization" else None
+    _, auth = await s.service.transaction_event(record, readings, id_token=lookup)
+    if token is None:
+        return {}
+    return {"idTokenInfo": id_token_info(auth) if auth is not None else {"status": "Accepted"}}
 
 
 async def meter_values(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
@@ -97,7 +72,7 @@ async def meter_values(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
 
 
 async def notify_report(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
-    s.service.device_report(s.station_id, p.get("reportData", []))
+    s.service.device_report(s.station_id, reported_variables(p.get("reportData", [])))
     return {}
 
 

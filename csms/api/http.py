@@ -28,11 +28,13 @@ from csms.errors import (
     UnknownAction,
 )
 from csms.metrics import CONTENT_TYPE
-from csms.ocpp import passwords, schemas
+from csms.ocpp import passwords
 from csms.ocpp.handshake import MAX_STATION_ID
 from csms.security.api import security_router
 from csms.security.api_auth import guard_of
 from csms.security.lifecycle import sets_password
+from ocppj import schemas
+from ocppj.timestamps import format_datetime
 
 
 def ctx_of(request: Request) -> ApiContext:
@@ -61,7 +63,7 @@ class ChargerIn(BaseModel):
 
 
 def _iso(dt: datetime | None) -> str | None:
-    return dt.isoformat().replace("+00:00", "Z") if dt else None
+    return format_datetime(dt, timespec="auto") if dt else None
 
 
 def charger_view(ctx: ApiContext, live: LiveStation, security_profile: int = 0) -> dict[str, Any]:

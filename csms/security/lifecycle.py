@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from csms.core.commands import CertificateKind, CommandStatus
-from csms.core.model import OcppVersion
 from csms.core.ports import StationCommands
 from csms.errors import CallErrorReceived, ControlError, StationNotConnected
 from csms.ocpp import passwords
 from csms.ocpp.v16.commands import AUTHORIZATION_KEY
 from csms.ocpp.v201.commands import BASIC_AUTH_PASSWORD
 from csms.security.records import SecurityStore
+from ocppj.versions import OcppVersion
 
 REDACTED = "***"
 _ALPHABET = string.ascii_letters + string.digits

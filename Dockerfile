@@ -5,6 +5,7 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /opt/csms
 COPY pyproject.toml README.md ./
+COPY ocppj ./ocppj
 COPY csms ./csms
 COPY simulators ./simulators
 RUN pip install '.[fast]' && useradd --system --home /var/lib/csms csms \

@@ -44,7 +44,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from bench.procs import HoldLoadgen, Node, StealMeter, load_average, raise_nofile
+from bench.procs import HoldLoadgen, Node, StealMeter, load_average
+from simulators.runtime import raise_nofile
 
 WARM = 50
 MIB = 1 << 20

@@ -24,10 +24,10 @@ from typing import Any
 
 from bench.procs import Server, rss_bytes
 from simulators.arrivals import ArrivalConfig
-from simulators.cli import fast_loop, raise_fd_limit, tune_gc
 from simulators.fleet import FleetConfig, run_fleet
 from simulators.metrics import Histogram, Progress
 from simulators.report import progress_line
+from simulators.runtime import fast_loop, raise_nofile, tune_gc
 from simulators.scenario import ChargerModel, load_scenario
 
 
@@ -121,7 +121,7 @@ def measure(
     window_s: float = 8.0, ramp_per_s: float = 500.0,
 ) -> dict[str, Any]:
     """Fleet CPU per call against our CSMS (in its own process) for one protocol."""
-    raise_fd_limit()
+    raise_nofile()
     _pin_self(1)
     server = _server()
     try:
@@ -183,7 +183,7 @@ async def _hold(
 
 def hold(chargers: int, duration_s: float, ramp_per_s: float) -> dict[str, Any]:
     """Verify that one process holds ``chargers`` connected chargers against our CSMS."""
-    raise_fd_limit()
+    raise_nofile()
     tune_gc()
     _pin_self(1)
     server = _server()

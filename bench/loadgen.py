@@ -39,7 +39,6 @@ import gc
 import heapq
 import itertools
 import random
-import resource
 import sys
 import time
 from collections import Counter
@@ -52,15 +51,9 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidStatus, WebSocketException
 
+from simulators.runtime import raise_nofile
+
 MIX = ["meter"] * 7 + ["heartbeat"] * 2 + ["status"]
-
-
-def raise_nofile() -> int:
-    """Raise this process's open-files soft limit to the hard limit; return the limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return hard
 
 
 def source_addresses(n: int) -> list[str | None]:

@@ -9,7 +9,6 @@ import json
 import os
 import queue
 import random
-import resource
 import shutil
 import signal
 import socket
@@ -26,6 +25,7 @@ from typing import Any
 import orjson
 
 from simulators.host import steal_seconds
+from simulators.runtime import raise_nofile
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 _children: set[subprocess.Popen[bytes]] = set()
@@ -42,14 +42,6 @@ def _kill_children() -> None:
 
 
 atexit.register(_kill_children)
-
-
-def raise_nofile() -> int:
-    """Raise the open-files soft limit of this process to its hard limit; return the limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return hard
 
 
 def _child_setup() -> None:

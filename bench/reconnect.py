@@ -38,7 +38,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.procs import HoldLoadgen, Server, StealMeter, load_average, raise_nofile
+from bench.procs import HoldLoadgen, Server, StealMeter, load_average
+from simulators.runtime import raise_nofile
 
 PASSWORD = "0123456789abcdef0123456789abcdef01234567"  # 40 hex digits: a valid 1.6 AuthorizationKey
 PREFIX = "RC"

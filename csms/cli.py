@@ -180,8 +180,8 @@ async def _stations(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _tags(settings: Settings, args: argparse.Namespace) -> int:
     from csms.core.model import AuthStatus, IdTag
-    from csms.ocpp.timestamps import parse_datetime
     from csms.store.sql import SqlStore
+    from ocppj.timestamps import parse_datetime
 
     store = await SqlStore.open(settings.db)
     try:

@@ -11,8 +11,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from csms import looplag
-from csms.core.model import OcppVersion
 from csms.gcpolicy import PAUSE_BUCKETS_S, GcStats
+from ocppj.versions import OcppVersion
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 

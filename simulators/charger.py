@@ -35,7 +35,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.typing import Subprotocol
 
-from csms.core.model import OcppVersion
+from ocppj.versions import OcppVersion
 from simulators import metering
 from simulators.arrivals import ArrivalConfig, dwell_s, first_arrival_wall_s, next_arrival_s
 from simulators.clock import SimClock, Sleeper

@@ -9,19 +9,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import json
-import resource
 import signal
 import socket
 import sys
-from collections.abc import Coroutine, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from simulators.fleet import FleetConfig, run_fleet
+from simulators.logs import LEVELS, configure_logging
 from simulators.metrics import Progress
 from simulators.report import progress_line, write_plots
+from simulators.runtime import fast_loop, raise_nofile, tune_gc
 from simulators.scenario import (
     BUNDLED,
     PROTOCOLS,
@@ -31,7 +31,6 @@ from simulators.scenario import (
     scenario_summary,
 )
 
-T = TypeVar("T")
 EXIT_OK, EXIT_PROTOCOL, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
 DESCRIPTION = """\
@@ -113,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--progress-interval", type=_positive_float, default=5.0, metavar="SECONDS",
                      help="live progress on stderr every SECONDS (default 5)")
     run.add_argument("--quiet", action="store_true", help="no live progress")
-    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="warning")
+    run.add_argument("--log-level", choices=list(LEVELS), default="warning")
     topo = sub.add_parser("topology", help="print a scenario's feeder topology for the CSMS balancer",
                           description="Print the [balancer] nodes and evses of a scenario, as JSON "
                                       "or as a TOML table for the CSMS configuration file.")
@@ -153,10 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem is not None:
         print(f"csms-sim: {problem}", file=sys.stderr)
         return EXIT_USAGE if problem.startswith("--csms") else EXIT_UNREACHABLE
-    from csms.logging import configure_logging
-
-    configure_logging("console", args.log_level)
-    raise_fd_limit()
+    configure_logging(args.log_level)
+    raise_nofile()
     tune_gc()
     config = FleetConfig(csms_url=args.csms.rstrip("/"), scenario=scenario, workers=args.workers,
                          progress_interval_s=args.progress_interval)
@@ -218,30 +215,6 @@ def _topology_text(topology: dict[str, Any], fmt: str) -> str:
             lines.extend(f"{k} = {json.dumps(v)}" for k, v in item.items() if v is not None)
             lines.append("")
     return "\n".join(lines)
-
-
-def raise_fd_limit() -> None:
-    """Raise the soft open-files limit to the hard limit (thousands of sockets)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def tune_gc() -> None:
-    """Fewer full collections: the fleet allocates many long-lived objects."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 100)
-
-
-def fast_loop(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` on uvloop when installed, else on asyncio's loop."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    return uvloop.run(coro)
 
 
 if __name__ == "__main__":

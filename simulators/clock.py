@@ -3,7 +3,8 @@
 The fleet has two time scales. Network behaviour (heartbeats, meter-value intervals,
 faults, back-off) runs in wall-clock seconds: that is the load the CSMS sees. The EV
 world (arrivals, parking time, battery physics) and every timestamp the chargers send
-run on :class:`SimClock`, ``rate`` times faster than the wall clock.
+run on :class:`SimClock`, ``rate`` times faster than the wall clock (as text:
+``ocppj.timestamps.format_datetime``).
 """
 
 from __future__ import annotations
@@ -40,11 +41,6 @@ class SimClock:
     def real_s(self, sim_s: float) -> float:
         """Wall-clock seconds that ``sim_s`` simulated seconds take."""
         return sim_s / self.rate
-
-
-def timestamp(dt: datetime) -> str:
-    """An OCPP timestamp: RFC 3339, UTC, milliseconds, ``Z``."""
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
 def _resolve(fut: asyncio.Future[bool], value: bool) -> None:

@@ -3,7 +3,7 @@
 A dialect turns the charger's neutral events into payloads of its OCPP version and
 serves the CSMS-initiated calls of that version through :class:`~simulators.model.ChargerOps`.
 Both versions live in modules with the same shape: :mod:`simulators.v16`,
-:mod:`simulators.v201`.
+:mod:`simulators.v201`; the calls they serve alike are in :mod:`simulators.serving`.
 """
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from csms.core.model import OcppVersion
+from ocppj.versions import OcppVersion
 from simulators.link import Served
 from simulators.model import ChargerOps, EvseState, Sample, Status, StopReason, Tx
-from simulators.profiles import ProfileRejected
 
 Build = Callable[[], dict[str, Any]]
 OnAnswer = Callable[[dict[str, Any]], None]
@@ -119,25 +118,6 @@ def in_use(status: Status) -> bool:
     )
 
 
-FIRMWARE_STEPS = ("Downloading", "Downloaded", "Installing", "Installed")
-
-
-def report_progress(
-    c: ChargerOps, action: str, statuses: tuple[str, ...], extra: dict[str, Any] | None = None,
-    *, step_s: float = 1.0,
-) -> None:
-    """Queue ``action`` once per status, ``step_s`` apart (firmware and log progress)."""
-    for i, status in enumerate(statuses):
-        payload = {"status": status, **(extra or {})}
-        c.after(step_s * (i + 1), _queue(c, action, payload))
-
-
-def _queue(c: ChargerOps, action: str, payload: dict[str, Any]) -> Callable[[], None]:
-    def send() -> None:
-        c.enqueue(action, lambda: payload)
-    return send
-
-
 def seconds(value: float) -> str:
     """An interval as a configuration value: whole seconds, at least 1."""
     return str(max(1, round(value)))
@@ -150,12 +130,3 @@ def parse_positive_int(value: str) -> int | None:
     except ValueError:
         return None
     return number if number > 0 else None
-
-
-def clear_profile(c: ChargerOps, p: dict[str, Any]) -> Served:
-    """ClearChargingProfile, the same in both versions: Accepted when anything matched."""
-    try:
-        cleared = c.clear_profiles(p)
-    except ProfileRejected:
-        return Served({"status": "Unknown"})
-    return Served({"status": "Accepted" if cleared else "Unknown"})

@@ -29,8 +29,10 @@ from typing import Any
 from simulators import host
 from simulators.charger import VirtualCharger
 from simulators.clock import SimClock
+from simulators.logs import LEVELS, configure_logging
 from simulators.metrics import Progress, Recorder
 from simulators.report import Report, build_report
+from simulators.runtime import fast_loop, raise_nofile, tune_gc
 from simulators.scenario import Scenario, balancer_topology
 
 ProgressCallback = Callable[[Progress], None]
@@ -204,12 +206,8 @@ def _worker_main(
     stop_flag: MpEvent, log_level: str,
 ) -> None:
     """Entry point of a worker process: its share of the chargers, in its own loop."""
-    from csms.logging import configure_logging
-    from simulators.cli import fast_loop, raise_fd_limit, tune_gc
-
-    known = ("debug", "info", "warning", "error")
-    configure_logging("console", log_level if log_level in known else "warning")
-    raise_fd_limit()
+    configure_logging(log_level if log_level in LEVELS else "warning")
+    raise_nofile()
     tune_gc()
     fast_loop(_worker(config, index, messages, stop_flag))
 

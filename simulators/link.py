@@ -26,9 +26,9 @@ import structlog
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from csms.core.model import OcppVersion
-from csms.ocpp import rpc, schemas
-from csms.ocpp.rpc import ErrorKind
+from ocppj import framing, schemas
+from ocppj.framing import ErrorKind
+from ocppj.versions import OcppVersion
 from simulators.metrics import Recorder
 
 log = structlog.get_logger("simulators")
@@ -108,7 +108,7 @@ class Link:
         self._pending = (uid, action, time.perf_counter(), fut)
         self.last_call_at = time.monotonic()
         try:
-            await self.ws.send(rpc.dump_call(uid, action, payload))
+            await self.ws.send(framing.dump_call(uid, action, payload))
             async with asyncio.timeout(self.call_timeout_s):
                 return await fut
         except ConnectionClosed:
@@ -135,19 +135,19 @@ class Link:
 
     async def _on_frame(self, raw: str | bytes) -> None:
         try:
-            frame = rpc.parse(raw, self.version)
-        except rpc.FrameError as exc:
+            frame = framing.parse(raw, self.version)
+        except framing.FrameError as exc:
             self.recorder.error(f"bad_frame:{exc.reason}")
             log.warning("bad frame from CSMS", reason=exc.reason, frame=str(raw)[:200])
             if exc.reply is not None:
-                await self._send(rpc.dump_error(exc.reply))
+                await self._send(framing.dump_error(exc.reply))
             return
-        if isinstance(frame, rpc.Call):
+        if isinstance(frame, framing.Call):
             await self._on_call(frame)
         else:
             self._on_answer(frame)
 
-    def _on_answer(self, frame: rpc.CallResult | rpc.CallError) -> None:
+    def _on_answer(self, frame: framing.CallResult | framing.CallError) -> None:
         pending = self._pending
         if pending is None or pending[0] != frame.unique_id or pending[3].done():
             if frame.unique_id == self._late:
@@ -157,7 +157,7 @@ class Link:
             log.warning("answer to no pending call", message_id=frame.unique_id)
             return
         _, action, sent_at, fut = pending
-        if isinstance(frame, rpc.CallError):
+        if isinstance(frame, framing.CallError):
             self.recorder.call_failed(action, f"call_error:{frame.code}")
             log.warning("CSMS answered with a CALLERROR", action=action, code=frame.code,
                         description=frame.description)
@@ -173,7 +173,7 @@ class Link:
         self.recorder.call_done(action, time.perf_counter() - sent_at)
         fut.set_result(frame.payload)
 
-    async def _on_call(self, call: rpc.Call) -> None:
+    async def _on_call(self, call: framing.Call) -> None:
         action = call.action
         if action not in self._known:
             self.recorder.error("unknown_inbound_action")
@@ -205,13 +205,13 @@ class Link:
             log.error("simulator built an invalid response", action=action, error=violation.message)
             await self._refuse(call, ErrorKind.INTERNAL, "Internal error (invalid response)")
             return
-        await self._send(rpc.dump_result(call.unique_id, served.payload))
+        await self._send(framing.dump_result(call.unique_id, served.payload))
         if served.after is not None:
             served.after()
 
-    async def _refuse(self, call: rpc.Call, kind: ErrorKind, description: str) -> None:
-        err = rpc.CallError(call.unique_id, rpc.code_for(kind, self.version), description[:255], {})
-        await self._send(rpc.dump_error(err))
+    async def _refuse(self, call: framing.Call, kind: ErrorKind, description: str) -> None:
+        err = framing.CallError(call.unique_id, framing.code_for(kind, self.version), description[:255], {})
+        await self._send(framing.dump_error(err))
 
     async def _send(self, text: str) -> None:
         with contextlib.suppress(ConnectionClosed):

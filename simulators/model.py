@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from csms.core.model import OcppVersion
+from ocppj.versions import OcppVersion
 from simulators.clock import SimClock
 from simulators.ev import EVState, SupplyKind, SupplySpec
 from simulators.profiles import ChargingProfile, CompositeSchedule, ProfileSet, RateUnit

@@ -21,17 +21,17 @@ Limits are returned in amperes per phase; W limits are divided by ``phases * vol
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum, StrEnum
 from typing import Any
 
+from ocppj.timestamps import as_utc, format_datetime, parse_datetime
+
 DAY_S = 86_400
 WEEK_S = 7 * DAY_S
 _RECURRENCE_EPOCH = datetime(1970, 1, 5, tzinfo=UTC)  # a Monday, 00:00 UTC
-_FRACTION_TOO_LONG = re.compile(r"(\.\d{6})\d+")
 
 
 class ProfileRejected(ValueError):
@@ -169,7 +169,7 @@ class CompositeSchedule:
         ``status="Accepted"``, ``connectorId`` and ``scheduleStart``)."""
         return {
             "duration": self.duration_s,
-            "startSchedule": format_timestamp(self.start),
+            "startSchedule": format_datetime(self.start, timespec="seconds"),
             "chargingRateUnit": self.unit.value,
             "chargingSchedulePeriod": [period.to_payload() for period in self.periods],
         }
@@ -179,7 +179,7 @@ class CompositeSchedule:
         return {
             "evseId": self.evse_id,
             "duration": self.duration_s,
-            "scheduleStart": format_timestamp(self.start),
+            "scheduleStart": format_datetime(self.start, timespec="seconds"),
             "chargingRateUnit": self.unit.value,
             "chargingSchedulePeriod": [period.to_payload() for period in self.periods],
         }
@@ -276,7 +276,7 @@ class ProfileSet:
         voltage_v: float = 230.0,
     ) -> Limit:
         """The limit in effect on ``evse_id`` at ``now``, with the phase restriction."""
-        moment = _aware(now)
+        moment = as_utc(now)
         query = _query(evse_id, transaction_id, tx_start, moment, phases, voltage_v)
         return self._evaluate(moment, query)
 
@@ -319,7 +319,7 @@ class ProfileSet:
         rest. For EVSE 0 only the station-wide caps count. W values use
         ``phases * voltage_v`` per period.
         """
-        origin = _aware(start).replace(microsecond=0)
+        origin = as_utc(start).replace(microsecond=0)
         rate_unit = RateUnit(str(unit).upper())
         query = _query(evse_id, transaction_id, tx_start, origin, phases, voltage_v)
         end = origin + timedelta(seconds=duration_s)
@@ -396,7 +396,7 @@ def _query(
     return _Query(
         evse_id=evse_id,
         transaction_id=None if transaction_id is None else str(transaction_id),
-        tx_start=None if tx_start is None else _aware(tx_start),
+        tx_start=None if tx_start is None else as_utc(tx_start),
         default_anchor=default_anchor,
         phases=phases,
         voltage_v=voltage_v,
@@ -518,22 +518,6 @@ def _matches(criteria: ClearCriteria, evse_id: int, profile: ChargingProfile) ->
 
 
 # --- Parsing: untyped OCPP payloads stop here ---------------------------------------------
-
-
-def parse_timestamp(value: str | datetime) -> datetime:
-    """An OCPP timestamp as an aware UTC datetime; with or without Z/offset (naive = UTC)."""
-    if isinstance(value, datetime):
-        return _aware(value)
-    text = _FRACTION_TOO_LONG.sub(r"\1", value.strip())
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    return _aware(datetime.fromisoformat(text))
-
-
-def format_timestamp(value: datetime) -> str:
-    """An aware datetime as an OCPP timestamp: ISO 8601 in UTC with a Z."""
-    text = _aware(value).isoformat(timespec="milliseconds" if value.microsecond else "seconds")
-    return text.removesuffix("+00:00") + "Z"
 
 
 def parse_profile(payload: Mapping[str, Any]) -> ChargingProfile:
@@ -683,11 +667,6 @@ def _opt_int(value: Any) -> int | None:
 
 
 def _opt_timestamp(value: Any) -> datetime | None:
-    return None if value is None else parse_timestamp(value)
-
-
-def _aware(value: datetime) -> datetime:
-    """``value`` in UTC; naive datetimes are taken to be UTC."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    if value is None:
+        return None
+    return as_utc(value) if isinstance(value, datetime) else parse_datetime(value)

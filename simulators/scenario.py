@@ -22,7 +22,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-from csms.core.model import OcppVersion
+from ocppj.timestamps import parse_datetime
+from ocppj.versions import OcppVersion
 from simulators.arrivals import CITY_PROFILE, FLAT_PROFILE, ArrivalConfig
 from simulators.ev import SupplyKind
 from simulators.model import Behaviour, ChargerSpec, EvseSpec, FaultConfig
@@ -362,10 +363,9 @@ def _start_time(text: str, where: str) -> datetime:
     try:
         if len(text) <= 5 and ":" in text:
             return datetime.combine(datetime.now(UTC).date(), time.fromisoformat(text), UTC)
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_datetime(text)
     except ValueError:
         raise ScenarioError(f"{where}: start_time {text!r} is not 'now', 'HH:MM' or ISO 8601") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _behaviour(fleet: _Table, faults: _Table) -> Behaviour:

@@ -2,35 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from csms.core.model import OcppVersion
-from csms.ocpp.rpc import ErrorKind
-from simulators.clock import timestamp
-from simulators.dialect import (
-    FIRMWARE_STEPS,
-    METER_CONTEXT,
-    Build,
-    OnAnswer,
-    clear_profile,
-    parse_positive_int,
-    report_progress,
-    sampled_values,
-    seconds,
-)
-from simulators.link import Refused, Served
+from ocppj.timestamps import format_datetime
+from ocppj.versions import OcppVersion
+from simulators.dialect import METER_CONTEXT, Build, OnAnswer, parse_positive_int, sampled_values, seconds
+from simulators.link import Served
 from simulators.model import ChargerOps, EvseState, Sample, Status, StopReason, Tx
-from simulators.profiles import (
-    ProfileRejected,
-    Purpose,
-    RateUnit,
-    parse_get_composite_schedule,
-    parse_profile,
-    parse_set_charging_profile,
+from simulators.profiles import ProfileRejected
+from simulators.serving import (
+    FIRMWARE_STEPS,
+    Handler,
+    clear_profile,
+    composite,
+    fixed,
+    install_profile,
+    report_progress,
+    serve,
+    start_profile,
+    trigger,
+    trigger_meter,
+    trigger_targets,
 )
 
 _STOP_REASON = {reason: reason.value for reason in StopReason}
+
+
+def _profile_tx_id(tx: Tx) -> int | None:
+    """What 1.6 TxProfiles name a transaction by: the CSMS's transaction id."""
+    return tx.csms_id
 
 
 class V16:
@@ -55,7 +55,7 @@ class V16:
             return None
         evse.sent_status = value
         payload: dict[str, Any] = {
-            "connectorId": evse.id, "status": value, "timestamp": timestamp(c.clock.now()),
+            "connectorId": evse.id, "status": value, "timestamp": format_datetime(c.clock.now()),
             "errorCode": "GroundFailure" if evse.status is Status.FAULTED else "NoError",
         }
         return payload
@@ -71,7 +71,7 @@ class V16:
     ) -> tuple[str, Build, OnAnswer | None]:
         payload = {
             "connectorId": evse.id, "idTag": tx.id_tag, "meterStart": int(tx.meter_start_wh),
-            "timestamp": timestamp(tx.started_at),
+            "timestamp": format_datetime(tx.started_at),
         }
 
         def on_answer(response: dict[str, Any]) -> None:
@@ -84,7 +84,7 @@ class V16:
     def tx_meter(
         self, evse: EvseState, tx: Tx, sample: Sample, *, offline: bool, trigger: str
     ) -> tuple[str, Build]:
-        values = [{"timestamp": timestamp(sample.ts),
+        values = [{"timestamp": format_datetime(sample.ts),
                    "sampledValue": sampled_values(sample, METER_CONTEXT[trigger], strings=True)}]
 
         def build() -> dict[str, Any]:
@@ -102,9 +102,9 @@ class V16:
         self, evse: EvseState, tx: Tx, sample: Sample, reason: StopReason, *, offline: bool
     ) -> tuple[str, Build]:
         payload: dict[str, Any] = {
-            "meterStop": int(sample.register_wh), "timestamp": timestamp(sample.ts),
+            "meterStop": int(sample.register_wh), "timestamp": format_datetime(sample.ts),
             "reason": _STOP_REASON[reason],
-            "transactionData": [{"timestamp": timestamp(sample.ts),
+            "transactionData": [{"timestamp": format_datetime(sample.ts),
                                  "sampledValue": sampled_values(sample, METER_CONTEXT["end"], strings=True)}],
         }
         if reason is StopReason.LOCAL:
@@ -116,18 +116,15 @@ class V16:
         return "StopTransaction", build
 
     def meter(self, evse: EvseState, sample: Sample) -> dict[str, Any]:
-        values = [{"timestamp": timestamp(sample.ts),
+        values = [{"timestamp": format_datetime(sample.ts),
                    "sampledValue": sampled_values(sample, METER_CONTEXT["trigger"], strings=True)}]
         return {"connectorId": evse.id, "meterValue": values}
 
     def profile_tx_id(self, tx: Tx) -> str | int | None:
-        return tx.csms_id
+        return _profile_tx_id(tx)
 
     def serve(self, c: ChargerOps, action: str, payload: dict[str, Any]) -> Served:
-        handler = _HANDLERS.get(action)
-        if handler is None:
-            raise Refused(ErrorKind.NOT_SUPPORTED, f"{action} is not supported by this charger")
-        return handler(c, payload)
+        return serve(_HANDLERS, c, action, payload)
 
 
 # --- CSMS-initiated calls ---------------------------------------------------------------
@@ -138,14 +135,10 @@ def _evse(c: ChargerOps, connector_id: int | None) -> EvseState | None:
 
 
 def _remote_start(c: ChargerOps, p: dict[str, Any]) -> Served:
-    profile = None
-    if "chargingProfile" in p:
-        try:
-            profile = parse_profile(p["chargingProfile"])
-        except ProfileRejected:
-            return Served({"status": "Rejected"})
-        if profile.purpose is not Purpose.TX:
-            return Served({"status": "Rejected"})
+    try:
+        profile = start_profile(p)
+    except ProfileRejected:
+        return Served({"status": "Rejected"})
     connector = p.get("connectorId")
     if connector is not None and connector not in c.evses:
         return Served({"status": "Rejected"})
@@ -252,61 +245,31 @@ def _change_configuration(c: ChargerOps, p: dict[str, Any]) -> Served:
     return Served({"status": "Accepted"})
 
 
+_IDLE_NOTIFICATIONS = ("FirmwareStatusNotification", "DiagnosticsStatusNotification")
+
+
 def _trigger(c: ChargerOps, p: dict[str, Any]) -> Served:
     message = p["requestedMessage"]
-    connector = p.get("connectorId")
-    if connector is not None and connector != 0 and connector not in c.evses:
+    targets = trigger_targets(c, p.get("connectorId"))
+    if targets is None:
         return Served({"status": "Rejected"})
-    targets = [c.evses[connector]] if connector else list(c.evses.values())
-    if message == "BootNotification":
-        return Served({"status": "Accepted"}, c.send_boot)
-    if message == "Heartbeat":
-        return Served({"status": "Accepted"}, c.send_heartbeat)
-    if message == "StatusNotification":
-        def send_status() -> None:
-            for evse in targets:
-                evse.sent_status = None
-                c.send_status(evse)
-        return Served({"status": "Accepted"}, send_status)
-    if message == "MeterValues":
-        def send_meter() -> None:
-            for evse in targets:
-                c.send_meter(evse)
-        return Served({"status": "Accepted"}, send_meter)
-    if message == "FirmwareStatusNotification":
-        return Served({"status": "Accepted"},
-                      lambda: c.enqueue("FirmwareStatusNotification", lambda: {"status": "Idle"}))
-    if message == "DiagnosticsStatusNotification":
-        return Served({"status": "Accepted"},
-                      lambda: c.enqueue("DiagnosticsStatusNotification", lambda: {"status": "Idle"}))
-    return Served({"status": "NotImplemented"})
+    if message == "MeterValues":  # with the transaction's id where one runs
+        return trigger_meter(c, targets, transaction_event=True)
+    return trigger(c, message, targets, _IDLE_NOTIFICATIONS)
 
 
 def _set_profile(c: ChargerOps, p: dict[str, Any]) -> Served:
-    try:
-        evse_id, profile = parse_set_charging_profile(p)
-    except ProfileRejected:
-        return Served({"status": "Rejected"})
-    if evse_id != 0 and evse_id not in c.evses:
-        return Served({"status": "Rejected"})
-    if profile.purpose is Purpose.TX:
-        tx = c.evses[evse_id].tx if evse_id in c.evses else None
-        if tx is None or (profile.transaction_id is not None and profile.transaction_id != str(tx.csms_id)):
-            return Served({"status": "Rejected"})
-    try:
-        c.set_profile(evse_id, profile)
-    except ProfileRejected:
-        return Served({"status": "Rejected"})
-    return Served({"status": "Accepted"})
+    refused = install_profile(c, p, _profile_tx_id)
+    return Served({"status": "Rejected" if refused else "Accepted"})
 
 
 def _composite(c: ChargerOps, p: dict[str, Any]) -> Served:
-    evse_id, duration_s, unit = parse_get_composite_schedule(p)
-    if evse_id != 0 and evse_id not in c.evses:
+    found = composite(c, p)
+    if found is None:
         return Served({"status": "Rejected"})
-    schedule = c.composite(evse_id, duration_s, unit or RateUnit.A)
+    evse_id, schedule = found
     return Served({
-        "status": "Accepted", "connectorId": evse_id, "scheduleStart": timestamp(schedule.start),
+        "status": "Accepted", "connectorId": evse_id, "scheduleStart": format_datetime(schedule.start),
         "chargingSchedule": schedule.charging_schedule_v16(),
     })
 
@@ -331,13 +294,7 @@ def _get_diagnostics(c: ChargerOps, p: dict[str, Any]) -> Served:
     return Served({"fileName": name}, progress)
 
 
-def _fixed(payload: dict[str, Any]) -> Callable[[ChargerOps, dict[str, Any]], Served]:
-    def handler(c: ChargerOps, p: dict[str, Any]) -> Served:
-        return Served(dict(payload))
-    return handler
-
-
-_HANDLERS: dict[str, Callable[[ChargerOps, dict[str, Any]], Served]] = {
+_HANDLERS: dict[str, Handler] = {
     "RemoteStartTransaction": _remote_start,
     "RemoteStopTransaction": _remote_stop,
     "Reset": _reset,
@@ -352,9 +309,9 @@ _HANDLERS: dict[str, Callable[[ChargerOps, dict[str, Any]], Served]] = {
     "DataTransfer": _data_transfer,
     "UpdateFirmware": _update_firmware,
     "GetDiagnostics": _get_diagnostics,
-    "ClearCache": _fixed({"status": "Accepted"}),
-    "GetLocalListVersion": _fixed({"listVersion": 0}),
-    "SendLocalList": _fixed({"status": "NotSupported"}),
-    "ReserveNow": _fixed({"status": "Rejected"}),
-    "CancelReservation": _fixed({"status": "Rejected"}),
+    "ClearCache": fixed({"status": "Accepted"}),
+    "GetLocalListVersion": fixed({"listVersion": 0}),
+    "SendLocalList": fixed({"status": "NotSupported"}),
+    "ReserveNow": fixed({"status": "Rejected"}),
+    "CancelReservation": fixed({"status": "Rejected"}),
 }

@@ -2,33 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from csms.core.model import OcppVersion
-from csms.ocpp.rpc import ErrorKind
-from simulators.clock import timestamp
+from ocppj.timestamps import format_datetime
+from ocppj.versions import OcppVersion
 from simulators.dialect import (
-    FIRMWARE_STEPS,
     METER_CONTEXT,
     Build,
     OnAnswer,
-    clear_profile,
     in_use,
     parse_positive_int,
-    report_progress,
     sampled_values,
     seconds,
 )
-from simulators.link import Refused, Served
+from simulators.link import Served
 from simulators.model import ChargerOps, EvseState, Sample, Status, StopReason, Tx
-from simulators.profiles import (
-    ProfileRejected,
-    Purpose,
-    RateUnit,
-    parse_get_composite_schedule,
-    parse_profile,
-    parse_set_charging_profile,
+from simulators.profiles import ProfileRejected
+from simulators.serving import (
+    FIRMWARE_STEPS,
+    Handler,
+    clear_profile,
+    composite,
+    fixed,
+    install_profile,
+    report_progress,
+    serve,
+    start_profile,
+    trigger,
+    trigger_meter,
+    trigger_targets,
 )
 
 # StopReason -> (triggerReason, stoppedReason)
@@ -59,6 +61,11 @@ def connector_status(status: Status) -> str:
     return status.value
 
 
+def _profile_tx_id(tx: Tx) -> str:
+    """What 2.0.1 TxProfiles name a transaction by: the station's own transaction id."""
+    return tx.local_id
+
+
 def _token(id_tag: str, remote: bool) -> dict[str, Any]:
     return {"idToken": id_tag, "type": "Central" if remote else "ISO14443"}
 
@@ -85,7 +92,7 @@ class V201:
         if evse.sent_status == value:
             return None
         evse.sent_status = value
-        return {"timestamp": timestamp(c.clock.now()), "connectorStatus": value, "evseId": evse.id,
+        return {"timestamp": format_datetime(c.clock.now()), "connectorStatus": value, "evseId": evse.id,
                 "connectorId": 1}
 
     def authorize(self, id_tag: str) -> dict[str, Any]:
@@ -99,7 +106,7 @@ class V201:
         info: dict[str, Any], sample: Sample | None = None, context: str = "",
     ) -> dict[str, Any]:
         payload: dict[str, Any] = {
-            "eventType": event, "timestamp": timestamp(sample.ts if sample else tx.started_at),
+            "eventType": event, "timestamp": format_datetime(sample.ts if sample else tx.started_at),
             "triggerReason": trigger, "seqNo": tx.seq_no,
             "transactionInfo": {"transactionId": tx.local_id, **info},
             "evse": {"id": evse.id, "connectorId": 1},
@@ -108,7 +115,7 @@ class V201:
         if offline:
             payload["offline"] = True
         if sample is not None:
-            payload["meterValue"] = [{"timestamp": timestamp(sample.ts),
+            payload["meterValue"] = [{"timestamp": format_datetime(sample.ts),
                                       "sampledValue": sampled_values(sample, context, strings=False)}]
         return payload
 
@@ -121,7 +128,7 @@ class V201:
             info["remoteStartId"] = tx.remote_start_id
         payload = self._event("Started", "RemoteStart" if remote else "Authorized", evse, tx,
                               offline=offline, info=info, sample=sample, context=METER_CONTEXT["begin"])
-        payload["timestamp"] = timestamp(tx.started_at)
+        payload["timestamp"] = format_datetime(tx.started_at)
         payload["idToken"] = _token(tx.id_tag, remote)
 
         def on_answer(response: dict[str, Any]) -> None:
@@ -143,7 +150,7 @@ class V201:
     def tx_state(self, evse: EvseState, tx: Tx, sample: Sample, *, offline: bool) -> tuple[str, Build] | None:
         info = {"chargingState": _CHARGING_STATE.get(tx.charging_state, "Charging")}
         payload = self._event("Updated", "ChargingStateChanged", evse, tx, offline=offline, info=info)
-        payload["timestamp"] = timestamp(sample.ts)
+        payload["timestamp"] = format_datetime(sample.ts)
         return "TransactionEvent", lambda: payload
 
     def tx_ended(
@@ -158,32 +165,25 @@ class V201:
         return "TransactionEvent", lambda: payload
 
     def meter(self, evse: EvseState, sample: Sample) -> dict[str, Any]:
-        values = [{"timestamp": timestamp(sample.ts),
+        values = [{"timestamp": format_datetime(sample.ts),
                    "sampledValue": sampled_values(sample, METER_CONTEXT["trigger"], strings=False)}]
         return {"evseId": evse.id, "meterValue": values}
 
     def profile_tx_id(self, tx: Tx) -> str | int | None:
-        return tx.local_id
+        return _profile_tx_id(tx)
 
     def serve(self, c: ChargerOps, action: str, payload: dict[str, Any]) -> Served:
-        handler = _HANDLERS.get(action)
-        if handler is None:
-            raise Refused(ErrorKind.NOT_SUPPORTED, f"{action} is not supported by this charger")
-        return handler(c, payload)
+        return serve(_HANDLERS, c, action, payload)
 
 
 # --- CSMS-initiated calls ---------------------------------------------------------------
 
 
 def _request_start(c: ChargerOps, p: dict[str, Any]) -> Served:
-    profile = None
-    if "chargingProfile" in p:
-        try:
-            profile = parse_profile(p["chargingProfile"])
-        except ProfileRejected:
-            return Served({"status": "Rejected"})
-        if profile.purpose is not Purpose.TX:
-            return Served({"status": "Rejected"})
+    try:
+        profile = start_profile(p)
+    except ProfileRejected:
+        return Served({"status": "Rejected"})
     evse_id = p.get("evseId")
     if evse_id is not None and evse_id not in c.evses:
         return Served({"status": "Rejected"})
@@ -344,7 +344,7 @@ def _get_base_report(c: ChargerOps, p: dict[str, Any]) -> Served:
              "variableCharacteristics": {"dataType": kind, "supportsMonitoring": False}}
             for (comp, var), (value, mutability, kind) in _variables(c).items()
         ]
-        payload = {"requestId": p["requestId"], "generatedAt": timestamp(c.clock.now()), "seqNo": 0,
+        payload = {"requestId": p["requestId"], "generatedAt": format_datetime(c.clock.now()), "seqNo": 0,
                    "tbc": False, "reportData": data}
         c.enqueue("NotifyReport", lambda: payload)
     return Served({"status": "Accepted"}, report)
@@ -353,66 +353,36 @@ def _get_base_report(c: ChargerOps, p: dict[str, Any]) -> Served:
 # --- trigger, smart charging, firmware, logs ------------------------------------------------
 
 
+_IDLE_NOTIFICATIONS = ("FirmwareStatusNotification", "LogStatusNotification")
+
+
 def _trigger(c: ChargerOps, p: dict[str, Any]) -> Served:
     message = p["requestedMessage"]
-    evse_id = (p.get("evse") or {}).get("id")
-    if evse_id is not None and evse_id != 0 and evse_id not in c.evses:
+    targets = trigger_targets(c, (p.get("evse") or {}).get("id"))
+    if targets is None or (message == "BootNotification" and c.accepted):
         return Served({"status": "Rejected"})
-    targets = [c.evses[evse_id]] if evse_id else list(c.evses.values())
-    if message == "BootNotification":
-        if c.accepted:
-            return Served({"status": "Rejected"})
-        return Served({"status": "Accepted"}, c.send_boot)
-    if message == "Heartbeat":
-        return Served({"status": "Accepted"}, c.send_heartbeat)
-    if message == "StatusNotification":
-        def send_status() -> None:
-            for evse in targets:
-                evse.sent_status = None
-                c.send_status(evse)
-        return Served({"status": "Accepted"}, send_status)
-    if message in ("MeterValues", "TransactionEvent"):
-        chosen = [e for e in targets if e.tx is not None] if message == "TransactionEvent" else targets
-
-        def send_meter() -> None:
-            for evse in chosen:
-                c.send_meter(evse, transaction_event=message == "TransactionEvent")
-        return Served({"status": "Accepted"}, send_meter)
-    if message == "FirmwareStatusNotification":
-        return Served({"status": "Accepted"},
-                      lambda: c.enqueue("FirmwareStatusNotification", lambda: {"status": "Idle"}))
-    if message == "LogStatusNotification":
-        return Served({"status": "Accepted"},
-                      lambda: c.enqueue("LogStatusNotification", lambda: {"status": "Idle"}))
-    return Served({"status": "NotImplemented"})
+    if message == "MeterValues":
+        return trigger_meter(c, targets, transaction_event=False)
+    if message == "TransactionEvent":
+        return trigger_meter(c, [e for e in targets if e.tx is not None], transaction_event=True)
+    return trigger(c, message, targets, _IDLE_NOTIFICATIONS)
 
 
 def _set_profile(c: ChargerOps, p: dict[str, Any]) -> Served:
-    try:
-        evse_id, profile = parse_set_charging_profile(p)
-    except ProfileRejected as exc:
-        return Served({"status": "Rejected", "statusInfo": {"reasonCode": "InvalidProfile",
-                                                            "additionalInfo": str(exc)[:512]}})
-    if evse_id != 0 and evse_id not in c.evses:
-        return Served({"status": "Rejected", "statusInfo": {"reasonCode": "UnknownEVSE"}})
-    if profile.purpose is Purpose.TX:
-        tx = c.evses[evse_id].tx if evse_id in c.evses else None
-        if tx is None or profile.transaction_id not in (None, tx.local_id):
-            return Served({"status": "Rejected", "statusInfo": {"reasonCode": "TxNotFound"}})
-    try:
-        c.set_profile(evse_id, profile)
-    except ProfileRejected as exc:
-        return Served({"status": "Rejected", "statusInfo": {"reasonCode": "InvalidProfile",
-                                                            "additionalInfo": str(exc)[:512]}})
-    return Served({"status": "Accepted"})
+    refused = install_profile(c, p, _profile_tx_id)
+    if refused is None:
+        return Served({"status": "Accepted"})
+    info = {"reasonCode": refused.reason}
+    if refused.detail is not None:
+        info["additionalInfo"] = refused.detail[:512]
+    return Served({"status": "Rejected", "statusInfo": info})
 
 
 def _composite(c: ChargerOps, p: dict[str, Any]) -> Served:
-    evse_id, duration_s, unit = parse_get_composite_schedule(p)
-    if evse_id != 0 and evse_id not in c.evses:
+    found = composite(c, p)
+    if found is None:
         return Served({"status": "Rejected"})
-    schedule = c.composite(evse_id, duration_s, unit or RateUnit.A)
-    return Served({"status": "Accepted", "schedule": schedule.schedule_v201()})
+    return Served({"status": "Accepted", "schedule": found[1].schedule_v201()})
 
 
 def _data_transfer(c: ChargerOps, p: dict[str, Any]) -> Served:
@@ -445,13 +415,7 @@ def _transaction_status(c: ChargerOps, p: dict[str, Any]) -> Served:
     return Served(result)
 
 
-def _fixed(payload: dict[str, Any]) -> Callable[[ChargerOps, dict[str, Any]], Served]:
-    def handler(c: ChargerOps, p: dict[str, Any]) -> Served:
-        return Served(dict(payload))
-    return handler
-
-
-_HANDLERS: dict[str, Callable[[ChargerOps, dict[str, Any]], Served]] = {
+_HANDLERS: dict[str, Handler] = {
     "RequestStartTransaction": _request_start,
     "RequestStopTransaction": _request_stop,
     "Reset": _reset,
@@ -468,8 +432,8 @@ _HANDLERS: dict[str, Callable[[ChargerOps, dict[str, Any]], Served]] = {
     "UpdateFirmware": _update_firmware,
     "GetLog": _get_log,
     "GetTransactionStatus": _transaction_status,
-    "ClearCache": _fixed({"status": "Accepted"}),
-    "GetLocalListVersion": _fixed({"versionNumber": 0}),
-    "ReserveNow": _fixed({"status": "Rejected"}),
-    "CancelReservation": _fixed({"status": "Rejected"}),
+    "ClearCache": fixed({"status": "Accepted"}),
+    "GetLocalListVersion": fixed({"versionNumber": 0}),
+    "ReserveNow": fixed({"status": "Rejected"}),
+    "CancelReservation": fixed({"status": "Rejected"}),
 }

@@ -12,7 +12,7 @@ import ocpp
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 
-from csms.core.model import OcppVersion
+from ocppj.versions import OcppVersion
 
 SCHEMAS = Path(ocpp.__file__).parent
 

@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 HISTORY_TALK = re.compile(r"\b(sessions? [0-9]+|session-[0-9]|issue[- #]?[0-9]+|round [0-9]+)\b",
                           re.IGNORECASE)
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
-TOP_DIRS = ("csms", "simulators", "tests", "bench", "docs", "deploy", "dashboards", "scripts")
+TOP_DIRS = ("ocppj", "csms", "simulators", "fleet", "tests", "bench", "docs", "deploy", "dashboards",
+            "scripts")
 _TOP = "|".join(TOP_DIRS)
 _EXT = "py|md|json|toml|ya?ml|conf|service|png|svg|js|css|html|sh|txt"
 REPO_PATH = re.compile(rf"`((?:{_TOP})/[\w./@-]+\.(?:{_EXT}))`")

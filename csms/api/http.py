@@ -32,10 +32,10 @@ from csms.errors import (
     UnknownAction,
 )
 from csms.metrics import CONTENT_TYPE
-from csms.ocpp import schemas
 from csms.ocpp.handshake import MAX_STATION_ID
 from csms.security import passwords
 from csms.security.lifecycle import sets_password
+from ocppj import schemas
 
 
 def ctx_of(request: Request) -> ApiContext:

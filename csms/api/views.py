@@ -8,11 +8,12 @@ from typing import Any
 from csms.api.context import ApiContext
 from csms.core.model import Transaction
 from csms.core.service import LiveStation
+from ocppj.timestamps import format_datetime
 
 
 def iso(dt: datetime | None) -> str | None:
     """RFC 3339 in UTC with a ``Z``, or None."""
-    return dt.isoformat().replace("+00:00", "Z") if dt else None
+    return format_datetime(dt, timespec="auto") if dt else None
 
 
 def charger_view(ctx: ApiContext, live: LiveStation, security_profile: int = 0) -> dict[str, Any]:

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from csms.core.feeders import FeederLoad, display_a
-from csms.core.model import MeterSample, OcppVersion, StationInfo, Transaction
+from csms.core.model import MeterSample, StationInfo, Transaction
+from ocppj.versions import OcppVersion
 
 _ID_PREFIX = uuid.uuid4().hex[:16]
 _ID_COUNTER = itertools.count(1)

@@ -1,7 +1,9 @@
 """Domain model: stations, connectors, id tokens, transactions and meter samples.
 
 Frozen slotted dataclasses with units in the field names. Nothing here knows
-which OCPP version a value came from.
+which OCPP version a value came from. ``OcppVersion`` (a station's negotiated protocol)
+comes from ``ocppj.versions``, a standard-library-only leaf, so the core still depends
+on nothing but the standard library.
 """
 
 from __future__ import annotations
@@ -11,12 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
-
-class OcppVersion(enum.StrEnum):
-    """The WebSocket subprotocol a station negotiated."""
-
-    V16 = "ocpp1.6"
-    V201 = "ocpp2.0.1"
+from ocppj.versions import OcppVersion
 
 
 class AuthStatus(enum.StrEnum):

@@ -18,11 +18,11 @@ from csms.core.commands import (
 from csms.core.model import (
     ConnectorState,
     IdTag,
-    OcppVersion,
     Station,
     StationInfo,
     Transaction,
 )
+from ocppj.versions import OcppVersion
 
 
 class Clock(Protocol):

@@ -31,12 +31,12 @@ from csms.core.model import (
     IdTag,
     MeterReading,
     MeterSample,
-    OcppVersion,
     Station,
     StationInfo,
     Transaction,
 )
 from csms.core.ports import Clock, EventResult, StopResult, Store, TransactionEventRecord
+from ocppj.versions import OcppVersion
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from csms.core.model import OcppVersion, Transaction
+from csms.core.model import Transaction
 from csms.core.ports import StopResult, TransactionEventRecord
+from ocppj.versions import OcppVersion
 
 START_MISSING = "start_missing"
 SEQ_GAP = "seq_gap"

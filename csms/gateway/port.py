@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
-from csms.core.model import OcppVersion
 from csms.ocpp.handshake import Admitted, Refused, Upgrade
 from csms.ocpp.session import Connection
+from ocppj.versions import OcppVersion
 
 
 class SessionHost(Protocol):

@@ -20,12 +20,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
-from csms.core.model import OcppVersion
 from csms.errors import ConfigError, ControlError
 from csms.ocpp.session import Handler, StationSession
 from csms.security.ca import CaProvider, CsrRejected
 from csms.security.records import IssuedCertificate, SecurityStore, StationCredentials
 from csms.security.station_auth import expected_identity
+from ocppj.versions import OcppVersion
 
 log = structlog.get_logger("csms.security")
 

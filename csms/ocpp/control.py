@@ -15,13 +15,13 @@ from csms.core.commands import (
     ConfigurationReport,
     ResetKind,
 )
-from csms.core.model import OcppVersion
 from csms.errors import StationNotConnected
 from csms.ocpp.outbound import CommandSet, Outbound
 from csms.ocpp.registry import SessionRegistry
 from csms.ocpp.session import StationSession
 from csms.ocpp.v16 import commands as v16
 from csms.ocpp.v201 import commands as v201
+from ocppj.versions import OcppVersion
 
 R = TypeVar("R")
 

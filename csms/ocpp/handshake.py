@@ -9,9 +9,9 @@ from urllib.parse import unquote, urlsplit
 
 from websockets.datastructures import Headers
 
-from csms.core.model import OcppVersion
 from csms.security.station_auth import Refusal
 from csms.security.tls import PeerCertificate
+from ocppj.versions import OcppVersion
 
 SUBPROTOCOLS = [OcppVersion.V201.value, OcppVersion.V16.value]  # preferred first
 MAX_STATION_ID = 48

@@ -6,8 +6,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator
 
-from csms.core.model import OcppVersion
 from csms.ocpp.session import StationSession
+from ocppj.versions import OcppVersion
 
 FrameTap = Callable[[str, str, str, str, str, bytes | str], object]
 """Sees every OCPP frame: (station id, "in"/"out", action, message type, message id, frame text).

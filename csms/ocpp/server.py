@@ -37,9 +37,7 @@ from prometheus_client import Counter
 
 from csms.config import LimitsConfig
 from csms.core.events import MessageExchanged, StationConnected, StationDisconnected
-from csms.core.model import OcppVersion
 from csms.errors import StoreUnavailable
-from csms.ocpp import schemas
 from csms.ocpp.certificates import CertificateService
 from csms.ocpp.handshake import SUBPROTOCOLS, Admitted, Refused, Upgrade, station_id_from_path
 from csms.ocpp.registry import SessionRegistry
@@ -58,6 +56,8 @@ from csms.security.station_auth import (
     needs_password,
     transport_refusal,
 )
+from ocppj import schemas
+from ocppj.versions import OcppVersion
 
 if TYPE_CHECKING:
     from csms.bus import Bus

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 import structlog
 from websockets.exceptions import ConnectionClosed
 
-from csms.core.model import OcppVersion
 from csms.errors import (
     CallErrorReceived,
     CallTimeout,
@@ -28,8 +27,9 @@ from csms.errors import (
     StoreUnavailable,
     UnknownAction,
 )
-from csms.ocpp import rpc, schemas
-from csms.ocpp.rpc import ErrorKind
+from ocppj import framing, schemas
+from ocppj.framing import ErrorKind
+from ocppj.versions import OcppVersion
 
 if TYPE_CHECKING:
     from csms.core.service import ChargingService
@@ -85,7 +85,7 @@ def _next_uid() -> str:
 class _Pending:
     unique_id: str
     action: str
-    future: asyncio.Future[rpc.CallResult | rpc.CallError] = field(repr=False)
+    future: asyncio.Future[framing.CallResult | framing.CallError] = field(repr=False)
     raw: bytes | str = b""  # the answer's frame text, once it came
 
 
@@ -132,12 +132,12 @@ class StationSession:
             while True:
                 raw = await recv()  # str for text frames (websockets checks UTF-8: 1007 if not)
                 try:
-                    frame = rpc.parse(raw, version)
-                except rpc.FrameError as exc:
+                    frame = framing.parse(raw, version)
+                except framing.FrameError as exc:
                     del raw
                     await self._bad_frame(exc)
                     continue
-                if isinstance(frame, rpc.Call):
+                if isinstance(frame, framing.Call):
                     await self._on_call(frame, raw)
                 else:
                     self._on_answer(frame, raw)
@@ -151,13 +151,13 @@ class StationSession:
             if self._pending is not None and not self._pending.future.done():
                 self._pending.future.set_exception(StationNotConnected(self.station_id))
 
-    async def _bad_frame(self, exc: rpc.FrameError) -> None:
+    async def _bad_frame(self, exc: framing.FrameError) -> None:
         self.metrics.frame_error(exc.reason)
         self.log.warning("bad frame", reason=exc.reason)
         if exc.reply is not None:
             await self._send_error(exc.reply, "?")
 
-    async def _on_call(self, call: rpc.Call, raw: bytes | str) -> None:
+    async def _on_call(self, call: framing.Call, raw: bytes | str) -> None:
         action = call.action
         if self.on_message is not None:
             self.on_message(self.station_id, "in", action, "Call", call.unique_id, call.payload, raw)
@@ -196,7 +196,7 @@ class StationSession:
                 self.log.error("our response fails its schema", action=action, error=violation.message)
                 await self._reply_error(call, ErrorKind.INTERNAL, "Internal error (invalid response)")
                 return
-        data = rpc.encode_result(call.unique_id, response)
+        data = framing.encode_result(call.unique_id, response)
         self._write_now(data)
         if self.on_message is not None:
             self.on_message(self.station_id, "out", action, "CallResult", call.unique_id, response, data)
@@ -210,23 +210,23 @@ class StationSession:
         return pair
 
     async def _reply_error(
-        self, call: rpc.Call, kind: ErrorKind, description: str, *, path: str = ""
+        self, call: framing.Call, kind: ErrorKind, description: str, *, path: str = ""
     ) -> None:
         details = {"path": path} if path else {}
-        err = rpc.CallError(call.unique_id, rpc.code_for(kind, self.version), description, details)
+        err = framing.CallError(call.unique_id, framing.code_for(kind, self.version), description, details)
         self.log.info("call rejected", action=call.action, message_id=call.unique_id, code=err.code)
         await self._send_error(err, call.action)
 
-    async def _send_error(self, err: rpc.CallError, action: str) -> None:
+    async def _send_error(self, err: framing.CallError, action: str) -> None:
         self.metrics.call_error_sent(self.version, action, err.code)
-        data = rpc.encode_error(err)
+        data = framing.encode_error(err)
         self._write_now(data)
         if self.on_message is not None:
             self.on_message(
                 self.station_id, "out", action, "CallError", err.unique_id, [err.code, err.description], data
             )
 
-    def _on_answer(self, frame: rpc.CallResult | rpc.CallError, raw: bytes | str) -> None:
+    def _on_answer(self, frame: framing.CallResult | framing.CallError, raw: bytes | str) -> None:
         pending = self._pending
         if pending is None or pending.unique_id != frame.unique_id or pending.future.done():
             self.metrics.frame_error("unsolicited answer")
@@ -258,12 +258,12 @@ class StationSession:
                     if self.closed:
                         raise StationNotConnected(self.station_id)
                     uid = _next_uid()
-                    fut: asyncio.Future[rpc.CallResult | rpc.CallError] = (
+                    fut: asyncio.Future[framing.CallResult | framing.CallError] = (
                         asyncio.get_running_loop().create_future()
                     )
                     pending = self._pending = _Pending(uid, action, fut)
                     try:
-                        data = rpc.encode_call(uid, action, payload)
+                        data = framing.encode_call(uid, action, payload)
                         await self.ws.send(data, text=True)
                         if self.on_message is not None:
                             self.on_message(self.station_id, "out", action, "Call", uid, payload, data)
@@ -276,10 +276,11 @@ class StationSession:
         except ConnectionClosed:
             raise StationNotConnected(self.station_id) from None
         if self.on_message is not None:
-            kind = "CallResult" if isinstance(answer, rpc.CallResult) else "CallError"
-            body = answer.payload if isinstance(answer, rpc.CallResult) else [answer.code, answer.description]
+            kind = "CallResult" if isinstance(answer, framing.CallResult) else "CallError"
+            body = (answer.payload if isinstance(answer, framing.CallResult)
+                    else [answer.code, answer.description])
             self.on_message(self.station_id, "in", action, kind, answer.unique_id, body, pending.raw)
-        if isinstance(answer, rpc.CallError):
+        if isinstance(answer, framing.CallError):
             self.metrics.outbound(self.version, action, "call_error")
             raise CallErrorReceived(answer.code, answer.description, answer.details)
         violation = schemas.validate(self.version, action, answer.payload, response=True)

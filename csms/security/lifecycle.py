@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from csms.core.commands import CertificateKind, CommandStatus
-from csms.core.model import OcppVersion
 from csms.core.ports import StationCommands
 from csms.errors import CallErrorReceived, ControlError, StationNotConnected
 from csms.security import passwords
 from csms.security.passwords import AUTHORIZATION_KEY, BASIC_AUTH_PASSWORD
 from csms.security.records import SecurityStore
+from ocppj.versions import OcppVersion
 
 REDACTED = "***"
 _ALPHABET = string.ascii_letters + string.digits

@@ -14,10 +14,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from csms.core.model import AuthStatus, ConnectorState, IdTag, OcppVersion, Station, StationInfo
+from csms.core.model import AuthStatus, ConnectorState, IdTag, Station, StationInfo
 from csms.store import schema as t
 from csms.store.credentials import CredentialsCache
 from csms.store.engine import Database, now
+from ocppj.versions import OcppVersion
 
 _SQL_CONNECTOR = (  # only for a registered station (see _SQL_VARIABLE)
     "INSERT INTO connectors (station_id, evse_id, connector_id, status, error_code, updated_at)"

@@ -20,7 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from csms.core.model import OcppVersion, Transaction
+from csms.core.model import Transaction
 from csms.core.ports import EventResult, StopResult, TransactionEventRecord
 from csms.core.transactions import (
     Applied,
@@ -36,6 +36,7 @@ from csms.store import schema as t
 from csms.store.direct import Conflict, DirectSql, Work
 from csms.store.engine import Database, now
 from csms.store.group_commit import GroupCommit
+from ocppj.versions import OcppVersion
 
 _TX_CACHE_MAX = 200_000
 # 2.0.1 group commit: a small batch waits up to this long for more events (measured at 25 % load:

@@ -60,6 +60,7 @@ from csms.core.model import Transaction
 from csms.errors import ConfigError
 from csms.telemetry.influx import Backoff
 from csms.telemetry.outputs import PerEvent, table
+from ocppj.timestamps import format_datetime, parse_datetime
 
 log = structlog.get_logger("csms.telemetry.mqtt")
 
@@ -82,9 +83,7 @@ def topic_part(text: str) -> str:
 
 
 def _iso(ts: datetime | None) -> str | None:
-    if ts is None:
-        return None
-    return (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).isoformat().replace("+00:00", "Z")
+    return None if ts is None else format_datetime(ts, timespec="auto")
 
 
 def _base(ev: Event) -> dict[str, Any]:
@@ -238,8 +237,7 @@ def _when(value: Any) -> datetime | None:
         return None
     if not isinstance(value, str):
         raise ValueError("timestamps must be RFC 3339 strings")
-    ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+    return parse_datetime(value)
 
 
 UNKNOWN_AGE = datetime(1970, 1, 1, tzinfo=UTC)  # ``ts`` of a reading whose age cannot be known

@@ -7,8 +7,9 @@ from types import SimpleNamespace
 from typing import Any
 
 from csms.api.views import charger_view, iso, transaction_view
-from csms.core.model import ConnectorState, OcppVersion, StationInfo, Transaction
+from csms.core.model import ConnectorState, StationInfo, Transaction
 from csms.core.service import LiveStation
+from ocppj.versions import OcppVersion
 
 T0 = datetime(2026, 3, 1, 18, 30, tzinfo=UTC)
 

@@ -24,8 +24,9 @@ from csms.core.events import (
     TransactionStarted,
 )
 from csms.core.feeders import ChargerLoad, FeederLoad
-from csms.core.model import MeterSample, OcppVersion, SampledValue, Transaction
+from csms.core.model import MeterSample, SampledValue, Transaction
 from csms.errors import CallTimeout
+from ocppj.versions import OcppVersion
 
 T0 = datetime(2026, 11, 29, tzinfo=UTC)
 

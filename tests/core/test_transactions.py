@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from csms.core.model import OcppVersion, Transaction
+from csms.core.model import Transaction
 from csms.core.ports import TransactionEventRecord
 from csms.core.transactions import (
     TransactionState,
@@ -18,6 +18,7 @@ from csms.core.transactions import (
     start_key,
     stop,
 )
+from ocppj.versions import OcppVersion
 
 T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
 

@@ -124,3 +124,29 @@ async def test_url_encoded_station_id_is_decoded(csms: CsmsApp) -> None:
         await ws.send(HEARTBEAT)
         await _next_frame(ws)
     assert "CP Space" in csms.service.live  # type: ignore[union-attr]
+
+
+# unreadable timestamps: "yesterday" fails the schema's date-time check, a leap second passes it
+# and is refused by the handler or the meter conversion; the same way in both versions
+BAD_TIME = [
+    ("ocpp1.6", '[2,"t1","StatusNotification",{"connectorId":1,"errorCode":"NoError","status":"Available",'
+                '"timestamp":"%s"}]'),
+    ("ocpp1.6", '[2,"t1","MeterValues",{"connectorId":1,"meterValue":[{"timestamp":"%s",'
+                '"sampledValue":[{"value":"1"}]}]}]'),
+    ("ocpp2.0.1", '[2,"t1","StatusNotification",{"timestamp":"%s","connectorStatus":"Available","evseId":1,'
+                  '"connectorId":1}]'),
+    ("ocpp2.0.1", '[2,"t1","MeterValues",{"evseId":1,"meterValue":[{"timestamp":"%s",'
+                  '"sampledValue":[{"value":1}]}]}]'),
+]
+
+
+@pytest.mark.parametrize("timestamp", ["yesterday", "2026-12-31T23:59:60Z"])
+async def test_both_versions_answer_an_unreadable_timestamp_with_the_same_error(
+    csms: CsmsApp, timestamp: str
+) -> None:
+    for subprotocol, frame in BAD_TIME:
+        async with websockets.connect(f"{csms.ocpp_url}/TIME-{subprotocol}",
+                                      subprotocols=[subprotocol]) as ws:  # type: ignore[list-item]
+            await ws.send(frame % timestamp)
+            reply = await _next_frame(ws)
+            assert reply[:3] == [4, "t1", "PropertyConstraintViolation"], (frame, reply)

@@ -16,12 +16,12 @@ from csms.core.commands import (
     ConfigurationReport,
     ResetKind,
 )
-from csms.core.model import OcppVersion
 from csms.errors import ResponseInvalid
-from csms.ocpp import schemas
 from csms.ocpp.outbound import Outbound
 from csms.ocpp.v16 import commands as v16
 from csms.security import passwords
+from ocppj import schemas
+from ocppj.versions import OcppVersion
 
 FIRMWARE = "https://fw.example/1.bin"
 

@@ -15,10 +15,10 @@ from csms.core.commands import (
     ConfigurationReport,
     ResetKind,
 )
-from csms.core.model import OcppVersion
-from csms.ocpp import schemas
 from csms.ocpp.outbound import Outbound
 from csms.ocpp.v201 import commands as v201
+from ocppj import schemas
+from ocppj.versions import OcppVersion
 
 FIRMWARE = "https://fw.example/1.bin"
 TX_LIMIT = ChargingLimit(amps=13.54, phases=1, tx_id="tx-1", profile_id=9)

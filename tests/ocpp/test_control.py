@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 
 from csms.core.commands import ChargingLimit, CommandKind, CommandResult, CommandStatus, ResetKind
-from csms.core.model import OcppVersion
 from csms.errors import StationNotConnected
 from csms.ocpp.control import OcppControl
 from csms.ocpp.registry import SessionRegistry
+from ocppj.versions import OcppVersion
 
 
 class RecordingSession:

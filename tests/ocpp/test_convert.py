@@ -1,14 +1,11 @@
-"""Pure conversions of meter values, tokens and timestamps."""
+"""Pure conversions of meter values and tokens."""
 
 from __future__ import annotations
-
-from datetime import UTC, datetime
 
 import pytest
 
 from csms.core.model import AuthResult, AuthStatus
 from csms.ocpp.meter import normalise
-from csms.ocpp.timestamps import format_datetime, parse_datetime
 from csms.ocpp.v16 import convert as c16
 from csms.ocpp.v201 import convert as c201
 
@@ -59,21 +56,3 @@ def test_unknown_tokens_are_invalid_in_16_and_unknown_in_201() -> None:
     unknown = AuthResult(AuthStatus.UNKNOWN)
     assert c16.id_tag_info(unknown) == {"status": "Invalid"}
     assert c201.id_token_info(unknown) == {"status": "Unknown"}
-
-
-@pytest.mark.parametrize("text", ["2026-01-01T10:00:00Z", "2026-01-01T10:00:00", "2026-01-01T11:00:00+01:00",
-                                  "2026-01-01T10:00:00.000z", " 2026-01-01T10:00:00Z ",
-                                  "2026-01-01T05:00:00-05:00"])
-def test_timestamps_are_parsed_leniently_to_utc(text: str) -> None:
-    parsed = parse_datetime(text)
-    assert parsed == datetime(2026, 1, 1, 10, tzinfo=UTC) and parsed.tzinfo is UTC
-
-
-@pytest.mark.parametrize("text", ["", "yesterday", "2026-13-01T10:00:00Z", "2026-01-01T10:00:00ZZ"])
-def test_unreadable_timestamps_raise_value_error(text: str) -> None:
-    with pytest.raises(ValueError):
-        parse_datetime(text)
-
-
-def test_timestamps_are_formatted_in_utc_with_z() -> None:
-    assert format_datetime(datetime(2026, 1, 1, 10, 0, 0, 123456, tzinfo=UTC)) == "2026-01-01T10:00:00.123Z"

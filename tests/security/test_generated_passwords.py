@@ -12,10 +12,10 @@ import httpx
 import pytest
 
 from csms.app import CsmsApp
-from csms.core.model import OcppVersion
 from csms.security import passwords
 from csms.security.lifecycle import new_password
 from csms.security.station_auth import PasswordChecker
+from ocppj.versions import OcppVersion
 from tests.security.conftest import MakeCsms
 from tests.security.peers import V16, VERSIONS, connect, heartbeat_ok, refusal
 from tests.security.test_password_rotation import NEW, OLD, _rotate, _setup, station

@@ -7,15 +7,15 @@ from typing import Any
 
 import pytest
 
-from csms.core.model import OcppVersion
-from csms.ocpp import schemas
-from csms.ocpp.rpc import ErrorKind
 from csms.security import passwords
 from csms.security.lifecycle import REDACTED, check_password, new_password, redact, sets_password
 from csms.security.limits import Gauge, TokenBucket, WindowCounter
 from csms.security.records import StationCredentials
 from csms.security.station_auth import basic_credentials, needs_password, transport_refusal
 from csms.security.tls import PeerCertificate
+from ocppj import schemas
+from ocppj.framing import ErrorKind
+from ocppj.versions import OcppVersion
 
 V16, V201 = OcppVersion.V16, OcppVersion.V201
 

@@ -13,7 +13,7 @@ import orjson
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.typing import Subprotocol
 
-from csms.core.model import OcppVersion
+from ocppj.versions import OcppVersion
 from simulators.arrivals import ArrivalConfig
 from simulators.charger import VirtualCharger
 from simulators.clock import SimClock

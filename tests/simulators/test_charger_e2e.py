@@ -31,7 +31,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from csms.app import CsmsApp
-from csms.core.model import OcppVersion
+from ocppj.versions import OcppVersion
 from simulators import charger as charger_module
 from simulators.arrivals import ArrivalConfig
 from simulators.ev import SupplyKind

@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from csms.balancer.topology import topology_from_config
-from csms.core.model import OcppVersion
+from ocppj.versions import OcppVersion
 from simulators.arrivals import CITY_PROFILE, ArrivalConfig, dwell_s, first_arrival_wall_s, next_arrival_s
 from simulators.clock import SimClock, Sleeper
 from simulators.ev import SupplyKind

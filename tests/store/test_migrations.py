@@ -6,9 +6,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from csms.core.model import ConnectorState, OcppVersion, StationInfo
+from csms.core.model import ConnectorState, StationInfo
 from csms.store import schema
 from csms.store.sql import SqlStore
+from ocppj.versions import OcppVersion
 from tests.store.test_store_contract import T0
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from csms.core.model import AuthStatus, ConnectorState, IdTag, OcppVersion, StationInfo
+from csms.core.model import AuthStatus, ConnectorState, IdTag, StationInfo
 from csms.core.ports import SystemClock, TransactionEventRecord
 from csms.core.service import ChargingService, ServiceSettings
 from csms.ocpp.v201.convert import reported_variables
 from csms.store.engine import database_url
 from csms.store.sql import SqlStore
+from ocppj.versions import OcppVersion
 
 T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
 

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from csms.core.model import ConnectorState, OcppVersion, StationInfo, Transaction
+from csms.core.model import ConnectorState, StationInfo, Transaction
 from csms.core.ports import TransactionEventRecord
 from csms.errors import StoreUnavailable
 from csms.security.records import StationCredentials
@@ -23,6 +23,7 @@ from csms.store.direct import sqlite_ts
 from csms.store.group_commit import GroupCommit
 from csms.store.sql import SqlStore
 from csms.store.transactions import _tx_map
+from ocppj.versions import OcppVersion
 
 T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
 

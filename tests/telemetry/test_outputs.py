@@ -26,10 +26,11 @@ from csms.core.events import (
     TransactionEnded,
     TransactionStarted,
 )
-from csms.core.model import MeterSample, OcppVersion, SampledValue, StationInfo, Transaction
+from csms.core.model import MeterSample, SampledValue, StationInfo, Transaction
 from csms.telemetry.mqtt import MQTT, MQTT_EVENTS, event_message
 from csms.telemetry.outputs import EVENTS, ConsoleUpdate, PerEvent, builder_name, console_events, table
 from csms.telemetry.points import INFLUX, POINT_EVENTS, StationTags, event_points
+from ocppj.versions import OcppVersion
 
 TS = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 NS = 1_772_366_400_123_456_000

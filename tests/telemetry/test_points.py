@@ -16,7 +16,7 @@ from csms.core.events import (
     StatusChanged,
     TransactionEnded,
 )
-from csms.core.model import MeterSample, OcppVersion, SampledValue, Transaction
+from csms.core.model import MeterSample, SampledValue, Transaction
 from csms.errors import ConfigError
 from csms.telemetry.health import IntervalStats, quantile
 from csms.telemetry.influx import Backoff, Outcome, classify
@@ -30,6 +30,7 @@ from csms.telemetry.points import (
     to_ns,
 )
 from csms.telemetry.spool import Spool
+from ocppj.versions import OcppVersion
 
 TS = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 TAGS = StationTags("ACME", "AC 22", "ocpp1.6")

@@ -6,8 +6,9 @@ from datetime import datetime
 from typing import Any
 
 from csms.core.model import AuthResult, AuthStatus, MeterSample, SampledValue
+from csms.ocpp.fields import read_timestamp
 from csms.ocpp.meter import RESOLVED, new_tuple, resolve
-from csms.ocpp.timestamps import format_datetime, parse_datetime
+from ocppj.timestamps import format_datetime
 
 _STATUS_16 = {
     AuthStatus.ACCEPTED: "Accepted", AuthStatus.BLOCKED: "Blocked", AuthStatus.EXPIRED: "Expired",
@@ -50,7 +51,7 @@ def to_samples(
     """MeterValues.meterValue (or StopTransaction.transactionData) as domain samples."""
     samples = []
     for mv in meter_value:
-        ts: datetime = parse_datetime(mv["timestamp"])
+        ts: datetime = read_timestamp(mv["timestamp"])
         values = sampled_values(mv.get("sampledValue", []))
         if values:
             samples.append(MeterSample(station_id, connector_id, connector_id, ts, values, transaction_id))

@@ -4,18 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from csms.core.model import OcppVersion, StationInfo
-from csms.ocpp.rpc import ErrorKind
-from csms.ocpp.session import Handler, HandlerError, StationSession
-from csms.ocpp.timestamps import format_datetime, parse_datetime
+from csms.core.model import StationInfo
+from csms.ocpp.fields import read_timestamp
+from csms.ocpp.session import Handler, StationSession
 from csms.ocpp.v16.convert import id_tag_info, to_samples
-
-
-def _ts(value: str) -> Any:
-    try:
-        return parse_datetime(value)
-    except ValueError:
-        raise HandlerError(ErrorKind.PROPERTY, f"timestamp {value!r} is not RFC 3339") from None
+from ocppj.timestamps import format_datetime
+from ocppj.versions import OcppVersion
 
 
 async def boot_notification(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
@@ -36,7 +30,7 @@ async def heartbeat(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
 
 
 async def status_notification(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
-    ts = _ts(p["timestamp"]) if "timestamp" in p else None
+    ts = read_timestamp(p["timestamp"]) if "timestamp" in p else None
     error = p.get("errorCode")
     connector = p["connectorId"]
     s.service.status(
@@ -52,7 +46,7 @@ async def authorize(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
 async def start_transaction(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
     tx, auth = await s.service.start_transaction(
         s.station_id, connector_id=p["connectorId"], id_tag=p["idTag"],
-        meter_start_wh=float(p["meterStart"]), ts=_ts(p["timestamp"]),
+        meter_start_wh=float(p["meterStart"]), ts=read_timestamp(p["timestamp"]),
     )
     return {"transactionId": int(tx.tx_id), "idTagInfo": id_tag_info(auth)}
 
@@ -60,7 +54,7 @@ async def start_transaction(s: StationSession, p: dict[str, Any]) -> dict[str, A
 async def stop_transaction(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
     tx_id = str(p["transactionId"])
     result, auth = await s.service.stop_transaction(
-        s.station_id, tx_id, meter_stop_wh=float(p["meterStop"]), ts=_ts(p["timestamp"]),
+        s.station_id, tx_id, meter_stop_wh=float(p["meterStop"]), ts=read_timestamp(p["timestamp"]),
         reason=p.get("reason", "Local"), id_tag=p.get("idTag"),
     )
     connector = result.transaction.connector_id
@@ -91,7 +85,7 @@ async def firmware_status_notification(s: StationSession, p: dict[str, Any]) -> 
 
 
 async def security_event_notification(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
-    await s.service.security_event(s.station_id, p["type"], _ts(p["timestamp"]), p.get("techInfo"))
+    await s.service.security_event(s.station_id, p["type"], read_timestamp(p["timestamp"]), p.get("techInfo"))
     return {}
 
 

@@ -7,8 +7,9 @@ from typing import Any
 
 from csms.core.device_report import Attribute, Component, ReportedVariable, Variable
 from csms.core.model import AuthResult, Measurand, MeterReading, MeterSample, SampledValue
+from csms.ocpp.fields import read_timestamp
 from csms.ocpp.meter import RESOLVED, new_tuple, resolve, scale
-from csms.ocpp.timestamps import format_datetime, parse_datetime
+from ocppj.timestamps import format_datetime
 
 _NO_UNIT: dict[str, Any] = {}
 
@@ -46,7 +47,7 @@ def to_readings(meter_value: list[dict[str, Any]]) -> list[MeterReading]:
     for mv in meter_value:
         values = sampled_values(mv.get("sampledValue", []))
         if values:
-            out.append(new_tuple(MeterReading, (parse_datetime(mv["timestamp"]), values)))
+            out.append(new_tuple(MeterReading, (read_timestamp(mv["timestamp"]), values)))
     return out
 
 

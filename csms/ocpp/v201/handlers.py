@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from csms.core.model import OcppVersion, StationInfo
+from csms.core.model import StationInfo
 from csms.core.ports import TransactionEventRecord
-from csms.ocpp.rpc import ErrorKind
-from csms.ocpp.session import Handler, HandlerError, StationSession
-from csms.ocpp.timestamps import format_datetime, parse_datetime
+from csms.ocpp.fields import read_timestamp
+from csms.ocpp.session import Handler, StationSession
 from csms.ocpp.v201.convert import id_token_info, register_wh, reported_variables, to_readings, to_samples
-
-
-def _ts(value: str) -> datetime:
-    try:
-        return parse_datetime(value)
-    except ValueError:
-        raise HandlerError(ErrorKind.FORMAT, f"timestamp {value!r} is not RFC 3339") from None
+from ocppj.timestamps import format_datetime
+from ocppj.versions import OcppVersion
 
 
 async def boot_notification(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
@@ -37,7 +30,8 @@ async def heartbeat(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
 
 async def status_notification(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
     s.service.status(
-        s.station_id, p["evseId"], p["connectorId"], p["connectorStatus"], None, _ts(p["timestamp"])
+        s.station_id, p["evseId"], p["connectorId"], p["connectorStatus"], None,
+        read_timestamp(p["timestamp"]),
     )
     return {}
 
@@ -59,7 +53,7 @@ async def transaction_event(s: StationSession, p: dict[str, Any]) -> dict[str, A
     token = p.get("idToken")
     record = TransactionEventRecord(
         station_id=s.station_id, tx_id=info["transactionId"], event_type=event_type, seq_no=int(p["seqNo"]),
-        ts=_ts(p["timestamp"]), trigger_reason=p["triggerReason"], evse_id=evse_id,
+        ts=read_timestamp(p["timestamp"]), trigger_reason=p["triggerReason"], evse_id=evse_id,
         connector_id=int(evse.get("connectorId", 1 if evse_id else 0)),
         id_tag=token["idToken"] if token else None, meter_wh=register_wh(readings, context),
         stopped_reason=info.get("stoppedReason"), offline=bool(p.get("offline", False)),
@@ -92,7 +86,7 @@ async def notify_event(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
 
 
 async def security_event_notification(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
-    await s.service.security_event(s.station_id, p["type"], _ts(p["timestamp"]), p.get("techInfo"))
+    await s.service.security_event(s.station_id, p["type"], read_timestamp(p["timestamp"]), p.get("techInfo"))
     return {}
 
 

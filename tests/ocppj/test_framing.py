@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from csms.core.model import OcppVersion
-from csms.ocpp import rpc
-from csms.ocpp.rpc import ErrorKind, code_for
+from ocppj import framing
+from ocppj.framing import ErrorKind, code_for
+from ocppj.versions import OcppVersion
 
 V16, V201 = OcppVersion.V16, OcppVersion.V201
 
 
 def test_call_is_parsed_into_id_action_payload() -> None:
-    frame = rpc.parse('[2,"42","Heartbeat",{}]', V16)
-    assert frame == rpc.Call("42", "Heartbeat", {})
+    frame = framing.parse('[2,"42","Heartbeat",{}]', V16)
+    assert frame == framing.Call("42", "Heartbeat", {})
 
 
 def test_callresult_and_callerror_are_parsed() -> None:
-    assert rpc.parse('[3,"a",{"x":1}]', V201) == rpc.CallResult("a", {"x": 1})
-    assert rpc.parse('[4,"b","NotImplemented","no",{}]', V201) == rpc.CallError(
+    assert framing.parse('[3,"a",{"x":1}]', V201) == framing.CallResult("a", {"x": 1})
+    assert framing.parse('[4,"b","NotImplemented","no",{}]', V201) == framing.CallError(
         "b", "NotImplemented", "no", {}
     )
 
@@ -37,11 +37,11 @@ def test_error_codes_are_spelled_per_version(kind: ErrorKind, v16: str, v201: st
 
 
 def test_unknown_message_type_is_ignored_in_16_and_refused_in_201() -> None:
-    with pytest.raises(rpc.FrameError) as e16:
-        rpc.parse('[7,"x",{}]', V16)
+    with pytest.raises(framing.FrameError) as e16:
+        framing.parse('[7,"x",{}]', V16)
     assert e16.value.reply is None
-    with pytest.raises(rpc.FrameError) as e201:
-        rpc.parse('[7,"x",{}]', V201)
+    with pytest.raises(framing.FrameError) as e201:
+        framing.parse('[7,"x",{}]', V201)
     assert e201.value.reply is not None and e201.value.reply.code == "MessageTypeNotSupported"
 
 
@@ -49,19 +49,19 @@ def test_unknown_message_type_is_ignored_in_16_and_refused_in_201() -> None:
     "raw", ['[2,5,"Heartbeat",{}]', '[2,"","Heartbeat",{}]', '[2,"' + "i" * 37 + '","A",{}]']
 )
 def test_unreadable_message_id_is_answered_with_minus_one(raw: str) -> None:
-    with pytest.raises(rpc.FrameError) as err:
-        rpc.parse(raw, V201)
+    with pytest.raises(framing.FrameError) as err:
+        framing.parse(raw, V201)
     assert err.value.reply is not None and err.value.reply.unique_id == "-1"
 
 
 def test_frames_round_trip_through_dump_and_parse() -> None:
-    assert rpc.parse(rpc.dump_call("1", "A", {"k": "v"}), V16) == rpc.Call("1", "A", {"k": "v"})
-    assert rpc.parse(rpc.dump_result("2", {}), V16) == rpc.CallResult("2", {})
-    err = rpc.CallError("3", "GenericError", "x", {"d": 1})
-    assert rpc.parse(rpc.dump_error(err), V16) == err
+    assert framing.parse(framing.dump_call("1", "A", {"k": "v"}), V16) == framing.Call("1", "A", {"k": "v"})
+    assert framing.parse(framing.dump_result("2", {}), V16) == framing.CallResult("2", {})
+    err = framing.CallError("3", "GenericError", "x", {"d": 1})
+    assert framing.parse(framing.dump_error(err), V16) == err
 
 
 @pytest.mark.parametrize("raw", ["[1e999999]", '{"a":' * 600 + "1" + "}" * 600, b"\xff\xfe", "NaN", "[NaN]"])
 def test_hostile_json_is_a_frame_error_not_a_crash(raw: str | bytes) -> None:
-    with pytest.raises(rpc.FrameError):
-        rpc.parse(raw, V201)
+    with pytest.raises(framing.FrameError):
+        framing.parse(raw, V201)

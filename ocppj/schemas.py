@@ -2,7 +2,7 @@
 
 Validators compile lazily once per (version, action, direction) and validate in a few
 microseconds. Schema failures map to the version's CALLERROR kind. Every integer is bounded
-to 32 bits at compile time (``csms.security.integers.bound_integers``); breaking only such a
+to 32 bits at compile time (``ocppj.integers.bound_integers``); breaking only such a
 bound is a TypeConstraintViolation "integer out of range at /path", as OCPP integers are 32-bit.
 """
 
@@ -18,9 +18,9 @@ from typing import Any
 import jsonschema_rs
 import ocpp
 
-from csms.core.model import OcppVersion
-from csms.ocpp.rpc import ErrorKind
-from csms.security.integers import bound_integers
+from ocppj.framing import ErrorKind
+from ocppj.integers import bound_integers
+from ocppj.versions import OcppVersion
 
 _SCHEMA_ROOT = Path(ocpp.__file__).parent
 

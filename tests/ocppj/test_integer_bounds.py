@@ -1,4 +1,4 @@
-"""32-bit integer bounds compiled into the schemas (``csms.security.integers.bound_integers``)."""
+"""32-bit integer bounds compiled into the schemas (``ocppj.integers.bound_integers``)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from csms.core.model import OcppVersion
-from csms.ocpp import schemas
-from csms.ocpp.rpc import ErrorKind
 from csms.ocpp.v16.handlers import HANDLERS as V16_HANDLERS
 from csms.ocpp.v201.handlers import HANDLERS as V201_HANDLERS
-from csms.security.integers import FIELD_RANGES, INT32, bound_integers
+from ocppj import schemas
+from ocppj.framing import ErrorKind
+from ocppj.integers import FIELD_RANGES, INT32, bound_integers
+from ocppj.versions import OcppVersion
 from tests.schema_payloads import request_schema, valid_requests
 
 V16, V201 = OcppVersion.V16, OcppVersion.V201
@@ -169,7 +169,7 @@ def test_compiled_bounds_agree_with_the_python_walk(
         assert got.message.startswith("integer out of range at /")
 
 
-# --- the former per-message walk (csms/security/integers.py before the bounds moved into the
+# --- the former per-message walk (the integer module before the bounds moved into the
 # compiled schemas), kept here as the oracle the compiled bounds are checked against ---------
 ROOT = Path(ocpp.__file__).parent
 

@@ -3,7 +3,7 @@
 The official schemas say only ``"type": "integer"``, and a valid-looking ``connectorId`` of
 2**64 would otherwise travel into integer columns (SQLite: 64-bit, PostgreSQL: 32-bit) and
 fail far from the station that sent it. ``bound_integers`` gives every integer node of a schema
-``minimum``/``maximum`` before ``csms.ocpp.schemas`` compiles it, so the validator rejects
+``minimum``/``maximum`` before ``ocppj.schemas`` compiles it, so the validator rejects
 such values (integral floats included: ``1e10`` is an integer in draft 6). Energy registers
 the store keeps as floats (1.6 ``meterStart``/``meterStop``) may go up to 2**53 instead; a
 2.0.1 unit ``multiplier`` (a power of ten) must stay within +-20, so no reading overflows a

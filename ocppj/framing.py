@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from csms.core.model import OcppVersion
+from ocppj.versions import OcppVersion
 
 CALL = 2
 CALLRESULT = 3

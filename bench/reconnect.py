@@ -47,7 +47,7 @@ PREFIX = "RC"
 
 def _register(db: str, stations: int, scheme: str) -> None:
     """Stations RC000000.. on security profile 1 with ``PASSWORD`` hashed per ``scheme``."""
-    from csms.ocpp.passwords import hash_generated_password, hash_password
+    from csms.security.passwords import hash_generated_password, hash_password
     from csms.store.direct import sqlite_ts
     from csms.store.sql import SqlStore
 

@@ -64,7 +64,7 @@ def _settings(root: Path, url: str, api: str, **influx: Any) -> Any:
 async def _throughput(root: Path, url: str, api: str, points: int) -> dict[str, Any]:
     events = [event(i) for i in range(points)]
     async with running(_settings(root, url, api), plugins=[influx_plugin]) as app:
-        writer: InfluxWriter = app.extras["influx"]
+        writer: InfluxWriter = app.parts.influx
         publish_cpu = 0.0
         cpu0, t0 = time.process_time(), time.perf_counter()
         for start in range(0, points, 2000):  # yield between chunks, as a busy OCPP server would
@@ -113,7 +113,7 @@ def throughput(points: int, api: str = "v1") -> dict[str, Any]:
 
 async def _outage(root: Path, server: InfluxServer, outage_s: float, rate: int) -> dict[str, Any]:
     async with running(_settings(root, server.url, "v1", batch_size=500), plugins=[influx_plugin]) as app:
-        writer: InfluxWriter = app.extras["influx"]
+        writer: InfluxWriter = app.parts.influx
         n = await _stream(app, 0, 5, rate)
         await asyncio.to_thread(server.stop)
         n = await _stream(app, n, outage_s, rate)

@@ -1,14 +1,18 @@
-"""Composition root: builds every part from ``Settings``, runs them, shuts them down cleanly."""
+"""Composition root: builds every part from ``Settings``, runs them, shuts them down cleanly.
+
+The only module that knows every concrete part: it wires the store, the core service, the OCPP
+server, the gateway hub, the API and the optional plugins (``csms.plugins``) together, handing
+each the typed ports it needs. Nothing imports this module but the commands and the tests.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import functools
-import signal
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
-from typing import Any
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Generator
 
 import structlog
 import uvicorn
@@ -16,6 +20,7 @@ import uvicorn
 from csms import looplag
 from csms.api.context import ApiContext
 from csms.api.http import create_app
+from csms.balancer.plugin import balancer_plugin
 from csms.bus import Bus
 from csms.config import Settings
 from csms.core.ports import Clock, SystemClock
@@ -23,18 +28,26 @@ from csms.core.service import ChargingService, ServiceSettings
 from csms.errors import ConfigError
 from csms.gateway.core import GatewayHub
 from csms.gateway.link import MAX_MESSAGE
+from csms.gateway.local import LocalEndpoint
+from csms.gateway.process import GatewaySettings
+from csms.gcpolicy import GcPolicy
 from csms.metrics import Metrics
 from csms.ocpp.control import OcppControl
 from csms.ocpp.registry import SessionRegistry
 from csms.ocpp.server import OcppServer, OcppServerSettings
+from csms.plugins import Cleanup, Parts, Plugin, PluginContext
+from csms.security.ca import CaProvider
 from csms.security.wiring import security_parts
 from csms.store.sql import SqlStore
+from csms.telemetry.plugin import influx_plugin, mqtt_plugin
 
 log = structlog.get_logger("csms")
 
-# Optional parts (telemetry, balancer, console) plug in here: ``await plugin(app)`` at start;
-# a plugin returns an async cleanup callable (or None).
-Plugin = Callable[["CsmsApp"], Awaitable[Callable[[], Awaitable[None]] | None]]
+
+def default_plugins(settings: Settings) -> list[Plugin]:
+    """Plugins for ``settings``; parts that are not configured are simply absent."""
+    # telemetry first: it sees the balancer's first events; each says at start when it is off
+    return [influx_plugin, mqtt_plugin, balancer_plugin]
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -60,10 +73,15 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 class CsmsApp:
-    """One CSMS process: store, core service, OCPP endpoint, API, and plugins."""
+    """One CSMS process: store, core service, OCPP endpoint, API, and plugins.
+
+    ``record_messages=False`` keeps the console from recording each station's recent messages;
+    a ``gc_policy`` is installed once everything started, its pauses exported in /metrics.
+    """
 
     def __init__(
-        self, settings: Settings, *, clock: Clock | None = None, plugins: list[Plugin] | None = None
+        self, settings: Settings, *, clock: Clock | None = None, plugins: list[Plugin] | None = None,
+        record_messages: bool = True, gc_policy: GcPolicy | None = None,
     ) -> None:
         if settings.api_needs_token and not settings.api_token:
             raise ConfigError(
@@ -77,7 +95,10 @@ class CsmsApp:
         self.registry = SessionRegistry()
         self.control = OcppControl(self.registry)
         self.plugins = list(plugins or [])
-        self.extras: dict[str, Any] = {}
+        self.parts = Parts()  # what the plugins run (InfluxDB writer, MQTT bridge, balancer)
+        self.record_messages = record_messages
+        self.gc_policy = gc_policy
+        self.ca: CaProvider | None = None
         self.store: SqlStore | None = None
         self.service: ChargingService | None = None
         self.ocpp: OcppServer | None = None
@@ -85,7 +106,7 @@ class CsmsApp:
         self._api: _EmbeddedUvicorn | None = None
         self._api_sock: socket.socket | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._cleanups: list[Callable[[], Awaitable[None]]] = []
+        self._cleanups: list[Cleanup] = []
 
     @property
     def ocpp_port(self) -> int:
@@ -101,7 +122,7 @@ class CsmsApp:
     def ocpp_url(self) -> str:
         host = "127.0.0.1" if self.settings.host in ("0.0.0.0", "") else self.settings.host
         assert self.ocpp is not None
-        scheme = "ws" if self.ocpp.settings.plain else "wss"
+        scheme = "wss" if self.ocpp.endpoints[0].tls else "ws"
         return f"{scheme}://{host}:{self.ocpp_port}{self.settings.ocpp_path}"
 
     @property
@@ -119,7 +140,7 @@ class CsmsApp:
     async def start(self) -> None:
         s = self.settings
         self.store = await SqlStore.open(s.db, synchronous=s.db_synchronous)
-        self.service = ChargingService(
+        self.service = service = ChargingService(
             self.store, self.bus.publish, self.clock,
             ServiceSettings(
                 auto_register=s.auto_register, accept_unknown_tags=s.accept_unknown_tags,
@@ -127,40 +148,45 @@ class CsmsApp:
             ),
             wants=self.bus.wants,
         )
-        await self.service.load()
+        await service.load()
         self.metrics.gauge_callback(
-            "csms_stations_registered", "Stations known to the CSMS", lambda: len(self.service.live)  # type: ignore[union-attr]
+            "csms_stations_registered", "Stations known to the CSMS", lambda: len(service.live)
         )
         for version in ("ocpp1.6", "ocpp2.0.1"):
             self.metrics.connected.labels(version).set_function(
                 functools.partial(self._count_connected, version)
             )
         tls_context, ca = security_parts(s)
-        self.extras["ca"] = ca
-        self.ocpp = OcppServer(
+        self.ca = ca
+        self.ocpp = ocpp = OcppServer(
             OcppServerSettings(
-                host=s.host, port=s.ocpp_port, path_prefix=s.ocpp_path,
-                ping_interval_s=s.ping_interval_s or None, ping_timeout_s=s.ping_timeout_s or None,
-                max_message_bytes=s.max_message_bytes, call_timeout_s=s.call_timeout_s,
-                open_timeout_s=s.limits.open_timeout_s, max_queue=s.limits.max_queue, limits=s.limits,
-                plain=s.tls.plain or tls_context is None, tls_context=tls_context, tls_port=s.tls.port,
+                path_prefix=s.ocpp_path, call_timeout_s=s.call_timeout_s, limits=s.limits,
                 client_identity=s.tls.client_identity, client_organization=s.tls.client_organization,
                 cert_valid_days=s.ca.valid_days,
             ),
-            self.service, self.registry, self.metrics, self.bus, security_store=self.store, ca=ca,
+            service, self.registry, self.metrics, self.bus, security_store=self.store, ca=ca,
+        )
+        plugin_ctx = PluginContext(
+            settings=s, clock=self.clock, bus=self.bus, metrics=self.metrics, service=service,
+            sessions=self.registry, control=self.control, spawn=self.spawn, parts=self.parts,
         )
         for plugin in self.plugins:
-            cleanup = await plugin(self)
+            cleanup = await plugin(plugin_ctx)
             if cleanup is not None:
                 self._cleanups.append(cleanup)
+        listeners: list[tuple[int, ssl.SSLContext | None]] = []  # ws:// and/or wss://
+        if s.tls.plain or tls_context is None:
+            listeners.append((s.ocpp_port, None))
+        if tls_context is not None:
+            listeners.append((s.tls.port, tls_context))
         try:
-            await self.ocpp.start()
+            await ocpp.start([self._endpoint(ocpp, port, context) for port, context in listeners])
         except OSError as exc:
             raise ConfigError(f"cannot listen for OCPP on {exc.strerror or exc}") from None
         if s.gateway_socket:
             if s.max_message_bytes > MAX_MESSAGE:
                 raise ConfigError(f"max_message_bytes over {MAX_MESSAGE} cannot travel over a gateway link")
-            self.gateways = GatewayHub(self.ocpp, s.gateway_socket)
+            self.gateways = GatewayHub(ocpp, s.gateway_socket, max_inbox=s.limits.max_queue)
             try:
                 await self.gateways.start()
             except OSError as exc:
@@ -172,10 +198,30 @@ class CsmsApp:
                                         lambda: len(hub.links))
             self.metrics.gauge_callback("csms_gateway_stations", "Stations connected through gateways",
                                         hub.stations)
-        self._tasks.append(asyncio.create_task(self.service.flush_forever(), name="store-flush"))
+        self._tasks.append(asyncio.create_task(service.flush_forever(), name="store-flush"))
         self._tasks.append(asyncio.create_task(looplag.watch(self.metrics.loop_lag.observe), name="loop-lag"))
         await self._start_api()
         log.info("csms started", ocpp=self.ocpp_url + "/{station_id}", api=self.api_url)
+        if self.gc_policy is not None:  # after start-up: what it built is frozen out of collections
+            self.gc_policy.install()
+            self.metrics.watch_gc(self.gc_policy.stats)
+            self.spawn(self.gc_policy.run(), name="gc-policy")
+
+    def _endpoint(self, ocpp: OcppServer, port: int, tls_context: ssl.SSLContext | None) -> LocalEndpoint:
+        """The in-process listener on ``port`` (wss:// with ``tls_context``) for ``ocpp``."""
+        s = self.settings
+        return LocalEndpoint(
+            ocpp,
+            GatewaySettings(
+                host=s.host, port=port, tls_context=tls_context,
+                ping_interval_s=s.ping_interval_s or None, ping_timeout_s=s.ping_timeout_s or None,
+                open_timeout_s=s.limits.open_timeout_s, decision_timeout_s=s.limits.open_timeout_s,
+                max_message_bytes=s.max_message_bytes, backlog=s.limits.backlog,
+            ),
+            admission=ocpp.admission, on_pings=self.metrics.keepalive_pings.inc,
+            on_timeout=self.metrics.keepalive_timeouts.inc, path_prefix=s.ocpp_path,
+            max_inbox=s.limits.max_queue,
+        )
 
     def _count_connected(self, version: str) -> float:
         return sum(1 for x in self.registry if x.version.value == version)
@@ -183,7 +229,8 @@ class CsmsApp:
     async def _start_api(self) -> None:
         assert self.service is not None
         ctx = ApiContext(
-            self.settings, self.service, self.control, self.registry, self.metrics, self.bus, self.extras
+            self.settings, self.service, self.control, self.registry, self.metrics, self.bus,
+            balancer=self.parts.balancer, ca=self.ca, record_messages=self.record_messages,
         )
         config = uvicorn.Config(
             create_app(ctx), log_config=None, access_log=False, lifespan="off",
@@ -230,19 +277,13 @@ class CsmsApp:
         log.info("csms stopped")
 
 
-def stop_on_signals() -> asyncio.Event:
-    """An event set by SIGTERM or SIGINT (graceful shutdown of ``serve`` and ``demo``)."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
-
-
 @contextlib.asynccontextmanager
-async def running(settings: Settings, **kwargs: Any) -> AsyncIterator[CsmsApp]:
+async def running(
+    settings: Settings, *, clock: Clock | None = None, plugins: list[Plugin] | None = None,
+    record_messages: bool = True,
+) -> AsyncIterator[CsmsApp]:
     """``async with running(settings) as app:`` — start, yield, always stop."""
-    app = CsmsApp(settings, **kwargs)
+    app = CsmsApp(settings, clock=clock, plugins=plugins, record_messages=record_messages)
     try:
         await app.start()
         yield app

@@ -1,10 +1,12 @@
-"""``csms`` command line: serve, demo, and station / id-tag administration."""
+"""``csms`` command line: serve, demo, and station / id-tag administration.
+
+Each command imports what it runs when it runs (``csms --help`` and the administration
+commands do not load the server); the event loop and signals are ``csms.runtime``'s.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -13,6 +15,7 @@ from typing import Any
 from csms.config import Settings, load_settings
 from csms.errors import ConfigError, StoreUnavailable
 from csms.logging import configure_logging
+from csms.runtime import run, stop_on_signals, wait_stopped
 
 DESCRIPTION = """\
 An asyncio Charging Station Management System (CSMS) for OCPP 1.6J and 2.0.1.
@@ -132,26 +135,20 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _serve(settings: Settings, duration: float | None = None) -> None:
-    from csms.app import CsmsApp, stop_on_signals
+    from csms.app import CsmsApp, default_plugins
     from csms.gcpolicy import GcPolicy
-    from csms.plugins import default_plugins
 
-    app = CsmsApp(settings, plugins=default_plugins(settings))
+    app = CsmsApp(settings, plugins=default_plugins(settings), gc_policy=GcPolicy(settings.gc.policy()))
     stop = stop_on_signals()
-    gc_policy = GcPolicy(settings.gc.policy())
     try:
         await app.start()
-        gc_policy.install()
-        app.metrics.watch_gc(gc_policy.stats)
-        app.spawn(gc_policy.run(), name="gc-policy")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), duration)
+        await wait_stopped(stop, duration)
     finally:
         await app.stop()
 
 
 async def _stations(settings: Settings, args: argparse.Namespace) -> int:
-    from csms.ocpp.passwords import hash_password
+    from csms.security.passwords import hash_password
     from csms.store.sql import SqlStore
 
     store = await SqlStore.open(settings.db)
@@ -216,20 +213,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             level = "warning"  # the demo prints its own progress; per-station info lines would drown it
         configure_logging(settings.log_format, level)
         if args.command == "serve":
-            _run(_serve(settings))
+            run(_serve(settings))
         elif args.command == "gateway":
             from csms.gateway.process import run_gateway
 
-            return _run(run_gateway(settings, core=args.core, reuse_port=args.reuse_port,
+            return run(run_gateway(settings, core=args.core, reuse_port=args.reuse_port,
                                     metrics_port=args.metrics_port))
         elif args.command == "demo":
             from csms.demo import run_demo
 
-            return _run(run_demo(settings, args))
+            return run(run_demo(settings, args))
         elif args.command == "stations":
-            return _run(_stations(settings, args))
+            return run(_stations(settings, args))
         elif args.command == "tags":
-            return _run(_tags(settings, args))
+            return run(_tags(settings, args))
     except ConfigError as exc:
         print(f"csms: {exc}", file=sys.stderr)
         return 2
@@ -237,16 +234,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"csms: database error: {exc}", file=sys.stderr)
         return 3
     return 0
-
-
-def _run(coro: Any) -> int:
-    try:
-        import uvloop
-
-        result = uvloop.run(coro)
-    except ImportError:
-        result = asyncio.run(coro)
-    return int(result or 0)
 
 
 if __name__ == "__main__":

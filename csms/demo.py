@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
+from csms.app import CsmsApp, default_plugins
 from csms.config import BalancerConfig, Settings
 from csms.errors import ConfigError
+from csms.runtime import stop_on_signals, wait_stopped
+from simulators.fleet import FleetConfig, run_fleet
+from simulators.metrics import Progress
+from simulators.scenario import GridNode, Scenario, ScenarioError, balancer_topology, load_scenario
 
 DEMO_GRID = (
     # id, parent, per-phase limit (A), share of the fleet
@@ -26,9 +29,7 @@ DEMO_GRID = (
 )
 
 
-def _scenario(args: argparse.Namespace) -> Any:
-    from simulators.scenario import GridNode, ScenarioError, load_scenario
-
+def _scenario(args: argparse.Namespace) -> Scenario:
     try:
         scenario = load_scenario(args.scenario or "demo")
         protocol = {"1.6": "1.6", "2.0.1": "2.0.1"}.get(args.protocol, "mixed")
@@ -41,10 +42,10 @@ def _scenario(args: argparse.Namespace) -> Any:
     return scenario
 
 
-def demo_settings(settings: Settings, args: argparse.Namespace, scenario: Any, data_dir: Path) -> Settings:
+def demo_settings(
+    settings: Settings, args: argparse.Namespace, scenario: Scenario, data_dir: Path
+) -> Settings:
     """The demo's settings: temporary database, open registration, the scenario's grid."""
-    from simulators.scenario import balancer_topology
-
     topo = balancer_topology(scenario)
     explicit_db = args.db is not None
     return settings.model_copy(update={
@@ -60,7 +61,7 @@ def demo_settings(settings: Settings, args: argparse.Namespace, scenario: Any, d
     })
 
 
-def _banner(app: Any, scenario: Any) -> str:
+def _banner(app: CsmsApp, scenario: Scenario) -> str:
     return "\n".join([
         "",
         "  csms demo is running",
@@ -78,10 +79,6 @@ def _banner(app: Any, scenario: Any) -> str:
 
 
 async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
-    from csms.app import CsmsApp, stop_on_signals
-    from csms.plugins import default_plugins
-    from simulators.fleet import FleetConfig, run_fleet
-
     if args.chargers < 1:
         raise ConfigError("--chargers must be at least 1")
     scenario = _scenario(args)
@@ -93,7 +90,7 @@ async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
             await app.start()
             print(_banner(app, scenario), file=sys.stderr, flush=True)
 
-            def progress(p: Any) -> None:
+            def progress(p: Progress) -> None:
                 print(f"  [{p.elapsed_s:6.0f}s] connected {p.connected:5d}  calls/s {p.rate_text(7)}  "
                       f"sessions started {p.transactions_started:5d} stopped {p.transactions_stopped:5d}  "
                       f"errors {p.errors}", file=sys.stderr, flush=True)
@@ -102,8 +99,7 @@ async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
                 FleetConfig(csms_url=app.ocpp_url, scenario=scenario, duration_s=0, progress_interval_s=10.0),
                 stop=stop, progress=progress,
             ))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), args.duration)
+            await wait_stopped(stop, args.duration)
             stop.set()
             report = await fleet
             print("\n" + report.summary(), file=sys.stderr, flush=True)

@@ -1,16 +1,53 @@
-"""Which optional parts a configuration switches on (telemetry, MQTT, balancer)."""
+"""The contract between the composition root and its optional parts (telemetry, MQTT, balancer).
+
+A plugin is ``async def plugin(ctx: PluginContext) -> Cleanup | None``: it reads its settings,
+subscribes to the bus, registers metrics, and says what it runs in ``ctx.parts``. It is given
+typed ports, never the application object; ``csms.app`` builds the context and picks the
+plugins (``csms.app.default_plugins``). This module imports nothing of ``csms.app``.
+"""
 
 from __future__ import annotations
 
-from csms.app import Plugin
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from csms.balancer.service import BalancerService
+from csms.bus import Bus
 from csms.config import Settings
+from csms.core.ports import Clock, LimitSender
+from csms.core.service import ChargingService
+from csms.metrics import Metrics
+from csms.ocpp.registry import SessionRegistry
+from csms.telemetry.influx import InfluxWriter
+from csms.telemetry.mqtt import MqttBridge
+
+Cleanup = Callable[[], Awaitable[None]]
+Spawn = Callable[[Awaitable[None], str], None]
+"""Run a background task (named) for the lifetime of the CSMS."""
 
 
-def default_plugins(settings: Settings) -> list[Plugin]:
-    """Plugins for ``settings``; parts that are not configured are simply absent."""
-    from csms.balancer.plugin import balancer_plugin
-    from csms.telemetry.plugin import influx_plugin, mqtt_plugin
+@dataclass(slots=True)
+class Parts:
+    """The optional parts running now: each plugin sets its own at start, clears it at cleanup."""
 
-    # telemetry first: it sees the balancer's first events; each says at start when it is off
-    plugins: list[Plugin] = [influx_plugin, mqtt_plugin, balancer_plugin]
-    return plugins
+    influx: InfluxWriter | None = None
+    mqtt: MqttBridge | None = None
+    balancer: BalancerService | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PluginContext:
+    """What a plugin may use of the running CSMS."""
+
+    settings: Settings
+    clock: Clock
+    bus: Bus
+    metrics: Metrics
+    service: ChargingService  # live station state and the store
+    sessions: SessionRegistry  # the connected stations' sessions
+    control: LimitSender  # CSMS-initiated charging limits
+    spawn: Spawn
+    parts: Parts
+
+
+Plugin = Callable[[PluginContext], Awaitable[Cleanup | None]]

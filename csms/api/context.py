@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import KW_ONLY, dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from csms.bus import Bus
 from csms.config import Settings
@@ -11,6 +11,20 @@ from csms.core.service import ChargingService
 from csms.metrics import Metrics
 from csms.ocpp.control import OcppControl
 from csms.ocpp.registry import SessionRegistry
+from csms.security.ca import CaProvider
+
+if TYPE_CHECKING:
+    from csms.api.console.live import ConsoleHub
+
+
+class BalancerView(Protocol):
+    """What the feeder routes need of the load balancer (``csms.balancer.service.BalancerService``)."""
+
+    def feeders_view(self, *, rounded: bool = False) -> list[dict[str, Any]]: ...
+
+    def set_limit(self, node_id: str, limit_a: float | None) -> None: ...
+
+    async def rebalance(self) -> object: ...
 
 
 @dataclass(slots=True)
@@ -21,4 +35,8 @@ class ApiContext:
     registry: SessionRegistry
     metrics: Metrics
     bus: Bus
-    extras: dict[str, Any] = field(default_factory=dict)  # optional parts: balancer, telemetry
+    _: KW_ONLY
+    balancer: BalancerView | None = None  # None: load balancing is not configured
+    ca: CaProvider | None = None  # None: the certificate authority is disabled
+    record_messages: bool = True  # the console keeps each station's recent OCPP messages
+    console: ConsoleHub | None = None  # set when the console's routes are created

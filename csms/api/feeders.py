@@ -7,8 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
-from csms.api.context import ApiContext
-from csms.balancer.service import BalancerService
+from csms.api.context import ApiContext, BalancerView
 from csms.balancer.topology import TopologyError
 
 
@@ -16,15 +15,15 @@ class LimitIn(BaseModel):
     limit_a: float | None = Field(..., ge=0, description="per-phase limit in amperes; null removes it")
 
 
-def _balancer(request: Request) -> BalancerService:
+def _balancer(request: Request) -> BalancerView:
     ctx: ApiContext = request.app.state.ctx
-    service = ctx.extras.get("balancer")
-    if not isinstance(service, BalancerService):
+    service = ctx.balancer
+    if service is None:
         raise HTTPException(404, "load balancing is not configured (see docs/load-balancing.md)")
     return service
 
 
-Balancer = Annotated[BalancerService, Depends(_balancer)]
+Balancer = Annotated[BalancerView, Depends(_balancer)]
 
 
 def feeders_router(secured: list[Any]) -> APIRouter:

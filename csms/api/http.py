@@ -14,9 +14,13 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from csms.api.auth import guard_of
+from csms.api.console.routes import console_router
 from csms.api.context import ApiContext
 from csms.api.feeders import feeders_router
-from csms.core.model import AuthStatus, IdTag, Transaction
+from csms.api.security import security_router
+from csms.api.views import charger_view, iso, transaction_view
+from csms.core.model import AuthStatus, IdTag
 from csms.core.service import LiveStation
 from csms.errors import (
     CallErrorReceived,
@@ -28,13 +32,10 @@ from csms.errors import (
     UnknownAction,
 )
 from csms.metrics import CONTENT_TYPE
-from csms.ocpp import passwords
 from csms.ocpp.handshake import MAX_STATION_ID
-from csms.security.api import security_router
-from csms.security.api_auth import guard_of
+from csms.security import passwords
 from csms.security.lifecycle import sets_password
 from ocppj import schemas
-from ocppj.timestamps import format_datetime
 
 
 def ctx_of(request: Request) -> ApiContext:
@@ -46,7 +47,7 @@ Ctx = Annotated[ApiContext, Depends(ctx_of)]
 
 
 def require_token(request: Request) -> None:
-    """Bearer / X-API-Token (operator or read-only role) or the console cookie; see api_auth."""
+    """Bearer / X-API-Token (operator or read-only role) or the console cookie; see csms.api.auth."""
     guard_of(request).check(request)
 
 
@@ -60,67 +61,6 @@ class IdTagIn(BaseModel):
 class ChargerIn(BaseModel):
     security_profile: int = Field(0, ge=0, le=3)
     password: str | None = Field(None, min_length=16, max_length=40)
-
-
-def _iso(dt: datetime | None) -> str | None:
-    return format_datetime(dt, timespec="auto") if dt else None
-
-
-def charger_view(ctx: ApiContext, live: LiveStation, security_profile: int = 0) -> dict[str, Any]:
-    session = ctx.registry.get(live.station_id)
-    info = live.info
-    evses: dict[int, dict[str, Any]] = {}
-    station_status = None
-    for (evse_id, connector_id), st in sorted(live.connectors.items()):
-        if evse_id == 0:
-            station_status = st.status
-            continue
-        e = evses.setdefault(evse_id, {"evse_id": evse_id, "connectors": []})
-        e["connectors"].append({
-            "connector_id": connector_id, "status": st.status, "error_code": st.error_code,
-            "updated_at": _iso(st.updated_at),
-        })
-    for (evse_id, _c), sample in live.last_sample.items():
-        if evse_id == 0:
-            continue
-        e = evses.setdefault(evse_id, {"evse_id": evse_id, "connectors": []})
-        e.update(
-            power_w=sample.power_w, current_a=sample.current_a, energy_register_wh=sample.energy_wh,
-            soc_percent=sample.soc_percent, voltage_v=sample.voltage_v, sampled_at=_iso(sample.ts),
-        )
-    return {
-        "id": live.station_id,
-        "protocol": live.protocol.value if live.protocol else None,
-        "connected": session is not None and not session.closed,
-        "vendor": info.vendor if info else None,
-        "model": info.model if info else None,
-        "serial_number": info.serial_number if info else None,
-        "firmware_version": info.firmware_version if info else None,
-        "last_seen": _iso(live.last_seen_at),
-        "status": station_status,
-        "security_profile": security_profile,
-        "evses": [evses[k] for k in sorted(evses)],
-    }
-
-
-def transaction_view(ctx: ApiContext, tx: Transaction) -> dict[str, Any]:
-    tx_id: int | str = int(tx.tx_id) if tx.protocol.value == "ocpp1.6" and tx.tx_id.isdigit() else tx.tx_id
-    return {
-        "id": tx_id,
-        "charger_id": tx.station_id,
-        "protocol": tx.protocol.value,
-        "evse_id": tx.evse_id,
-        "connector_id": tx.connector_id,
-        "id_tag": tx.id_tag,
-        "started_at": _iso(tx.started_at),
-        "stopped_at": _iso(tx.stopped_at),
-        "meter_start_wh": tx.meter_start_wh,
-        "meter_stop_wh": tx.meter_stop_wh,
-        "energy_wh": ctx.service.live_energy_wh(tx),
-        "stop_reason": tx.stop_reason,
-        "active": tx.active,
-        "flags": list(tx.flags),
-    }
 
 
 def create_app(ctx: ApiContext) -> FastAPI:
@@ -242,7 +182,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     @app.get("/api/id-tags", dependencies=secured, tags=["id tags"])
     async def list_id_tags(ctx: Ctx) -> list[dict[str, Any]]:
         return [
-            {"id_tag": t.id_tag, "status": t.status.value, "expiry": _iso(t.expiry), "parent": t.parent}
+            {"id_tag": t.id_tag, "status": t.status.value, "expiry": iso(t.expiry), "parent": t.parent}
             for t in await ctx.service.store.list_id_tags()
         ]
 
@@ -255,10 +195,9 @@ def create_app(ctx: ApiContext) -> FastAPI:
     @app.get("/api/security-events", dependencies=secured, tags=["chargers"])
     async def security_events(ctx: Ctx, charger_id: str | None = None) -> list[dict[str, Any]]:
         rows = await ctx.service.store.list_security_events(charger_id)
-        return [{k: (_iso(v) if isinstance(v, datetime) else v) for k, v in r.items()} for r in rows]
+        return [{k: (iso(v) if isinstance(v, datetime) else v) for k, v in r.items()} for r in rows]
 
     app.include_router(feeders_router(secured))
     app.include_router(security_router(secured))
-    from csms.api.console.routes import console_router  # not at the top: the console imports this module
     app.include_router(console_router(ctx))
     return app

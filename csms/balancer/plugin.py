@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import structlog
 
 from csms.balancer.allocate import Allocation, AllocationSettings
 from csms.balancer.service import BalancerService
 from csms.balancer.topology import TopologyError, topology_from_config
+from csms.bus import Bus
 from csms.core.events import Event, FeederLimitSignal, FeederLoadChanged, FeederMeterReading
 from csms.errors import ConfigError
-
-if TYPE_CHECKING:
-    from csms.app import CsmsApp
+from csms.plugins import Cleanup, PluginContext
 
 log = structlog.get_logger("csms.balancer")
 
 
-async def balancer_plugin(app: CsmsApp) -> Callable[[], Awaitable[None]] | None:
-    cfg = app.settings.balancer
+async def balancer_plugin(ctx: PluginContext) -> Cleanup | None:
+    """Balance the configured feeder tree (``balancer.enabled`` with nodes); ``ctx.parts.balancer``."""
+    cfg = ctx.settings.balancer
     if not cfg.enabled or not cfg.nodes:
         log.info("load balancing not configured: no feeder limits are enforced")
         return None
@@ -33,7 +31,7 @@ async def balancer_plugin(app: CsmsApp) -> Callable[[], Awaitable[None]] | None:
         raise ConfigError(f"balancer: {exc}") from None
     service = BalancerService(
         topology,
-        app.control,
+        ctx.control,
         tick_s=cfg.tick_s,
         min_interval_per_station_s=cfg.min_interval_per_station_s,
         settings=AllocationSettings(
@@ -41,23 +39,23 @@ async def balancer_plugin(app: CsmsApp) -> Callable[[], Awaitable[None]] | None:
             rotation_period_s=cfg.rotation_period_s, headroom_step_a=cfg.headroom_step_a,
             settle_s=cfg.settle_s,
         ),
-        on_allocation=lambda alloc: _publish_loads(app, service, alloc),
+        on_allocation=lambda alloc: _publish_loads(ctx.bus, service, alloc),
         meter_max_age_s=cfg.meter_max_age_s,
     )
-    service.attach(app.bus)
-    app.bus.subscribe(lambda e: apply_grid_signal(service, e), FeederLimitSignal, FeederMeterReading)
-    app.extras["balancer"] = service
-    app.metrics.gauge_callback("csms_balancer_ticks", "Balancer allocations computed", lambda: service.ticks)
-    app.metrics.gauge_callback(
+    service.attach(ctx.bus)
+    ctx.bus.subscribe(lambda e: apply_grid_signal(service, e), FeederLimitSignal, FeederMeterReading)
+    ctx.parts.balancer = service
+    ctx.metrics.gauge_callback("csms_balancer_ticks", "Balancer allocations computed", lambda: service.ticks)
+    ctx.metrics.gauge_callback(
         "csms_balancer_profiles_sent", "Charging profiles accepted", lambda: service.sent_count
     )
-    app.metrics.gauge_callback(
+    ctx.metrics.gauge_callback(
         "csms_balancer_profiles_failed", "Charging profiles rejected or failed", lambda: service.failed_count
     )
-    app.metrics.gauge_callback(
+    ctx.metrics.gauge_callback(
         "csms_balancer_allocation_seconds", "Duration of the last rebalance", lambda: service.last_duration_s
     )
-    app.spawn(service.run(), "balancer")
+    ctx.spawn(service.run(), "balancer")
     log.info("load balancing on", nodes=len(topology.nodes), evses=len(topology.evses))
     return None
 
@@ -74,11 +72,11 @@ def apply_grid_signal(service: BalancerService, event: Event) -> None:
         log.warning("external feeder signal ignored", node_id=getattr(event, "node_id", None), error=str(exc))
 
 
-def _publish_loads(app: CsmsApp, service: BalancerService, alloc: Allocation) -> None:
-    if not app.bus.wants(FeederLoadChanged):
+def _publish_loads(bus: Bus, service: BalancerService, alloc: Allocation) -> None:
+    if not bus.wants(FeederLoadChanged):
         return
     for node in service.feeders_view():
-        app.bus.publish(
+        bus.publish(
             FeederLoadChanged(
                 node_id=node["id"],
                 parent_id=node["parent_id"],

@@ -1,9 +1,10 @@
 """The core's end of gateway links: a Unix socket that gateway processes connect to.
 
 For each station a gateway announces (``OPEN``), the core takes the same handshake decision
-as its own endpoint (``OcppServer.decide``) and answers ``ACCEPT`` or ``REFUSE``; an accepted
-station gets a ``GatewayConnection`` and an ordinary ``StationSession``. A link that drops
-closes all its stations' sessions, as a TCP close would.
+as its own endpoint (``SessionHost.decide``) and answers ``ACCEPT`` or ``REFUSE``; an accepted
+station gets a ``GatewayConnection`` and an ordinary session (``SessionHost.run_session``).
+A link that drops closes all its stations' sessions, as a TCP close would. The core's OCPP
+server is seen only through the ``csms.gateway.port.SessionHost`` port.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import socket
 import stat
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 import structlog
@@ -23,13 +24,11 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import Close
 
 from csms.gateway.link import Link, LinkProtocol, Op
+from csms.gateway.port import SessionHost
 from csms.gcpolicy import note_churn
 from csms.ocpp.handshake import Admitted, Refused, Upgrade
 from csms.security.station_auth import Refusal
 from csms.security.tls import PeerCertificate
-
-if TYPE_CHECKING:
-    from csms.ocpp.server import OcppServer
 
 log = structlog.get_logger("csms.gateway")
 
@@ -141,7 +140,8 @@ class StationLink:
     loopback): its stations by connection id.
 
     ``protocol`` is its end of the link (set by whoever made it); ``closing()`` tells whether
-    new stations are refused (503); ``on_gone`` is called once the link dropped. The in-process
+    new stations are refused (503); ``on_gone`` is called once the link dropped; ``max_inbox``
+    messages waiting for a session pause the station (``limits.max_queue``). The in-process
     endpoint's link sets ``local``: its endpoint already counted each ended connection
     (``csms.gcpolicy.note_churn``), and its ``ACCEPT`` may carry the station id for the
     endpoint's logs (a gateway process of an older release would take it for the subprotocol).
@@ -150,10 +150,11 @@ class StationLink:
     protocol: Link
 
     def __init__(
-        self, ocpp: OcppServer, *, closing: Callable[[], bool],
-        on_gone: Callable[[StationLink], None] | None = None, local: bool = False,
+        self, host: SessionHost, *, closing: Callable[[], bool],
+        on_gone: Callable[[StationLink], None] | None = None, local: bool = False, max_inbox: int = 16,
     ) -> None:
-        self.ocpp = ocpp
+        self.host = host
+        self.max_inbox = max_inbox
         self.closing = closing
         self.on_gone = on_gone
         self.local = local
@@ -171,7 +172,7 @@ class StationLink:
                 conn.feed(body)  # the session answers it (not JSON text)
         elif op == Op.OPEN:
             self.opening.add(cid)
-            self.ocpp.spawn(self.open(cid, orjson.loads(body)))
+            self.host.spawn(self.open(cid, orjson.loads(body)))
         elif op == Op.CLOSED:
             if not self.local:
                 note_churn()  # its leftovers may need a thaw (csms.gcpolicy)
@@ -184,10 +185,10 @@ class StationLink:
             log.warning("unexpected frame from gateway ignored", op=op)
 
     async def open(self, cid: int, facts: dict[str, Any]) -> None:
-        ocpp = self.ocpp
+        host = self.host
         try:
             up = _upgrade(facts)
-            decision = _STOPPING if self.closing() else await ocpp.decide(up)
+            decision = _STOPPING if self.closing() else await host.decide(up)
         except Exception:  # never leave a gateway waiting: answer 500
             self.opening.discard(cid)
             log.exception("handshake decision failed", path=facts.get("path"))
@@ -204,7 +205,7 @@ class StationLink:
                 "status": decision.refusal.status, "text": decision.refusal.text, "headers": decision.headers,
             }))
             return
-        conn = GatewayConnection(self.protocol, cid, up.ip, ocpp.settings.max_queue)
+        conn = GatewayConnection(self.protocol, cid, up.ip, self.max_inbox)
         self.conns[cid] = conn
         # the subprotocol for the 101 (in-process: and the station's id, for the endpoint's logs)
         accept = f"{decision.version.value}\n{decision.station_id}" if self.local else decision.version.value
@@ -212,12 +213,12 @@ class StationLink:
         if conn.close_code is not None:  # a loopback answers at once: the endpoint was stopping
             return
         # a task of its own: this one ends and lets go of the upgrade's facts (~1 KiB a station)
-        ocpp.spawn(self._serve(conn, decision, up.tls))
+        host.spawn(self._serve(conn, decision, up.tls))
 
     async def _serve(self, conn: GatewayConnection, admitted: Admitted, tls: bool) -> None:
         cid = conn.cid
         try:
-            await self.ocpp.run_session(
+            await self.host.run_session(
                 conn, admitted.station_id, admitted.version, remote=conn.remote_address[0], tls=tls
             )
         finally:
@@ -240,9 +241,10 @@ class StationLink:
 class GatewayHub:
     """Listens on ``path`` for gateway links (``csms serve --gateway-socket``)."""
 
-    def __init__(self, ocpp: OcppServer, path: str) -> None:
-        self.ocpp = ocpp
+    def __init__(self, host: SessionHost, path: str, *, max_inbox: int = 16) -> None:
+        self.host = host
         self.path = path
+        self.max_inbox = max_inbox
         self.links: set[StationLink] = set()
         self.closing = False  # set while the CSMS stops: new stations are refused
         self._server: asyncio.AbstractServer | None = None
@@ -261,7 +263,8 @@ class GatewayHub:
         loop = asyncio.get_running_loop()
 
         def accept() -> LinkProtocol:
-            link = StationLink(self.ocpp, closing=lambda: self.closing, on_gone=self._unlinked)
+            link = StationLink(self.host, closing=lambda: self.closing, on_gone=self._unlinked,
+                               max_inbox=self.max_inbox)
             link.protocol = protocol = LinkProtocol(link.on_frame, link.on_lost)
             self.links.add(link)
             log.info("gateway linked", links=len(self.links))

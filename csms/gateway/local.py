@@ -6,21 +6,22 @@
 a gateway process writes it to a Unix socket. So both deployments share one WebSocket layer:
 the same upgrade checks, limits, timeouts, keepalive and flow control, and what a session sees
 (a ``GatewayConnection``) is the same whichever process holds the socket.
+
+The composition root (``csms.app``) makes one per listener (ws://, wss://) and hands them to
+the OCPP server (``csms.ocpp.server.Listener``), which is their ``SessionHost``.
 """
 
 from __future__ import annotations
 
-import ssl
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import structlog
 
 from csms.gateway.core import StationLink
 from csms.gateway.link import loopback_pair
+from csms.gateway.port import SessionHost
 from csms.gateway.process import Gateway, GatewaySettings
-
-if TYPE_CHECKING:
-    from csms.ocpp.server import OcppServer
+from csms.security.admission import Admission
 
 log = structlog.get_logger("csms.ocpp")
 
@@ -28,30 +29,28 @@ log = structlog.get_logger("csms.ocpp")
 class LocalEndpoint:
     """One listener (ws:// or wss://) of the core's own OCPP endpoint."""
 
-    def __init__(self, ocpp: OcppServer, *, port: int, tls_context: ssl.SSLContext | None = None) -> None:
-        s = ocpp.settings
-        self.gateway = Gateway(
-            GatewaySettings(
-                host=s.host, port=port, tls_context=tls_context,
-                ping_interval_s=s.ping_interval_s, ping_timeout_s=s.ping_timeout_s,
-                open_timeout_s=s.open_timeout_s, decision_timeout_s=s.open_timeout_s,
-                max_message_bytes=s.max_message_bytes, close_timeout_s=s.close_timeout_s,
-                backlog=s.limits.backlog,
-            ),
-            admission=ocpp.admission,  # the core's limits and its /metrics
-            on_pings=ocpp.metrics.keepalive_pings.inc, on_timeout=ocpp.metrics.keepalive_timeouts.inc,
-        )
-        self.link = StationLink(ocpp, closing=lambda: ocpp.stopping, local=True)
+    def __init__(
+        self, host: SessionHost, settings: GatewaySettings, *, admission: Admission,
+        on_pings: Callable[[int], object], on_timeout: Callable[[], object],
+        path_prefix: str, max_inbox: int,
+    ) -> None:
+        """``admission`` and the keepalive counters are the core's (its limits and its /metrics)."""
+        self.gateway = Gateway(settings, admission=admission, on_pings=on_pings, on_timeout=on_timeout)
+        self.link = StationLink(host, closing=lambda: host.stopping, local=True, max_inbox=max_inbox)
         gw = self.gateway
         core_end, gateway_end = loopback_pair(self.link.on_frame, self.link.on_lost,
                                               gw.on_core_frame, gw.on_core_lost)
         self.link.protocol = core_end
         gw.attach(gateway_end)
-        self.path_prefix = s.path_prefix
+        self.path_prefix = path_prefix
 
     @property
     def port(self) -> int:
         return self.gateway.port
+
+    @property
+    def tls(self) -> bool:
+        return self.gateway.settings.tls_context is not None
 
     async def start(self) -> None:
         s = self.gateway.settings

@@ -29,6 +29,7 @@ from csms.gateway.station import LINK_LOST, StationProtocol
 from csms.gcpolicy import GcPolicy
 from csms.metrics import GcCollector, loop_lag_histogram
 from csms.ocpp.keepalive import KeepaliveSweep
+from csms.runtime import stop_on_signals
 from csms.security.admission import Admission
 from csms.security.wiring import security_parts
 
@@ -267,8 +268,6 @@ async def run_gateway(
         )
     if settings.max_message_bytes > MAX_MESSAGE:
         raise ConfigError(f"max_message_bytes over {MAX_MESSAGE} cannot travel over a gateway link")
-    from csms.app import stop_on_signals  # here: csms.app imports the OCPP server, which imports this module
-
     gateway = Gateway(GatewaySettings(
         core_socket=path, host=settings.host, port=settings.ocpp_port, reuse_port=reuse_port,
         ping_interval_s=settings.ping_interval_s or None, ping_timeout_s=settings.ping_timeout_s or None,

@@ -16,16 +16,21 @@ The upgrade request is checked in this order, cheapest first, and refused with:
 Only then does a ``StationSession`` start and replace any older session of that station, so
 a failed attempt never disturbs a live one. Connections not yet upgraded are capped per IP
 and in total; the open timeout and ping/pong evict slow and half-open sockets.
+
+The WebSockets themselves are the gateway package's (``csms.gateway``), which calls back into
+this server through its ``csms.gateway.port.SessionHost`` port; this module imports nothing of
+the transport. The composition root (``csms.app``) builds the listeners (``Listener``: the
+in-process ``csms.gateway.local.LocalEndpoint`` for ws:// and wss://) and hands them to
+``start``; the server stops them with its sessions.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import structlog
 from prometheus_client import Counter
@@ -33,7 +38,7 @@ from prometheus_client import Counter
 from csms.config import LimitsConfig
 from csms.core.events import MessageExchanged, StationConnected, StationDisconnected
 from csms.errors import StoreUnavailable
-from csms.gateway.local import LocalEndpoint
+from csms.ocpp.certificates import CertificateService
 from csms.ocpp.handshake import SUBPROTOCOLS, Admitted, Refused, Upgrade, station_id_from_path
 from csms.ocpp.registry import SessionRegistry
 from csms.ocpp.session import Connection, Handler, StationSession
@@ -41,7 +46,6 @@ from csms.ocpp.v16.handlers import HANDLERS as V16_HANDLERS
 from csms.ocpp.v201.handlers import HANDLERS as V201_HANDLERS
 from csms.security.admission import Admission
 from csms.security.ca import CaProvider
-from csms.security.handlers import CertificateService
 from csms.security.lifecycle import redact
 from csms.security.records import SecurityStore, StationCredentials
 from csms.security.station_auth import (
@@ -70,27 +74,38 @@ HANDLERS: dict[OcppVersion, dict[str, Handler]] = {
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OcppServerSettings:
-    host: str = "0.0.0.0"
-    port: int = 9000
     path_prefix: str = "/ocpp"
-    ping_interval_s: float | None = 60.0
-    ping_timeout_s: float | None = 30.0
-    open_timeout_s: float = 10.0
-    max_message_bytes: int = 1 << 20
     call_timeout_s: float = 30.0
-    max_queue: int = 16
-    close_timeout_s: float = 5.0
-    plain: bool = True  # serve ws:// on ``port``
-    tls_context: ssl.SSLContext | None = None  # serve wss:// on ``tls_port`` when set
-    tls_port: int = 9443
     client_identity: str = "station_id"  # or "serial_number": what a profile-3 CN must equal
     client_organization: str = ""
     cert_valid_days: int = 365
     limits: LimitsConfig = field(default_factory=LimitsConfig)
 
 
+class Listener(Protocol):
+    """A socket stations connect to (``csms.gateway.local.LocalEndpoint``)."""
+
+    @property
+    def port(self) -> int: ...
+
+    @property
+    def tls(self) -> bool:
+        """True for a wss:// listener."""
+        ...
+
+    async def start(self) -> None: ...
+
+    def stop_accepting(self) -> None:
+        """New upgrades are answered 503 from now on; the listening socket closes."""
+        ...
+
+    async def stop(self) -> None:
+        """Close the stations still connected (1001) and wait up to the close timeout."""
+        ...
+
+
 class OcppServer:
-    """Accepts stations and runs their sessions."""
+    """Decides upgrades and runs the sessions of the stations its listeners accept."""
 
     def __init__(
         self, settings: OcppServerSettings, service: ChargingService, registry: SessionRegistry,
@@ -118,7 +133,7 @@ class OcppServer:
             )
             for version, table in self.handlers.items():
                 table.update(certs.handlers(version))
-        self.endpoints: list[LocalEndpoint] = []  # ws:// and/or wss:// (csms.gateway.local)
+        self.endpoints: list[Listener] = []  # ws:// and/or wss://, given to ``start``
         self.stopping = False  # set by ``stop``: upgrades still coming in are answered 503
 
     @property
@@ -128,20 +143,16 @@ class OcppServer:
 
     @property
     def tls_port(self) -> int:
-        tls = [e for e in self.endpoints if e.gateway.settings.tls_context is not None]
+        tls = [e for e in self.endpoints if e.tls]
         if not tls:
             raise RuntimeError("no wss:// endpoint (no server certificate configured)")
         return tls[0].port
 
-    async def start(self) -> None:
-        """Listen for stations: ws:// on ``port`` and, with a server certificate, wss:// on ``tls_port``."""
+    async def start(self, endpoints: Sequence[Listener]) -> None:
+        """Listen for stations on ``endpoints`` (ws:// first, then wss:// with a server certificate)."""
         schemas.warm(OcppVersion.V16)
         schemas.warm(OcppVersion.V201)
-        s = self.settings
-        if s.plain:
-            self.endpoints.append(LocalEndpoint(self, port=s.port))
-        if s.tls_context is not None:
-            self.endpoints.append(LocalEndpoint(self, port=s.tls_port, tls_context=s.tls_context))
+        self.endpoints.extend(endpoints)
         try:
             for endpoint in self.endpoints:
                 await endpoint.start()

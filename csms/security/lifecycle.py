@@ -24,9 +24,8 @@ from typing import Any
 from csms.core.commands import CertificateKind, CommandStatus
 from csms.core.ports import StationCommands
 from csms.errors import CallErrorReceived, ControlError, StationNotConnected
-from csms.ocpp import passwords
-from csms.ocpp.v16.commands import AUTHORIZATION_KEY
-from csms.ocpp.v201.commands import BASIC_AUTH_PASSWORD
+from csms.security import passwords
+from csms.security.passwords import AUTHORIZATION_KEY, BASIC_AUTH_PASSWORD
 from csms.security.records import SecurityStore
 from ocppj.versions import OcppVersion
 

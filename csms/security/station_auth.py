@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from csms.ocpp import passwords
+from csms.security import passwords
 from csms.security.records import StationCredentials
 from csms.security.tls import PeerCertificate, identity_problem
 

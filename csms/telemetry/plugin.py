@@ -1,4 +1,4 @@
-"""CsmsApp plugins: InfluxDB time series and MQTT events (each off while its url is empty)."""
+"""Plugins (``csms.plugins``): InfluxDB time series and MQTT events (each off while its url is empty)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import contextlib
 import os
 import resource
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -23,6 +23,8 @@ from csms.core.events import (
     TransactionEnded,
     TransactionStarted,
 )
+from csms.core.service import ChargingService
+from csms.plugins import Cleanup, PluginContext
 from csms.telemetry.health import IntervalStats, registry_samples
 from csms.telemetry.influx import InfluxWriter, WriterSettings, make_transport
 from csms.telemetry.mqtt import MQTT_EVENTS, MqttBridge
@@ -37,12 +39,8 @@ from csms.telemetry.points import (
 )
 from csms.telemetry.spool import Spool
 
-if TYPE_CHECKING:
-    from csms.app import CsmsApp
-
 log = structlog.get_logger("csms.telemetry")
 
-Cleanup = Callable[[], Awaitable[None]]
 MIB = 1 << 20
 
 
@@ -109,56 +107,57 @@ class ActiveSessions:
             self.keys.discard((ev.station_id, ev.transaction.tx_id))
 
 
-class TelemetryCollector:
-    """Prometheus view of the writer and the MQTT bridge (read at scrape time)."""
+class InfluxCollector:
+    """Prometheus view of the InfluxDB writer (read at scrape time)."""
 
-    def __init__(self, app: CsmsApp) -> None:
-        self.app = app
+    def __init__(self, writer: InfluxWriter) -> None:
+        self.writer = writer
 
     def collect(self) -> Iterator[Any]:
-        writer: InfluxWriter | None = self.app.extras.get("influx")
-        if writer is not None:
-            pts = CounterMetricFamily(
-                "csms_telemetry_points", "Telemetry points by outcome", labels=["outcome"]
-            )
-            s = writer.stats
-            for name in ("offered", "written", "spooled", "replayed", "dropped_full", "dropped_memory",
-                         "rejected"):
-                pts.add_metric([name], getattr(s, name))
-            yield pts
-            yield GaugeMetricFamily("csms_telemetry_buffer_bytes", "Disk buffer size",
-                                    value=writer.spool.size)
-            yield GaugeMetricFamily("csms_telemetry_buffer_points", "Points in the disk buffer",
-                                    value=writer.spool.lines)
-            yield GaugeMetricFamily("csms_telemetry_memory_points", "Points queued in memory",
-                                    value=writer.memory_points)
-            yield GaugeMetricFamily("csms_telemetry_influx_up", "1 while InfluxDB accepts writes",
-                                    value=0 if s.down else 1)
-        bridge: MqttBridge | None = self.app.extras.get("mqtt")
-        if bridge is not None:
-            msgs = CounterMetricFamily("csms_mqtt_messages", "MQTT messages by outcome", labels=["outcome"])
-            for name in ("offered", "published", "dropped", "received", "invalid"):
-                msgs.add_metric([name], getattr(bridge.stats, name))
-            yield msgs
-            yield GaugeMetricFamily("csms_mqtt_outbox_messages", "Messages waiting for the broker",
-                                    value=len(bridge.outbox))
-            yield GaugeMetricFamily("csms_mqtt_connected", "1 while connected to the broker",
-                                    value=1 if bridge.stats.connected else 0)
+        writer = self.writer
+        pts = CounterMetricFamily(
+            "csms_telemetry_points", "Telemetry points by outcome", labels=["outcome"]
+        )
+        s = writer.stats
+        for name in ("offered", "written", "spooled", "replayed", "dropped_full", "dropped_memory",
+                     "rejected"):
+            pts.add_metric([name], getattr(s, name))
+        yield pts
+        yield GaugeMetricFamily("csms_telemetry_buffer_bytes", "Disk buffer size",
+                                value=writer.spool.size)
+        yield GaugeMetricFamily("csms_telemetry_buffer_points", "Points in the disk buffer",
+                                value=writer.spool.lines)
+        yield GaugeMetricFamily("csms_telemetry_memory_points", "Points queued in memory",
+                                value=writer.memory_points)
+        yield GaugeMetricFamily("csms_telemetry_influx_up", "1 while InfluxDB accepts writes",
+                                value=0 if s.down else 1)
 
 
-def _register_collector(app: CsmsApp) -> None:
-    if not app.extras.get("_telemetry_collector"):
-        app.metrics.registry.register(TelemetryCollector(app))
-        app.extras["_telemetry_collector"] = True
+class MqttCollector:
+    """Prometheus view of the MQTT bridge (read at scrape time)."""
+
+    def __init__(self, bridge: MqttBridge) -> None:
+        self.bridge = bridge
+
+    def collect(self) -> Iterator[Any]:
+        bridge = self.bridge
+        msgs = CounterMetricFamily("csms_mqtt_messages", "MQTT messages by outcome", labels=["outcome"])
+        for name in ("offered", "published", "dropped", "received", "invalid"):
+            msgs.add_metric([name], getattr(bridge.stats, name))
+        yield msgs
+        yield GaugeMetricFamily("csms_mqtt_outbox_messages", "Messages waiting for the broker",
+                                value=len(bridge.outbox))
+        yield GaugeMetricFamily("csms_mqtt_connected", "1 while connected to the broker",
+                                value=1 if bridge.stats.connected else 0)
 
 
 # --- health sampling ------------------------------------------------------------------------
 
 class HealthSampler:
-    """Builds a ``HealthSnapshot`` of the running app every health interval."""
+    """Builds a ``HealthSnapshot`` of the running CSMS every health interval."""
 
-    def __init__(self, app: CsmsApp, sessions: ActiveSessions) -> None:
-        self.app = app
+    def __init__(self, ctx: PluginContext, sessions: ActiveSessions) -> None:
+        self.ctx = ctx
         self.sessions = sessions
         self.stats = IntervalStats()
         self._last = time.monotonic()
@@ -169,11 +168,11 @@ class HealthSampler:
         dt = max(now_mono - self._last, 1e-6)
         cpu_pct = 100.0 * (cpu - self._cpu) / dt
         self._last, self._cpu = now_mono, cpu
-        reg = self.app.metrics.registry
+        reg = self.ctx.metrics.registry
         actions = self.stats.actions(registry_samples(reg, "csms_messages"), dt)
         latencies = self.stats.latencies(registry_samples(reg, "csms_handler_seconds"))
         by_protocol = {"ocpp1.6": 0, "ocpp2.0.1": 0}
-        for sess in self.app.registry:
+        for sess in self.ctx.sessions:
             by_protocol[sess.version.value] = by_protocol.get(sess.version.value, 0) + 1
         values: dict[str, FieldValue] = {
             "stations_connected": int(sum(by_protocol.values())), "cpu_pct": float(cpu_pct),
@@ -183,30 +182,26 @@ class HealthSampler:
         }
         values.update(self._network())
         values.update(self._pipeline())
-        ts = to_ns(self.app.clock.now())
+        ts = to_ns(self.ctx.clock.now())
         return HealthSnapshot(ts, values, by_protocol, self._statuses(), actions, latencies)
 
     def _network(self) -> dict[str, FieldValue]:
-        service = self.app.service
-        now = self.app.clock.now()
+        service = self.ctx.service
+        now = self.ctx.clock.now()
         power = 0.0
-        registered = 0
-        if service is not None:
-            registered = len(service.live)
-            for live in service.live.values():
-                if not live.connected:
-                    continue
-                for sample in live.last_sample.values():
-                    p = sample.power_w
-                    if p is not None and abs((now - sample.ts).total_seconds()) < 600:
-                        power += p
+        registered = len(service.live)
+        for live in service.live.values():
+            if not live.connected:
+                continue
+            for sample in live.last_sample.values():
+                p = sample.power_w
+                if p is not None and abs((now - sample.ts).total_seconds()) < 600:
+                    power += p
         return {"stations_registered": registered, "power_w": float(power)}
 
     def _statuses(self) -> dict[str, int]:
         counts: dict[str, int] = {}
-        if self.app.service is None:
-            return counts
-        for live in self.app.service.live.values():
+        for live in self.ctx.service.live.values():
             for state in live.connectors.values():
                 status = state.status if live.connected else "Offline"
                 counts[status] = counts.get(status, 0) + 1
@@ -214,7 +209,8 @@ class HealthSampler:
 
     def _pipeline(self) -> Mapping[str, FieldValue]:
         out: dict[str, FieldValue] = {}
-        writer: InfluxWriter | None = self.app.extras.get("influx")
+        parts = self.ctx.parts
+        writer = parts.influx
         if writer is not None:
             s = writer.stats
             out.update(
@@ -223,7 +219,7 @@ class HealthSampler:
                 influx_rejected=s.rejected, influx_up=0 if s.down else 1, buffer_points=writer.spool.lines,
                 buffer_bytes=writer.spool.size, memory_points=writer.memory_points,
             )
-        bridge: MqttBridge | None = self.app.extras.get("mqtt")
+        bridge = parts.mqtt
         if bridge is not None:
             out.update(
                 mqtt_outbox=len(bridge.outbox), mqtt_published=bridge.stats.published,
@@ -253,18 +249,18 @@ async def _health_loop(sampler: HealthSampler, writer: InfluxWriter, interval_s:
 
 # --- plugins --------------------------------------------------------------------------------
 
-async def influx_plugin(app: CsmsApp) -> Cleanup | None:
+async def influx_plugin(ctx: PluginContext) -> Cleanup | None:
     """Write telemetry points to InfluxDB when ``influx.url`` is set."""
-    cfg = app.settings.influx
+    cfg = ctx.settings.influx
     if not cfg.url:
         log.info("InfluxDB not configured: telemetry disabled (set influx.url or CSMS_INFLUX_URL)")
         return None
-    directory = default_buffer_dir(app.settings)
+    directory = default_buffer_dir(ctx.settings)
     spool = await asyncio.to_thread(
         Spool, directory, max_bytes=cfg.buffer_max_mb * MIB, segment_bytes=cfg.segment_kb * 1024
     )
     writer = InfluxWriter(make_transport(cfg), spool, WriterSettings.from_config(cfg))
-    tags, sessions = await _seed(app)
+    tags, sessions = await _seed(ctx.service)
     sites = FeederSites()
     lookup, site_of, offer = tags.get, sites.site_of, writer.offer
 
@@ -275,11 +271,12 @@ async def influx_plugin(app: CsmsApp) -> Cleanup | None:
         for point in event_points(ev, lookup, site_of):
             offer(point.line())
 
-    unsubscribe = app.bus.subscribe(on_event, *POINT_EVENTS)
-    app.extras["influx"] = writer
-    _register_collector(app)
+    unsubscribe = ctx.bus.subscribe(on_event, *POINT_EVENTS)
+    ctx.parts.influx = writer
+    collector = InfluxCollector(writer)
+    ctx.metrics.registry.register(collector)
     writer.start()
-    sampler = HealthSampler(app, sessions)
+    sampler = HealthSampler(ctx, sessions)
     health = asyncio.get_running_loop().create_task(
         _health_loop(sampler, writer, cfg.health_interval_s), name="influx-health"
     )
@@ -292,34 +289,35 @@ async def influx_plugin(app: CsmsApp) -> Cleanup | None:
         with contextlib.suppress(asyncio.CancelledError):
             await health
         await writer.close()
-        app.extras.pop("influx", None)
+        ctx.metrics.registry.unregister(collector)
+        ctx.parts.influx = None
 
     return cleanup
 
 
-async def _seed(app: CsmsApp) -> tuple[StationTagCache, ActiveSessions]:
+async def _seed(service: ChargingService) -> tuple[StationTagCache, ActiveSessions]:
     tags = StationTagCache()
     keys: set[tuple[str, str]] = set()
-    if app.service is not None:
-        for sid, live in app.service.live.items():
-            info = live.info
-            tags.seed(sid, info.vendor if info else "", info.model if info else "",
-                      live.protocol.value if live.protocol else "")
-        for tx in await app.service.store.list_transactions(active=True, limit=1_000_000):
-            keys.add((tx.station_id, tx.tx_id))
+    for sid, live in service.live.items():
+        info = live.info
+        tags.seed(sid, info.vendor if info else "", info.model if info else "",
+                  live.protocol.value if live.protocol else "")
+    for tx in await service.store.list_transactions(active=True, limit=1_000_000):
+        keys.add((tx.station_id, tx.tx_id))
     return tags, ActiveSessions(keys)
 
 
-async def mqtt_plugin(app: CsmsApp) -> Cleanup | None:
+async def mqtt_plugin(ctx: PluginContext) -> Cleanup | None:
     """Publish events to MQTT and take feeder signals from it when ``mqtt.url`` is set."""
-    cfg = app.settings.mqtt
+    cfg = ctx.settings.mqtt
     if not cfg.url:
         log.info("MQTT not configured: events are not published (set mqtt.url or CSMS_MQTT_URL)")
         return None
-    bridge = MqttBridge(cfg, on_event=app.bus.publish)
-    unsubscribe = app.bus.subscribe(bridge.offer_event, *MQTT_EVENTS)
-    app.extras["mqtt"] = bridge
-    _register_collector(app)
+    bridge = MqttBridge(cfg, on_event=ctx.bus.publish)
+    unsubscribe = ctx.bus.subscribe(bridge.offer_event, *MQTT_EVENTS)
+    ctx.parts.mqtt = bridge
+    collector = MqttCollector(bridge)
+    ctx.metrics.registry.register(collector)
     bridge.start()
     log.info("MQTT events enabled", broker=f"{bridge.host}:{bridge.port}", prefix=cfg.topic_prefix,
              qos=cfg.qos)
@@ -327,6 +325,7 @@ async def mqtt_plugin(app: CsmsApp) -> Cleanup | None:
     async def cleanup() -> None:
         unsubscribe()
         await bridge.close()
-        app.extras.pop("mqtt", None)
+        ctx.metrics.registry.unregister(collector)
+        ctx.parts.mqtt = None
 
     return cleanup

@@ -339,7 +339,7 @@ async def test_feeders_load_fill_follows_pushed_loads(
               "headroom_a": 36.0, "chargers": [{"station_id": "CP001", "evse_id": 1, "allocated_a": 32.0},
                                                 {"station_id": "CP002", "evse_id": 1, "allocated_a": 32.0}]}]
     assert csms.service is not None
-    ctx = ApiContext(csms.settings, csms.service, csms.control, csms.registry, csms.metrics, csms.bus, {})
+    ctx = ApiContext(csms.settings, csms.service, csms.control, csms.registry, csms.metrics, csms.bus)
     app = create_app(ctx)
     app.add_api_route("/api/feeders", lambda: nodes, methods=["GET"])
     app.router.routes.insert(0, app.router.routes.pop())  # the stub answers before the real route

@@ -16,9 +16,8 @@ from typing import Any
 
 import httpx
 
-from csms.app import running
+from csms.app import default_plugins, running
 from csms.balancer.checks import jain_index
-from csms.plugins import default_plugins
 from simulators.fleet import FleetConfig, run_fleet
 from simulators.scenario import balancer_topology, parse_scenario
 from tests.conftest import make_settings

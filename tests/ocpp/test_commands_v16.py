@@ -17,9 +17,9 @@ from csms.core.commands import (
     ResetKind,
 )
 from csms.errors import ResponseInvalid
-from csms.ocpp import passwords
 from csms.ocpp.outbound import Outbound
 from csms.ocpp.v16 import commands as v16
+from csms.security import passwords
 from ocppj import schemas
 from ocppj.versions import OcppVersion
 

@@ -8,7 +8,7 @@ import socket
 
 import websockets
 
-from csms.ocpp.passwords import hash_password
+from csms.security.passwords import hash_password
 from tests.security.conftest import MakeCsms
 from tests.security.peers import V16, V201, assert_over_the_pre_auth_cap, connect, heartbeat_ok, refusal
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from csms.app import CsmsApp
-from csms.ocpp import passwords
+from csms.security import passwords
 from csms.security.lifecycle import new_password
 from csms.security.station_auth import PasswordChecker
 from ocppj.versions import OcppVersion

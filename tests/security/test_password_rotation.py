@@ -13,7 +13,7 @@ import pytest
 
 from csms.app import CsmsApp
 from csms.core.events import MessageExchanged
-from csms.ocpp.passwords import hash_password
+from csms.security.passwords import hash_password
 from tests.security.conftest import MakeCsms
 from tests.security.peers import V16, V201, VERSIONS, connect, heartbeat_ok, refusal, serve_calls
 

@@ -15,7 +15,7 @@ import websockets
 
 from csms.app import CsmsApp
 from csms.core.model import StationInfo
-from csms.ocpp.passwords import hash_password
+from csms.security.passwords import hash_password
 from ocppj.versions import OcppVersion
 from tests.security.conftest import MakeCsms, Pki, tls_settings
 from tests.security.peers import VERSIONS, connect, heartbeat_ok, refusal

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from csms.ocpp import passwords
+from csms.security import passwords
 from csms.security.lifecycle import REDACTED, check_password, new_password, redact, sets_password
 from csms.security.limits import Gauge, TokenBucket, WindowCounter
 from csms.security.records import StationCredentials

@@ -119,11 +119,11 @@ async def loaded_influxdb(influxdb: InfluxServer, mosquitto: MosquittoServer, tm
         mqtt={"url": mosquitto.url, "topic_prefix": "csms"},
     )
     async with running(settings, plugins=[influx_plugin, mqtt_plugin]) as app:
-        await wait_until(lambda: app.extras["mqtt"].stats.connected)
+        await wait_until(lambda: app.parts.mqtt.stats.connected)
         await asyncio.gather(drive_v16(app.ocpp_url, "CP16", samples=6), drive_v201(app.ocpp_url, "CP201"),
                              _errors_and_security(app))
         await _feeder_traffic(app, mosquitto.port)
-        writer = app.extras["influx"]
+        writer = app.parts.influx
         await wait_until(lambda: influxdb.rows('SELECT count("limit_a") FROM "feeder_limit"'))
         await asyncio.sleep(1.5)  # a few more health samples after the traffic
         await wait_until(lambda: writer.stats.written >= writer.stats.offered)

@@ -63,7 +63,7 @@ async def test_outage_during_a_steady_stream_loses_and_duplicates_nothing(
         "retry_initial_s": 0.25, "retry_max_s": 1.0, "health_interval_s": 60,
     })
     async with running(settings, plugins=[influx_plugin]) as app:
-        writer: InfluxWriter = app.extras["influx"]
+        writer: InfluxWriter = app.parts.influx
         n = await stream(app, 0, 3)
         await asyncio.to_thread(influxdb.stop)
         n = await stream(app, n, OUTAGE_S)
@@ -85,14 +85,14 @@ async def test_buffer_on_disk_is_replayed_by_the_next_csms_process(tmp_path: Pat
     async with running(settings, plugins=[influx_plugin]) as app:  # InfluxDB is not running yet
         for i in range(2000):
             app.bus.publish(sample_event(i))
-        writer: InfluxWriter = app.extras["influx"]
+        writer: InfluxWriter = app.parts.influx
         await wait_until(lambda: writer.stats.down)
     assert len(list((tmp_path / "telemetry-buffer").glob("*.seg"))) >= 1
     server.start()
     try:
         server.create_database()
         async with running(settings, plugins=[influx_plugin]) as app:
-            writer = app.extras["influx"]
+            writer = app.parts.influx
             await wait_until(lambda: writer.spool.empty() and writer.stats.written >= 2000)
         assert stored_indexes(server) == list(range(2000))
         assert not list((tmp_path / "telemetry-buffer").glob("*.seg"))

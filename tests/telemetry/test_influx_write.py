@@ -121,7 +121,7 @@ async def test_csms_meter_values_of_both_protocols_reach_influxdb(
     async with running(settings, plugins=[influx_plugin]) as app:
         await drive_v16(app.ocpp_url, "CP16", samples=3)
         await drive_v201(app.ocpp_url, "CP201", samples=3)
-        writer = app.extras["influx"]
+        writer = app.parts.influx
         await wait_until(lambda: writer.stats.written >= writer.stats.offered > 0)
     if api == "v1":
         rows = influxdb.rows('SELECT * FROM "meter" WHERE "station" = \'CP16\'')

@@ -105,7 +105,7 @@ async def test_csms_publishes_station_events_with_retained_status(
     async with running(settings, plugins=[mqtt_plugin]) as app, collecting(mosquitto.port, "csms/#") as sub:
         await drive_v16(app.ocpp_url, "CP+1#", samples=2)  # "+" and "#" must not break topics
         await wait_until(lambda: any(t.endswith("/sessions/ended") for t, _, _ in sub.messages))
-        await wait_until(lambda: not app.extras["mqtt"].outbox)
+        await wait_until(lambda: not app.parts.mqtt.outbox)
     topics = [t for t, _, _ in sub.messages]
     base = "csms/stations/CP_1_"
     for suffix in ("/connection", "/boot", "/evse/1/connector/1/status", "/sessions/started",

@@ -94,7 +94,7 @@ async def test_csms_publishes_over_tls_with_a_client_certificate(
         async with running(settings, plugins=[mqtt_plugin]) as app:
             await drive_v16(app.ocpp_url, "CP-TLS", samples=1)
             await wait_until(lambda: any(t.endswith("/sessions/ended") for t, _ in received))
-            assert app.extras["mqtt"].stats.connects == 1
+            assert app.parts.mqtt.stats.connects == 1
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

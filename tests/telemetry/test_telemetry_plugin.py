@@ -9,9 +9,8 @@ from pathlib import Path
 from ocpp_driver import drive_v16, wait_until
 from servers import InfluxServer, MosquittoServer
 
-from csms.app import running
+from csms.app import default_plugins, running
 from csms.config import load_settings
-from csms.plugins import default_plugins
 from csms.telemetry.plugin import default_buffer_dir, influx_plugin, mqtt_plugin
 from tests.conftest import make_settings
 
@@ -63,7 +62,7 @@ async def test_pipeline_metrics_are_exported_for_prometheus(
                              mqtt={"url": mosquitto.url})
     async with running(settings, plugins=default_plugins(settings)) as app:
         await drive_v16(app.ocpp_url, "CPM", samples=1)
-        writer, bridge = app.extras["influx"], app.extras["mqtt"]
+        writer, bridge = app.parts.influx, app.parts.mqtt
         await wait_until(lambda: writer.stats.written >= writer.stats.offered and not bridge.outbox)
         text = app.metrics.render().decode()
     for needle in ('csms_telemetry_points_total{outcome="written"}', "csms_telemetry_buffer_points 0.0",

@@ -1,4 +1,4 @@
-"""The console's session cookie and request checks; the API's guard (``csms.security.api_auth``) uses them.
+"""The console's session cookie and request checks; the API's guard (``csms.api.auth``) uses them.
 
 Signing in exchanges the operator API token for the cookie ``csms_console`` =
 ``HMAC-SHA256(api_token, "csms-console-session-v1")``: it grants what the token grants,

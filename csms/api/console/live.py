@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from csms.api.context import ApiContext
+from csms.api.views import charger_view, transaction_view
 from csms.core.events import Event, FeederLoadChanged
 from csms.core.service import LiveStation
 from csms.ocpp.registry import FrameTap
@@ -70,8 +71,6 @@ def station_power_w(view: dict[str, Any]) -> float:
 
 def console_view(ctx: ApiContext, live: LiveStation) -> dict[str, Any]:
     """The API's charger view plus the console's derived ``state`` and ``power_w``."""
-    from csms.api.http import charger_view  # the API module mounts this package
-
     view = charger_view(ctx, live)
     view["state"] = station_state(view)
     view["power_w"] = station_power_w(view)
@@ -310,8 +309,6 @@ class ConsoleHub:
 
     async def detail(self, station_id: str) -> dict[str, Any]:
         """Variables and open sessions of one station (the station view itself travels separately)."""
-        from csms.api.http import transaction_view
-
         live = self.ctx.service.live.get(station_id)
         txs = await self.ctx.service.store.list_transactions(station_id=station_id, active=True, limit=50)
         return {

@@ -21,6 +21,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from pydantic import BaseModel, Field
 from starlette.requests import HTTPConnection
 
+from csms.api.auth import guard_of
 from csms.api.console.auth import CONSOLE_HEADER, COOKIE, same_origin, session_value
 from csms.api.console.live import Client, ConsoleHub
 from csms.api.context import ApiContext
@@ -41,7 +42,6 @@ from csms.errors import (
     UnknownAction,
 )
 from csms.ocpp.control import OcppControl
-from csms.security.api_auth import guard_of
 
 log = structlog.get_logger(__name__)
 
@@ -159,11 +159,11 @@ def _signed_in(conn: HTTPConnection) -> bool:
 def console_router(ctx: ApiContext) -> APIRouter:
     """Routes of the console for the API app serving ``ctx``; starts recording OCPP messages.
 
-    Set ``ctx.extras["console.record_messages"] = False`` (before the app is created) to keep
-    the OCPP server from publishing a ``MessageExchanged`` per message for the console.
+    ``ctx.record_messages = False`` (before the app is created) keeps the OCPP server from
+    publishing a ``MessageExchanged`` per message for the console. The hub is ``ctx.console``.
     """
-    hub = ConsoleHub(ctx, record_messages=bool(ctx.extras.get("console.record_messages", True)))
-    ctx.extras["console"] = hub
+    hub = ConsoleHub(ctx, record_messages=ctx.record_messages)
+    ctx.console = hub
     settings = ctx.settings
     router = APIRouter(include_in_schema=False)
 

@@ -18,10 +18,9 @@ from csms.core.commands import (
     LimitPurpose,
     ResetKind,
 )
-from csms.ocpp import passwords
 from csms.ocpp.outbound import Outbound, read_status
-
-AUTHORIZATION_KEY = "AuthorizationKey"
+from csms.security import passwords
+from csms.security.passwords import AUTHORIZATION_KEY
 
 _ACTIONS = {
     CommandKind.REMOTE_START: "RemoteStartTransaction",

@@ -17,8 +17,7 @@ from csms.core.commands import (
     ResetKind,
 )
 from csms.ocpp.outbound import Outbound, detail_of, read_status, status_of
-
-BASIC_AUTH_PASSWORD = ("SecurityCtrlr", "BasicAuthPassword")
+from csms.security.passwords import BASIC_AUTH_PASSWORD
 
 _ACTIONS = {
     CommandKind.REMOTE_START: "RequestStartTransaction",

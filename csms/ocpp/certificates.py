@@ -1,5 +1,7 @@
 """SignCertificate (1.6 security extension and 2.0.1) and the CertificateSigned that follows.
 
+OCPP handlers over the security package's CA and store (``csms.security``).
+
 The handler answers at once (Accepted only for a CSR the CA may sign: valid signature,
 strong key, subject naming this very station); then, after the answer is on the wire, a
 background task signs it and sends CertificateSigned. Every issued certificate is stored

@@ -43,8 +43,8 @@ def _store(ctx: ApiContext) -> SecurityStore:
 
 
 def _ca(ctx: ApiContext) -> CaProvider:
-    ca = ctx.extras.get("ca")
-    if not isinstance(ca, CaProvider):
+    ca = ctx.ca
+    if ca is None:
         raise HTTPException(404, "the certificate authority is disabled (ca.enabled = false)")
     return ca
 

@@ -23,6 +23,11 @@ import hmac
 import os
 import re
 
+AUTHORIZATION_KEY = "AuthorizationKey"
+"""The 1.6 configuration key that holds a station's password."""
+BASIC_AUTH_PASSWORD = ("SecurityCtrlr", "BasicAuthPassword")
+"""The 2.0.1 (component, variable) that holds a station's password."""
+
 _N, _R, _P = 2**14, 8, 1
 _SALT_BYTES, _SHA256_BYTES = 16, 32
 _HEX = re.compile(rb"(?:[0-9a-fA-F]{2}){16,20}")

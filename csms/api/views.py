@@ -1,0 +1,75 @@
+"""JSON views of chargers and transactions, shared by the HTTP API and the console."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from csms.api.context import ApiContext
+from csms.core.model import Transaction
+from csms.core.service import LiveStation
+from ocppj.timestamps import format_datetime
+
+
+def iso(dt: datetime | None) -> str | None:
+    """RFC 3339 in UTC with a ``Z``, or None."""
+    return format_datetime(dt, timespec="auto") if dt else None
+
+
+def charger_view(ctx: ApiContext, live: LiveStation, security_profile: int = 0) -> dict[str, Any]:
+    """A station as the API and the console show it: identity, connection, EVSEs and their last readings."""
+    session = ctx.registry.get(live.station_id)
+    info = live.info
+    evses: dict[int, dict[str, Any]] = {}
+    station_status = None
+    for (evse_id, connector_id), st in sorted(live.connectors.items()):
+        if evse_id == 0:
+            station_status = st.status
+            continue
+        e = evses.setdefault(evse_id, {"evse_id": evse_id, "connectors": []})
+        e["connectors"].append({
+            "connector_id": connector_id, "status": st.status, "error_code": st.error_code,
+            "updated_at": iso(st.updated_at),
+        })
+    for (evse_id, _c), sample in live.last_sample.items():
+        if evse_id == 0:
+            continue
+        e = evses.setdefault(evse_id, {"evse_id": evse_id, "connectors": []})
+        e.update(
+            power_w=sample.power_w, current_a=sample.current_a, energy_register_wh=sample.energy_wh,
+            soc_percent=sample.soc_percent, voltage_v=sample.voltage_v, sampled_at=iso(sample.ts),
+        )
+    return {
+        "id": live.station_id,
+        "protocol": live.protocol.value if live.protocol else None,
+        "connected": session is not None and not session.closed,
+        "vendor": info.vendor if info else None,
+        "model": info.model if info else None,
+        "serial_number": info.serial_number if info else None,
+        "firmware_version": info.firmware_version if info else None,
+        "last_seen": iso(live.last_seen_at),
+        "status": station_status,
+        "security_profile": security_profile,
+        "evses": [evses[k] for k in sorted(evses)],
+    }
+
+
+def transaction_view(ctx: ApiContext, tx: Transaction) -> dict[str, Any]:
+    """A transaction as the API and the console show it (1.6 ids as integers, energy so far)."""
+    tx_id: int | str = int(tx.tx_id) if tx.protocol.value == "ocpp1.6" and tx.tx_id.isdigit() else tx.tx_id
+    return {
+        "id": tx_id,
+        "charger_id": tx.station_id,
+        "protocol": tx.protocol.value,
+        "evse_id": tx.evse_id,
+        "connector_id": tx.connector_id,
+        "id_tag": tx.id_tag,
+        "started_at": iso(tx.started_at),
+        "stopped_at": iso(tx.stopped_at),
+        "meter_start_wh": tx.meter_start_wh,
+        "meter_stop_wh": tx.meter_stop_wh,
+        "energy_wh": ctx.service.live_energy_wh(tx),
+        "stop_reason": tx.stop_reason,
+        "active": tx.active,
+        "flags": list(tx.flags),
+    }

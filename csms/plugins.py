@@ -10,16 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from csms.balancer.service import BalancerService
 from csms.bus import Bus
 from csms.config import Settings
 from csms.core.ports import Clock, LimitSender
 from csms.core.service import ChargingService
 from csms.metrics import Metrics
 from csms.ocpp.registry import SessionRegistry
-from csms.telemetry.influx import InfluxWriter
-from csms.telemetry.mqtt import MqttBridge
+
+if TYPE_CHECKING:  # the parts' types only: the parts' packages import this contract, not the reverse
+    from csms.balancer.service import BalancerService
+    from csms.telemetry.influx import InfluxWriter
+    from csms.telemetry.mqtt import MqttBridge
 
 Cleanup = Callable[[], Awaitable[None]]
 Spawn = Callable[[Awaitable[None], str], None]

@@ -189,6 +189,12 @@ def test_core_imports_only_itself_the_standard_library_and_ocppj_versions(graph:
     assert not bad, "\n".join(bad)
 
 
+@pytest.mark.parametrize("module", ["ocppj.versions", "ocppj.timestamps"])
+def test_ocppj_versions_and_timestamps_use_only_the_standard_library(graph: ImportGraph, module: str) -> None:
+    assert [dep for dep in sorted(graph.external[module]) if not _standard_library(dep)] == []
+    assert graph.edges[module] <= {"ocppj"}
+
+
 # --- the graph builder itself ------------------------------------------------------------------
 
 def _write(root: Path, files: dict[str, str]) -> None:

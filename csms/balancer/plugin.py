@@ -75,16 +75,5 @@ def apply_grid_signal(service: BalancerService, event: Event) -> None:
 def _publish_loads(bus: Bus, service: BalancerService, alloc: Allocation) -> None:
     if not bus.wants(FeederLoadChanged):
         return
-    for node in service.feeders_view():
-        bus.publish(
-            FeederLoadChanged(
-                node_id=node["id"],
-                parent_id=node["parent_id"],
-                limit_a=node["limit_a"],
-                measured_a=node["measured_a"],
-                allocated_a=node["allocated_a"],
-                headroom_a=node["headroom_a"],
-                evses=tuple((c["station_id"], c["evse_id"], c["allocated_a"]) for c in node["chargers"]),
-                meter_stale=node["meter_stale"],
-            )
-        )
+    for load in service.feeder_loads():
+        bus.publish(FeederLoadChanged.of(load))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -146,3 +147,47 @@ class FeederMeterReading(Event):
 
     node_id: str
     current_a: tuple[float, float, float]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StationReported(Event):
+    """A station->CSMS message kept as a station event (notifications, reports, DataTransfer...).
+
+    ``ts`` is the CSMS's receive time; ``station_time`` the message's own timestamp, if it has one.
+    """
+
+    action: str  # the OCPP action name, e.g. "FirmwareStatusNotification"
+    data: Mapping[str, object]  # the payload as received (JSON-safe)
+    station_time: datetime | None = None
+    record_id: int | None = None  # the stored station event's id, once persisted
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClockOffsetMeasured(Event):
+    """A station's clock offset (station time minus CSMS receive time) moved noticeably."""
+
+    offset_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommandFailed(Event):
+    """A CSMS-initiated call got no answer (timeout, connection lost) or a CallError."""
+
+    action: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlarmChanged(Event):
+    """An alarm was raised, acknowledged or cleared (``station_id`` is the charger, if any)."""
+
+    alarm_id: int
+    kind: str
+    severity: str  # "critical" | "major" | "warning"
+    state: str  # "raised" | "acknowledged" | "cleared"
+    detail: str
+    raised_at: datetime
+    cleared_at: datetime | None = None
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+

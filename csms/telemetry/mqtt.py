@@ -189,6 +189,10 @@ MQTT: PerEvent[[str], Outbound] = PerEvent(
     feeder_load_changed=_feeder_load,
     feeder_limit_signal=None,  # feeder signals came from MQTT: not echoed
     feeder_meter_reading=None,
+    station_reported=None,
+    clock_offset_measured=None,
+    command_failed=None,
+    alarm_changed=None,
 )
 """The MQTT message of every event kind, given the topic prefix (see ``csms.telemetry.outputs``)."""
 

@@ -19,6 +19,9 @@ from enum import Enum
 from typing import Concatenate, Generic, ParamSpec, TypeVar
 
 from csms.core.events import (
+    AlarmChanged,
+    ClockOffsetMeasured,
+    CommandFailed,
     Event,
     FeederLimitSignal,
     FeederLoadChanged,
@@ -29,6 +32,7 @@ from csms.core.events import (
     StationBooted,
     StationConnected,
     StationDisconnected,
+    StationReported,
     StatusChanged,
     TransactionEnded,
     TransactionStarted,
@@ -60,6 +64,10 @@ EVENTS: Mapping[type[Event], ConsoleUpdate] = {
     FeederLoadChanged: ConsoleUpdate.FEEDER,
     FeederLimitSignal: ConsoleUpdate.NONE,
     FeederMeterReading: ConsoleUpdate.NONE,
+    StationReported: ConsoleUpdate.NONE,
+    ClockOffsetMeasured: ConsoleUpdate.STATION,
+    CommandFailed: ConsoleUpdate.NONE,
+    AlarmChanged: ConsoleUpdate.NONE,
 }
 """Every concrete domain event with the console's update; the keys name ``PerEvent``'s fields."""
 
@@ -83,6 +91,10 @@ class PerEvent(Generic[P, T]):
     feeder_load_changed: Callable[Concatenate[FeederLoadChanged, P], T] | None
     feeder_limit_signal: Callable[Concatenate[FeederLimitSignal, P], T] | None
     feeder_meter_reading: Callable[Concatenate[FeederMeterReading, P], T] | None
+    station_reported: Callable[Concatenate[StationReported, P], T] | None
+    clock_offset_measured: Callable[Concatenate[ClockOffsetMeasured, P], T] | None
+    command_failed: Callable[Concatenate[CommandFailed, P], T] | None
+    alarm_changed: Callable[Concatenate[AlarmChanged, P], T] | None
 
 
 def builder_name(cls: type[Event]) -> str:

@@ -361,6 +361,10 @@ INFLUX: PerEvent[[TagLookup, SiteLookup], list[Point]] = PerEvent(
     feeder_load_changed=_feeder_load_points,
     feeder_limit_signal=_feeder_signal(feeder_limit_point),
     feeder_meter_reading=_feeder_signal(feeder_meter_point),
+    station_reported=None,
+    clock_offset_measured=None,
+    command_failed=None,
+    alarm_changed=None,
 )
 """The InfluxDB output of every event kind (see ``csms.telemetry.outputs``)."""
 

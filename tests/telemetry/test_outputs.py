@@ -12,6 +12,9 @@ import pytest
 
 from csms.core import events
 from csms.core.events import (
+    AlarmChanged,
+    ClockOffsetMeasured,
+    CommandFailed,
     Event,
     FeederLimitSignal,
     FeederLoadChanged,
@@ -22,6 +25,7 @@ from csms.core.events import (
     StationBooted,
     StationConnected,
     StationDisconnected,
+    StationReported,
     StatusChanged,
     TransactionEnded,
     TransactionStarted,
@@ -91,8 +95,9 @@ def test_a_table_leaves_out_the_kinds_an_output_ignores_and_keeps_registry_order
 
 
 def test_outputs_subscribe_to_the_kinds_they_build() -> None:
-    not_points = (MessageExchanged,)
-    not_mqtt = (MessageExchanged, FeederLimitSignal, FeederMeterReading)  # feeder signals are not echoed
+    no_output = (StationReported, ClockOffsetMeasured, CommandFailed, AlarmChanged)
+    not_points = (MessageExchanged, *no_output)
+    not_mqtt = (MessageExchanged, FeederLimitSignal, FeederMeterReading, *no_output)  # signals are not echoed
     assert tuple(cls for cls in EVENTS if cls not in not_points) == POINT_EVENTS
     assert tuple(cls for cls in EVENTS if cls not in not_mqtt) == MQTT_EVENTS
 
@@ -100,12 +105,13 @@ def test_outputs_subscribe_to_the_kinds_they_build() -> None:
 def test_console_updates_per_event_kind() -> None:
     assert console_events(ConsoleUpdate.STATION, ConsoleUpdate.SESSIONS) == (
         StationConnected, StationDisconnected, StationBooted, StatusChanged, TransactionStarted,
-        TransactionEnded, MeterSampled,
+        TransactionEnded, MeterSampled, ClockOffsetMeasured,
     )
     assert console_events(ConsoleUpdate.SESSIONS) == (TransactionStarted, TransactionEnded)
     assert console_events(ConsoleUpdate.FEEDER) == (FeederLoadChanged,)
     assert console_events(ConsoleUpdate.NONE) == (
-        SecurityEventReported, MessageExchanged, FeederLimitSignal, FeederMeterReading,
+        SecurityEventReported, MessageExchanged, FeederLimitSignal, FeederMeterReading, StationReported,
+        CommandFailed, AlarmChanged,
     )
 
 
@@ -193,6 +199,12 @@ CASES: list[tuple[Event, list[str], Message]] = [
         [f"feeder_meter,feeder=F1 current_l1_a=1.0,current_l2_a=2.0,current_l3_a=3.0,current_a=3.0 {NS}"],
         None,
     ),
+    (StationReported(station_id="CP1", action="DataTransfer", data={"vendorId": "V"}, event_id="E", ts=TS),
+     [], None),
+    (ClockOffsetMeasured(station_id="CP1", offset_s=7200.0, event_id="E", ts=TS), [], None),
+    (CommandFailed(station_id="CP1", action="Reset", reason="timeout", event_id="E", ts=TS), [], None),
+    (AlarmChanged(station_id="CP1", alarm_id=1, kind="connector_faulted", severity="major", state="raised",
+                  detail="", raised_at=TS, event_id="E", ts=TS), [], None),
 ]
 
 

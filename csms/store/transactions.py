@@ -92,7 +92,8 @@ def _keyset(q: sa.Select[Any], order: TxOrder, after: TxKey | None) -> sa.Select
             q = q.where(c.started_at.is_(None), beyond)
         else:
             later = c.started_at < after.started_at if desc else c.started_at > after.started_at
-            q = q.where(sa.or_(later, sa.and_(c.started_at == after.started_at, beyond), c.started_at.is_(None)))
+            tie = sa.and_(c.started_at == after.started_at, beyond)
+            q = q.where(sa.or_(later, tie, c.started_at.is_(None)))
     if desc:
         return q.order_by(c.started_at.desc().nulls_last(), c.station_id.desc(), c.tx_id.desc())
     return q.order_by(c.started_at.asc().nulls_last(), c.station_id.asc(), c.tx_id.asc())
@@ -468,10 +469,7 @@ class SqlTransactions:
             q = q.where(c.started_at >= started.since)
         if started is not None and started.until is not None:
             q = q.where(c.started_at < started.until)
-        if order is None:
-            q = q.order_by(c.pk.desc())
-        else:
-            q = _keyset(q, order, after)
+        q = q.order_by(c.pk.desc()) if order is None else _keyset(q, order, after)
         async with self._db.read() as conn:
             rows = (await conn.execute(q.limit(limit))).all()
         return [_tx_map(r._mapping) for r in rows]

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from console_kit import SEED_START, fill_store, station_id_of
 
-from csms.app import CsmsApp, running
+from csms.app import running
 from tests.conftest import make_settings
 
 STATIONS, SESSIONS = 300, 600
@@ -20,9 +20,9 @@ STATIONS, SESSIONS = 300, 600
 @pytest.fixture
 async def seeded(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     await fill_store(tmp_path / "csms.sqlite3", stations=STATIONS, sessions=SESSIONS)
-    app: CsmsApp
-    async with running(make_settings(tmp_path)) as app, httpx.AsyncClient(base_url=app.api_url, timeout=10) as c:
-        yield c
+    async with running(make_settings(tmp_path)) as app:
+        async with httpx.AsyncClient(base_url=app.api_url, timeout=10) as client:
+            yield client
 
 
 async def walk(api: httpx.AsyncClient, path: str, params: dict[str, Any]) -> list[list[dict[str, Any]]]:
@@ -52,8 +52,8 @@ async def test_station_pages_cover_the_list_once_in_the_order_asked(seeded: http
     pages = await walk(seeded, "/api/chargers", {"limit": 70, "sort": "id:desc"})
     assert [len(p) for p in pages] == [70, 70, 70, 70, 20]
     assert [s["id"] for p in pages for s in p] == [station_id_of(i) for i in reversed(range(STATIONS))]
-    by_seen = [s["last_seen"] for p in await walk(seeded, "/api/chargers", {"limit": 100, "sort": "last_seen:desc"})
-               for s in p]
+    pages = await walk(seeded, "/api/chargers", {"limit": 100, "sort": "last_seen:desc"})
+    by_seen = [s["last_seen"] for p in pages for s in p]
     assert by_seen == sorted(by_seen, reverse=True)
     r = await seeded.get("/api/chargers", params={"limit": 10, "offset": 295})
     assert [s["id"] for s in r.json()] == [station_id_of(i) for i in range(295, 300)]
@@ -99,7 +99,8 @@ async def test_session_pages_by_start_time_within_a_date_range(seeded: httpx.Asy
     assert [tx["id"] for p in pages for tx in p] == list(range(144, 24, -1))
     oldest = (await seeded.get("/api/transactions", params={**params, "sort": "started_at"})).json()
     assert [tx["id"] for tx in oldest] == list(range(25, 50))
-    one = await walk(seeded, "/api/transactions", {"charger_id": station_id_of(7), "sort": "started_at", "limit": 1})
+    one = await walk(seeded, "/api/transactions",
+                     {"charger_id": station_id_of(7), "sort": "started_at", "limit": 1})
     assert [tx["id"] for p in one for tx in p] == [8, 308]
 
 

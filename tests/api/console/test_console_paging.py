@@ -20,9 +20,11 @@ STATIONS, SESSIONS = 300, 600
 @pytest.fixture
 async def seeded(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     await fill_store(tmp_path / "csms.sqlite3", stations=STATIONS, sessions=SESSIONS)
-    async with running(make_settings(tmp_path)) as app:
-        async with httpx.AsyncClient(base_url=app.api_url, timeout=10) as client:
-            yield client
+    async with (
+        running(make_settings(tmp_path)) as app,
+        httpx.AsyncClient(base_url=app.api_url, timeout=10) as client,
+    ):
+        yield client
 
 
 async def walk(api: httpx.AsyncClient, path: str, params: dict[str, Any]) -> list[list[dict[str, Any]]]:

@@ -124,6 +124,7 @@ def pages_router(secured: list[Any]) -> APIRouter:
                                           "last_seen, then :asc (default) or :desc")] = None,
         q: Annotated[str | None, Query(max_length=100, description="in id, vendor, model, serial")] = None,
         connected: bool | None = None,
+        protocol: Annotated[str | None, Query(description="ocpp1.6 or ocpp2.0.1")] = None,
         status: Annotated[str | None, Query(description=f"the console's state: {', '.join(STATES)}")] = None,
     ) -> list[dict[str, Any]]:
         """Stations (registered, or connected when auto-registration is on), each with its console
@@ -143,6 +144,8 @@ def pages_router(secured: list[Any]) -> APIRouter:
             rows = [r for r in rows if _matches(r, needle)]
         if connected is not None:
             rows = [r for r in rows if r.connected is connected]
+        if protocol is not None:
+            rows = [r for r in rows if r.live.protocol is not None and r.live.protocol.value == protocol]
         if status is not None:
             rows = [r for r in rows if r.shown(ctx)["state"] == status]
         key = _sort_key(ctx, field)  # type: ignore[arg-type]  # checked by _parse_sort

@@ -67,6 +67,8 @@ async def test_station_filters_combine_and_count(seeded: httpx.AsyncClient) -> N
     assert [s["id"] for s in r.json()] == [station_id_of(i) for i in (1, 4, 7, 10, 13)]
     r = await seeded.get("/api/chargers", params={"q": "sn000012", "status": "offline", "connected": "false"})
     assert [s["id"] for s in r.json()] == [station_id_of(i) for i in range(120, 130)]  # serials SN0000120..
+    r = await seeded.get("/api/chargers", params={"protocol": "ocpp2.0.1", "q": "acme", "limit": 2})
+    assert r.headers["X-Total-Count"] == "100" and [s["id"] for s in r.json()] == ["CP00000", "CP00003"]
     r = await seeded.get("/api/chargers", params={"connected": "true"})
     assert r.json() == [] and r.headers["X-Total-Count"] == "0"
 

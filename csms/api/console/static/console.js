@@ -387,7 +387,7 @@ function stationRow(s) {
 
 // Register (id given by the operator) or edit (id fixed) a station: security profile and password.
 function stationForm(fixedId, done) {
-  const idInput = fixedId ? null : h("input", { name: "station_id", required: true, maxlength: 48, pattern: "[^/]+", autocomplete: "off" });
+  const idInput = fixedId ? null : h("input", { name: "station_id", required: true, maxlength: 48, pattern: "[^\\/]+", autocomplete: "off" });
   const profile = select("security_profile", [["0", "0 · no authentication"], ["1", "1 · Basic auth over ws://"],
     ["2", "2 · Basic auth over TLS"], ["3", "3 · TLS client certificate"]], "0");
   const password = h("input", { name: "password", type: "password", minlength: 16, maxlength: 40, autocomplete: "new-password" });

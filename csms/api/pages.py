@@ -19,7 +19,6 @@ from csms.api.console.live import STATES, station_power_w, station_state
 from csms.api.context import ApiContext
 from csms.api.cursors import BadCursor, offset_cursor, read_offset, read_tx_cursor, tx_cursor
 from csms.api.views import charger_view, transaction_view
-from csms.core.model import Station
 from csms.core.ports import TimeRange, TxKey, TxOrder
 from csms.core.service import LiveStation
 
@@ -54,15 +53,13 @@ class _Row:
         return self.view
 
 
-def _station_rows(ctx: ApiContext, stored: list[Station]) -> list[_Row]:
-    """The registered stations merged with the live state (a station only live is listed too)."""
+def _station_rows(ctx: ApiContext, profiles: dict[str, int]) -> list[_Row]:
+    """The registered stations (id and security profile) merged with the live state, which the core
+    keeps for every registered station; a station only live is listed too."""
     live = ctx.service.live
     rows: dict[str, _Row] = {}
-    for st in stored:
-        lv = live.get(st.station_id)
-        if lv is None:
-            lv = LiveStation(st.station_id, st.protocol, False, st.info, st.last_seen_at)
-        rows[st.station_id] = _Row(lv, st.security_profile, False)
+    for sid, profile in profiles.items():
+        rows[sid] = _Row(live.get(sid) or LiveStation(sid), profile, False)
     for sid, lv in live.items():
         rows.setdefault(sid, _Row(lv, 0, False))
     for sid, row in rows.items():
@@ -138,7 +135,7 @@ def pages_router(secured: list[Any]) -> APIRouter:
             start = read_offset(cursor) if cursor is not None else offset or 0
         except BadCursor as exc:
             raise HTTPException(400, str(exc)) from None
-        rows = _station_rows(ctx, await ctx.service.store.list_stations())
+        rows = _station_rows(ctx, await ctx.service.store.station_profiles())
         if q:
             needle = q.strip().lower()
             rows = [r for r in rows if _matches(r, needle)]

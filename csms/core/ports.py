@@ -81,6 +81,7 @@ class StationStore(Protocol):
 
     async def get_station(self, station_id: str) -> Station | None: ...
     async def list_stations(self) -> list[Station]: ...
+    async def station_profiles(self) -> dict[str, int]: ...  # every registered id: its security profile
     async def upsert_station(
         self, station_id: str, *, security_profile: int | None = None,
         password_hash: str | None = None,

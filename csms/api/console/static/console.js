@@ -849,12 +849,12 @@ function sessionsView(main, _params, query) {
   };
   let timer = null;
   const load = async () => {
-    const a = await api("GET", "/api/transactions?active=true&limit=1000");
+    // the first page of completed sessions follows sessions ending; later pages stay put
+    const [a] = await Promise.all([api("GET", "/api/transactions?active=true&limit=1000"),
+      pages.depth ? null : pages.first().then(renderPast)]);
     note.textContent = a.ok ? "" : `Could not load sessions: ${detailOf(a)}`;
     if (a.ok) active = a.data;
     renderActive();
-    if (!pages.depth) await pages.first(); // the first page follows sessions ending; later pages stay put
-    renderPast();
   };
   for (const input of [from, to]) input.addEventListener("change", reselect);
   let typing = null;

@@ -5,7 +5,7 @@ pages whose API other parts of the CSMS serve (alarms, audit, station events).""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -27,10 +27,6 @@ async def seeded(tmp_path: Path) -> AsyncIterator[CsmsApp]:
     await fill_store(tmp_path / "csms.sqlite3", stations=300, sessions=600)
     async with running(make_settings(tmp_path)) as app:
         yield app
-
-
-def first_cells(page: Page) -> object:
-    return page.locator("main section.panel").first.locator("tbody tr[data-station] td:first-child")
 
 
 async def test_stations_page_pages_sorts_and_filters_on_the_server(seeded: CsmsApp, page: Page) -> None:
@@ -137,7 +133,7 @@ async def test_sessions_page_pages_completed_sessions_within_a_date_range(
     await screenshot(page, "sessions-range")
 
 
-def json_route(status: int, body: object) -> object:
+def json_route(status: int, body: object) -> Callable[[Route], Awaitable[None]]:
     async def handle(route: Route) -> None:
         await route.fulfill(status=status, content_type="application/json", body=orjson.dumps(body))
     return handle

@@ -154,3 +154,44 @@ async def test_alarms_audit_and_events_say_not_available_when_the_server_has_no_
     history = page.locator("section[aria-labelledby=h-hist] tbody tr[data-tx]")
     await expect(history).to_have_count(2)
     await expect(history.first).to_have_attribute("data-tx", "308")
+
+
+async def test_alarms_audit_and_events_render_their_documented_answers(seeded: CsmsApp, page: Page) -> None:
+    # Those routes belong to other parts of the CSMS: answers in their documented shape stand in.
+    alarm = {"id": 7, "charger_id": "CP00003", "kind": "station_offline", "severity": "warning",
+             "raised_at": "2026-11-01T08:00:00Z", "cleared_at": None, "acknowledged_at": None,
+             "acknowledged_by": None, "detail": "no heartbeat for 300 s", "state": "active"}
+    acked: list[str] = []
+
+    async def alarms(route: Route) -> None:
+        if route.request.method == "POST":
+            acked.append(route.request.url)
+            alarm.update(acknowledged_at="2026-11-01T08:05:00Z", acknowledged_by="operator")
+            await route.fulfill(status=200, content_type="application/json", body=orjson.dumps(alarm))
+            return
+        await route.fulfill(status=200, content_type="application/json", body=orjson.dumps([alarm]))
+
+    await page.route("**/api/alarms**", alarms)
+    await page.route("**/api/audit?*", json_route(200, {"items": [
+        {"id": 1, "at": "2026-11-01T08:00:00Z", "actor": "operator", "action": "PUT /api/chargers/CP00001",
+         "target": "CP00001", "digest": "9f86d081884c7d659a2feaa0c55ad015", "result": "200"}],
+        "next_cursor": None}))
+    await page.route("**/api/chargers/CP00003/events?*", json_route(200, {"items": [
+        {"id": 11, "at": "2026-11-01T08:00:00Z", "station_time": "2026-11-01T07:59:58Z",
+         "type": "StatusChanged", "data": {"status": "Faulted"}}], "next_cursor": None}))
+
+    await page.goto(seeded.api_url + "/#/alarms")
+    row = page.locator("tr[data-alarm='7']")
+    await expect(row).to_contain_text("CP00003")
+    await expect(row).to_contain_text("no heartbeat for 300 s")
+    await row.get_by_role("button", name="Acknowledge alarm 7").click()
+    await expect(row).to_contain_text("operator")
+    assert acked and acked[0].endswith("/api/alarms/7/ack")
+
+    await page.get_by_role("link", name="Audit").click()
+    await expect(page.locator("tr[data-audit='1']")).to_contain_text("PUT /api/chargers/CP00001")
+
+    await page.goto(seeded.api_url + "/#/stations/CP00003")
+    event = page.locator("section[aria-labelledby=h-events] li[data-event='11']")
+    await expect(event).to_contain_text("StatusChanged")
+    await expect(event).to_contain_text("Faulted")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 
 import structlog
 
@@ -80,6 +81,7 @@ class AlarmService:
         self.notify = notify
         self.tick_s = tick_s
         self.book = AlarmBook()
+        self.since = clock.now()  # the CSMS's own downtime is not the stations' silence
         self._queue: asyncio.Queue[Decision] = asyncio.Queue(queue_max)
         self._lock = asyncio.Lock()
         self.dropped = 0
@@ -96,7 +98,7 @@ class AlarmService:
         elif isinstance(ev, StationDisconnected):
             station = self.live.get(ev.station_id)
             found = offline(ev.station_id, station.last_seen_at if station else None, self.clock.now(),
-                            self.limits)
+                            self.limits, self.since)
             decisions = [found] if found is not None else []
         else:
             decisions = decide(ev, self.limits)
@@ -115,9 +117,14 @@ class AlarmService:
     def tick(self) -> list[Decision]:
         """``station_offline`` over the live stations: the decisions that change something."""
         now = self.clock.now()
+        cutoff = now - timedelta(seconds=self.limits.offline_after_s)
+        already = {k.charger_id for k in self.book.active if k.kind is Kind.STATION_OFFLINE}
         out: list[Decision] = []
         for station in list(self.live.values()):
-            found = offline(station.station_id, station.last_seen_at, now, self.limits)
+            seen = station.last_seen_at
+            if seen is None or (seen < cutoff) == (station.station_id in already):
+                continue  # the common case: nothing changes, nothing is built
+            found = offline(station.station_id, seen, now, self.limits, self.since)
             if found is not None and self.book.admit(found) is not None:
                 out.append(found)
         return out

@@ -239,17 +239,24 @@ def decide(ev: Event, limits: Thresholds) -> list[Decision]:
 
 
 def offline(
-    station_id: str, last_seen_at: datetime | None, now: datetime, limits: Thresholds
+    station_id: str, last_seen_at: datetime | None, now: datetime, limits: Thresholds,
+    watching_since: datetime | None = None,
 ) -> Decision | None:
     """``station_offline`` for one station: raise after ``offline_after_s`` without traffic,
-    clear once it is seen again; None for a station never seen."""
+    clear once it is seen again; None for a station never seen.
+
+    ``watching_since`` (when the CSMS started) keeps the CSMS's own downtime from counting:
+    a station gets ``offline_after_s`` from then to come back before it is called offline.
+    """
     if last_seen_at is None:
         return None
     key = AlarmKey(station_id, Kind.STATION_OFFLINE)
     silent_s = (now - last_seen_at).total_seconds()
-    if silent_s > limits.offline_after_s:
-        return Raise(key, f"no traffic since {last_seen_at.isoformat()} ({silent_s:.0f} s)")
-    return Clear(key)
+    if silent_s <= limits.offline_after_s:
+        return Clear(key)
+    if watching_since is not None and (now - watching_since).total_seconds() <= limits.offline_after_s:
+        return None
+    return Raise(key, f"no traffic since {last_seen_at.isoformat()} ({silent_s:.0f} s)")
 
 
 # --- the active alarms ---------------------------------------------------------------------

@@ -46,8 +46,9 @@ def service_of(store: SqlStore, clock: FakeClock, live: dict[str, LiveStation],
 
 async def test_a_silent_station_goes_offline_on_the_tick_and_comes_back_when_seen(store: SqlStore) -> None:
     clock, published = FakeClock(), list[Event]()
-    live = {"CP1": LiveStation("CP1", last_seen_at=T0), "NEVER": LiveStation("NEVER")}
-    service = service_of(store, clock, live, published)
+    live = {"CP1": LiveStation("CP1", last_seen_at=T0 - timedelta(days=1)), "NEVER": LiveStation("NEVER")}
+    service = service_of(store, clock, live, published)  # started now: CP1 gets 900 s to come back
+    assert service.tick() == []
     clock.advance(900)
     assert service.tick() == []
     clock.advance(1)
@@ -68,6 +69,7 @@ async def test_a_disconnect_after_long_silence_raises_and_a_connect_clears(store
     clock, published = FakeClock(), list[Event]()
     live = {"CP1": LiveStation("CP1", last_seen_at=T0)}
     service = service_of(store, clock, live, published)
+    service.since = T0 - timedelta(days=1)  # running for a day
     worker = asyncio.create_task(service.run())
     try:
         clock.advance(1000)

@@ -89,6 +89,14 @@ def test_station_offline_raises_after_the_threshold_and_clears_when_seen_again()
     assert offline("CP1", clock.now(), clock.now(), LIMITS) == Clear(found.key)
 
 
+def test_the_csms_own_downtime_does_not_count_as_a_station_silence() -> None:
+    started = T0 + timedelta(hours=2)  # the CSMS was down; the station was last seen before that
+    assert offline("CP1", T0, started + timedelta(seconds=900), LIMITS, started) is None
+    found = offline("CP1", T0, started + timedelta(seconds=901), LIMITS, started)
+    assert isinstance(found, Raise)
+    assert offline("CP1", started, started + timedelta(seconds=10), LIMITS, started) == Clear(found.key)
+
+
 def test_a_station_never_seen_is_not_offline() -> None:
     assert offline("CP1", None, T0, LIMITS) is None
 

@@ -15,6 +15,7 @@ import hmac
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -104,5 +105,6 @@ class WebhookSender:
             if attempt < s.attempts:
                 await self._sleep(backoff_s(attempt, s.retry_initial_s, s.retry_max_s, self._rand))
         self.on_failure()
-        log.error("alarm webhook delivery failed", url=s.url, attempts=s.attempts, error=problem)
+        host = urlsplit(s.url).hostname  # not the URL: it may carry a token
+        log.error("alarm webhook delivery failed", host=host, attempts=s.attempts, error=problem)
         return False

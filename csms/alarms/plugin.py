@@ -11,6 +11,7 @@ from csms.alarms.metrics import ActiveAlarms, webhook_failures
 from csms.alarms.service import WATCHED, AlarmService
 from csms.alarms.webhook import WebhookSender, WebhookSettings
 from csms.core.alarms import Alarm, Thresholds, fields
+from csms.errors import ConfigError
 from csms.plugins import Cleanup, PluginContext
 from ocppj.timestamps import format_datetime
 
@@ -30,6 +31,16 @@ async def alarms_plugin(ctx: PluginContext) -> Cleanup | None:
     if not cfg.enabled or ctx.alarm_store is None:
         log.info("alarms disabled")
         return None
+    if cfg.webhook_url:
+        if not cfg.webhook_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"alarms.webhook_url must be an http:// or https:// URL (got {cfg.webhook_url!r})"
+            )
+        if not cfg.webhook_secret:
+            raise ConfigError(
+                "alarms.webhook_secret (CSMS_ALARM_WEBHOOK_SECRET) is required with a webhook_url: "
+                "receivers verify the X-CSMS-Signature with it"
+            )
     failures = webhook_failures(ctx.metrics.registry)
     sender: WebhookSender | None = None
     if cfg.webhook_url:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
 from csms.alarms.plugin import alarms_plugin
 from csms.app import running
 from csms.config import load_settings
+from csms.errors import ConfigError
 from tests.conftest import make_settings
 
 
@@ -32,3 +34,15 @@ async def test_disabled_alarms_answer_404_and_export_no_gauge(tmp_path: Path) ->
         r = await api.get("/api/alarms")
         assert r.status_code == 404 and "disabled" in r.json()["detail"]
         assert "csms_alarms_active" not in (await api.get("/metrics")).text
+
+
+@pytest.mark.parametrize(("alarms", "problem"), [
+    ({"webhook_url": "http://127.0.0.1:9/hook"}, "webhook_secret"),
+    ({"webhook_url": "ftp://example/hook", "webhook_secret": "s"}, "http:// or https://"),
+])
+async def test_a_webhook_without_secret_or_with_another_scheme_is_refused_at_start(
+    tmp_path: Path, alarms: dict[str, str], problem: str
+) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        async with running(make_settings(tmp_path, alarms=alarms), plugins=[alarms_plugin]):
+            pass

@@ -18,6 +18,7 @@ import structlog
 import uvicorn
 
 from csms import looplag
+from csms.alarms.plugin import alarms_plugin
 from csms.api.context import ApiContext
 from csms.api.http import create_app
 from csms.balancer.plugin import balancer_plugin
@@ -47,7 +48,7 @@ log = structlog.get_logger("csms")
 def default_plugins(settings: Settings) -> list[Plugin]:
     """Plugins for ``settings``; parts that are not configured are simply absent."""
     # telemetry first: it sees the balancer's first events; each says at start when it is off
-    return [influx_plugin, mqtt_plugin, balancer_plugin]
+    return [influx_plugin, mqtt_plugin, balancer_plugin, alarms_plugin]
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -93,7 +94,7 @@ class CsmsApp:
         self.bus = Bus()
         self.metrics = Metrics()
         self.registry = SessionRegistry()
-        self.control = OcppControl(self.registry)
+        self.control = OcppControl(self.registry, self.bus.publish)
         self.plugins = list(plugins or [])
         self.parts = Parts()  # what the plugins run (InfluxDB writer, MQTT bridge, balancer)
         self.record_messages = record_messages
@@ -169,6 +170,7 @@ class CsmsApp:
         plugin_ctx = PluginContext(
             settings=s, clock=self.clock, bus=self.bus, metrics=self.metrics, service=service,
             sessions=self.registry, control=self.control, spawn=self.spawn, parts=self.parts,
+            alarm_store=self.store.alarms,
         )
         for plugin in self.plugins:
             cleanup = await plugin(plugin_ctx)
@@ -231,6 +233,7 @@ class CsmsApp:
         ctx = ApiContext(
             self.settings, self.service, self.control, self.registry, self.metrics, self.bus,
             balancer=self.parts.balancer, ca=self.ca, record_messages=self.record_messages,
+            alarms=self.parts.alarms,
         )
         config = uvicorn.Config(
             create_app(ctx), log_config=None, access_log=False, lifespan="off",

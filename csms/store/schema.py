@@ -175,7 +175,45 @@ def _v3_device_variables(conn: Connection) -> None:
     device_metadata.create_all(conn)
 
 
-MIGRATIONS: list[Callable[[Connection], Any]] = [_v1_initial, _v2_security, _v3_device_variables]
+alarm_metadata = sa.MetaData()
+
+alarms = sa.Table(
+    "alarms",
+    alarm_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("charger_id", sa.String(48), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("subject", sa.String(255), nullable=False, server_default=""),  # e.g. "1/2": EVSE/connector
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False, server_default=""),
+    sa.Column("raised_at", UtcDateTime, nullable=False),
+    sa.Column("cleared_at", UtcDateTime),
+    sa.Column("acknowledged_at", UtcDateTime),
+    sa.Column("acknowledged_by", sa.String(255)),
+)
+sa.Index("ix_alarms_active", alarms.c.cleared_at, alarms.c.id)
+sa.Index("ix_alarms_charger", alarms.c.charger_id, alarms.c.id)
+
+alarm_history = sa.Table(
+    "alarm_history",
+    alarm_metadata,
+    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("alarm_id", sa.Integer, sa.ForeignKey("alarms.id", ondelete="CASCADE"), nullable=False,
+              index=True),
+    sa.Column("action", sa.String(16), nullable=False),  # raised | acknowledged | cleared
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("actor", sa.String(255), nullable=False),
+)
+
+
+def _v5_alarms(conn: Connection) -> None:
+    """Alarms and every transition of each (raise, acknowledge, clear) with its time and actor."""
+    alarm_metadata.create_all(conn)
+
+
+MIGRATIONS: list[Callable[[Connection], Any]] = [
+    _v1_initial, _v2_security, _v3_device_variables, _v5_alarms,
+]
 
 
 def migrate(conn: Connection) -> int:

@@ -3,7 +3,8 @@ SQLite (aiosqlite) by default, PostgreSQL (asyncpg) when scaled out.
 
 A thin composition of the store's parts over one ``Database`` (``csms.store.engine``):
 ``SqlStations`` (stations, connectors, variables, id tags), ``SqlTransactions`` and
-``SqlSecurity`` (credentials, certificates, security events). Each port method is the owning
+``SqlSecurity`` (credentials, certificates, security events); ``alarms`` (``SqlAlarms``) is
+used as a part of its own by the alarm service. Each port method is the owning
 part's bound method, so a call costs no extra hop.
 
 Every write is committed before the method returns (the data-integrity contract: no
@@ -12,6 +13,7 @@ CallResult before a durable commit).
 
 from __future__ import annotations
 
+from csms.store.alarms import SqlAlarms
 from csms.store.engine import Database
 from csms.store.security import SqlSecurity
 from csms.store.stations import SqlStations
@@ -27,6 +29,7 @@ class SqlStore:
         self.security = security = SqlSecurity(db)
         self.stations = stations = SqlStations(db, security.credentials)
         self.transactions = transactions = SqlTransactions(db)
+        self.alarms = SqlAlarms(db)
 
         self.get_station = stations.get_station
         self.list_stations = stations.list_stations

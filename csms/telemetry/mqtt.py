@@ -10,6 +10,7 @@ and ``ts``; see ``docs/telemetry.md``)::
     P/stations/{station}/evse/{evse}/meter                            power_w, energy_wh, current_a ...
     P/stations/{station}/security                                     kind, tech_info
     P/feeders/{feeder}/load                                           limit, measured, allocated, headroom
+    P/alarms/{kind}/{station}                                         id, state, severity, raised_at ...
 
 Subscribed: ``P/feeders/{feeder}/meter`` (``{"current_a": [L1, L2, L3]}`` or one
 number: the node's measured non-EV base load) and ``P/feeders/{feeder}/limit``
@@ -43,6 +44,7 @@ import structlog
 
 from csms.config import MqttConfig
 from csms.core.events import (
+    AlarmChanged,
     Event,
     FeederLimitSignal,
     FeederLoadChanged,
@@ -176,6 +178,16 @@ def _feeder_load(ev: FeederLoadChanged, prefix: str) -> Outbound:
     return f"{prefix}/feeders/{topic_part(ev.node_id)}/load", body, False
 
 
+def _alarm(ev: AlarmChanged, prefix: str) -> Outbound:
+    body = _base(ev)
+    body.update(
+        id=ev.alarm_id, kind=ev.kind, charger_id=ev.station_id, state=ev.state, severity=ev.severity,
+        detail=ev.detail, raised_at=_iso(ev.raised_at), cleared_at=_iso(ev.cleared_at),
+        acknowledged_at=_iso(ev.acknowledged_at), acknowledged_by=ev.acknowledged_by,
+    )
+    return f"{prefix}/alarms/{topic_part(ev.kind)}/{topic_part(ev.station_id)}", body, False
+
+
 MQTT: PerEvent[[str], Outbound] = PerEvent(
     station_connected=_connected,
     station_disconnected=_disconnected,
@@ -192,7 +204,7 @@ MQTT: PerEvent[[str], Outbound] = PerEvent(
     station_reported=None,
     clock_offset_measured=None,
     command_failed=None,
-    alarm_changed=None,
+    alarm_changed=_alarm,
 )
 """The MQTT message of every event kind, given the topic prefix (see ``csms.telemetry.outputs``)."""
 

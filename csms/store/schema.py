@@ -175,7 +175,47 @@ def _v3_device_variables(conn: Connection) -> None:
     device_metadata.create_all(conn)
 
 
-MIGRATIONS: list[Callable[[Connection], Any]] = [_v1_initial, _v2_security, _v3_device_variables]
+events_metadata = sa.MetaData()
+
+station_events = sa.Table(
+    "station_events",
+    events_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("station_id", sa.String(48), nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),  # received by the CSMS
+    sa.Column("station_time", UtcDateTime),  # the message's own timestamp, if any
+    sa.Column("type", sa.String(64), nullable=False),  # the OCPP action
+    sa.Column("data", sa.Text, nullable=False),  # the payload as received, JSON
+)
+sa.Index("ix_station_events_station_at", station_events.c.station_id, station_events.c.at, station_events.c.id)
+sa.Index("ix_station_events_at", station_events.c.at)
+
+signed_meter_values = sa.Table(
+    "signed_meter_values",
+    events_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("station_id", sa.String(48), nullable=False),
+    sa.Column("tx_id", sa.String(64), nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("station_time", UtcDateTime),
+    sa.Column("context", sa.String(32)),
+    sa.Column("measurand", sa.String(64)),
+    sa.Column("encoding", sa.String(64)),
+    sa.Column("signing_method", sa.String(64)),
+    sa.Column("public_key", sa.Text),
+    sa.Column("data", sa.Text, nullable=False),
+)
+sa.Index("ix_signed_meter_values_tx", signed_meter_values.c.station_id, signed_meter_values.c.tx_id)
+
+
+def _v4_station_events(conn: Connection) -> None:
+    """Station events (kept notifications and reports) and signed meter values of transactions."""
+    events_metadata.create_all(conn)
+
+
+MIGRATIONS: list[Callable[[Connection], Any]] = [
+    _v1_initial, _v2_security, _v3_device_variables, _v4_station_events,
+]
 
 
 def migrate(conn: Connection) -> int:

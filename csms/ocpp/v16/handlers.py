@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from csms.core.model import StationInfo
+from csms.core.station_events import KEPT_ACTIONS
 from csms.ocpp.fields import read_timestamp
+from csms.ocpp.kept import keep_all
 from csms.ocpp.session import Handler, StationSession
-from csms.ocpp.v16.convert import id_tag_info, to_samples
+from csms.ocpp.v16.convert import id_tag_info, signed_values, to_samples
 from ocppj.timestamps import format_datetime
 from ocppj.versions import OcppVersion
 
@@ -53,18 +55,23 @@ async def start_transaction(s: StationSession, p: dict[str, Any]) -> dict[str, A
 
 async def stop_transaction(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
     tx_id = str(p["transactionId"])
+    data = p.get("transactionData", [])
+    # kept before the stop commits: a retried stop may repeat them, never lose them
+    await s.service.keep_signed(signed_values(s.station_id, tx_id, s.service.clock.now(), data))
     result, auth = await s.service.stop_transaction(
         s.station_id, tx_id, meter_stop_wh=float(p["meterStop"]), ts=read_timestamp(p["timestamp"]),
         reason=p.get("reason", "Local"), id_tag=p.get("idTag"),
     )
     connector = result.transaction.connector_id
-    s.service.meter(to_samples(s.station_id, connector, tx_id, p.get("transactionData", [])))
+    s.service.meter(to_samples(s.station_id, connector, tx_id, data))
     return {"idTagInfo": id_tag_info(auth)} if auth is not None else {}
 
 
 async def meter_values(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
     tx = p.get("transactionId")
     tx_id = None if tx is None else str(tx)
+    if tx_id is not None:
+        s.service.keep_signed_later(signed_values(s.station_id, tx_id, s.service.clock.now(), p["meterValue"]))
     s.service.meter(to_samples(s.station_id, p["connectorId"], tx_id, p["meterValue"]))
     return {}
 
@@ -74,13 +81,8 @@ async def data_transfer(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
     return {"status": "UnknownVendorId"}
 
 
-async def diagnostics_status_notification(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
-    s.log.info("diagnostics status", status=p["status"])
-    return {}
-
-
-async def firmware_status_notification(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
-    s.log.info("firmware status", status=p["status"])
+async def acknowledge(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+    """A notification kept as a station event (see ``keep_all``) and answered with nothing."""
     return {}
 
 
@@ -89,17 +91,7 @@ async def security_event_notification(s: StationSession, p: dict[str, Any]) -> d
     return {}
 
 
-async def log_status_notification(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
-    s.log.info("log status", status=p["status"], request_id=p.get("requestId"))
-    return {}
-
-
-async def signed_firmware_status_notification(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
-    s.log.info("signed firmware status", status=p["status"], request_id=p.get("requestId"))
-    return {}
-
-
-HANDLERS: dict[str, Handler] = {
+HANDLERS: dict[str, Handler] = keep_all({
     "BootNotification": boot_notification,
     "Heartbeat": heartbeat,
     "StatusNotification": status_notification,
@@ -108,10 +100,10 @@ HANDLERS: dict[str, Handler] = {
     "StopTransaction": stop_transaction,
     "MeterValues": meter_values,
     "DataTransfer": data_transfer,
-    "DiagnosticsStatusNotification": diagnostics_status_notification,
-    "FirmwareStatusNotification": firmware_status_notification,
+    "DiagnosticsStatusNotification": acknowledge,
+    "FirmwareStatusNotification": acknowledge,
     # OCPP 1.6 security whitepaper extensions
     "SecurityEventNotification": security_event_notification,
-    "LogStatusNotification": log_status_notification,
-    "SignedFirmwareStatusNotification": signed_firmware_status_notification,
-}
+    "LogStatusNotification": acknowledge,
+    "SignedFirmwareStatusNotification": acknowledge,
+}, KEPT_ACTIONS)

@@ -150,6 +150,12 @@ class GcConfig(_Section):
         )
 
 
+class EventsConfig(_Section):
+    """Station events (kept notifications and reports): how long they are kept."""
+
+    retention_days: float = Field(90.0, gt=0)
+
+
 class Settings(_Section):
     """All settings of one CSMS process."""
 
@@ -179,6 +185,7 @@ class Settings(_Section):
     ca: CaConfig = CaConfig()
     limits: LimitsConfig = LimitsConfig()
     gc: GcConfig = GcConfig()
+    events: EventsConfig = EventsConfig()
 
     @property
     def api_needs_token(self) -> bool:
@@ -192,6 +199,7 @@ class Settings(_Section):
 _SECTIONS = {
     "influx": InfluxConfig, "mqtt": MqttConfig, "balancer": BalancerConfig,
     "tls": TlsConfig, "ca": CaConfig, "limits": LimitsConfig, "gc": GcConfig,
+    "events": EventsConfig,
 }
 
 

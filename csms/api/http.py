@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from csms.api.auth import guard_of
 from csms.api.console.routes import console_router
 from csms.api.context import ApiContext
+from csms.api.events import events_router
 from csms.api.feeders import feeders_router
 from csms.api.security import security_router
 from csms.api.views import charger_view, iso, transaction_view
@@ -197,6 +198,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         rows = await ctx.service.store.list_security_events(charger_id)
         return [{k: (iso(v) if isinstance(v, datetime) else v) for k, v in r.items()} for r in rows]
 
+    app.include_router(events_router(secured))
     app.include_router(feeders_router(secured))
     app.include_router(security_router(secured))
     app.include_router(console_router(ctx))

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from csms.core.device_report import ReportedVariable, entries
+from csms.core.ev_needs import EvNeeds
 from csms.core.events import (
     Event,
     MeterSampled,
@@ -35,7 +36,6 @@ from csms.core.model import (
     StationInfo,
     Transaction,
 )
-from csms.core.ev_needs import EvNeeds
 from csms.core.ports import Clock, EventResult, StopResult, Store, TransactionEventRecord
 from csms.core.station_events import SignedMeterValue, StationEventLog
 from ocppj.versions import OcppVersion

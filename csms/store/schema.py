@@ -187,8 +187,9 @@ station_events = sa.Table(
     sa.Column("type", sa.String(64), nullable=False),  # the OCPP action
     sa.Column("data", sa.Text, nullable=False),  # the payload as received, JSON
 )
-sa.Index("ix_station_events_station_at", station_events.c.station_id, station_events.c.at, station_events.c.id)
-sa.Index("ix_station_events_at", station_events.c.at)
+_ev = station_events.c
+sa.Index("ix_station_events_station_at", _ev.station_id, _ev.at, _ev.id)
+sa.Index("ix_station_events_at", _ev.at)
 
 signed_meter_values = sa.Table(
     "signed_meter_values",

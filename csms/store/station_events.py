@@ -19,7 +19,8 @@ _INSERT_EVENTS = _EVENTS.insert().returning(_EVENTS.c.id, sort_by_parameter_orde
 
 
 def _event(m: Mapping[Any, Any]) -> StationEvent:
-    return StationEvent(m["id"], m["station_id"], m["at"], m["station_time"], m["type"], orjson.loads(m["data"]))
+    data = orjson.loads(m["data"])
+    return StationEvent(m["id"], m["station_id"], m["at"], m["station_time"], m["type"], data)
 
 
 def _signed(m: Mapping[Any, Any]) -> SignedMeterValue:

@@ -70,9 +70,10 @@ async def stop_transaction(s: StationSession, p: dict[str, Any]) -> dict[str, An
 async def meter_values(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
     tx = p.get("transactionId")
     tx_id = None if tx is None else str(tx)
+    meter_value = p["meterValue"]
     if tx_id is not None:
-        s.service.keep_signed_later(signed_values(s.station_id, tx_id, s.service.clock.now(), p["meterValue"]))
-    s.service.meter(to_samples(s.station_id, p["connectorId"], tx_id, p["meterValue"]))
+        s.service.keep_signed_later(signed_values(s.station_id, tx_id, s.service.clock.now(), meter_value))
+    s.service.meter(to_samples(s.station_id, p["connectorId"], tx_id, meter_value))
     return {}
 
 

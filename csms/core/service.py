@@ -223,6 +223,8 @@ class ChargingService:
         for variable in [k for k in self._dirty_variables if k[0] == station_id]:
             del self._dirty_variables[variable]
         self._dirty_seen.pop(station_id, None)
+        for evse in [k for k in self._ev_needs if k[0] == station_id]:
+            del self._ev_needs[evse]
 
     def live_energy_wh(self, tx: Transaction) -> float | None:
         """Energy so far of an active transaction, from the latest register reading."""

@@ -21,16 +21,6 @@ log = logging.getLogger(__name__)
 MAX_PENDING = 50_000  # station events buffered before a flush; beyond it new ones are dropped (counted)
 MAX_PAGE = 1000  # station events per page of the API
 
-# The actions kept as station events, per the version that has them.
-KEPT_ACTIONS = frozenset({
-    "BootNotification", "StatusNotification", "SecurityEventNotification", "DataTransfer",
-    "FirmwareStatusNotification", "DiagnosticsStatusNotification", "LogStatusNotification",
-    "SignedFirmwareStatusNotification", "PublishFirmwareStatusNotification", "NotifyEvent",
-    "NotifyMonitoringReport", "NotifyChargingLimit", "ClearedChargingLimit", "ReportChargingProfiles",
-    "NotifyEVChargingNeeds", "NotifyEVChargingSchedule", "NotifyDisplayMessages",
-    "NotifyCustomerInformation", "ReservationStatusUpdate",
-})
-
 
 @dataclass(frozen=True, slots=True)
 class StationEvent:

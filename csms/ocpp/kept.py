@@ -10,6 +10,16 @@ from ocppj.timestamps import parse_datetime
 
 _TIME_FIELDS = ("timestamp", "generatedAt")
 
+# The station->CSMS actions kept as station events (each in the versions that have it).
+KEPT_ACTIONS = frozenset({
+    "BootNotification", "StatusNotification", "SecurityEventNotification", "DataTransfer",
+    "FirmwareStatusNotification", "DiagnosticsStatusNotification", "LogStatusNotification",
+    "SignedFirmwareStatusNotification", "PublishFirmwareStatusNotification", "NotifyEvent",
+    "NotifyMonitoringReport", "NotifyChargingLimit", "ClearedChargingLimit", "ReportChargingProfiles",
+    "NotifyEVChargingNeeds", "NotifyEVChargingSchedule", "NotifyDisplayMessages",
+    "NotifyCustomerInformation", "ReservationStatusUpdate",
+})
+
 
 def station_time(p: dict[str, Any]) -> datetime | None:
     """The message's own timestamp (``timestamp`` or ``generatedAt``), if it has a readable one."""

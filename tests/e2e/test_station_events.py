@@ -67,6 +67,10 @@ async def test_16_notifications_and_signed_stop_data_come_back(csms: CsmsApp, ap
                                                   "context": "Transaction.End",
                                                   "measurand": "Energy.Active.Import.Register"},
                                              ]}]), suppress=False)
+        await cp.call(call16.StopTransaction(meter_stop=500, timestamp=ts(4), transaction_id=987654,
+                                             transaction_data=[{"timestamp": ts(4), "sampled_value": [
+                                                 {"value": "ORPHAN", "format": "SignedData"}]}]),
+                      suppress=False)
 
     async def kept() -> bool:
         return {"FirmwareStatusNotification", "StatusNotification", "BootNotification"} <= {
@@ -91,6 +95,11 @@ async def test_16_notifications_and_signed_stop_data_come_back(csms: CsmsApp, ap
     assert by_context["Transaction.End"]["encoding"] == "SignedData"
     assert by_context["Transaction.End"]["station_time"] == "2026-11-29T08:03:00Z"
     assert by_context["Sample.Periodic"]["data"] == "AAECAw=="
+    # a stop of a transaction the CSMS never saw is kept under its own id, with its signed data
+    [orphan] = [t for t in (await api.get("/api/transactions", params={"charger_id": "CP-EV16"})).json()
+                if "unknown_transaction" in t["flags"]]
+    kept_orphan = (await api.get(f"/api/transactions/CP-EV16/{orphan['id']}")).json()
+    assert [v["data"] for v in kept_orphan["signed_meter_values"]] == ["ORPHAN"]
     metrics = (await api.get("/metrics")).text
     assert 'csms_station_events_total{action="FirmwareStatusNotification"} 1.0' in metrics
     assert "csms_station_events_dropped_total 0.0" in metrics

@@ -6,9 +6,11 @@ from datetime import UTC, datetime
 
 from csms.core.ev_needs import EvNeeds
 from csms.core.station_events import SignedMeterValue
-from csms.ocpp.kept import station_time
+from csms.ocpp.kept import KEPT_ACTIONS, station_time
 from csms.ocpp.v16 import convert as c16
+from csms.ocpp.v16 import handlers as h16
 from csms.ocpp.v201 import convert as c201
+from csms.ocpp.v201 import handlers as h201
 
 AT = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 TS = "2026-12-01T11:59:00Z"
@@ -64,3 +66,19 @@ def test_a_kept_message_time_is_its_timestamp_or_generated_at_when_readable() ->
     assert station_time({"generatedAt": TS, "seqNo": 0}) == T
     assert station_time({"timestamp": "2026-12-31T23:59:60Z"}) is None  # a leap second: kept, no time
     assert station_time({"status": "Installed"}) is None
+
+
+def test_every_notification_and_report_is_kept_in_each_version_that_has_it() -> None:
+    listed = {
+        "FirmwareStatusNotification", "DiagnosticsStatusNotification", "LogStatusNotification",
+        "PublishFirmwareStatusNotification", "NotifyEvent", "NotifyMonitoringReport", "NotifyChargingLimit",
+        "ClearedChargingLimit", "ReportChargingProfiles", "NotifyEVChargingNeeds", "NotifyEVChargingSchedule",
+        "NotifyDisplayMessages", "NotifyCustomerInformation", "ReservationStatusUpdate", "DataTransfer",
+        "StatusNotification", "SecurityEventNotification", "BootNotification",
+    }
+    assert listed <= KEPT_ACTIONS
+    for handlers in (h16.HANDLERS, h201.HANDLERS):
+        for action, handler in handlers.items():
+            wrapped = handler.__qualname__ == "kept.<locals>.keep"
+            assert wrapped == (action in KEPT_ACTIONS), action
+    assert set(h16.HANDLERS) | set(h201.HANDLERS) >= KEPT_ACTIONS

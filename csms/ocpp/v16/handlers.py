@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from csms.core.model import StationInfo
-from csms.core.station_events import KEPT_ACTIONS
 from csms.ocpp.fields import read_timestamp
-from csms.ocpp.kept import keep_all
+from csms.ocpp.kept import KEPT_ACTIONS, keep_all
 from csms.ocpp.session import Handler, StationSession
 from csms.ocpp.v16.convert import id_tag_info, signed_values, to_samples
 from ocppj.timestamps import format_datetime
@@ -57,11 +57,15 @@ async def stop_transaction(s: StationSession, p: dict[str, Any]) -> dict[str, An
     tx_id = str(p["transactionId"])
     data = p.get("transactionData", [])
     # kept before the stop commits: a retried stop may repeat them, never lose them
-    await s.service.keep_signed(signed_values(s.station_id, tx_id, s.service.clock.now(), data))
+    signed = signed_values(s.station_id, tx_id, s.service.clock.now(), data)
+    await s.service.keep_signed(signed)
     result, auth = await s.service.stop_transaction(
         s.station_id, tx_id, meter_stop_wh=float(p["meterStop"]), ts=read_timestamp(p["timestamp"]),
         reason=p.get("reason", "Local"), id_tag=p.get("idTag"),
     )
+    kept_as = result.transaction.tx_id
+    if signed and kept_as != tx_id:  # a stop of an unknown transaction is kept under its own id
+        await s.service.keep_signed([replace(v, tx_id=kept_as) for v in signed])
     connector = result.transaction.connector_id
     s.service.meter(to_samples(s.station_id, connector, tx_id, data))
     return {"idTagInfo": id_tag_info(auth)} if auth is not None else {}

@@ -6,9 +6,8 @@ from typing import Any
 
 from csms.core.model import StationInfo
 from csms.core.ports import TransactionEventRecord
-from csms.core.station_events import KEPT_ACTIONS
 from csms.ocpp.fields import read_timestamp
-from csms.ocpp.kept import keep_all
+from csms.ocpp.kept import KEPT_ACTIONS, keep_all
 from csms.ocpp.session import Handler, StationSession
 from csms.ocpp.v201.convert import (
     ev_needs,

@@ -2,8 +2,9 @@
 
 Adapters call these methods with domain values; the service talks to the ``Store``
 port and publishes domain events on the bus. Per-message state (status, last seen,
-latest meter readings) lives in memory and is written behind in batches; everything
-that bills (transactions) is committed before the method returns.
+latest meter readings) and station events live in memory and are written behind in
+batches; everything that bills (transactions, their signed meter values) is committed
+before the method returns.
 """
 
 from __future__ import annotations

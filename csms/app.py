@@ -150,6 +150,8 @@ class CsmsApp:
             wants=self.bus.wants,
         )
         await service.load()
+        events = service.events
+        self.metrics.watch_station_events(events.counts, lambda: events.dropped)
         self.metrics.gauge_callback(
             "csms_stations_registered", "Stations known to the CSMS", lambda: len(service.live)
         )
@@ -201,6 +203,8 @@ class CsmsApp:
             self.metrics.gauge_callback("csms_gateway_stations", "Stations connected through gateways",
                                         hub.stations)
         self._tasks.append(asyncio.create_task(service.flush_forever(), name="store-flush"))
+        self._tasks.append(asyncio.create_task(
+            service.prune_forever(s.events.retention_days), name="station-event-retention"))
         self._tasks.append(asyncio.create_task(looplag.watch(self.metrics.loop_lag.observe), name="loop-lag"))
         await self._start_api()
         log.info("csms started", ocpp=self.ocpp_url + "/{station_id}", api=self.api_url)

@@ -166,6 +166,12 @@ class GcConfig(_Section):
         )
 
 
+class EventsConfig(_Section):
+    """Station events (kept notifications and reports): how long they are kept."""
+
+    retention_days: float = Field(90.0, gt=0)
+
+
 class Settings(_Section):
     """All settings of one CSMS process."""
 
@@ -196,6 +202,7 @@ class Settings(_Section):
     limits: LimitsConfig = LimitsConfig()
     gc: GcConfig = GcConfig()
     alarms: AlarmsConfig = AlarmsConfig()
+    events: EventsConfig = EventsConfig()
 
     @property
     def api_needs_token(self) -> bool:
@@ -209,6 +216,7 @@ class Settings(_Section):
 _SECTIONS = {
     "influx": InfluxConfig, "mqtt": MqttConfig, "balancer": BalancerConfig,
     "tls": TlsConfig, "ca": CaConfig, "limits": LimitsConfig, "gc": GcConfig, "alarms": AlarmsConfig,
+    "events": EventsConfig,
 }
 _ALIASES = {"CSMS_ALARM_WEBHOOK_URL": ("alarms", "webhook_url"),
             "CSMS_ALARM_WEBHOOK_SECRET": ("alarms", "webhook_secret")}

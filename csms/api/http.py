@@ -18,6 +18,7 @@ from csms.api.alarms import alarms_router
 from csms.api.auth import guard_of
 from csms.api.console.routes import console_router
 from csms.api.context import ApiContext
+from csms.api.events import events_router
 from csms.api.feeders import feeders_router
 from csms.api.security import security_router
 from csms.api.views import charger_view, iso, transaction_view
@@ -198,6 +199,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         rows = await ctx.service.store.list_security_events(charger_id)
         return [{k: (iso(v) if isinstance(v, datetime) else v) for k, v in r.items()} for r in rows]
 
+    app.include_router(events_router(secured))
     app.include_router(feeders_router(secured))
     app.include_router(alarms_router(secured))
     app.include_router(security_router(secured))

@@ -54,6 +54,7 @@ from csms.core.events import (
     StationBooted,
     StationConnected,
     StationDisconnected,
+    StationReported,
     StatusChanged,
     TransactionEnded,
     TransactionStarted,
@@ -167,6 +168,12 @@ def _security(ev: SecurityEventReported, prefix: str) -> Outbound:
     return f"{_station(ev, prefix)}/security", body, False
 
 
+def _reported(ev: StationReported, prefix: str) -> Outbound:
+    body = _base(ev)
+    body.update(id=ev.record_id, type=ev.action, station_time=_iso(ev.station_time), data=ev.data)
+    return f"{_station(ev, prefix)}/events/{topic_part(ev.action)}", body, False
+
+
 def _feeder_load(ev: FeederLoadChanged, prefix: str) -> Outbound:
     ev = ev.rounded()
     body = _base(ev)
@@ -201,7 +208,7 @@ MQTT: PerEvent[[str], Outbound] = PerEvent(
     feeder_load_changed=_feeder_load,
     feeder_limit_signal=None,  # feeder signals came from MQTT: not echoed
     feeder_meter_reading=None,
-    station_reported=None,
+    station_reported=_reported,
     clock_offset_measured=None,
     command_failed=None,
     alarm_changed=_alarm,

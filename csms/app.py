@@ -18,6 +18,7 @@ import structlog
 import uvicorn
 
 from csms import looplag
+from csms.alarms.plugin import alarms_plugin
 from csms.api.context import ApiContext
 from csms.api.http import create_app
 from csms.balancer.plugin import balancer_plugin
@@ -47,7 +48,7 @@ log = structlog.get_logger("csms")
 def default_plugins(settings: Settings) -> list[Plugin]:
     """Plugins for ``settings``; parts that are not configured are simply absent."""
     # telemetry first: it sees the balancer's first events; each says at start when it is off
-    return [influx_plugin, mqtt_plugin, balancer_plugin]
+    return [influx_plugin, mqtt_plugin, balancer_plugin, alarms_plugin]
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -93,7 +94,7 @@ class CsmsApp:
         self.bus = Bus()
         self.metrics = Metrics()
         self.registry = SessionRegistry()
-        self.control = OcppControl(self.registry)
+        self.control = OcppControl(self.registry, self.bus.publish)
         self.plugins = list(plugins or [])
         self.parts = Parts()  # what the plugins run (InfluxDB writer, MQTT bridge, balancer)
         self.record_messages = record_messages
@@ -149,6 +150,8 @@ class CsmsApp:
             wants=self.bus.wants,
         )
         await service.load()
+        events = service.events
+        self.metrics.watch_station_events(events.counts, lambda: events.dropped)
         self.metrics.gauge_callback(
             "csms_stations_registered", "Stations known to the CSMS", lambda: len(service.live)
         )
@@ -169,6 +172,7 @@ class CsmsApp:
         plugin_ctx = PluginContext(
             settings=s, clock=self.clock, bus=self.bus, metrics=self.metrics, service=service,
             sessions=self.registry, control=self.control, spawn=self.spawn, parts=self.parts,
+            alarm_store=self.store.alarms,
         )
         for plugin in self.plugins:
             cleanup = await plugin(plugin_ctx)
@@ -199,6 +203,8 @@ class CsmsApp:
             self.metrics.gauge_callback("csms_gateway_stations", "Stations connected through gateways",
                                         hub.stations)
         self._tasks.append(asyncio.create_task(service.flush_forever(), name="store-flush"))
+        self._tasks.append(asyncio.create_task(
+            service.prune_forever(s.events.retention_days), name="station-event-retention"))
         self._tasks.append(asyncio.create_task(looplag.watch(self.metrics.loop_lag.observe), name="loop-lag"))
         await self._start_api()
         log.info("csms started", ocpp=self.ocpp_url + "/{station_id}", api=self.api_url)
@@ -231,6 +237,7 @@ class CsmsApp:
         ctx = ApiContext(
             self.settings, self.service, self.control, self.registry, self.metrics, self.bus,
             balancer=self.parts.balancer, ca=self.ca, record_messages=self.record_messages,
+            alarms=self.parts.alarms,
         )
         config = uvicorn.Config(
             create_app(ctx), log_config=None, access_log=False, lifespan="off",

@@ -129,6 +129,22 @@ class LimitsConfig(_Section):
     api_failures_per_ip: int = Field(10, ge=0)  # failed API logins per minute, then 429
 
 
+class AlarmsConfig(_Section):
+    """Alarms (``csms.alarms``): their rules' thresholds and the signed webhook they are posted to."""
+
+    enabled: bool = True
+    webhook_url: str = ""  # empty: no webhook (alarms still reach the API, /metrics and MQTT)
+    webhook_secret: str = ""  # HMAC-SHA256 key of the X-CSMS-Signature header
+    webhook_attempts: int = Field(8, ge=1, le=100)  # then the delivery is logged and counted as failed
+    webhook_retry_initial_s: float = Field(1.0, gt=0)  # back-off doubles from here, with jitter
+    webhook_retry_max_s: float = Field(60.0, gt=0)
+    webhook_timeout_s: float = Field(10.0, gt=0)
+    webhook_queue: int = Field(10_000, ge=1)  # deliveries waiting; the newest are dropped and counted past it
+    offline_after_s: float = Field(0.0, ge=0)  # no traffic this long: station_offline; 0 = 3 x heartbeat
+    clock_offset_max_s: float = Field(300.0, gt=0)
+    tick_s: float = Field(5.0, gt=0)  # how often station_offline is evaluated
+
+
 class GcConfig(_Section):
     """Garbage-collector policy of ``serve`` and ``gateway`` processes (``csms.gcpolicy``)."""
 
@@ -148,6 +164,12 @@ class GcConfig(_Section):
             slow_pause_ms=self.slow_pause_ms, thaw_after_churn=self.thaw_after_churn,
             min_thaw_gap_s=self.min_thaw_gap_s,
         )
+
+
+class EventsConfig(_Section):
+    """Station events (kept notifications and reports): how long they are kept."""
+
+    retention_days: float = Field(90.0, gt=0)
 
 
 class Settings(_Section):
@@ -179,6 +201,8 @@ class Settings(_Section):
     ca: CaConfig = CaConfig()
     limits: LimitsConfig = LimitsConfig()
     gc: GcConfig = GcConfig()
+    alarms: AlarmsConfig = AlarmsConfig()
+    events: EventsConfig = EventsConfig()
 
     @property
     def api_needs_token(self) -> bool:
@@ -191,8 +215,12 @@ class Settings(_Section):
 
 _SECTIONS = {
     "influx": InfluxConfig, "mqtt": MqttConfig, "balancer": BalancerConfig,
-    "tls": TlsConfig, "ca": CaConfig, "limits": LimitsConfig, "gc": GcConfig,
+    "tls": TlsConfig, "ca": CaConfig, "limits": LimitsConfig, "gc": GcConfig, "alarms": AlarmsConfig,
+    "events": EventsConfig,
 }
+_ALIASES = {"CSMS_ALARM_WEBHOOK_URL": ("alarms", "webhook_url"),
+            "CSMS_ALARM_WEBHOOK_SECRET": ("alarms", "webhook_secret")}
+"""Shorter environment names, beside the regular ``CSMS_ALARMS_*`` (which win)."""
 
 
 def env_name(key: str, section: str | None = None) -> str:
@@ -217,6 +245,10 @@ def _from_env(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str
             if name in environ:
                 data.setdefault(section, {})[key] = environ[name]
                 origin[f"{section}.{key}"] = name
+    for name, (section, key) in _ALIASES.items():
+        if name in environ and key not in data.get(section, {}):
+            data.setdefault(section, {})[key] = environ[name]
+            origin[f"{section}.{key}"] = name
     return data, origin
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -89,6 +89,10 @@ class Metrics:
         """Register a gauge whose value is read at scrape time."""
         Gauge(name, doc, registry=self.registry).set_function(fn)
 
+    def watch_station_events(self, counts: Mapping[str, int], dropped: Callable[[], int]) -> None:
+        """Expose station events stored per action and those a full buffer dropped."""
+        self.registry.register(StationEventsCollector(counts, dropped))
+
     def watch_gc(self, stats: GcStats) -> None:
         """Expose the process's garbage-collector pauses (see ``csms.gcpolicy``)."""
         self.registry.register(GcCollector(stats))
@@ -162,3 +166,23 @@ class GcCollector(Collector):
         yield CounterMetricFamily("csms_gc_freezes", "Freezes of the collector's survivors", value=st.freezes)
         yield CounterMetricFamily("csms_gc_thaws", "Full collections of the frozen objects", value=st.thaws)
         yield GaugeMetricFamily("csms_gc_last_thaw_seconds", "Pause of the latest thaw", value=st.last_thaw_s)
+
+
+class StationEventsCollector(Collector):
+    """``csms_station_events_total{action}`` and ``csms_station_events_dropped_total``, read at scrape."""
+
+    def __init__(self, counts: Mapping[str, int], dropped: Callable[[], int]) -> None:
+        self._counts = counts
+        self._dropped = dropped
+
+    def collect(self) -> Iterator[Metric]:
+        stored = CounterMetricFamily(
+            "csms_station_events", "Station events stored, by OCPP action", labels=["action"]
+        )
+        for action, n in sorted(self._counts.items()):
+            stored.add_metric([action], n)
+        yield stored
+        yield CounterMetricFamily(
+            "csms_station_events_dropped", "Station events dropped because the write buffer was full",
+            value=self._dropped(),
+        )

@@ -18,8 +18,10 @@ from csms.core.ports import Clock, LimitSender
 from csms.core.service import ChargingService
 from csms.metrics import Metrics
 from csms.ocpp.registry import SessionRegistry
+from csms.store.alarms import SqlAlarms
 
 if TYPE_CHECKING:  # the parts' types only: the parts' packages import this contract, not the reverse
+    from csms.alarms.service import AlarmService
     from csms.balancer.service import BalancerService
     from csms.telemetry.influx import InfluxWriter
     from csms.telemetry.mqtt import MqttBridge
@@ -36,6 +38,7 @@ class Parts:
     influx: InfluxWriter | None = None
     mqtt: MqttBridge | None = None
     balancer: BalancerService | None = None
+    alarms: AlarmService | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,6 +54,7 @@ class PluginContext:
     control: LimitSender  # CSMS-initiated charging limits
     spawn: Spawn
     parts: Parts
+    alarm_store: SqlAlarms | None = None  # the alarm tables (None: a store without them)
 
 
 Plugin = Callable[[PluginContext], Awaitable[Cleanup | None]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from csms.alarms.plugin import alarms_plugin
 from csms.app import default_plugins, running
 from csms.balancer.plugin import balancer_plugin
 from csms.plugins import Cleanup, PluginContext
@@ -13,7 +14,9 @@ from tests.conftest import make_settings
 
 
 def test_telemetry_plugins_start_before_the_balancer(tmp_path: Path) -> None:
-    assert default_plugins(make_settings(tmp_path)) == [influx_plugin, mqtt_plugin, balancer_plugin]
+    assert default_plugins(make_settings(tmp_path)) == [
+        influx_plugin, mqtt_plugin, balancer_plugin, alarms_plugin,
+    ]
 
 
 async def test_a_plugin_gets_the_running_parts_and_its_tasks_and_cleanup_run_with_the_app(

@@ -14,6 +14,7 @@ from csms.ocpp.registry import SessionRegistry
 from csms.security.ca import CaProvider
 
 if TYPE_CHECKING:
+    from csms.api.alarms import AlarmsView
     from csms.api.console.live import ConsoleHub
 
 
@@ -40,3 +41,4 @@ class ApiContext:
     ca: CaProvider | None = None  # None: the certificate authority is disabled
     record_messages: bool = True  # the console keeps each station's recent OCPP messages
     console: ConsoleHub | None = None  # set when the console's routes are created
+    alarms: AlarmsView | None = None  # None: alarms are disabled

@@ -14,9 +14,11 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from csms.api.alarms import alarms_router
 from csms.api.auth import guard_of
 from csms.api.console.routes import console_router
 from csms.api.context import ApiContext
+from csms.api.events import events_router
 from csms.api.feeders import feeders_router
 from csms.api.pages import pages_router
 from csms.api.security import security_router
@@ -187,7 +189,9 @@ def create_app(ctx: ApiContext) -> FastAPI:
         return [{k: (iso(v) if isinstance(v, datetime) else v) for k, v in r.items()} for r in rows]
 
     app.include_router(pages_router(secured))
+    app.include_router(events_router(secured))
     app.include_router(feeders_router(secured))
+    app.include_router(alarms_router(secured))
     app.include_router(security_router(secured))
     app.include_router(console_router(ctx))
     return app

@@ -32,6 +32,7 @@ async def balancer_plugin(ctx: PluginContext) -> Cleanup | None:
     service = BalancerService(
         topology,
         ctx.control,
+        ev_max_a=ctx.service.ev_max_current_a,
         tick_s=cfg.tick_s,
         min_interval_per_station_s=cfg.min_interval_per_station_s,
         settings=AllocationSettings(

@@ -85,6 +85,7 @@ class BalancerService:
         clock: Callable[[], float] = time.monotonic,
         on_allocation: Callable[[Allocation], None] | None = None,
         meter_max_age_s: float = 0.0,
+        ev_max_a: Callable[[str, int], float | None] | None = None,
     ) -> None:
         self.topology = topology
         self.sender = sender
@@ -93,6 +94,7 @@ class BalancerService:
         self.settings = settings or AllocationSettings()
         self.clock = clock
         self.on_allocation = on_allocation
+        self.ev_max_a = ev_max_a or _unknown  # the EV's own most current per EVSE (NotifyEVChargingNeeds)
         self.previous: Allocation | None = None
         self.state: dict[EvseKey, _EvseState] = {}
         self._poke = asyncio.Event()
@@ -230,9 +232,10 @@ class BalancerService:
         for key, st in self.state.items():
             if st.tx_id is None and st.fixed_a is None:
                 continue
-            out.append(
-                Demand(key[0], key[1], measured_a=st.measured_a, plugged_at=st.plugged_at, fixed_a=st.fixed_a)
-            )
+            out.append(Demand(
+                key[0], key[1], measured_a=st.measured_a, ev_max_a=self.ev_max_a(*key),
+                plugged_at=st.plugged_at, fixed_a=st.fixed_a,
+            ))
         return out
 
     async def rebalance(self) -> Allocation:
@@ -392,6 +395,10 @@ def feeder_json(load: FeederLoad, *, rounded: bool = False) -> dict[str, Any]:
             for c in load.chargers
         ],
     }
+
+
+def _unknown(_station_id: str, _evse_id: int) -> None:
+    return None
 
 
 def _same(value: float | None) -> float | None:

@@ -23,6 +23,7 @@ from csms.core.model import (
     StationInfo,
     Transaction,
 )
+from csms.core.station_events import StationEventStore
 from ocppj.versions import OcppVersion
 
 
@@ -161,7 +162,7 @@ class SecurityEventStore(Protocol):
     async def list_security_events(self, station_id: str | None = None) -> list[dict[str, Any]]: ...
 
 
-class Store(StationStore, TransactionStore, SecurityEventStore, Protocol):
+class Store(StationStore, TransactionStore, SecurityEventStore, StationEventStore, Protocol):
     """Durable state. Every write method commits before it returns."""
 
     async def close(self) -> None: ...

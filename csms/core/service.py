@@ -2,19 +2,21 @@
 
 Adapters call these methods with domain values; the service talks to the ``Store``
 port and publishes domain events on the bus. Per-message state (status, last seen,
-latest meter readings) lives in memory and is written behind in batches; everything
-that bills (transactions) is committed before the method returns.
+latest meter readings) and station events live in memory and are written behind in
+batches; everything that bills (transactions, their signed meter values) is committed
+before the method returns.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from csms.core.device_report import ReportedVariable, entries
+from csms.core.ev_needs import EvNeeds
 from csms.core.events import (
     Event,
     MeterSampled,
@@ -36,6 +38,7 @@ from csms.core.model import (
     Transaction,
 )
 from csms.core.ports import Clock, EventResult, StopResult, Store, TransactionEventRecord
+from csms.core.station_events import SignedMeterValue, StationEventLog
 from ocppj.versions import OcppVersion
 
 log = logging.getLogger(__name__)
@@ -90,6 +93,8 @@ class ChargingService:
         self._dirty_seen: dict[str, datetime] = {}
         self._dirty_variables: dict[tuple[str, str], str] = {}
         self._meter_last: dict[tuple[str, str], float] = {}
+        self.events = StationEventLog(store, publish, clock.now)
+        self._ev_needs: dict[tuple[str, int], EvNeeds] = {}
 
     # --- registration -------------------------------------------------------------------
     async def load(self) -> None:
@@ -219,6 +224,8 @@ class ChargingService:
         for variable in [k for k in self._dirty_variables if k[0] == station_id]:
             del self._dirty_variables[variable]
         self._dirty_seen.pop(station_id, None)
+        for evse in [k for k in self._ev_needs if k[0] == station_id]:
+            del self._ev_needs[evse]
 
     def live_energy_wh(self, tx: Transaction) -> float | None:
         """Energy so far of an active transaction, from the latest register reading."""
@@ -255,6 +262,7 @@ class ChargingService:
             except BaseException:
                 self._dirty_variables = {**variables, **self._dirty_variables}
                 raise
+        await self.events.flush()
 
     async def flush_forever(self, interval_s: float = 1.0) -> None:
         """Flush every ``interval_s``; a failing store is logged and retried, never fatal."""
@@ -291,6 +299,7 @@ class ChargingService:
         )
         if not result.replay:
             self._meter_last.pop((station_id, tx_id), None)
+            self._ev_needs.pop((station_id, result.transaction.evse_id), None)
             self.publish(TransactionEnded(station_id=station_id, transaction=result.transaction))
         auth = await self.authorize(id_tag) if id_tag else None
         return result, auth
@@ -322,6 +331,7 @@ class ChargingService:
                 ])
             if result.ended_now:
                 self._meter_last.pop((record.station_id, record.tx_id), None)
+                self._ev_needs.pop((record.station_id, tx.evse_id), None)
         auth = await self.authorize(id_token) if id_token is not None else None
         return result, auth
 
@@ -330,3 +340,47 @@ class ChargingService:
         await self.store.save_security_event(station_id, kind, ts, tech_info)
         self.publish(SecurityEventReported(station_id=station_id, kind=kind, tech_info=tech_info))
 
+
+    # --- station events, signed meter values, EV needs ------------------------------------
+    def report(
+        self, station_id: str, action: str, data: Mapping[str, object], station_time: datetime | None
+    ) -> None:
+        """Keep a station->CSMS message as a station event (written behind, see ``StationEventLog``)."""
+        self.events.record(station_id, action, data, station_time)
+
+    async def keep_signed(self, values: Sequence[SignedMeterValue]) -> None:
+        """Store signed meter values of a transaction message; committed before returning."""
+        if values:
+            await self.store.save_signed_meter_values(values)
+
+    def keep_signed_later(self, values: Sequence[SignedMeterValue]) -> None:
+        """Signed meter values of a MeterValues message: written at the next flush."""
+        if values:
+            self.events.record_signed(values)
+
+    def ev_needs(self, needs: EvNeeds) -> None:
+        """Remember what the EV on an EVSE needs, until its transaction ends."""
+        self._ev_needs[(needs.station_id, needs.evse_id)] = needs
+
+    def ev_needs_of(self, station_id: str, evse_id: int) -> EvNeeds | None:
+        return self._ev_needs.get((station_id, evse_id))
+
+    def ev_max_current_a(self, station_id: str, evse_id: int) -> float | None:
+        """The most current the EV on this EVSE said it takes, if it said."""
+        needs = self._ev_needs.get((station_id, evse_id))
+        return None if needs is None else needs.max_current_a
+
+    async def prune_events(self, retention_days: float) -> int:
+        """Delete station events received more than ``retention_days`` ago; returns how many."""
+        return await self.store.prune_station_events(self.clock.now() - timedelta(days=retention_days))
+
+    async def prune_forever(self, retention_days: float, interval_s: float = 3600.0) -> None:
+        """Prune now and every ``interval_s``; a failing store is logged and retried, never fatal."""
+        while True:
+            try:
+                pruned = await self.prune_events(retention_days)
+                if pruned:
+                    log.info("pruned %d station events older than %s days", pruned, retention_days)
+            except Exception as exc:
+                log.error("station event pruning failed; will retry: %s", exc)
+            await asyncio.sleep(interval_s)

@@ -1,6 +1,9 @@
 """``ChargerControl`` over live sessions: a domain command goes out in the station's own version
 (built by ``csms.ocpp.v16.commands`` or ``csms.ocpp.v201.commands``) and its answer comes back
-as a domain result. ``call`` sends a raw action, for the operator API's raw route."""
+as a domain result. ``call`` sends a raw action, for the operator API's raw route.
+
+A call sent but never answered (timeout, or the connection lost meanwhile) is published as
+``CommandFailed`` before its error is raised to the caller."""
 
 from __future__ import annotations
 
@@ -15,7 +18,8 @@ from csms.core.commands import (
     ConfigurationReport,
     ResetKind,
 )
-from csms.errors import StationNotConnected
+from csms.core.events import CommandFailed, Event
+from csms.errors import CallTimeout, StationNotConnected
 from csms.ocpp.outbound import CommandSet, Outbound
 from csms.ocpp.registry import SessionRegistry
 from csms.ocpp.session import StationSession
@@ -31,8 +35,9 @@ COMMANDS: dict[OcppVersion, CommandSet] = {OcppVersion.V16: v16, OcppVersion.V20
 class OcppControl:
     """Send commands to connected stations; see ``StationSession.call`` for the errors raised."""
 
-    def __init__(self, registry: SessionRegistry) -> None:
+    def __init__(self, registry: SessionRegistry, publish: Callable[[Event], None] | None = None) -> None:
         self.registry = registry
+        self.publish = publish
 
     def protocol_of(self, station_id: str) -> OcppVersion | None:
         session = self.registry.get(station_id)
@@ -46,7 +51,24 @@ class OcppControl:
     async def call(
         self, station_id: str, action: str, payload: dict[str, Any], *, timeout: float | None = None
     ) -> dict[str, Any]:
-        return await self._live(station_id).call(action, payload, timeout=timeout)
+        return await self._call(self._live(station_id), action, payload, timeout)
+
+    async def _call(
+        self, session: StationSession, action: str, payload: dict[str, Any], timeout: float | None
+    ) -> dict[str, Any]:
+        """``session.call``; an unanswered call is published as ``CommandFailed``."""
+        try:
+            return await session.call(action, payload, timeout=timeout)
+        except CallTimeout:
+            self._failed(session.station_id, action, "timeout")
+            raise
+        except StationNotConnected:
+            self._failed(session.station_id, action, "connection lost")
+            raise
+
+    def _failed(self, station_id: str, action: str, reason: str) -> None:
+        if self.publish is not None:
+            self.publish(CommandFailed(station_id=station_id, action=action, reason=reason))
 
     def _live(self, station_id: str) -> StationSession:
         session = self.registry.get(station_id)
@@ -59,7 +81,7 @@ class OcppControl:
     ) -> R:
         session = self._live(station_id)
         out = build(COMMANDS[session.version])
-        return out.read(await session.call(out.action, out.payload, timeout=timeout))
+        return out.read(await self._call(session, out.action, out.payload, timeout))
 
     # --- domain commands: the station's version decides the action and payload ---------
     async def set_limit(self, station_id: str, evse_id: int, limit: ChargingLimit) -> CommandResult:

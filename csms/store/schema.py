@@ -175,6 +175,81 @@ def _v3_device_variables(conn: Connection) -> None:
     device_metadata.create_all(conn)
 
 
+events_metadata = sa.MetaData()
+
+station_events = sa.Table(
+    "station_events",
+    events_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("station_id", sa.String(48), nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),  # received by the CSMS
+    sa.Column("station_time", UtcDateTime),  # the message's own timestamp, if any
+    sa.Column("type", sa.String(64), nullable=False),  # the OCPP action
+    sa.Column("data", sa.Text, nullable=False),  # the payload as received, JSON
+)
+_ev = station_events.c
+sa.Index("ix_station_events_station_at", _ev.station_id, _ev.at, _ev.id)
+sa.Index("ix_station_events_at", _ev.at)
+
+signed_meter_values = sa.Table(
+    "signed_meter_values",
+    events_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("station_id", sa.String(48), nullable=False),
+    sa.Column("tx_id", sa.String(64), nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("station_time", UtcDateTime),
+    sa.Column("context", sa.String(32)),
+    sa.Column("measurand", sa.String(64)),
+    sa.Column("encoding", sa.String(64)),
+    sa.Column("signing_method", sa.String(64)),
+    sa.Column("public_key", sa.Text),
+    sa.Column("data", sa.Text, nullable=False),
+)
+sa.Index("ix_signed_meter_values_tx", signed_meter_values.c.station_id, signed_meter_values.c.tx_id)
+
+
+def _v4_station_events(conn: Connection) -> None:
+    """Station events (kept notifications and reports) and signed meter values of transactions."""
+    events_metadata.create_all(conn)
+
+
+alarm_metadata = sa.MetaData()
+
+alarms = sa.Table(
+    "alarms",
+    alarm_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("charger_id", sa.String(48), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("subject", sa.String(255), nullable=False, server_default=""),  # e.g. "1/2": EVSE/connector
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False, server_default=""),
+    sa.Column("raised_at", UtcDateTime, nullable=False),
+    sa.Column("cleared_at", UtcDateTime),
+    sa.Column("acknowledged_at", UtcDateTime),
+    sa.Column("acknowledged_by", sa.String(255)),
+)
+sa.Index("ix_alarms_active", alarms.c.cleared_at, alarms.c.id)
+sa.Index("ix_alarms_charger", alarms.c.charger_id, alarms.c.id)
+
+alarm_history = sa.Table(
+    "alarm_history",
+    alarm_metadata,
+    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("alarm_id", sa.Integer, sa.ForeignKey("alarms.id", ondelete="CASCADE"), nullable=False,
+              index=True),
+    sa.Column("action", sa.String(16), nullable=False),  # raised | acknowledged | cleared
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("actor", sa.String(255), nullable=False),
+)
+
+
+def _v5_alarms(conn: Connection) -> None:
+    """Alarms and every transition of each (raise, acknowledge, clear) with its time and actor."""
+    alarm_metadata.create_all(conn)
+
+
 def _v7_transaction_start_index(conn: Connection) -> None:
     """Transactions by start time (the console's date range and keyset paging), overall and per station."""
     conn.execute(sa.text(
@@ -186,7 +261,8 @@ def _v7_transaction_start_index(conn: Connection) -> None:
 
 
 MIGRATIONS: list[Callable[[Connection], Any]] = [
-    _v1_initial, _v2_security, _v3_device_variables, _v7_transaction_start_index,
+    _v1_initial, _v2_security, _v3_device_variables, _v4_station_events, _v5_alarms,
+    _v7_transaction_start_index,
 ]
 
 

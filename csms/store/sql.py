@@ -2,9 +2,11 @@
 SQLite (aiosqlite) by default, PostgreSQL (asyncpg) when scaled out.
 
 A thin composition of the store's parts over one ``Database`` (``csms.store.engine``):
-``SqlStations`` (stations, connectors, variables, id tags), ``SqlTransactions`` and
-``SqlSecurity`` (credentials, certificates, security events). Each port method is the owning
-part's bound method, so a call costs no extra hop.
+``SqlStations`` (stations, connectors, variables, id tags), ``SqlTransactions``,
+``SqlStationEvents`` (station events, signed meter values) and ``SqlSecurity`` (credentials,
+certificates, security events); ``alarms`` (``SqlAlarms``) is used as a part of its own by
+the alarm service. Each port method is the owning part's bound method, so a call costs no
+extra hop.
 
 Every write is committed before the method returns (the data-integrity contract: no
 CallResult before a durable commit).
@@ -12,8 +14,10 @@ CallResult before a durable commit).
 
 from __future__ import annotations
 
+from csms.store.alarms import SqlAlarms
 from csms.store.engine import Database
 from csms.store.security import SqlSecurity
+from csms.store.station_events import SqlStationEvents
 from csms.store.stations import SqlStations
 from csms.store.transactions import SqlTransactions
 
@@ -27,6 +31,8 @@ class SqlStore:
         self.security = security = SqlSecurity(db)
         self.stations = stations = SqlStations(db, security.credentials)
         self.transactions = transactions = SqlTransactions(db)
+        self.alarms = SqlAlarms(db)
+        self.station_events = events = SqlStationEvents(db)
 
         self.get_station = stations.get_station
         self.list_stations = stations.list_stations
@@ -50,6 +56,12 @@ class SqlStore:
         self.apply_transaction_event = transactions.apply_transaction_event
         self.get_transaction = transactions.get_transaction
         self.list_transactions = transactions.list_transactions
+
+        self.save_station_events = events.save_station_events
+        self.list_station_events = events.list_station_events
+        self.prune_station_events = events.prune_station_events
+        self.save_signed_meter_values = events.save_signed_meter_values
+        self.list_signed_meter_values = events.list_signed_meter_values
 
         self.save_security_event = security.save_security_event
         self.list_security_events = security.list_security_events

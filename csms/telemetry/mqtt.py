@@ -10,6 +10,7 @@ and ``ts``; see ``docs/telemetry.md``)::
     P/stations/{station}/evse/{evse}/meter                            power_w, energy_wh, current_a ...
     P/stations/{station}/security                                     kind, tech_info
     P/feeders/{feeder}/load                                           limit, measured, allocated, headroom
+    P/alarms/{kind}/{station}                                         id, state, severity, raised_at ...
 
 Subscribed: ``P/feeders/{feeder}/meter`` (``{"current_a": [L1, L2, L3]}`` or one
 number: the node's measured non-EV base load) and ``P/feeders/{feeder}/limit``
@@ -43,6 +44,7 @@ import structlog
 
 from csms.config import MqttConfig
 from csms.core.events import (
+    AlarmChanged,
     Event,
     FeederLimitSignal,
     FeederLoadChanged,
@@ -52,6 +54,7 @@ from csms.core.events import (
     StationBooted,
     StationConnected,
     StationDisconnected,
+    StationReported,
     StatusChanged,
     TransactionEnded,
     TransactionStarted,
@@ -165,6 +168,12 @@ def _security(ev: SecurityEventReported, prefix: str) -> Outbound:
     return f"{_station(ev, prefix)}/security", body, False
 
 
+def _reported(ev: StationReported, prefix: str) -> Outbound:
+    body = _base(ev)
+    body.update(id=ev.record_id, type=ev.action, station_time=_iso(ev.station_time), data=ev.data)
+    return f"{_station(ev, prefix)}/events/{topic_part(ev.action)}", body, False
+
+
 def _feeder_load(ev: FeederLoadChanged, prefix: str) -> Outbound:
     ev = ev.rounded()
     body = _base(ev)
@@ -174,6 +183,16 @@ def _feeder_load(ev: FeederLoadChanged, prefix: str) -> Outbound:
         evses=[{"station": s, "evse": e, "allocated_a": a} for s, e, a in ev.evses],
     )
     return f"{prefix}/feeders/{topic_part(ev.node_id)}/load", body, False
+
+
+def _alarm(ev: AlarmChanged, prefix: str) -> Outbound:
+    body = _base(ev)
+    body.update(
+        id=ev.alarm_id, kind=ev.kind, charger_id=ev.station_id, state=ev.state, severity=ev.severity,
+        detail=ev.detail, raised_at=_iso(ev.raised_at), cleared_at=_iso(ev.cleared_at),
+        acknowledged_at=_iso(ev.acknowledged_at), acknowledged_by=ev.acknowledged_by,
+    )
+    return f"{prefix}/alarms/{topic_part(ev.kind)}/{topic_part(ev.station_id)}", body, False
 
 
 MQTT: PerEvent[[str], Outbound] = PerEvent(
@@ -189,10 +208,10 @@ MQTT: PerEvent[[str], Outbound] = PerEvent(
     feeder_load_changed=_feeder_load,
     feeder_limit_signal=None,  # feeder signals came from MQTT: not echoed
     feeder_meter_reading=None,
-    station_reported=None,
+    station_reported=_reported,
     clock_offset_measured=None,
     command_failed=None,
-    alarm_changed=None,
+    alarm_changed=_alarm,
 )
 """The MQTT message of every event kind, given the topic prefix (see ``csms.telemetry.outputs``)."""
 

@@ -235,3 +235,16 @@ def test_every_evse_whose_minimum_fits_alone_gets_a_turn(site: Site) -> None:
         served.update(a.key for a in previous.evses if a.reason not in ("idle", "paused"))
         now += period / 3
     assert fits_alone <= served
+
+
+@settings(max_examples=100, deadline=None)
+@given(sites(fixed_loads=False))
+def test_an_evse_never_gets_more_than_its_evs_maximum_current(site: Site) -> None:
+    """The EV's maximum (NotifyEVChargingNeeds) caps its EVSE; 0 pauses it, and a maximum below the
+    EVSE's minimum current gets that minimum (no station can be set lower and keep charging)."""
+    result = allocate(site.topology, site.demands, now=0.0)
+    ev_max = {d.key: d.ev_max_a for d in site.demands if d.ev_max_a is not None}
+    for evse, a in zip(result.topology.evses, result.evses, strict=True):
+        cap = ev_max.get(evse.key)
+        if cap is not None:
+            assert a.current_a <= (0.0 if cap <= 0 else max(cap, evse.min_a)) + TOL

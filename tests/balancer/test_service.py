@@ -325,3 +325,29 @@ async def test_feeder_loads_are_typed_and_unrounded_and_the_view_rounds_for_disp
     assert (event.measured_a, event.allocated_a, event.headroom_a) == (f1.measured_a, 31.8, 0.0)
     assert event.evses == (("S0", 1, 31.8), ("S1", 1, 0.0), ("S2", 1, 0.0))
     assert event.rounded().measured_a == 15.1 and event.rounded().event_id == event.event_id
+
+
+@pytest.mark.parametrize(
+    ("ev_max", "expected"),
+    [
+        ({}, {"S0": 16.0, "S1": 16.0}),  # no needs told: the feeder is shared evenly
+        ({"S0": 10.0}, {"S0": 10.0, "S1": 22.0}),  # the EV takes at most 10 A: the rest goes to S1
+        ({"S0": 10.0, "S1": 6.0}, {"S0": 10.0, "S1": 6.0}),  # both capped below their share
+        ({"S0": 40.0}, {"S0": 16.0, "S1": 16.0}),  # a cap above the share changes nothing
+    ],
+)
+async def test_the_evs_maximum_current_caps_its_evse_allocation(
+    ev_max: dict[str, float], expected: dict[str, float]
+) -> None:
+    sender = RecordingSender()
+    svc = BalancerService(
+        topology(32.0), sender, min_interval_per_station_s=0,
+        ev_max_a=lambda station_id, evse_id: ev_max.get(station_id) if evse_id == 1 else None,
+    )
+    bus = Bus()
+    svc.attach(bus)
+    for s in ("S0", "S1"):
+        bus.publish(TransactionStarted(station_id=s, transaction=tx(s)))
+    assert {d.station_id: d.ev_max_a for d in svc.demands()} == {s: ev_max.get(s) for s in ("S0", "S1")}
+    await svc.rebalance()
+    assert tx_limits(sender) == expected

@@ -7,6 +7,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from csms.core.model import ConnectorState, StationInfo
+from csms.core.station_events import EventQuery, SignedMeterValue, StationEvent
 from csms.store import schema
 from csms.store.sql import SqlStore
 from ocppj.versions import OcppVersion
@@ -45,3 +46,18 @@ async def test_a_version_2_database_gains_device_variables_and_keeps_its_data(tm
         assert await again.load_variables() == {"OLD-1": {"OCPPCommCtrlr/HeartbeatInterval/Actual": "60"}}
     finally:
         await again.close()
+
+
+async def test_a_version_3_database_gains_station_events_and_signed_meter_values(tmp_path: Path) -> None:
+    db = tmp_path / "v3.sqlite3"
+    _database_of_version(db, 3)
+    store = await SqlStore.open(str(db))
+    try:
+        assert await store.get_station("OLD-1") is not None
+        ids = await store.save_station_events([StationEvent(None, "OLD-1", T0, None, "Heartbeat", {})])
+        assert [e.id for e in await store.list_station_events(EventQuery("OLD-1"))] == ids
+        signed = SignedMeterValue("OLD-1", "7", T0, T0, None, None, "SignedData", None, None, "blob")
+        await store.save_signed_meter_values([signed])
+        assert await store.list_signed_meter_values("OLD-1", "7") == [signed]
+    finally:
+        await store.close()

@@ -95,8 +95,8 @@ def test_a_table_leaves_out_the_kinds_an_output_ignores_and_keeps_registry_order
 
 
 def test_outputs_subscribe_to_the_kinds_they_build() -> None:
-    no_output = (StationReported, ClockOffsetMeasured, CommandFailed, AlarmChanged)
-    not_points = (MessageExchanged, *no_output)
+    no_output = (ClockOffsetMeasured, CommandFailed)
+    not_points = (MessageExchanged, StationReported, AlarmChanged, *no_output)
     not_mqtt = (MessageExchanged, FeederLimitSignal, FeederMeterReading, *no_output)  # signals are not echoed
     assert tuple(cls for cls in EVENTS if cls not in not_points) == POINT_EVENTS
     assert tuple(cls for cls in EVENTS if cls not in not_mqtt) == MQTT_EVENTS
@@ -199,12 +199,19 @@ CASES: list[tuple[Event, list[str], Message]] = [
         [f"feeder_meter,feeder=F1 current_l1_a=1.0,current_l2_a=2.0,current_l3_a=3.0,current_a=3.0 {NS}"],
         None,
     ),
-    (StationReported(station_id="CP1", action="DataTransfer", data={"vendorId": "V"}, event_id="E", ts=TS),
-     [], None),
+    (StationReported(station_id="CP1", action="DataTransfer", data={"vendorId": "V"}, event_id="E", ts=TS,
+                     record_id=7),
+     [], ("city/stations/CP1/events/DataTransfer",
+          f'{{{STAMP},"station":"CP1","id":7,"type":"DataTransfer","station_time":null,'
+          '"data":{"vendorId":"V"}}', False)),
     (ClockOffsetMeasured(station_id="CP1", offset_s=7200.0, event_id="E", ts=TS), [], None),
     (CommandFailed(station_id="CP1", action="Reset", reason="timeout", event_id="E", ts=TS), [], None),
     (AlarmChanged(station_id="CP1", alarm_id=1, kind="connector_faulted", severity="major", state="raised",
-                  detail="", raised_at=TS, event_id="E", ts=TS), [], None),
+                  detail="EVSE 1 connector 1 faulted", raised_at=TS, event_id="E", ts=TS), [],
+     ("city/alarms/connector_faulted/CP1",
+      f'{{{STAMP},"station":"CP1","id":1,"kind":"connector_faulted","charger_id":"CP1","state":"raised",'
+      '"severity":"major","detail":"EVSE 1 connector 1 faulted","raised_at":"2026-03-01T12:00:00.123456Z",'
+      '"cleared_at":null,"acknowledged_at":null,"acknowledged_by":null}', False)),
 ]
 
 

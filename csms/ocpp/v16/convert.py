@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from csms.core.model import AuthResult, AuthStatus, MeterSample, SampledValue
+from csms.core.station_events import SignedMeterValue
 from csms.ocpp.fields import read_timestamp
 from csms.ocpp.meter import RESOLVED, new_tuple, resolve
 from ocppj.timestamps import format_datetime
@@ -56,3 +57,19 @@ def to_samples(
         if values:
             samples.append(MeterSample(station_id, connector_id, connector_id, ts, values, transaction_id))
     return samples
+
+
+def signed_values(
+    station_id: str, tx_id: str, at: datetime, meter_value: list[dict[str, Any]]
+) -> list[SignedMeterValue]:
+    """The ``format: "SignedData"`` readings of ``meterValue`` (or ``transactionData``), kept as sent."""
+    out = []
+    for mv in meter_value:
+        station_time = read_timestamp(mv["timestamp"])
+        for sv in mv.get("sampledValue", []):
+            if sv.get("format") == "SignedData":
+                out.append(SignedMeterValue(
+                    station_id, tx_id, at, station_time, sv.get("context"), sv.get("measurand"),
+                    "SignedData", None, None, str(sv["value"]),
+                ))
+    return out

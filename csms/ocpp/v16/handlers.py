@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from csms.core.model import StationInfo
 from csms.ocpp.fields import read_timestamp
+from csms.ocpp.kept import KEPT_ACTIONS, keep_all
 from csms.ocpp.session import Handler, StationSession
-from csms.ocpp.v16.convert import id_tag_info, to_samples
+from csms.ocpp.v16.convert import id_tag_info, signed_values, to_samples
 from ocppj.timestamps import format_datetime
 from ocppj.versions import OcppVersion
 
@@ -53,19 +55,29 @@ async def start_transaction(s: StationSession, p: dict[str, Any]) -> dict[str, A
 
 async def stop_transaction(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
     tx_id = str(p["transactionId"])
+    data = p.get("transactionData", [])
+    # kept before the stop commits: a retried stop may repeat them, never lose them
+    signed = signed_values(s.station_id, tx_id, s.service.clock.now(), data)
+    await s.service.keep_signed(signed)
     result, auth = await s.service.stop_transaction(
         s.station_id, tx_id, meter_stop_wh=float(p["meterStop"]), ts=read_timestamp(p["timestamp"]),
         reason=p.get("reason", "Local"), id_tag=p.get("idTag"),
     )
+    kept_as = result.transaction.tx_id
+    if signed and kept_as != tx_id:  # a stop of an unknown transaction is kept under its own id
+        await s.service.keep_signed([replace(v, tx_id=kept_as) for v in signed])
     connector = result.transaction.connector_id
-    s.service.meter(to_samples(s.station_id, connector, tx_id, p.get("transactionData", [])))
+    s.service.meter(to_samples(s.station_id, connector, tx_id, data))
     return {"idTagInfo": id_tag_info(auth)} if auth is not None else {}
 
 
 async def meter_values(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
     tx = p.get("transactionId")
     tx_id = None if tx is None else str(tx)
-    s.service.meter(to_samples(s.station_id, p["connectorId"], tx_id, p["meterValue"]))
+    meter_value = p["meterValue"]
+    if tx_id is not None:
+        s.service.keep_signed_later(signed_values(s.station_id, tx_id, s.service.clock.now(), meter_value))
+    s.service.meter(to_samples(s.station_id, p["connectorId"], tx_id, meter_value))
     return {}
 
 
@@ -74,13 +86,8 @@ async def data_transfer(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
     return {"status": "UnknownVendorId"}
 
 
-async def diagnostics_status_notification(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
-    s.log.info("diagnostics status", status=p["status"])
-    return {}
-
-
-async def firmware_status_notification(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
-    s.log.info("firmware status", status=p["status"])
+async def acknowledge(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+    """A notification kept as a station event (see ``keep_all``) and answered with nothing."""
     return {}
 
 
@@ -89,17 +96,7 @@ async def security_event_notification(s: StationSession, p: dict[str, Any]) -> d
     return {}
 
 
-async def log_status_notification(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
-    s.log.info("log status", status=p["status"], request_id=p.get("requestId"))
-    return {}
-
-
-async def signed_firmware_status_notification(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
-    s.log.info("signed firmware status", status=p["status"], request_id=p.get("requestId"))
-    return {}
-
-
-HANDLERS: dict[str, Handler] = {
+HANDLERS: dict[str, Handler] = keep_all({
     "BootNotification": boot_notification,
     "Heartbeat": heartbeat,
     "StatusNotification": status_notification,
@@ -108,10 +105,10 @@ HANDLERS: dict[str, Handler] = {
     "StopTransaction": stop_transaction,
     "MeterValues": meter_values,
     "DataTransfer": data_transfer,
-    "DiagnosticsStatusNotification": diagnostics_status_notification,
-    "FirmwareStatusNotification": firmware_status_notification,
+    "DiagnosticsStatusNotification": acknowledge,
+    "FirmwareStatusNotification": acknowledge,
     # OCPP 1.6 security whitepaper extensions
     "SecurityEventNotification": security_event_notification,
-    "LogStatusNotification": log_status_notification,
-    "SignedFirmwareStatusNotification": signed_firmware_status_notification,
-}
+    "LogStatusNotification": acknowledge,
+    "SignedFirmwareStatusNotification": acknowledge,
+}, KEPT_ACTIONS)

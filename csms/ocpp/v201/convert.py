@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from csms.core.device_report import Attribute, Component, ReportedVariable, Variable
+from csms.core.ev_needs import EvNeeds
 from csms.core.model import AuthResult, Measurand, MeterReading, MeterSample, SampledValue
+from csms.core.station_events import SignedMeterValue
 from csms.ocpp.fields import read_timestamp
 from csms.ocpp.meter import RESOLVED, new_tuple, resolve, scale
 from ocppj.timestamps import format_datetime
@@ -103,3 +106,37 @@ def reported_variables(report_data: list[dict[str, Any]]) -> list[ReportedVariab
         )
         for item in report_data
     ]
+
+
+def signed_values(
+    station_id: str, tx_id: str, at: datetime, meter_value: list[dict[str, Any]]
+) -> list[SignedMeterValue]:
+    """The ``signedMeterValue`` of each sampled value in ``meterValue``, kept as sent."""
+    out = []
+    for mv in meter_value:
+        station_time: datetime | None = None
+        for sv in mv.get("sampledValue", []):
+            signed = sv.get("signedMeterValue")
+            if signed is None:
+                continue
+            if station_time is None:
+                station_time = read_timestamp(mv["timestamp"])
+            out.append(SignedMeterValue(
+                station_id, tx_id, at, station_time, sv.get("context"), sv.get("measurand"),
+                signed["encodingMethod"], signed["signingMethod"], signed.get("publicKey"),
+                signed["signedMeterData"],
+            ))
+    return out
+
+
+def ev_needs(station_id: str, evse_id: int, needs: dict[str, Any]) -> EvNeeds:
+    """NotifyEVChargingNeeds' ``chargingNeeds``: departure, energy (Wh) and the EV's most current (A)."""
+    ac = needs.get("acChargingParameters") or {}
+    dc = needs.get("dcChargingParameters") or {}
+    departure = needs.get("departureTime")
+    energy = ac.get("energyAmount", dc.get("energyAmount"))
+    current = ac.get("evMaxCurrent", dc.get("evMaxCurrent"))
+    return EvNeeds(
+        station_id, evse_id, None if departure is None else read_timestamp(departure),
+        None if energy is None else float(energy), None if current is None else float(current),
+    )

@@ -7,8 +7,17 @@ from typing import Any
 from csms.core.model import StationInfo
 from csms.core.ports import TransactionEventRecord
 from csms.ocpp.fields import read_timestamp
+from csms.ocpp.kept import KEPT_ACTIONS, keep_all
 from csms.ocpp.session import Handler, StationSession
-from csms.ocpp.v201.convert import id_token_info, register_wh, reported_variables, to_readings, to_samples
+from csms.ocpp.v201.convert import (
+    ev_needs,
+    id_token_info,
+    register_wh,
+    reported_variables,
+    signed_values,
+    to_readings,
+    to_samples,
+)
 from ocppj.timestamps import format_datetime
 from ocppj.versions import OcppVersion
 
@@ -48,7 +57,12 @@ async def transaction_event(s: StationSession, p: dict[str, Any]) -> dict[str, A
     event_type: str = p["eventType"]
     evse = p.get("evse") or {}
     evse_id = int(evse.get("id", 0))
-    readings = to_readings(p.get("meterValue", []))
+    meter_value = p.get("meterValue", [])
+    readings = to_readings(meter_value)
+    if meter_value:  # kept before the event commits: a retried event may repeat them, never lose them
+        await s.service.keep_signed(
+            signed_values(s.station_id, info["transactionId"], s.service.clock.now(), meter_value)
+        )
     context = {"Started": "Transaction.Begin", "Ended": "Transaction.End"}.get(event_type)
     token = p.get("idToken")
     record = TransactionEventRecord(
@@ -76,12 +90,8 @@ async def notify_report(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-async def notify_event(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
-    for ev in p["eventData"]:
-        s.log.info(
-            "station event", trigger=ev.get("trigger"), component=ev.get("component", {}).get("name"),
-            variable=ev.get("variable", {}).get("name"), value=ev.get("actualValue"),
-        )
+async def acknowledge(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
+    """A notification kept as a station event (see ``keep_all``) and answered with nothing."""
     return {}
 
 
@@ -96,25 +106,15 @@ async def data_transfer(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
 
 
 async def notify_ev_charging_needs(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
-    s.log.info("ev charging needs", evse_id=p["evseId"], needs=p["chargingNeeds"])
+    s.service.ev_needs(ev_needs(s.station_id, p["evseId"], p["chargingNeeds"]))
     return {"status": "Accepted"}
 
 
 async def notify_ev_charging_schedule(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
-    s.log.info("ev charging schedule", evse_id=p["evseId"])
     return {"status": "Accepted"}  # the response schema requires a status
 
 
-def _ack(event: str) -> Handler:
-    async def handler(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:
-        s.log.info(event, **{k: v for k, v in p.items() if isinstance(v, str | int | float | bool)})
-        return {}
-
-    handler.__name__ = event.replace(" ", "_")
-    return handler
-
-
-HANDLERS: dict[str, Handler] = {
+HANDLERS: dict[str, Handler] = keep_all({
     "BootNotification": boot_notification,
     "Heartbeat": heartbeat,
     "StatusNotification": status_notification,
@@ -122,19 +122,19 @@ HANDLERS: dict[str, Handler] = {
     "TransactionEvent": transaction_event,
     "MeterValues": meter_values,
     "NotifyReport": notify_report,
-    "NotifyEvent": notify_event,
+    "NotifyEvent": acknowledge,
     "SecurityEventNotification": security_event_notification,
     "DataTransfer": data_transfer,
     "NotifyEVChargingNeeds": notify_ev_charging_needs,
-    "FirmwareStatusNotification": _ack("firmware status"),
-    "LogStatusNotification": _ack("log status"),
-    "NotifyChargingLimit": _ack("charging limit notified"),
-    "ClearedChargingLimit": _ack("charging limit cleared"),
-    "ReportChargingProfiles": _ack("charging profiles reported"),
+    "FirmwareStatusNotification": acknowledge,
+    "LogStatusNotification": acknowledge,
+    "NotifyChargingLimit": acknowledge,
+    "ClearedChargingLimit": acknowledge,
+    "ReportChargingProfiles": acknowledge,
     "NotifyEVChargingSchedule": notify_ev_charging_schedule,
-    "NotifyMonitoringReport": _ack("monitoring report"),
-    "NotifyCustomerInformation": _ack("customer information"),
-    "NotifyDisplayMessages": _ack("display messages"),
-    "PublishFirmwareStatusNotification": _ack("publish firmware status"),
-    "ReservationStatusUpdate": _ack("reservation status"),
-}
+    "NotifyMonitoringReport": acknowledge,
+    "NotifyCustomerInformation": acknowledge,
+    "NotifyDisplayMessages": acknowledge,
+    "PublishFirmwareStatusNotification": acknowledge,
+    "ReservationStatusUpdate": acknowledge,
+}, KEPT_ACTIONS)

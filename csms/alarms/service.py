@@ -1,0 +1,205 @@
+"""The alarm service: domain events and a periodic tick in, stored alarm transitions out.
+
+``on_event`` (a bus handler) runs the pure rules (``csms.core.alarms``) and queues the decisions
+that change something; one worker (``run``) applies them in order: it stores the transition,
+publishes ``AlarmChanged`` (MQTT) and hands the alarm to ``notify`` (the webhook). The same
+worker evaluates ``station_offline`` every ``tick_s``. Active alarms are reloaded by ``load``,
+so a restart neither loses nor duplicates them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+
+import structlog
+
+from csms.core.alarms import (
+    Alarm,
+    AlarmBook,
+    AlarmKey,
+    AlarmTransition,
+    Clear,
+    Decision,
+    Kind,
+    Raise,
+    Thresholds,
+    acknowledge,
+    decide,
+    offline,
+)
+from csms.core.events import (
+    AlarmChanged,
+    ClockOffsetMeasured,
+    CommandFailed,
+    Event,
+    SecurityEventReported,
+    StationConnected,
+    StationDisconnected,
+    StationReported,
+    StatusChanged,
+    TransactionEnded,
+    TransactionStarted,
+)
+from csms.core.ports import Clock
+from csms.core.service import LiveStation
+from csms.store.alarms import SqlAlarms
+
+log = structlog.get_logger("csms.alarms")
+
+WATCHED: tuple[type[Event], ...] = (
+    StatusChanged, StationReported, SecurityEventReported, ClockOffsetMeasured, TransactionStarted,
+    TransactionEnded, CommandFailed, StationConnected, StationDisconnected,
+)
+"""The events the rules read."""
+
+
+def changed_event(alarm: Alarm) -> AlarmChanged:
+    """The bus event of ``alarm``'s current state."""
+    return AlarmChanged(
+        station_id=alarm.charger_id, alarm_id=alarm.id, kind=alarm.kind.value, severity=alarm.severity.value,
+        state=alarm.state.value, detail=alarm.detail, raised_at=alarm.raised_at, cleared_at=alarm.cleared_at,
+        acknowledged_at=alarm.acknowledged_at, acknowledged_by=alarm.acknowledged_by,
+    )
+
+
+class AlarmService:
+    """Raises, clears and acknowledges alarms; ``run`` is its worker."""
+
+    def __init__(
+        self, store: SqlAlarms, live: Mapping[str, LiveStation], clock: Clock, limits: Thresholds, *,
+        publish: Callable[[Event], None], notify: Callable[[Alarm], None] = lambda _a: None,
+        tick_s: float = 5.0, queue_max: int = 100_000,
+    ) -> None:
+        self.store = store
+        self.live = live
+        self.clock = clock
+        self.limits = limits
+        self.publish = publish
+        self.notify = notify
+        self.tick_s = tick_s
+        self.book = AlarmBook()
+        self.since = clock.now()  # the CSMS's own downtime is not the stations' silence
+        self._queue: asyncio.Queue[Decision] = asyncio.Queue(queue_max)
+        self._lock = asyncio.Lock()
+        self.dropped = 0
+
+    async def load(self) -> None:
+        """Reload the active alarms from the store."""
+        self.book = AlarmBook(await self.store.active_alarms())
+
+    # --- in: events and ticks -------------------------------------------------------------
+    def on_event(self, ev: Event) -> None:
+        """Bus handler: queue the decisions ``ev`` leads to that change something."""
+        if isinstance(ev, StationConnected):
+            decisions: list[Decision] = [Clear(AlarmKey(ev.station_id, Kind.STATION_OFFLINE))]
+        elif isinstance(ev, StationDisconnected):
+            station = self.live.get(ev.station_id)
+            found = offline(ev.station_id, station.last_seen_at if station else None, self.clock.now(),
+                            self.limits, self.since)
+            decisions = [found] if found is not None else []
+        else:
+            decisions = decide(ev, self.limits)
+        for decision in decisions:
+            if self.book.admit(decision) is not None:
+                self._offer(decision)
+
+    def _offer(self, decision: Decision) -> None:
+        try:
+            self._queue.put_nowait(decision)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            log.warning("alarm decision dropped: queue full", kind=decision.key.kind.value,
+                        charger=decision.key.charger_id)
+
+    def tick(self) -> list[Decision]:
+        """``station_offline`` over the live stations: the decisions that change something."""
+        now = self.clock.now()
+        cutoff = now - timedelta(seconds=self.limits.offline_after_s)
+        already = {k.charger_id for k in self.book.active if k.kind is Kind.STATION_OFFLINE}
+        out: list[Decision] = []
+        for station in list(self.live.values()):
+            seen = station.last_seen_at
+            if seen is None or (seen < cutoff) == (station.station_id in already):
+                continue  # the common case: nothing changes, nothing is built
+            found = offline(station.station_id, seen, now, self.limits, self.since)
+            if found is not None and self.book.admit(found) is not None:
+                out.append(found)
+        return out
+
+    async def run(self) -> None:
+        """Apply queued decisions in order; evaluate ``station_offline`` every ``tick_s``."""
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time()
+        while True:
+            if loop.time() >= next_tick:
+                for decision in self.tick():
+                    await self._apply_logged(decision)
+                next_tick = loop.time() + self.tick_s
+            with contextlib.suppress(TimeoutError):
+                decision = await asyncio.wait_for(self._queue.get(), max(0.0, next_tick - loop.time()))
+                await self._apply_logged(decision)
+
+    async def _apply_logged(self, decision: Decision) -> None:
+        try:
+            await self.apply(decision)
+        except Exception:  # a store outage must not stop the worker: the rule fires again later
+            log.exception("alarm transition not stored", kind=decision.key.kind.value,
+                          charger=decision.key.charger_id)
+
+    # --- transitions ----------------------------------------------------------------------
+    async def apply(self, decision: Decision) -> Alarm | None:
+        """Store one decision if it still changes something; the alarm as it is now."""
+        async with self._lock:
+            if self.book.admit(decision) is None:
+                return None
+            now = self.clock.now()
+            if isinstance(decision, Raise):
+                alarm = await self.store.raise_alarm(decision.key, decision.severity, decision.detail, now)
+                log.warning("alarm raised", id=alarm.id, kind=alarm.kind.value, charger=alarm.charger_id,
+                            detail=alarm.detail)
+            else:
+                current = self.book.get(decision.key)
+                assert current is not None
+                cleared = await self.store.clear_alarm(current.id, now)
+                if cleared is None:
+                    return None
+                alarm = cleared
+                log.info("alarm cleared", id=alarm.id, kind=alarm.kind.value, charger=alarm.charger_id)
+            self.book.changed(alarm)
+            self._announce(alarm)
+            return alarm
+
+    async def acknowledge(self, alarm_id: int, actor: str) -> Alarm | None:
+        """Acknowledge an alarm (idempotent: acknowledged already, it is returned as it is);
+        None for an unknown id."""
+        async with self._lock:
+            alarm = await self.store.get_alarm(alarm_id)
+            if alarm is None or alarm.acknowledged_at is not None:
+                return alarm
+            stored = await self.store.save_acknowledged(acknowledge(alarm, self.clock.now(), actor))
+            if stored is None:
+                return None
+            self.book.changed(stored)
+            self._announce(stored)
+            log.info("alarm acknowledged", id=stored.id, kind=stored.kind.value, by=actor)
+            return stored
+
+    def _announce(self, alarm: Alarm) -> None:
+        self.publish(changed_event(alarm))
+        self.notify(alarm)
+
+    # --- reads for the API ----------------------------------------------------------------
+    async def get(self, alarm_id: int) -> Alarm | None:
+        return await self.store.get_alarm(alarm_id)
+
+    async def list_alarms(
+        self, *, active: bool, charger_id: str | None = None, limit: int = 100, before_id: int | None = None
+    ) -> list[Alarm]:
+        return await self.store.list_alarms(active=active, charger_id=charger_id, limit=limit,
+                                            before_id=before_id)
+
+    async def history(self, alarm_id: int) -> list[AlarmTransition]:
+        return await self.store.alarm_history(alarm_id)

@@ -434,6 +434,7 @@ function pretty(text) {
 
 function stationView(main, params) {
   const id = params[0];
+  const timeline = eventsTimeline(id);
   let detail = { variables: {}, transactions: [] };
   let messages = [];
   let config16 = null; // GetConfiguration answer (1.6)
@@ -453,7 +454,7 @@ function stationView(main, params) {
         h("section", { class: "panel", "aria-labelledby": "h-config" }, h("h2", { id: "h-config" }, "Configuration"), config),
         h("section", { class: "panel", "aria-labelledby": "h-hist" }, h("h2", { id: "h-hist" }, "Session history",
           h("span", { class: "aside muted" }, "newest first")), sessionHistory(id)),
-        h("section", { class: "panel", "aria-labelledby": "h-events" }, h("h2", { id: "h-events" }, "Events"), eventsTimeline(id))),
+        h("section", { class: "panel", "aria-labelledby": "h-events" }, h("h2", { id: "h-events" }, "Events"), timeline.el)),
       h("div", {},
         h("section", { class: "panel", "aria-labelledby": "h-actions" }, h("h2", { id: "h-actions" }, "Actions"),
           h("h3", {}, "Answers"), results, actionsBox),
@@ -665,9 +666,9 @@ function stationView(main, params) {
         if (varsChanged) renderConfig(state.stations.get(id));
         return;
       }
-      if (change.type === "snapshot" || change.ids.has(id)) render(change);
+      if (change.type === "snapshot" || change.ids.has(id)) { render(change); timeline.soon(); }
     },
-    unmount() { live.follow(null); },
+    unmount() { live.follow(null); timeline.stop(); },
   };
 }
 
@@ -680,6 +681,7 @@ function cursorPages(load) {
     first() { stack.length = 1; return load(null); },
     older(cursor) { stack.push(cursor); return load(cursor); },
     newer() { if (stack.length > 1) stack.pop(); return load(stack[stack.length - 1]); },
+    again() { return load(stack[stack.length - 1]); },
     get depth() { return stack.length - 1; },
   };
 }
@@ -718,29 +720,33 @@ function sessionHistory(id) {
   return box;
 }
 
-// A route another part of the CSMS serves may be missing (an older server): say so plainly.
+// A listing the server does not serve (an older CSMS: FastAPI's plain "Not Found"), or one it
+// says is off (e.g. "alarms are disabled"), is not an error: say so plainly.
 function notAvailable(what, r) {
-  return r.status === 404 && (!r.data || r.data.detail === "Not Found")
-    ? h("div", { class: "notice", "data-state": "unavailable" }, h("h2", {}, `${what} not available`),
-      h("p", {}, `This CSMS does not serve ${what.toLowerCase()} yet.`))
-    : null;
+  if (r.status !== 404) return null;
+  const said = r.data && typeof r.data.detail === "string" && r.data.detail !== "Not Found" ? r.data.detail : null;
+  return h("div", { class: "notice", "data-state": "unavailable" }, h("h2", {}, `${what} not available`),
+    h("p", {}, said ? `The CSMS says: ${said}.` : `This CSMS does not serve ${what.toLowerCase()}.`));
 }
 
-const EVENT_PAGE = 50;
 
+const EVENT_PAGE = 50;
+const EVENT_POLL_MS = 5000;
+
+// The station's events, newest first. The first page follows new events: re-read shortly after
+// the station changes (events are stored about a second after they arrive) and every 5 s.
 function eventsTimeline(id) {
   const box = h("div");
-  const kind = h("input", { type: "search", name: "type", placeholder: "e.g. StatusChanged", autocomplete: "off" });
+  const kind = h("input", { type: "search", name: "type", placeholder: "e.g. StatusNotification", autocomplete: "off" });
   const list = h("div");
-  let result = null;
+  let result = null, soonTimer = null, typing = null;
   const pages = cursorPages(async (cursor) => {
-    const r = await api("GET", `/api/chargers/${encodeURIComponent(id)}/events?${new URLSearchParams(
+    result = await api("GET", `/api/chargers/${encodeURIComponent(id)}/events?${new URLSearchParams(
       Object.entries({ type: kind.value.trim(), limit: EVENT_PAGE, cursor }).filter(([, v]) => v))}`);
-    result = r;
   });
   const render = () => {
     const missing = notAvailable("Event history", result);
-    if (missing) { box.replaceChildren(missing); return; }
+    if (missing) { box.replaceChildren(missing); clearInterval(poll); return; }
     if (!result.ok) { list.replaceChildren(h("p", { class: "form-error", role: "alert" }, `Could not load events: ${detailOf(result)}`)); return; }
     const items = result.data.items || [];
     list.replaceChildren(items.length ? h("ol", { class: "timeline" }, items.map((ev) => h("li", { "data-event": ev.id },
@@ -748,11 +754,16 @@ function eventsTimeline(id) {
       h("strong", {}, ev.type), " ", h("code", {}, summarize(ev.data))))) : h("p", { class: "muted" }, "No event recorded."),
     cursorPager(pages, items.length, result.data.next_cursor, EVENT_PAGE, render));
   };
-  let typing = null;
+  const follow = () => { if (!pages.depth && !document.hidden) pages.first().then(render); };
+  const poll = setInterval(follow, EVENT_POLL_MS);
   kind.addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(() => pages.first().then(render), 250); });
   box.append(h("form", { class: "filters", role: "search", onsubmit: (e) => e.preventDefault() }, field("Event type", kind)), list);
   pages.first().then(render);
-  return box;
+  return {
+    el: box,
+    soon() { clearTimeout(soonTimer); soonTimer = setTimeout(follow, 1500); },
+    stop() { clearInterval(poll); clearTimeout(soonTimer); clearTimeout(typing); },
+  };
 }
 
 function registration(id) {
@@ -871,35 +882,43 @@ function sessionsView(main, _params, query) {
 }
 
 // --- alarms and audit (served by other parts of the CSMS; "not available" until they are)
+const ALARM_PAGE = 100;
+const SEVERITY_STATE = { critical: "faulted", major: "occupied", warning: "unknown" };
+
 function alarmsView(main, _params, query) {
   const body = h("div"), msg = h("p", { role: "status", "aria-live": "polite", class: "muted" });
   const which = select("state", [["active", "Active"], ["all", "All, cleared included"]], query.get("state") || "active");
-  main.append(pageHead("Alarms", "Conditions the CSMS raised on stations; acknowledge them once handled."),
+  let result = null;
+  main.append(pageHead("Alarms", "Conditions the CSMS raised on stations, newest first; acknowledge them once handled."),
     h("form", { class: "filters", onsubmit: (e) => e.preventDefault() }, field("Show", which)), msg, body);
-  const load = async () => {
-    const r = await api("GET", `/api/alarms?state=${encodeURIComponent(which.value)}`);
-    const missing = notAvailable("Alarms", r);
+  const pages = cursorPages(async (cursor) => {
+    result = await fetchPage("/api/alarms", { state: which.value, limit: ALARM_PAGE, cursor });
+  });
+  const ack = async (a) => {
+    const x = await api("POST", `/api/alarms/${encodeURIComponent(a.id)}/ack`);
+    msg.className = x.ok ? "muted" : "form-error";
+    msg.textContent = x.ok ? `Acknowledged ${a.kind} on ${a.charger_id || "the CSMS"}.` : `Could not acknowledge: ${detailOf(x)}`;
+    await pages.again();
+    render();
+  };
+  const render = () => {
+    const missing = notAvailable("Alarms", result);
     if (missing) { body.replaceChildren(missing); return; }
-    if (!r.ok) { body.replaceChildren(h("p", { class: "form-error", role: "alert" }, `Could not load alarms: ${detailOf(r)}`)); return; }
+    if (!result.ok) { body.replaceChildren(h("p", { class: "form-error", role: "alert" }, `Could not load alarms: ${detailOf(result)}`)); return; }
     body.replaceChildren(h("section", { class: "panel" }, table(
       [["Raised"], ["Station"], ["Kind"], ["Severity"], ["State"], ["Detail"], ["Acknowledged"], ["", "actions"]],
-      r.data.map((a) => h("tr", { "data-alarm": a.id }, h("td", {}, when(a.raised_at)), h("td", {}, a.charger_id ? stationLink(a.charger_id) : "—"),
-        h("td", {}, a.kind), h("td", {}, badge(a.severity === "critical" ? "faulted" : a.severity === "warning" ? "occupied" : "unknown", a.severity)),
+      result.rows.map((a) => h("tr", { "data-alarm": a.id }, h("td", {}, when(a.raised_at)), h("td", {}, a.charger_id ? stationLink(a.charger_id) : "—"),
+        h("td", {}, a.kind), h("td", {}, badge(SEVERITY_STATE[a.severity] || "unknown", a.severity)),
         h("td", {}, a.cleared_at ? `cleared ${when(a.cleared_at)}` : a.state), h("td", {}, a.detail || "—"),
         h("td", {}, a.acknowledged_at ? `${a.acknowledged_by || "—"}, ${when(a.acknowledged_at)}` : "—"),
         h("td", { class: "actions" }, a.acknowledged_at ? null : h("button", {
-          type: "button", class: "btn btn-small", "aria-label": `Acknowledge alarm ${a.id}`,
-          onclick: async () => {
-            const x = await api("POST", `/api/alarms/${encodeURIComponent(a.id)}/ack`);
-            msg.className = x.ok ? "muted" : "form-error";
-            msg.textContent = x.ok ? `Acknowledged ${a.kind} on ${a.charger_id || "the CSMS"}.` : `Could not acknowledge: ${detailOf(x)}`;
-            load();
-          },
+          type: "button", class: "btn btn-small", "aria-label": `Acknowledge alarm ${a.id}`, onclick: () => ack(a),
         }, "Acknowledge")))),
-      { empty: which.value === "active" ? "No active alarm." : "No alarm recorded." })));
+      { empty: which.value === "active" ? "No active alarm." : "No alarm recorded." }),
+    cursorPager(pages, result.rows.length, result.next, ALARM_PAGE, render)));
   };
-  which.addEventListener("change", () => { history.replaceState(null, "", `#/alarms?state=${which.value}`); load(); });
-  load();
+  which.addEventListener("change", () => { history.replaceState(null, "", `#/alarms?state=${which.value}`); pages.first().then(render); });
+  pages.first().then(render);
   return { update() {} };
 }
 

@@ -20,8 +20,9 @@ from csms.api.console.routes import console_router
 from csms.api.context import ApiContext
 from csms.api.events import events_router
 from csms.api.feeders import feeders_router
+from csms.api.pages import pages_router
 from csms.api.security import security_router
-from csms.api.views import charger_view, iso, transaction_view
+from csms.api.views import charger_view, iso
 from csms.core.model import AuthStatus, IdTag
 from csms.core.service import LiveStation
 from csms.errors import (
@@ -85,10 +86,6 @@ def create_app(ctx: ApiContext) -> FastAPI:
     @app.get("/metrics", tags=["ops"])
     async def metrics(ctx: Ctx) -> Response:
         return Response(ctx.metrics.render(), media_type=CONTENT_TYPE)
-
-    @app.get("/api/chargers", dependencies=secured, tags=["chargers"])
-    async def list_chargers(ctx: Ctx) -> list[dict[str, Any]]:
-        return [charger_view(ctx, ctx.service.live[k]) for k in sorted(ctx.service.live)]
 
     @app.get("/api/chargers/{charger_id}", dependencies=secured, tags=["chargers"])
     async def get_charger(charger_id: str, ctx: Ctx) -> dict[str, Any]:
@@ -166,14 +163,6 @@ def create_app(ctx: ApiContext) -> FastAPI:
         except CallTimeout as exc:
             raise HTTPException(504, str(exc)) from None
 
-    @app.get("/api/transactions", dependencies=secured, tags=["transactions"])
-    async def list_transactions(
-        ctx: Ctx, charger_id: str | None = None, active: bool | None = None,
-        limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
-    ) -> list[dict[str, Any]]:
-        txs = await ctx.service.store.list_transactions(station_id=charger_id, active=active, limit=limit)
-        return [transaction_view(ctx, tx) for tx in txs]
-
     @app.post("/api/id-tags", dependencies=secured, tags=["id tags"], status_code=201)
     async def put_id_tag(body: IdTagIn, ctx: Ctx, response: Response) -> dict[str, Any]:
         created = await ctx.service.put_id_tag(IdTag(body.id_tag, body.status, body.expiry, body.parent))
@@ -199,6 +188,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         rows = await ctx.service.store.list_security_events(charger_id)
         return [{k: (iso(v) if isinstance(v, datetime) else v) for k, v in r.items()} for r in rows]
 
+    app.include_router(pages_router(secured))
     app.include_router(events_router(secured))
     app.include_router(feeders_router(secured))
     app.include_router(alarms_router(secured))

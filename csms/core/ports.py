@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any, Protocol
 
 from csms.core.commands import (
@@ -81,6 +82,7 @@ class StationStore(Protocol):
 
     async def get_station(self, station_id: str) -> Station | None: ...
     async def list_stations(self) -> list[Station]: ...
+    async def station_profiles(self) -> dict[str, int]: ...  # every registered id: its security profile
     async def upsert_station(
         self, station_id: str, *, security_profile: int | None = None,
         password_hash: str | None = None,
@@ -102,6 +104,36 @@ class StationStore(Protocol):
     async def list_id_tags(self) -> list[IdTag]: ...
 
 
+class TxOrder(Enum):
+    """Orders of a transaction listing by start time; the store key breaks ties. Without an
+    order, the newest received come first."""
+
+    STARTED_DESC = "started_at:desc"
+    STARTED_ASC = "started_at:asc"
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRange:
+    """``since <= t < until``; an open end is None."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TxKey:
+    """Where a page of transactions in a ``TxOrder`` ended: the last row's start and identity.
+    Sessions without a start time come after all others in either order."""
+
+    started_at: datetime | None
+    station_id: str
+    tx_id: str
+
+    @classmethod
+    def of(cls, tx: Transaction) -> TxKey:
+        return cls(tx.started_at, tx.station_id, tx.tx_id)
+
+
 class TransactionStore(Protocol):
     """Durable transactions; the rules they follow are ``csms.core.transactions``'."""
 
@@ -116,7 +148,8 @@ class TransactionStore(Protocol):
     async def apply_transaction_event(self, record: TransactionEventRecord) -> EventResult: ...
     async def get_transaction(self, station_id: str, tx_id: str) -> Transaction | None: ...
     async def list_transactions(
-        self, *, station_id: str | None = None, active: bool | None = None, limit: int = 500
+        self, *, station_id: str | None = None, active: bool | None = None, limit: int = 500,
+        started: TimeRange | None = None, order: TxOrder | None = None, after: TxKey | None = None,
     ) -> list[Transaction]: ...
 
 

@@ -36,6 +36,7 @@ class SqlStore:
 
         self.get_station = stations.get_station
         self.list_stations = stations.list_stations
+        self.station_profiles = stations.station_profiles
         self.upsert_station = stations.upsert_station
         self.delete_station = stations.delete_station
         self.get_password_hash = stations.get_password_hash

@@ -70,6 +70,13 @@ class SqlStations:
             rows = (await conn.execute(sa.select(t.stations).order_by(t.stations.c.station_id))).all()
         return [_station(r) for r in rows]
 
+    async def station_profiles(self) -> dict[str, int]:
+        """Every registered station's id and security profile: the list without the details to map."""
+        c = t.stations.c
+        async with self._db.read() as conn:
+            rows = (await conn.execute(sa.select(c.station_id, c.security_profile))).all()
+        return {sid: profile for sid, profile in rows}
+
     async def upsert_station(
         self, station_id: str, *, security_profile: int | None = None,
         password_hash: str | None = None,

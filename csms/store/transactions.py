@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from csms.core.model import Transaction
-from csms.core.ports import EventResult, StopResult, TransactionEventRecord
+from csms.core.ports import EventResult, StopResult, TimeRange, TransactionEventRecord, TxKey, TxOrder
 from csms.core.transactions import (
     Applied,
     TransactionState,
@@ -78,6 +78,25 @@ _ts_in = DirectSql.ts_in
 def _flags(raw: str | None) -> tuple[str, ...]:
     """The flags of a ``flags`` column (memoised: a few combinations recur on every event)."""
     return tuple(f for f in (raw or "").split(",") if f)
+
+
+def _keyset(q: sa.Select[Any], order: TxOrder, after: TxKey | None) -> sa.Select[Any]:
+    """``q`` ordered by start time then (station, id), sessions without a start last, after ``after``."""
+    c = t.transactions.c
+    desc = order is TxOrder.STARTED_DESC
+    ident = sa.tuple_(c.station_id, c.tx_id)
+    if after is not None:
+        key = sa.tuple_(sa.literal(after.station_id), sa.literal(after.tx_id))
+        beyond = ident < key if desc else ident > key
+        if after.started_at is None:
+            q = q.where(c.started_at.is_(None), beyond)
+        else:
+            later = c.started_at < after.started_at if desc else c.started_at > after.started_at
+            tie = sa.and_(c.started_at == after.started_at, beyond)
+            q = q.where(sa.or_(later, tie, c.started_at.is_(None)))
+    if desc:
+        return q.order_by(c.started_at.desc().nulls_last(), c.station_id.desc(), c.tx_id.desc())
+    return q.order_by(c.started_at.asc().nulls_last(), c.station_id.asc(), c.tx_id.asc())
 
 
 def _tx_map(m: Mapping[Any, Any]) -> Transaction:
@@ -433,8 +452,11 @@ class SqlTransactions:
         return _tx_map(row._mapping) if row else None
 
     async def list_transactions(
-        self, *, station_id: str | None = None, active: bool | None = None, limit: int = 500
+        self, *, station_id: str | None = None, active: bool | None = None, limit: int = 500,
+        started: TimeRange | None = None, order: TxOrder | None = None, after: TxKey | None = None,
     ) -> list[Transaction]:
+        """Transactions matching the filters, at most ``limit``; newest received first without an
+        ``order``, else by start time after the key ``after`` (keyset paging)."""
         c = t.transactions.c
         q = sa.select(t.transactions)
         if station_id is not None:
@@ -443,7 +465,11 @@ class SqlTransactions:
             q = q.where(c.stopped_at.is_(None))
         elif active is False:
             q = q.where(c.stopped_at.is_not(None))
-        q = q.order_by(c.pk.desc()).limit(limit)
+        if started is not None and started.since is not None:
+            q = q.where(c.started_at >= started.since)
+        if started is not None and started.until is not None:
+            q = q.where(c.started_at < started.until)
+        q = q.order_by(c.pk.desc()) if order is None else _keyset(q, order, after)
         async with self._db.read() as conn:
-            rows = (await conn.execute(q)).all()
+            rows = (await conn.execute(q.limit(limit))).all()
         return [_tx_map(r._mapping) for r in rows]

@@ -1,4 +1,5 @@
-"""Console test kit: a tiny OCPP station over a real WebSocket, Chromium settings, screenshots."""
+"""Console test kit: a tiny OCPP station over a real WebSocket, Chromium settings, screenshots,
+and a store filled in bulk (stations and sessions) for the paging tests and the console bench."""
 
 from __future__ import annotations
 
@@ -7,15 +8,19 @@ import contextlib
 import itertools
 import socket
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
+import sqlalchemy as sa
 import uvicorn
 import websockets
 from fastapi import FastAPI
 from playwright.async_api import Page
+
+from csms.store import schema
+from csms.store.sql import SqlStore
 
 ROOT = Path(__file__).resolve().parents[3]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
@@ -179,3 +184,47 @@ async def serve(app: FastAPI) -> AsyncIterator[str]:
         server.should_exit = True
         await task
         sock.close()
+
+
+SEED_START = datetime(2026, 11, 1, tzinfo=UTC)
+VENDORS = (("Acme", "AC22"), ("Volta", "DC150"), ("Wallbox", "Pulsar"))
+
+
+def station_id_of(i: int) -> str:
+    return f"CP{i:05d}"
+
+
+async def fill_store(db: Path, *, stations: int, sessions: int, active_every: int = 50) -> None:
+    """A migrated SQLite store with ``stations`` registered stations (vendor and protocol by ``i % 3``)
+    and ``sessions`` 1.6 sessions, one every 5 minutes from ``SEED_START`` round-robin over the
+    stations, each an hour long; every ``active_every``-th is still open. Bulk inserts, one transaction."""
+    store = await SqlStore.open(str(db), synchronous="OFF")  # creates the schema
+    await store.close()
+    station_rows = [
+        {"station_id": station_id_of(i), "protocol": "ocpp1.6" if i % 3 else "ocpp2.0.1",
+         "vendor": VENDORS[i % 3][0], "model": VENDORS[i % 3][1], "serial_number": f"SN{i:07d}",
+         "firmware_version": "1.0", "security_profile": 0, "registered_at": SEED_START,
+         "last_boot_at": SEED_START, "last_seen_at": SEED_START + timedelta(minutes=i)}
+        for i in range(stations)
+    ]
+    tx_rows = []
+    for j in range(sessions):
+        started = SEED_START + timedelta(minutes=5 * j)
+        active = j % active_every == active_every - 1
+        tx_rows.append({
+            "station_id": station_id_of(j % stations), "tx_id": str(j + 1), "protocol": "ocpp1.6",
+            "evse_id": 1, "connector_id": 1, "id_tag": f"TAG{j % 997:04d}", "started_at": started,
+            "stopped_at": None if active else started + timedelta(hours=1), "meter_start_wh": 0.0,
+            "meter_stop_wh": None if active else 11_000.0, "meter_last_wh": None,
+            "stop_reason": None if active else "EVDisconnected", "last_seq_no": None, "flags": "",
+            "start_key": None, "received_at": started,
+        })
+    engine = sa.create_engine(f"sqlite:///{db}")
+    try:
+        with engine.begin() as conn:
+            if station_rows:
+                conn.execute(schema.stations.insert(), station_rows)
+            if tx_rows:
+                conn.execute(schema.transactions.insert(), tx_rows)
+    finally:
+        engine.dispose()

@@ -74,7 +74,7 @@ const badge = (state, label) => h("span", { class: `badge s-${state}` }, label |
 const stationLink = (id) => h("a", { href: `#/stations/${encodeURIComponent(id)}` }, id);
 
 function table(headers, rows, { caption, empty = "Nothing to show.", cls } = {}) {
-  const head = h("tr", {}, headers.map(([label, c]) => h("th", { scope: "col", class: c }, label)));
+  const head = h("tr", {}, headers.map(([label, c, attrs]) => h("th", { scope: "col", class: c, ...attrs }, label)));
   const body = rows.length ? rows : [h("tr", {}, h("td", { class: "empty", colspan: headers.length }, empty))];
   return h("div", { class: "table-wrap" },
     h("table", { class: cls }, caption ? h("caption", {}, caption) : null, h("thead", {}, head), h("tbody", {}, body)));
@@ -98,13 +98,13 @@ async function api(method, path, body) {
   try {
     res = await fetch(path, { method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body) });
   } catch (err) {
-    return { ok: false, status: 0, data: { detail: `network error: ${err.message}` } };
+    return { ok: false, status: 0, data: { detail: `network error: ${err.message}` }, headers: new Headers() };
   }
   let data = null;
   const text = await res.text();
   try { data = text ? JSON.parse(text) : null; } catch { data = { detail: text }; }
   if (res.status === 401) data = { detail: "not signed in (or the session expired): sign in again" };
-  return { ok: res.ok, status: res.status, data };
+  return { ok: res.ok, status: res.status, data, headers: res.headers };
 }
 
 const detailOf = (r) => (r.data && (typeof r.data.detail === "string" ? r.data.detail : JSON.stringify(r.data.detail))) || `HTTP ${r.status}`;
@@ -139,7 +139,7 @@ class Live {
   followFeeders(on) { this.feeders = on; this.sendInterest(); }
 
   receive(frame) {
-    const change = { type: frame.type, ids: new Set(), frame };
+    const change = { type: frame.type, ids: new Set(), added: new Set(), frame };
     switch (frame.type) {
       case "hello":
         document.getElementById("logout").hidden = !frame.auth;
@@ -150,7 +150,10 @@ class Live {
         state.ready = true;
         break;
       case "stations":
-        for (const s of frame.stations) { state.stations.set(s.id, s); change.ids.add(s.id); }
+        for (const s of frame.stations) {
+          if (!state.stations.has(s.id)) change.added.add(s.id);
+          state.stations.set(s.id, s); change.ids.add(s.id);
+        }
         for (const id of frame.removed || []) { state.stations.delete(id); change.ids.add(id); }
         break;
       case "summary":
@@ -267,41 +270,144 @@ function stationTable(stations, empty, caption) {
     { empty, caption });
 }
 
+// A page of a server-side listing: its rows, the total (when the server counts) and the next cursor.
+async function fetchPage(path, params) {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined && v !== "") p.set(k, String(v));
+  const r = await api("GET", `${path}?${p}`);
+  const total = r.headers.get("X-Total-Count");
+  return { ...r, rows: r.ok ? r.data : [], total: total === null ? null : Number(total), next: r.headers.get("X-Next-Cursor") };
+}
+
+// Column headers that sort on the server: [label, sortField|null, class].
+function sortableHead(cols, sort, onsort) {
+  const [field, dir] = sort.split(":");
+  return cols.map(([label, key, cls]) => {
+    if (!key) return [label, cls];
+    const active = key === field;
+    const next = active && dir !== "desc" ? `${key}:desc` : key;
+    const b = h("button", { type: "button", class: "sort", "data-sort": key, onclick: () => onsort(next) },
+      label, h("span", { "aria-hidden": "true" }, active ? (dir === "desc" ? " ▼" : " ▲") : ""));
+    return [b, cls, { "aria-sort": active ? (dir === "desc" ? "descending" : "ascending") : "none" }];
+  });
+}
+
+function pager(from, shown, total, { prev, next }) {
+  const range = shown ? `${from + 1}–${from + shown}` : "0";
+  return h("nav", { class: "pager", "aria-label": "Pages" },
+    h("button", { type: "button", class: "btn btn-small", disabled: !prev, onclick: prev || null }, "← Previous"),
+    h("span", { class: "muted", role: "status" }, total === null ? range : `${range} of ${total}`),
+    h("button", { type: "button", class: "btn btn-small", disabled: !next, onclick: next || null }, "Next →"));
+}
+
+const STATION_PAGE = 50;
+
 function stationsView(main, _params, query) {
   const q = h("input", { type: "search", name: "q", value: query.get("q") || "", placeholder: "Station id, vendor, model, serial", autocomplete: "off" });
   const st = select("state", [["", "All states"], ...STATES.map((s) => [s, STATE_LABEL[s]])], query.get("state") || "");
   const pr = select("protocol", [["", "All protocols"], ...PROTOCOLS.map((p) => [p, `OCPP ${p.slice(4)}`])], query.get("protocol") || "");
   const count = h("p", { class: "muted", role: "status", "aria-live": "polite" });
   const results = h("div");
-  const LIMIT = 200;
-  main.append(pageHead("Stations", "Search and filter; the list updates as stations report."),
+  const msg = h("p", { role: "status", "aria-live": "polite", class: "muted" });
+  let sort = query.get("sort") || "id";
+  let offset = Number(query.get("offset")) || 0;
+  let rows = [], total = 0, seq = 0, timer = null;
+  const register = stationForm(null, async (r, sid) => {
+    msg.className = r.ok ? "muted" : "form-error";
+    msg.textContent = r.ok ? `Registered ${sid}.` : `Could not register ${sid}: ${detailOf(r)}`;
+    if (r.ok) load();
+  });
+  main.append(pageHead("Stations", "Search, filter and sort on the server; the rows shown update as stations report."),
     h("section", { class: "panel" },
       h("form", { class: "filters", role: "search", onsubmit: (e) => e.preventDefault() },
         h("div", { class: "grow" }, field("Search", q)), field("State", st), field("Protocol", pr)),
-      count, results));
+      count, results),
+    h("section", { class: "panel", "aria-labelledby": "h-register" },
+      h("details", {}, h("summary", {}, h("h2", { id: "h-register", class: "inline" }, "Register a station")),
+        h("p", { class: "muted" }, "Profile 0 admits the station by its id; profiles 1–3 need a password (16–40 characters) for HTTP Basic authentication."),
+        register, msg)));
+  const params = () => ({ q: q.value.trim(), status: st.value, protocol: pr.value, sort, limit: STATION_PAGE, offset });
   const render = () => {
-    const needle = q.value.trim().toLowerCase();
-    const matches = [...state.stations.values()].filter((s) =>
-      (!st.value || s.state === st.value) && (!pr.value || s.protocol === pr.value) &&
-      (!needle || [s.id, s.vendor, s.model, s.serial_number].some((x) => x && x.toLowerCase().includes(needle))))
-      .sort((a, b) => byId(a.id, b.id));
-    count.textContent = `${matches.length} of ${state.stations.size} stations match`;
-    results.replaceChildren(stationTable(matches.slice(0, LIMIT), "No station matches these filters.",
-      matches.length > LIMIT ? `Showing the first ${LIMIT}; refine the search to see others.` : null));
+    const head = sortableHead([["Station", "id"], ["State", "status"], ["Protocol", "protocol"], ["Vendor", "vendor"],
+      ["Model", "model"], ["Connectors"], ["Power (kW)", null, "num"], ["Last seen", "last_seen"]], sort, (next) => { sort = next; offset = 0; refilter(); });
+    results.replaceChildren(
+      table(head, rows.map((x) => stationRow(state.stations.get(x.id) || x)), { empty: "No station matches these filters." }),
+      pager(offset, rows.length, total, {
+        prev: offset > 0 ? () => { offset = Math.max(0, offset - STATION_PAGE); refilter(); } : null,
+        next: offset + rows.length < total ? () => { offset += STATION_PAGE; refilter(); } : null,
+      }));
   };
+  async function load() {
+    const mine = ++seq;
+    const r = await fetchPage("/api/chargers", params());
+    if (mine !== seq) return; // a newer request is on its way
+    if (!r.ok) { count.textContent = `Could not load stations: ${detailOf(r)}`; return; }
+    rows = r.rows; total = r.total ?? rows.length;
+    count.textContent = `${total} of ${Math.max(total, state.stations.size)} stations match`;
+    render();
+  }
   const refilter = () => {
     const p = new URLSearchParams();
     if (q.value.trim()) p.set("q", q.value.trim());
     if (st.value) p.set("state", st.value);
     if (pr.value) p.set("protocol", pr.value);
+    if (sort !== "id") p.set("sort", sort);
+    if (offset) p.set("offset", offset);
     history.replaceState(null, "", `#/stations${p.size ? `?${p}` : ""}`);
-    render();
+    clearTimeout(timer);
+    load();
   };
-  q.addEventListener("input", refilter);
-  st.addEventListener("change", refilter);
-  pr.addEventListener("change", refilter);
-  render();
-  return { update: render };
+  let typing = null;
+  q.addEventListener("input", () => { offset = 0; clearTimeout(typing); typing = setTimeout(refilter, 200); });
+  st.addEventListener("change", () => { offset = 0; refilter(); });
+  pr.addEventListener("change", () => { offset = 0; refilter(); });
+  load();
+  return {
+    update(change) {
+      // Rows on this page change in place; a station appearing or leaving, or one of these rows
+      // changing state, re-reads the page (at most once a second).
+      const mine = new Set(rows.map((x) => x.id));
+      const touched = [...change.ids].some((id) => mine.has(id));
+      if (touched) render();
+      if (change.type === "snapshot" || change.added.size || (change.frame.removed || []).length || touched) {
+        clearTimeout(timer); timer = setTimeout(load, 1000);
+      }
+    },
+    unmount() { clearTimeout(timer); clearTimeout(typing); },
+  };
+}
+
+function stationRow(s) {
+  return h("tr", { "data-station": s.id },
+    h("td", {}, stationLink(s.id)), h("td", {}, badge(s.state)),
+    h("td", {}, s.protocol ? h("span", { class: "tag" }, s.protocol) : "—"),
+    h("td", {}, s.vendor || "—"), h("td", {}, s.model || "—"),
+    h("td", {}, connectorSummary(s)), h("td", { class: "num" }, kw(s.power_w)), h("td", {}, when(s.last_seen)));
+}
+
+// Register (id given by the operator) or edit (id fixed) a station: security profile and password.
+function stationForm(fixedId, done) {
+  const idInput = fixedId ? null : h("input", { name: "station_id", required: true, maxlength: 48, pattern: "[^\\/]+", autocomplete: "off" });
+  const profile = select("security_profile", [["0", "0 · no authentication"], ["1", "1 · Basic auth over ws://"],
+    ["2", "2 · Basic auth over TLS"], ["3", "3 · TLS client certificate"]], "0");
+  const password = h("input", { name: "password", type: "password", minlength: 16, maxlength: 40, autocomplete: "new-password" });
+  const form = h("form", { class: "row", onsubmit: async (e) => {
+    e.preventDefault();
+    const sid = fixedId || idInput.value.trim();
+    const body = { security_profile: Number(profile.value) };
+    if (password.value) body.password = password.value;
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    const r = await api("PUT", `/api/chargers/${encodeURIComponent(sid)}`, body);
+    button.disabled = false;
+    if (r.ok) { password.value = ""; if (idInput) idInput.value = ""; }
+    done(r, sid);
+  } },
+  idInput ? field("Station id", idInput) : null, field("Security profile", profile),
+  field(fixedId ? "New password (optional)" : "Password (profiles 1–3)", password),
+  h("div", {}, h("button", { type: "submit", class: "btn btn-primary" }, fixedId ? "Save" : "Register")));
+  form.setProfile = (n) => { profile.value = String(n); };
+  return form;
 }
 
 // --- station detail
@@ -328,6 +434,7 @@ function pretty(text) {
 
 function stationView(main, params) {
   const id = params[0];
+  const timeline = eventsTimeline(id);
   let detail = { variables: {}, transactions: [] };
   let messages = [];
   let config16 = null; // GetConfiguration answer (1.6)
@@ -344,10 +451,14 @@ function stationView(main, params) {
       h("div", {},
         h("section", { class: "panel", "aria-labelledby": "h-evses" }, h("h2", { id: "h-evses" }, "EVSEs and connectors"), evses),
         h("section", { class: "panel", "aria-labelledby": "h-sess" }, h("h2", { id: "h-sess" }, "Active sessions"), sessions),
-        h("section", { class: "panel", "aria-labelledby": "h-config" }, h("h2", { id: "h-config" }, "Configuration"), config)),
+        h("section", { class: "panel", "aria-labelledby": "h-config" }, h("h2", { id: "h-config" }, "Configuration"), config),
+        h("section", { class: "panel", "aria-labelledby": "h-hist" }, h("h2", { id: "h-hist" }, "Session history",
+          h("span", { class: "aside muted" }, "newest first")), sessionHistory(id)),
+        h("section", { class: "panel", "aria-labelledby": "h-events" }, h("h2", { id: "h-events" }, "Events"), timeline.el)),
       h("div", {},
         h("section", { class: "panel", "aria-labelledby": "h-actions" }, h("h2", { id: "h-actions" }, "Actions"),
-          h("h3", {}, "Answers"), results, actionsBox))),
+          h("h3", {}, "Answers"), results, actionsBox),
+        h("section", { class: "panel", "aria-labelledby": "h-reg" }, h("h2", { id: "h-reg" }, "Registration"), registration(id)))),
     h("section", { class: "panel", "aria-labelledby": "h-msgs" },
       h("h2", { id: "h-msgs" }, "Recent OCPP messages", h("span", { class: "aside muted" }, "newest first")), msgs));
   live.follow(id);
@@ -555,10 +666,128 @@ function stationView(main, params) {
         if (varsChanged) renderConfig(state.stations.get(id));
         return;
       }
-      if (change.type === "snapshot" || change.ids.has(id)) render(change);
+      if (change.type === "snapshot" || change.ids.has(id)) { render(change); timeline.soon(); }
     },
-    unmount() { live.follow(null); },
+    unmount() { live.follow(null); timeline.stop(); },
   };
+}
+
+// --- station detail: history, events, registration
+
+// A listing paged with server cursors: Older follows X-Next-Cursor, Newer goes back a page.
+function cursorPages(load) {
+  const stack = [null];
+  return {
+    first() { stack.length = 1; return load(null); },
+    older(cursor) { stack.push(cursor); return load(cursor); },
+    newer() { if (stack.length > 1) stack.pop(); return load(stack[stack.length - 1]); },
+    again() { return load(stack[stack.length - 1]); },
+    get depth() { return stack.length - 1; },
+  };
+}
+
+function cursorPager(pages, shown, next, perPage, reload) {
+  const from = pages.depth * perPage;
+  return h("nav", { class: "pager", "aria-label": "Pages" },
+    h("button", { type: "button", class: "btn btn-small", disabled: !pages.depth, onclick: () => pages.newer().then(reload) }, "← Newer"),
+    h("span", { class: "muted", role: "status" }, shown ? `${from + 1}–${from + shown}` : "none"),
+    h("button", { type: "button", class: "btn btn-small", disabled: !next, onclick: () => pages.older(next).then(reload) }, "Older →"));
+}
+
+function sessionRows(txs, withStation) {
+  return txs.map((tx) => h("tr", { "data-tx": tx.id },
+    withStation ? h("td", {}, stationLink(tx.charger_id)) : null, h("td", {}, tx.evse_id),
+    h("td", { class: "mono" }, String(tx.id)), h("td", { class: "mono" }, tx.id_tag || "—"), h("td", {}, when(tx.started_at)),
+    h("td", {}, tx.active ? badge("charging", "open") : when(tx.stopped_at)), h("td", { class: "num" }, kwh(tx.energy_wh)),
+    h("td", {}, tx.stop_reason || "—"), h("td", {}, tx.flags.map((f) => h("span", { class: "tag" }, f)))));
+}
+
+const SESSION_HEAD = [["EVSE"], ["Transaction"], ["ID tag"], ["Started"], ["Stopped"], ["Energy (kWh)", "num"], ["Reason"], ["Flags"]];
+const HISTORY_PAGE = 20;
+
+function sessionHistory(id) {
+  const box = h("div");
+  let result = null;
+  const pages = cursorPages(async (cursor) => {
+    result = await fetchPage("/api/transactions", { charger_id: id, sort: "started_at:desc", limit: HISTORY_PAGE, cursor });
+  });
+  const render = () => {
+    if (!result.ok) { box.replaceChildren(h("p", { class: "form-error", role: "alert" }, `Could not load sessions: ${detailOf(result)}`)); return; }
+    box.replaceChildren(table(SESSION_HEAD, sessionRows(result.rows, false), { empty: "No session on this station yet." }),
+      cursorPager(pages, result.rows.length, result.next, HISTORY_PAGE, render));
+  };
+  pages.first().then(render);
+  return box;
+}
+
+// A listing the server does not serve (an older CSMS: FastAPI's plain "Not Found"), or one it
+// says is off (e.g. "alarms are disabled"), is not an error: say so plainly.
+function notAvailable(what, r) {
+  if (r.status !== 404) return null;
+  const said = r.data && typeof r.data.detail === "string" && r.data.detail !== "Not Found" ? r.data.detail : null;
+  return h("div", { class: "notice", "data-state": "unavailable" }, h("h2", {}, `${what} not available`),
+    h("p", {}, said ? `The CSMS says: ${said}.` : `This CSMS does not serve ${what.toLowerCase()}.`));
+}
+
+
+const EVENT_PAGE = 50;
+const EVENT_POLL_MS = 5000;
+
+// The station's events, newest first. The first page follows new events: re-read shortly after
+// the station changes (events are stored about a second after they arrive) and every 5 s.
+function eventsTimeline(id) {
+  const box = h("div");
+  const kind = h("input", { type: "search", name: "type", placeholder: "e.g. StatusNotification", autocomplete: "off" });
+  const list = h("div");
+  let result = null, soonTimer = null, typing = null;
+  const pages = cursorPages(async (cursor) => {
+    result = await api("GET", `/api/chargers/${encodeURIComponent(id)}/events?${new URLSearchParams(
+      Object.entries({ type: kind.value.trim(), limit: EVENT_PAGE, cursor }).filter(([, v]) => v))}`);
+  });
+  const render = () => {
+    const missing = notAvailable("Event history", result);
+    if (missing) { box.replaceChildren(missing); clearInterval(poll); return; }
+    if (!result.ok) { list.replaceChildren(h("p", { class: "form-error", role: "alert" }, `Could not load events: ${detailOf(result)}`)); return; }
+    const items = result.data.items || [];
+    list.replaceChildren(items.length ? h("ol", { class: "timeline" }, items.map((ev) => h("li", { "data-event": ev.id },
+      h("time", { datetime: ev.at, title: ev.station_time ? `station time ${ev.station_time}` : null }, when(ev.at)),
+      h("strong", {}, ev.type), " ", h("code", {}, summarize(ev.data))))) : h("p", { class: "muted" }, "No event recorded."),
+    cursorPager(pages, items.length, result.data.next_cursor, EVENT_PAGE, render));
+  };
+  const follow = () => { if (!pages.depth && !document.hidden) pages.first().then(render); };
+  const poll = setInterval(follow, EVENT_POLL_MS);
+  kind.addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(() => pages.first().then(render), 250); });
+  box.append(h("form", { class: "filters", role: "search", onsubmit: (e) => e.preventDefault() }, field("Event type", kind)), list);
+  pages.first().then(render);
+  return {
+    el: box,
+    soon() { clearTimeout(soonTimer); soonTimer = setTimeout(follow, 1500); },
+    stop() { clearInterval(poll); clearTimeout(soonTimer); clearTimeout(typing); },
+  };
+}
+
+function registration(id) {
+  const msg = h("p", { role: "status", "aria-live": "polite", class: "muted" });
+  const form = stationForm(id, (r) => {
+    msg.className = r.ok ? "muted" : "form-error";
+    msg.textContent = r.ok ? `Saved: security profile ${r.data.security_profile}.` : `Could not save: ${detailOf(r)}`;
+  });
+  api("GET", `/api/chargers/${encodeURIComponent(id)}`).then((r) => { if (r.ok) form.setProfile(r.data.security_profile); });
+  const remove = h("button", {
+    type: "button", class: "btn btn-danger", "aria-label": `Remove ${id}`,
+    onclick: async (e) => {
+      if (e.target.dataset.armed !== "1") {
+        e.target.dataset.armed = "1"; e.target.textContent = "Confirm removal";
+        setTimeout(() => { e.target.dataset.armed = ""; e.target.textContent = "Remove station"; }, 4000);
+        return;
+      }
+      const r = await api("DELETE", `/api/chargers/${encodeURIComponent(id)}`);
+      if (r.ok) { location.hash = "#/stations"; return; }
+      msg.className = "form-error"; msg.textContent = `Could not remove ${id}: ${detailOf(r)}`;
+    },
+  }, "Remove station");
+  return h("div", {}, form, msg, h("h3", {}, "Remove"),
+    h("p", { class: "muted" }, "Deletes the registration and closes the station's connection; its sessions stay in the history."), remove);
 }
 
 function currentText(phases) {
@@ -578,15 +807,25 @@ function energyOf(tx, station) {
 }
 
 // --- sessions
-function sessionsView(main) {
+const SESSIONS_PAGE = 50;
+const localInput = (iso) => (iso ? new Date(new Date(iso).getTime() - new Date(iso).getTimezoneOffset() * 60000).toISOString().slice(0, 16) : "");
+
+function sessionsView(main, _params, query) {
   const q = h("input", { type: "search", placeholder: "Station or ID tag", autocomplete: "off" });
+  const from = h("input", { type: "datetime-local", name: "from", value: localInput(query.get("from")) });
+  const to = h("input", { type: "datetime-local", name: "to", value: localInput(query.get("to")) });
+  const station = h("input", { type: "search", name: "charger_id", value: query.get("station") || "", placeholder: "Exact station id", autocomplete: "off" });
   const activeBox = h("div"), pastBox = h("div"), note = h("p", { class: "muted", role: "status" });
-  let active = [], past = [];
-  main.append(pageHead("Sessions", "Open sessions update live; the last 100 completed sessions below."),
+  let active = [], past = null;
+  main.append(pageHead("Sessions", "Open sessions update live; completed sessions by start time, newest first, in pages."),
     h("form", { class: "filters", role: "search", onsubmit: (e) => e.preventDefault() }, h("div", { class: "grow" }, field("Filter", q))),
     note,
     h("section", { class: "panel", "aria-labelledby": "h-active" }, h("h2", { id: "h-active" }, "Active sessions"), activeBox),
-    h("section", { class: "panel", "aria-labelledby": "h-past" }, h("h2", { id: "h-past" }, "Completed sessions"), pastBox));
+    h("section", { class: "panel", "aria-labelledby": "h-past" }, h("h2", { id: "h-past" }, "Completed sessions"),
+      h("form", { class: "filters", onsubmit: (e) => e.preventDefault() },
+        field("Started from", from), field("Started before", to), field("Station", station),
+        h("div", {}, h("button", { type: "button", class: "btn btn-small", onclick: () => { from.value = ""; to.value = ""; station.value = ""; reselect(); } }, "Clear"))),
+      pastBox));
   const match = (tx) => { const n = q.value.trim().toLowerCase(); return !n || tx.charger_id.toLowerCase().includes(n) || (tx.id_tag || "").toLowerCase().includes(n); };
   const renderActive = () => activeBox.replaceChildren(table(
     [["Station"], ["EVSE"], ["Transaction"], ["ID tag"], ["Started"], ["Duration"], ["Power (kW)", "num"], ["Energy (kWh)", "num"]],
@@ -597,20 +836,40 @@ function sessionsView(main) {
         h("td", { class: "mono" }, tx.id_tag || "—"), h("td", {}, when(tx.started_at)), h("td", {}, duration(tx.started_at)),
         h("td", { class: "num" }, kw(evse && evse.power_w)), h("td", { class: "num", "data-field": "energy" }, kwh(energyOf(tx, s))));
     }), { empty: "No open session." }));
-  const renderPast = () => pastBox.replaceChildren(table(
-    [["Station"], ["EVSE"], ["Transaction"], ["ID tag"], ["Started"], ["Stopped"], ["Energy (kWh)", "num"], ["Reason"], ["Flags"]],
-    past.filter(match).map((tx) => h("tr", {}, h("td", {}, stationLink(tx.charger_id)), h("td", {}, tx.evse_id),
-      h("td", { class: "mono" }, String(tx.id)), h("td", { class: "mono" }, tx.id_tag || "—"), h("td", {}, when(tx.started_at)),
-      h("td", {}, when(tx.stopped_at)), h("td", { class: "num" }, kwh(tx.energy_wh)), h("td", {}, tx.stop_reason || "—"),
-      h("td", {}, tx.flags.map((f) => h("span", { class: "tag" }, f))))), { empty: "No completed session yet." }));
+  const iso = (input) => (input.value ? new Date(input.value).toISOString() : null);
+  const pages = cursorPages(async (cursor) => {
+    past = await fetchPage("/api/transactions", {
+      active: "false", sort: "started_at:desc", limit: SESSIONS_PAGE, cursor,
+      from: iso(from), to: iso(to), charger_id: station.value.trim(),
+    });
+  });
+  const renderPast = () => {
+    if (!past) return;
+    if (!past.ok) { pastBox.replaceChildren(h("p", { class: "form-error", role: "alert" }, `Could not load sessions: ${detailOf(past)}`)); return; }
+    pastBox.replaceChildren(table([["Station"], ...SESSION_HEAD], sessionRows(past.rows.filter(match), true),
+      { empty: "No completed session in this range." }),
+    cursorPager(pages, past.rows.length, past.next, SESSIONS_PAGE, renderPast));
+  };
+  const reselect = () => {
+    const p = new URLSearchParams();
+    if (from.value) p.set("from", iso(from));
+    if (to.value) p.set("to", iso(to));
+    if (station.value.trim()) p.set("station", station.value.trim());
+    history.replaceState(null, "", `#/sessions${p.size ? `?${p}` : ""}`);
+    pages.first().then(renderPast);
+  };
   let timer = null;
   const load = async () => {
-    const [a, p] = await Promise.all([api("GET", "/api/transactions?active=true&limit=1000"), api("GET", "/api/transactions?active=false&limit=100")]);
-    note.textContent = a.ok && p.ok ? "" : `Could not load sessions: ${detailOf(a.ok ? p : a)}`;
+    // the first page of completed sessions follows sessions ending; later pages stay put
+    const [a] = await Promise.all([api("GET", "/api/transactions?active=true&limit=1000"),
+      pages.depth ? null : pages.first().then(renderPast)]);
+    note.textContent = a.ok ? "" : `Could not load sessions: ${detailOf(a)}`;
     if (a.ok) active = a.data;
-    if (p.ok) past = p.data;
-    renderActive(); renderPast();
+    renderActive();
   };
+  for (const input of [from, to]) input.addEventListener("change", reselect);
+  let typing = null;
+  station.addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(reselect, 300); });
   q.addEventListener("input", () => { renderActive(); renderPast(); });
   load();
   return {
@@ -618,8 +877,74 @@ function sessionsView(main) {
       if (change.type === "summary" || change.type === "snapshot") { clearTimeout(timer); timer = setTimeout(load, 300); return; }
       if ([...change.ids].some((id) => active.some((tx) => tx.charger_id === id))) renderActive();
     },
-    unmount() { clearTimeout(timer); },
+    unmount() { clearTimeout(timer); clearTimeout(typing); },
   };
+}
+
+// --- alarms and audit (served by other parts of the CSMS; "not available" until they are)
+const ALARM_PAGE = 100;
+const SEVERITY_STATE = { critical: "faulted", major: "occupied", warning: "unknown" };
+
+function alarmsView(main, _params, query) {
+  const body = h("div"), msg = h("p", { role: "status", "aria-live": "polite", class: "muted" });
+  const which = select("state", [["active", "Active"], ["all", "All, cleared included"]], query.get("state") || "active");
+  let result = null;
+  main.append(pageHead("Alarms", "Conditions the CSMS raised on stations, newest first; acknowledge them once handled."),
+    h("form", { class: "filters", onsubmit: (e) => e.preventDefault() }, field("Show", which)), msg, body);
+  const pages = cursorPages(async (cursor) => {
+    result = await fetchPage("/api/alarms", { state: which.value, limit: ALARM_PAGE, cursor });
+  });
+  const ack = async (a) => {
+    const x = await api("POST", `/api/alarms/${encodeURIComponent(a.id)}/ack`);
+    msg.className = x.ok ? "muted" : "form-error";
+    msg.textContent = x.ok ? `Acknowledged ${a.kind} on ${a.charger_id || "the CSMS"}.` : `Could not acknowledge: ${detailOf(x)}`;
+    await pages.again();
+    render();
+  };
+  const render = () => {
+    const missing = notAvailable("Alarms", result);
+    if (missing) { body.replaceChildren(missing); return; }
+    if (!result.ok) { body.replaceChildren(h("p", { class: "form-error", role: "alert" }, `Could not load alarms: ${detailOf(result)}`)); return; }
+    body.replaceChildren(h("section", { class: "panel" }, table(
+      [["Raised"], ["Station"], ["Kind"], ["Severity"], ["State"], ["Detail"], ["Acknowledged"], ["", "actions"]],
+      result.rows.map((a) => h("tr", { "data-alarm": a.id }, h("td", {}, when(a.raised_at)), h("td", {}, a.charger_id ? stationLink(a.charger_id) : "—"),
+        h("td", {}, a.kind), h("td", {}, badge(SEVERITY_STATE[a.severity] || "unknown", a.severity)),
+        h("td", {}, a.cleared_at ? `cleared ${when(a.cleared_at)}` : a.state), h("td", {}, a.detail || "—"),
+        h("td", {}, a.acknowledged_at ? `${a.acknowledged_by || "—"}, ${when(a.acknowledged_at)}` : "—"),
+        h("td", { class: "actions" }, a.acknowledged_at ? null : h("button", {
+          type: "button", class: "btn btn-small", "aria-label": `Acknowledge alarm ${a.id}`, onclick: () => ack(a),
+        }, "Acknowledge")))),
+      { empty: which.value === "active" ? "No active alarm." : "No alarm recorded." }),
+    cursorPager(pages, result.rows.length, result.next, ALARM_PAGE, render)));
+  };
+  which.addEventListener("change", () => { history.replaceState(null, "", `#/alarms?state=${which.value}`); pages.first().then(render); });
+  pages.first().then(render);
+  return { update() {} };
+}
+
+const AUDIT_PAGE = 50;
+
+function auditView(main) {
+  const body = h("div");
+  let result = null;
+  main.append(pageHead("Audit", "Who changed what through the API and the console, newest first."), body);
+  const pages = cursorPages(async (cursor) => {
+    result = await api("GET", `/api/audit?limit=${AUDIT_PAGE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+  });
+  const render = () => {
+    const missing = notAvailable("Audit log", result);
+    if (missing) { body.replaceChildren(missing); return; }
+    if (!result.ok) { body.replaceChildren(h("p", { class: "form-error", role: "alert" }, `Could not load the audit log: ${detailOf(result)}`)); return; }
+    const items = result.data.items || [];
+    body.replaceChildren(h("section", { class: "panel" },
+      table([["Time"], ["Actor"], ["Action"], ["Target"], ["Result"], ["Digest"]],
+        items.map((e) => h("tr", { "data-audit": e.id }, h("td", {}, when(e.at)), h("td", {}, e.actor), h("td", {}, e.action),
+          h("td", { class: "mono" }, e.target || "—"), h("td", {}, e.result), h("td", { class: "mono digest", title: e.digest }, (e.digest || "").slice(0, 12)))),
+        { empty: "Nothing recorded yet." }),
+      cursorPager(pages, items.length, result.data.next_cursor, AUDIT_PAGE, render)));
+  };
+  pages.first().then(render);
+  return { update() {} };
 }
 
 // --- feeders
@@ -779,6 +1104,8 @@ const ROUTES = [
   [/^\/sessions$/, "sessions", sessionsView, "Sessions"],
   [/^\/feeders$/, "feeders", feedersView, "Feeders"],
   [/^\/id-tags$/, "id-tags", idTagsView, "ID tags"],
+  [/^\/alarms$/, "alarms", alarmsView, "Alarms"],
+  [/^\/audit$/, "audit", auditView, "Audit"],
 ];
 
 let current = null;

@@ -250,7 +250,7 @@ def _v5_alarms(conn: Connection) -> None:
     alarm_metadata.create_all(conn)
 
 
-def _v7_transaction_start_index(conn: Connection) -> None:
+def _v6_transaction_start_index(conn: Connection) -> None:
     """Transactions by start time (the console's date range and keyset paging), overall and per station."""
     conn.execute(sa.text(
         "CREATE INDEX IF NOT EXISTS ix_transactions_started ON transactions (started_at, station_id, tx_id)"
@@ -262,7 +262,7 @@ def _v7_transaction_start_index(conn: Connection) -> None:
 
 MIGRATIONS: list[Callable[[Connection], Any]] = [
     _v1_initial, _v2_security, _v3_device_variables, _v4_station_events, _v5_alarms,
-    _v7_transaction_start_index,
+    _v6_transaction_start_index,
 ]
 
 

@@ -675,8 +675,16 @@ function stationView(main, params) {
 // --- station detail: history, events, registration
 
 // A listing paged with server cursors: Older follows X-Next-Cursor, Newer goes back a page.
-function cursorPages(load) {
+function cursorPages(fetchPageAt, apply) {
+  // Only the newest request's answer is applied: a slower, older one (a periodic refresh that
+  // started before the filters changed) must not overwrite it.
   const stack = [null];
+  let seq = 0;
+  const load = async (cursor) => {
+    const mine = ++seq;
+    const result = await fetchPageAt(cursor);
+    if (mine === seq) apply(result);
+  };
   return {
     first() { stack.length = 1; return load(null); },
     older(cursor) { stack.push(cursor); return load(cursor); },
@@ -708,9 +716,7 @@ const HISTORY_PAGE = 20;
 function sessionHistory(id) {
   const box = h("div");
   let result = null;
-  const pages = cursorPages(async (cursor) => {
-    result = await fetchPage("/api/transactions", { charger_id: id, sort: "started_at:desc", limit: HISTORY_PAGE, cursor });
-  });
+  const pages = cursorPages((cursor) => fetchPage("/api/transactions", { charger_id: id, sort: "started_at:desc", limit: HISTORY_PAGE, cursor }), (r) => { result = r; });
   const render = () => {
     if (!result.ok) { box.replaceChildren(h("p", { class: "form-error", role: "alert" }, `Could not load sessions: ${detailOf(result)}`)); return; }
     box.replaceChildren(table(SESSION_HEAD, sessionRows(result.rows, false), { empty: "No session on this station yet." }),
@@ -740,10 +746,8 @@ function eventsTimeline(id) {
   const kind = h("input", { type: "search", name: "type", placeholder: "e.g. StatusNotification", autocomplete: "off" });
   const list = h("div");
   let result = null, soonTimer = null, typing = null;
-  const pages = cursorPages(async (cursor) => {
-    result = await api("GET", `/api/chargers/${encodeURIComponent(id)}/events?${new URLSearchParams(
-      Object.entries({ type: kind.value.trim(), limit: EVENT_PAGE, cursor }).filter(([, v]) => v))}`);
-  });
+  const pages = cursorPages((cursor) => api("GET", `/api/chargers/${encodeURIComponent(id)}/events?${new URLSearchParams(
+      Object.entries({ type: kind.value.trim(), limit: EVENT_PAGE, cursor }).filter(([, v]) => v))}`), (r) => { result = r; });
   const render = () => {
     const missing = notAvailable("Event history", result);
     if (missing) { box.replaceChildren(missing); clearInterval(poll); return; }
@@ -837,12 +841,10 @@ function sessionsView(main, _params, query) {
         h("td", { class: "num" }, kw(evse && evse.power_w)), h("td", { class: "num", "data-field": "energy" }, kwh(energyOf(tx, s))));
     }), { empty: "No open session." }));
   const iso = (input) => (input.value ? new Date(input.value).toISOString() : null);
-  const pages = cursorPages(async (cursor) => {
-    past = await fetchPage("/api/transactions", {
+  const pages = cursorPages((cursor) => fetchPage("/api/transactions", {
       active: "false", sort: "started_at:desc", limit: SESSIONS_PAGE, cursor,
       from: iso(from), to: iso(to), charger_id: station.value.trim(),
-    });
-  });
+    }), (r) => { past = r; });
   const renderPast = () => {
     if (!past) return;
     if (!past.ok) { pastBox.replaceChildren(h("p", { class: "form-error", role: "alert" }, `Could not load sessions: ${detailOf(past)}`)); return; }
@@ -891,9 +893,7 @@ function alarmsView(main, _params, query) {
   let result = null;
   main.append(pageHead("Alarms", "Conditions the CSMS raised on stations, newest first; acknowledge them once handled."),
     h("form", { class: "filters", onsubmit: (e) => e.preventDefault() }, field("Show", which)), msg, body);
-  const pages = cursorPages(async (cursor) => {
-    result = await fetchPage("/api/alarms", { state: which.value, limit: ALARM_PAGE, cursor });
-  });
+  const pages = cursorPages((cursor) => fetchPage("/api/alarms", { state: which.value, limit: ALARM_PAGE, cursor }), (r) => { result = r; });
   const ack = async (a) => {
     const x = await api("POST", `/api/alarms/${encodeURIComponent(a.id)}/ack`);
     msg.className = x.ok ? "muted" : "form-error";
@@ -928,9 +928,7 @@ function auditView(main) {
   const body = h("div");
   let result = null;
   main.append(pageHead("Audit", "Who changed what through the API and the console, newest first."), body);
-  const pages = cursorPages(async (cursor) => {
-    result = await api("GET", `/api/audit?limit=${AUDIT_PAGE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
-  });
+  const pages = cursorPages((cursor) => api("GET", `/api/audit?limit=${AUDIT_PAGE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`), (r) => { result = r; });
   const render = () => {
     const missing = notAvailable("Audit log", result);
     if (missing) { body.replaceChildren(missing); return; }

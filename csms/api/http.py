@@ -19,7 +19,7 @@ from csms.api.console.routes import console_router
 from csms.api.context import ApiContext
 from csms.api.feeders import feeders_router
 from csms.api.security import security_router
-from csms.api.views import charger_view, iso, transaction_view
+from csms.api.views import charger_detail, charger_list, iso, registered_view, transaction_view
 from csms.core.model import AuthStatus, IdTag
 from csms.core.service import LiveStation
 from csms.errors import (
@@ -86,15 +86,14 @@ def create_app(ctx: ApiContext) -> FastAPI:
 
     @app.get("/api/chargers", dependencies=secured, tags=["chargers"])
     async def list_chargers(ctx: Ctx) -> list[dict[str, Any]]:
-        return [charger_view(ctx, ctx.service.live[k]) for k in sorted(ctx.service.live)]
+        """Every registered station with its live state (the registry, read per request)."""
+        return await charger_list(ctx)
 
     @app.get("/api/chargers/{charger_id}", dependencies=secured, tags=["chargers"])
     async def get_charger(charger_id: str, ctx: Ctx) -> dict[str, Any]:
-        live = ctx.service.live.get(charger_id)
-        station = await ctx.service.store.get_station(charger_id)
-        if live is None and station is None:
+        view = await charger_detail(ctx, charger_id)
+        if view is None:
             raise HTTPException(404, f"charger {charger_id!r} is not registered")
-        view = charger_view(ctx, live or LiveStation(charger_id), station.security_profile if station else 0)
         return view
 
     @app.get("/api/chargers/{charger_id}/variables", dependencies=secured, tags=["chargers"])
@@ -120,8 +119,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
         station = await ctx.service.store.upsert_station(
             charger_id, security_profile=body.security_profile, password_hash=hashed
         )
-        live = ctx.service.live.setdefault(charger_id, LiveStation(charger_id))
-        return charger_view(ctx, live, station.security_profile)
+        ctx.service.live.setdefault(charger_id, LiveStation(charger_id))
+        return registered_view(ctx, station)
 
     @app.delete("/api/chargers/{charger_id}", dependencies=secured, tags=["chargers"], status_code=204)
     async def delete_charger(charger_id: str, ctx: Ctx) -> Response:

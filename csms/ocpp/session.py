@@ -126,11 +126,15 @@ class StationSession:
 
     # --- inbound ------------------------------------------------------------------------
     async def run(self) -> None:
-        """Serve frames until the socket closes."""
+        """Serve frames until the socket closes; every frame stamps the station's last-seen time
+        (a float store on its ``LiveStation``; the service's write-behind persists it)."""
         recv, version = self.ws.recv, self.version
+        live, wall_s = self.service.live.get(self.station_id), self.service.wall_s
         try:
             while True:
                 raw = await recv()  # str for text frames (websockets checks UTF-8: 1007 if not)
+                if live is not None:
+                    live.seen_s = wall_s()
                 try:
                     frame = framing.parse(raw, version)
                 except framing.FrameError as exc:

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from csms.core.clock_offset import ClockOffsets
-
 from csms.core.device_report import ReportedVariable, entries
 from csms.core.events import (
     ClockOffsetMeasured,

@@ -144,7 +144,8 @@ class CsmsApp:
             self.store, self.bus.publish, self.clock,
             ServiceSettings(
                 auto_register=s.auto_register, accept_unknown_tags=s.accept_unknown_tags,
-                heartbeat_interval_s=s.heartbeat_interval_s, offline_after_heartbeats=s.offline_after_heartbeats,
+                heartbeat_interval_s=s.heartbeat_interval_s,
+                offline_after_heartbeats=s.offline_after_heartbeats,
             ),
             wants=self.bus.wants,
         )

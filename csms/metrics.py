@@ -99,7 +99,9 @@ class Metrics:
         """Expose the process's garbage-collector pauses (see ``csms.gcpolicy``)."""
         self.registry.register(GcCollector(stats))
 
-    def watch_clock_offsets(self, offsets: Callable[[], Iterable[float]], *, threshold_s: float = 60.0) -> None:
+    def watch_clock_offsets(
+        self, offsets: Callable[[], Iterable[float]], *, threshold_s: float = 60.0
+    ) -> None:
         """Expose the stations' clock offsets as one fleet-wide distribution (not a series per
         station, which at 50,000 stations would be 50,000 series) plus the count past
         ``threshold_s``; the API's station view has each station's own offset."""

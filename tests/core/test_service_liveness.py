@@ -40,7 +40,9 @@ class MemoryStore:
         return list(self.stations.values())
 
 
-def _service(store: MemoryStore, clock: FixedClock, published: list[Event], wall: list[float]) -> ChargingService:
+def _service(
+    store: MemoryStore, clock: FixedClock, published: list[Event], wall: list[float]
+) -> ChargingService:
     return ChargingService(
         cast(Store, store), published.append, clock,
         ServiceSettings(heartbeat_interval_s=10, offline_after_heartbeats=3), wall_s=lambda: wall[0],

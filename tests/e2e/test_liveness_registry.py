@@ -37,7 +37,8 @@ async def _meter_values(station: Station16, seconds: float) -> None:
         energy += 10
         await station.call(call.MeterValues(connector_id=1, meter_value=[{
             "timestamp": datetime.now(UTC).isoformat(),
-            "sampledValue": [{"value": str(energy), "measurand": "Energy.Active.Import.Register", "unit": "Wh"}],
+            "sampledValue": [{"value": str(energy), "measurand": "Energy.Active.Import.Register",
+                              "unit": "Wh"}],
         }]))
         await asyncio.sleep(1.0)
 
@@ -62,7 +63,9 @@ async def test_a_station_sending_only_meter_values_stays_seen_and_online_then_go
         assert abs((last_seen - stored.last_seen_at).total_seconds()) < 1.5
 
 
-async def test_the_charger_list_is_the_registry_including_what_the_cli_adds_and_removes(tmp_path: Path) -> None:
+async def test_the_charger_list_is_the_registry_including_what_the_cli_adds_and_removes(
+    tmp_path: Path,
+) -> None:
     settings = make_settings(tmp_path, auto_register=False)
     async with running(settings) as app, httpx.AsyncClient(base_url=app.api_url, timeout=10) as api:
         put = await api.put("/api/chargers/CP-1", json={"security_profile": 1, "password": "p" * 16})

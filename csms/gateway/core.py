@@ -47,9 +47,9 @@ class GatewayConnection:
         "_paused",
         "_waiter",
         "cid",
-        "on_alive",
         "close_code",
         "close_reason",
+        "on_alive",
         "remote_address",
     )
 

@@ -95,10 +95,10 @@ async def test_the_charger_list_is_the_registry_including_what_the_cli_adds_and_
 
 async def test_a_station_that_only_answers_keepalive_pings_stays_seen(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, heartbeat_interval_s=2, ping_interval_s=1.0, ping_timeout_s=2.0)
-    async with running(settings) as app, httpx.AsyncClient(base_url=app.api_url, timeout=10) as api:
-        async with websockets.connect(f"{app.ocpp_url}/CP-PONG", subprotocols=["ocpp1.6"]):  # type: ignore[list-item]
-            await asyncio.sleep(7.0)  # no frame at all; the client answers the CSMS's pings
-            view = (await api.get("/api/chargers/CP-PONG")).json()
-            assert view["connected"] is True and view["online"] is True
-            last_seen = parse_datetime(view["last_seen"])
-            assert (datetime.now(UTC) - last_seen).total_seconds() < 3.0
+    async with running(settings) as app, httpx.AsyncClient(base_url=app.api_url, timeout=10) as api, \
+            websockets.connect(f"{app.ocpp_url}/CP-PONG", subprotocols=["ocpp1.6"]):  # type: ignore[list-item]
+        await asyncio.sleep(7.0)  # no frame at all; the client answers the CSMS's pings
+        view = (await api.get("/api/chargers/CP-PONG")).json()
+        assert view["connected"] is True and view["online"] is True
+        last_seen = parse_datetime(view["last_seen"])
+        assert (datetime.now(UTC) - last_seen).total_seconds() < 3.0

@@ -161,7 +161,7 @@ class ChargingService:
         live = self.live.get(station_id)
         if live is not None:
             live.last_seen_at = now
-            live.seen_s = live.flushed_s = max(live.seen_s, now.timestamp())
+            live.seen_s = max(live.seen_s, now.timestamp())
         self._dirty_seen[station_id] = now
         return now
 
@@ -227,10 +227,10 @@ class ChargingService:
     def meter(self, samples: Sequence[MeterSample], *, clock_sample: bool = True) -> None:
         """Keep the latest readings and publish them for telemetry and balancing.
 
-        The latest sample's timestamp counts towards the station's clock offset unless
+        The last sample's timestamp counts towards the station's clock offset unless
         ``clock_sample`` is False (readings the station held back while offline)."""
         if clock_sample and samples:
-            last = max(samples, key=lambda s: s.ts)
+            last = samples[-1]
             self._clock_sample(last.station_id, last.ts)
         wanted = self.wants(MeterSampled)
         for sample in samples:
@@ -330,7 +330,7 @@ class ChargingService:
 
     async def flush_forever(
         self, interval_s: float = 1.0, *,
-        on_deregistered: Callable[[list[str]], Awaitable[None]] | None = None, registry_every: int = 2,
+        on_deregistered: Callable[[list[str]], Awaitable[None]] | None = None, registry_every: int = 5,
     ) -> None:
         """Flush every ``interval_s``; a failing store is logged and retried, never fatal.
 

@@ -146,6 +146,7 @@ class CsmsApp:
             ServiceSettings(
                 auto_register=s.auto_register, accept_unknown_tags=s.accept_unknown_tags,
                 heartbeat_interval_s=s.heartbeat_interval_s,
+                offline_after_heartbeats=s.offline_after_heartbeats,
             ),
             wants=self.bus.wants,
         )
@@ -155,6 +156,7 @@ class CsmsApp:
         self.metrics.gauge_callback(
             "csms_stations_registered", "Stations known to the CSMS", lambda: len(service.live)
         )
+        self.metrics.watch_clock_offsets(service.clock_offsets.offsets)
         for version in ("ocpp1.6", "ocpp2.0.1"):
             self.metrics.connected.labels(version).set_function(
                 functools.partial(self._count_connected, version)
@@ -202,7 +204,8 @@ class CsmsApp:
                                         lambda: len(hub.links))
             self.metrics.gauge_callback("csms_gateway_stations", "Stations connected through gateways",
                                         hub.stations)
-        self._tasks.append(asyncio.create_task(service.flush_forever(), name="store-flush"))
+        self._tasks.append(asyncio.create_task(
+            service.flush_forever(on_deregistered=self._close_deregistered), name="store-flush"))
         self._tasks.append(asyncio.create_task(
             service.prune_forever(s.events.retention_days), name="station-event-retention"))
         self._tasks.append(asyncio.create_task(looplag.watch(self.metrics.loop_lag.observe), name="loop-lag"))
@@ -212,6 +215,13 @@ class CsmsApp:
             self.gc_policy.install()
             self.metrics.watch_gc(self.gc_policy.stats)
             self.spawn(self.gc_policy.run(), name="gc-policy")
+
+    async def _close_deregistered(self, station_ids: list[str]) -> None:
+        """Close the sessions of stations removed from the registry by another process."""
+        for station_id in station_ids:
+            session = self.registry.get(station_id)
+            if session is not None:
+                await session.close(1000, "deregistered")
 
     def _endpoint(self, ocpp: OcppServer, port: int, tls_context: ssl.SSLContext | None) -> LocalEndpoint:
         """The in-process listener on ``port`` (wss:// with ``tls_context``) for ``ocpp``."""

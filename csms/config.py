@@ -186,6 +186,7 @@ class Settings(_Section):
     auto_register: bool = False
     accept_unknown_tags: bool = False
     heartbeat_interval_s: int = Field(300, ge=1)
+    offline_after_heartbeats: float = Field(3.0, gt=0)  # silent this many intervals: offline
     call_timeout_s: float = Field(30.0, gt=0)
     ping_interval_s: float = Field(60.0, ge=0)
     ping_timeout_s: float = Field(30.0, ge=0)

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeHistogramMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
@@ -97,6 +103,14 @@ class Metrics:
         """Expose the process's garbage-collector pauses (see ``csms.gcpolicy``)."""
         self.registry.register(GcCollector(stats))
 
+    def watch_clock_offsets(
+        self, offsets: Callable[[], Iterable[float]], *, threshold_s: float = 60.0
+    ) -> None:
+        """Expose the stations' clock offsets as one fleet-wide distribution (not a series per
+        station, which at 50,000 stations would be 50,000 series) plus the count past
+        ``threshold_s``; the API's station view has each station's own offset."""
+        self.registry.register(ClockOffsetCollector(offsets, threshold_s))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -185,4 +199,39 @@ class StationEventsCollector(Collector):
         yield CounterMetricFamily(
             "csms_station_events_dropped", "Station events dropped because the write buffer was full",
             value=self._dropped(),
+        )
+
+
+OFFSET_BUCKETS_S = (1.0, 5.0, 30.0, 60.0, 300.0, 3600.0, 86400.0)
+
+
+class ClockOffsetCollector(Collector):
+    """``csms_station_clock_offset_seconds``: a gauge histogram of the stations' absolute clock
+    offsets now; ``csms_stations_clock_offset_beyond`` counts those past the threshold."""
+
+    def __init__(self, offsets: Callable[[], Iterable[float]], threshold_s: float) -> None:
+        self._offsets = offsets
+        self._threshold_s = threshold_s
+
+    def collect(self) -> Iterator[Metric]:
+        counts = [0] * (len(OFFSET_BUCKETS_S) + 1)
+        total, beyond = 0.0, 0
+        for offset in self._offsets():
+            size = abs(offset)
+            counts[bisect.bisect_left(OFFSET_BUCKETS_S, size)] += 1
+            total += size
+            beyond += size > self._threshold_s
+        cumulative, buckets = 0, []
+        for bound, n in zip((*OFFSET_BUCKETS_S, float("inf")), counts, strict=True):
+            cumulative += n
+            buckets.append(("+Inf" if bound == float("inf") else str(bound), float(cumulative)))
+        hist = GaugeHistogramMetricFamily(
+            "csms_station_clock_offset_seconds",
+            "Stations by absolute clock offset (station time minus CSMS receive time)",
+        )
+        hist.add_metric([], buckets, total)
+        yield hist
+        yield GaugeMetricFamily(
+            "csms_stations_clock_offset_beyond",
+            f"Stations whose clock is off by more than {self._threshold_s:g} s", value=beyond,
         )

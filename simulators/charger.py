@@ -493,7 +493,7 @@ class VirtualCharger:
             local_id = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
         else:
             local_id = f"{self.spec.station_id}-{self._tx_counter}"
-        tx = Tx(local_id, evse.id, id_tag, self.clock.now(), evse.register_wh,
+        tx = Tx(local_id, evse.id, id_tag, self.clock.now(), evse.register_wh, self.clock.stamp(),
                 remote_start_id=remote.remote_start_id if remote else None)
         evse.tx = tx
         evse.last_step_s = self.clock.elapsed_s()
@@ -578,7 +578,7 @@ class VirtualCharger:
 
     def sample(self, evse: EvseState) -> Sample:
         """The meter now, under the limit in effect now."""
-        return metering.sample(evse, self.clock.now(), self._limit_a(evse))
+        return metering.sample(evse, self.clock.stamp(), self._limit_a(evse))
 
     # --- CSMS-initiated operations (ChargerOps) ---------------------------------------
     def remote_start(

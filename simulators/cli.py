@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     _scenario_options(run)
     run.add_argument("--duration", type=_duration, metavar="SECONDS",
                      help="wall-clock run time (default: the scenario's; 0 = until Ctrl-C)")
+    run.add_argument("--clock-skew", type=float, metavar="SECONDS",
+                     help="shift every timestamp the chargers send by SECONDS (negative: behind), to "
+                          "test a CSMS's clock handling (default: the scenario's clock_skew_s, 0)")
     run.add_argument("--ramp-up", type=_positive_float, metavar="PER_SECOND",
                      help="new connections per second (default: the scenario's)")
     run.add_argument("--workers", type=_positive_int, default=1, metavar="K",
@@ -141,6 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         scenario = load_scenario(args.scenario).with_options(
             chargers=args.chargers, protocol=args.protocol, id_prefix=args.id_prefix, seed=args.seed,
             ramp_up_per_s=getattr(args, "ramp_up", None), duration_s=getattr(args, "duration", None),
+            clock_skew_s=getattr(args, "clock_skew", None),
         )
     except ScenarioError as exc:
         print(f"csms-sim: bad scenario: {exc}", file=sys.stderr)

@@ -2,9 +2,11 @@
 
 The fleet has two time scales. Network behaviour (heartbeats, meter-value intervals,
 faults, back-off) runs in wall-clock seconds: that is the load the CSMS sees. The EV
-world (arrivals, parking time, battery physics) and every timestamp the chargers send
-run on :class:`SimClock`, ``rate`` times faster than the wall clock (as text:
-``ocppj.timestamps.format_datetime``).
+world (arrivals, parking time, battery physics) runs on :class:`SimClock`, ``rate`` times
+faster than the wall clock. The timestamps the chargers send are the wall clock
+(:meth:`SimClock.stamp`, as text: ``ocppj.timestamps.format_datetime``), shifted by an
+explicit ``skew_s`` only: acceleration changes physics and arrivals, not what a station
+claims the time is.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from datetime import UTC, datetime, timedelta
 class SimClock:
     """Wall time scaled by ``rate`` from ``start`` (default: now)."""
 
-    __slots__ = ("_mono0", "_start", "rate")
+    __slots__ = ("_mono0", "_skew", "_start", "rate", "skew_s")
 
-    def __init__(self, start: datetime | None = None, rate: float = 1.0) -> None:
+    def __init__(self, start: datetime | None = None, rate: float = 1.0, *, skew_s: float = 0.0) -> None:
         if rate <= 0:
             raise ValueError(f"rate must be > 0, got {rate}")
         self.rate = rate
+        self.skew_s = skew_s
+        self._skew = timedelta(seconds=skew_s)
         self._start = (start or datetime.now(UTC)).astimezone(UTC)
         self._mono0 = time.monotonic()
 
@@ -33,6 +37,10 @@ class SimClock:
     def now(self) -> datetime:
         """The simulated time as an aware UTC datetime."""
         return self._start + timedelta(seconds=self.elapsed_s())
+
+    def stamp(self) -> datetime:
+        """What the chargers claim the time is: the wall clock plus ``skew_s``."""
+        return datetime.now(UTC) + self._skew
 
     def at(self, elapsed_s: float) -> datetime:
         """The datetime ``elapsed_s`` simulated seconds after the start."""

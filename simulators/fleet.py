@@ -54,6 +54,7 @@ class FleetConfig:
             "csms_url": self.csms_url, "scenario": s.name, "chargers": s.chargers, "protocol": s.protocol,
             "workers": self.workers, "seed": s.seed, "ramp_up_per_s": s.ramp_up_per_s,
             "time_acceleration": s.time_acceleration, "meter_interval_s": s.meter_interval_s,
+            "clock_skew_s": s.clock_skew_s,
             "duration_s": self.run_seconds,
         }
 
@@ -93,7 +94,7 @@ async def _run_local(
 ) -> None:
     """Run the chargers at ``indices`` in this event loop."""
     s = config.scenario
-    clock = SimClock(s.start_time, s.time_acceleration)
+    clock = SimClock(s.start_time, s.time_acceleration, skew_s=s.clock_skew_s)
     chargers = [
         VirtualCharger(spec, url=config.csms_url, clock=clock, recorder=recorder, behaviour=s.behaviour,
                        arrivals=s.arrivals, id_tags=s.id_tags)

@@ -117,8 +117,9 @@ class Tx:
     local_id: str  # 2.0.1 transactionId; for 1.6 a local reference
     evse_id: int
     id_tag: str
-    started_at: datetime
+    started_at: datetime  # simulated time (charging profiles, physics)
     meter_start_wh: float
+    started_stamp: datetime  # what the charger claims the start time was (``SimClock.stamp``)
     remote_start_id: int | None = None
     csms_id: int | None = None  # 1.6 transactionId, once StartTransaction was answered
     seq_no: int = 0  # next 2.0.1 seqNo

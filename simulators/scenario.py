@@ -83,6 +83,7 @@ class Scenario:
     duration_s: float = 60.0
     time_acceleration: float = 1.0
     start_time: datetime | None = None
+    clock_skew_s: float = 0.0  # added to every timestamp the chargers send (tests a CSMS's clock handling)
     chargers: int = 10
     protocol: str = "mixed"
     v201_share: float = 0.5
@@ -101,11 +102,12 @@ class Scenario:
     def with_options(
         self, *, chargers: int | None = None, protocol: str | None = None, ramp_up_per_s: float | None = None,
         id_prefix: str | None = None, seed: int | None = None, duration_s: float | None = None,
+        clock_skew_s: float | None = None,
     ) -> Scenario:
         """This scenario with command-line overrides applied (None: keep)."""
         changes: dict[str, Any] = {
             "chargers": chargers, "protocol": protocol, "ramp_up_per_s": ramp_up_per_s,
-            "id_prefix": id_prefix, "seed": seed, "duration_s": duration_s,
+            "id_prefix": id_prefix, "seed": seed, "duration_s": duration_s, "clock_skew_s": clock_skew_s,
         }
         new = replace(self, **{k: v for k, v in changes.items() if v is not None})
         _check_scenario(new, "options")
@@ -249,6 +251,7 @@ def parse_scenario(data: Mapping[str, Any], where: str = "scenario") -> Scenario
         duration_s=top.number("duration_s", defaults.duration_s),
         time_acceleration=top.number("time_acceleration", 1.0),
         start_time=_start_time(start, where) if start else None,
+        clock_skew_s=top.number("clock_skew_s", 0.0),
         chargers=fleet.get("chargers", int, round(weights) if weights else defaults.chargers),
         protocol=fleet.get("protocol", str, defaults.protocol),
         v201_share=fleet.number("v201_share", defaults.v201_share),
@@ -278,6 +281,8 @@ def _check_scenario(s: Scenario, where: str) -> None:
         problems.append(f"chargers must be 1..1000000, got {s.chargers}")
     if s.ramp_up_per_s <= 0 or s.meter_interval_s <= 0 or s.time_acceleration <= 0:
         problems.append("ramp_up_per_s, meter_interval_s and time_acceleration must be > 0")
+    if not math.isfinite(s.clock_skew_s) or abs(s.clock_skew_s) > 10 * 365 * 86_400:
+        problems.append("clock_skew_s must be a finite number of seconds within ten years")
     if s.duration_s < 0 or s.heartbeat_interval_s < 0:
         problems.append("duration_s and heartbeat_interval_s must be >= 0")
     if not 0 <= s.v201_share <= 1:

@@ -55,7 +55,7 @@ class V16:
             return None
         evse.sent_status = value
         payload: dict[str, Any] = {
-            "connectorId": evse.id, "status": value, "timestamp": format_datetime(c.clock.now()),
+            "connectorId": evse.id, "status": value, "timestamp": format_datetime(c.clock.stamp()),
             "errorCode": "GroundFailure" if evse.status is Status.FAULTED else "NoError",
         }
         return payload
@@ -71,7 +71,7 @@ class V16:
     ) -> tuple[str, Build, OnAnswer | None]:
         payload = {
             "connectorId": evse.id, "idTag": tx.id_tag, "meterStart": int(tx.meter_start_wh),
-            "timestamp": format_datetime(tx.started_at),
+            "timestamp": format_datetime(tx.started_stamp),
         }
 
         def on_answer(response: dict[str, Any]) -> None:

@@ -92,7 +92,7 @@ class V201:
         if evse.sent_status == value:
             return None
         evse.sent_status = value
-        return {"timestamp": format_datetime(c.clock.now()), "connectorStatus": value, "evseId": evse.id,
+        return {"timestamp": format_datetime(c.clock.stamp()), "connectorStatus": value, "evseId": evse.id,
                 "connectorId": 1}
 
     def authorize(self, id_tag: str) -> dict[str, Any]:
@@ -106,7 +106,7 @@ class V201:
         info: dict[str, Any], sample: Sample | None = None, context: str = "",
     ) -> dict[str, Any]:
         payload: dict[str, Any] = {
-            "eventType": event, "timestamp": format_datetime(sample.ts if sample else tx.started_at),
+            "eventType": event, "timestamp": format_datetime(sample.ts if sample else tx.started_stamp),
             "triggerReason": trigger, "seqNo": tx.seq_no,
             "transactionInfo": {"transactionId": tx.local_id, **info},
             "evse": {"id": evse.id, "connectorId": 1},
@@ -128,7 +128,7 @@ class V201:
             info["remoteStartId"] = tx.remote_start_id
         payload = self._event("Started", "RemoteStart" if remote else "Authorized", evse, tx,
                               offline=offline, info=info, sample=sample, context=METER_CONTEXT["begin"])
-        payload["timestamp"] = format_datetime(tx.started_at)
+        payload["timestamp"] = format_datetime(tx.started_stamp)
         payload["idToken"] = _token(tx.id_tag, remote)
 
         def on_answer(response: dict[str, Any]) -> None:
@@ -344,7 +344,7 @@ def _get_base_report(c: ChargerOps, p: dict[str, Any]) -> Served:
              "variableCharacteristics": {"dataType": kind, "supportsMonitoring": False}}
             for (comp, var), (value, mutability, kind) in _variables(c).items()
         ]
-        payload = {"requestId": p["requestId"], "generatedAt": format_datetime(c.clock.now()), "seqNo": 0,
+        payload = {"requestId": p["requestId"], "generatedAt": format_datetime(c.clock.stamp()), "seqNo": 0,
                    "tbc": False, "reportData": data}
         c.enqueue("NotifyReport", lambda: payload)
     return Served({"status": "Accepted"}, report)

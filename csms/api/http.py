@@ -22,7 +22,7 @@ from csms.api.events import events_router
 from csms.api.feeders import feeders_router
 from csms.api.pages import pages_router
 from csms.api.security import security_router
-from csms.api.views import charger_view, iso
+from csms.api.views import charger_detail, iso, registered_view
 from csms.core.model import AuthStatus, IdTag
 from csms.core.service import LiveStation
 from csms.errors import (
@@ -89,11 +89,9 @@ def create_app(ctx: ApiContext) -> FastAPI:
 
     @app.get("/api/chargers/{charger_id}", dependencies=secured, tags=["chargers"])
     async def get_charger(charger_id: str, ctx: Ctx) -> dict[str, Any]:
-        live = ctx.service.live.get(charger_id)
-        station = await ctx.service.store.get_station(charger_id)
-        if live is None and station is None:
+        view = await charger_detail(ctx, charger_id)
+        if view is None:
             raise HTTPException(404, f"charger {charger_id!r} is not registered")
-        view = charger_view(ctx, live or LiveStation(charger_id), station.security_profile if station else 0)
         return view
 
     @app.get("/api/chargers/{charger_id}/variables", dependencies=secured, tags=["chargers"])
@@ -119,8 +117,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
         station = await ctx.service.store.upsert_station(
             charger_id, security_profile=body.security_profile, password_hash=hashed
         )
-        live = ctx.service.live.setdefault(charger_id, LiveStation(charger_id))
-        return charger_view(ctx, live, station.security_profile)
+        ctx.service.live.setdefault(charger_id, LiveStation(charger_id))
+        return registered_view(ctx, station)
 
     @app.delete("/api/chargers/{charger_id}", dependencies=secured, tags=["chargers"], status_code=204)
     async def delete_charger(charger_id: str, ctx: Ctx) -> Response:

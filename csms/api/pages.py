@@ -54,14 +54,12 @@ class _Row:
 
 
 def _station_rows(ctx: ApiContext, profiles: dict[str, int]) -> list[_Row]:
-    """The registered stations (id and security profile) merged with the live state, which the core
-    keeps for every registered station; a station only live is listed too."""
+    """The registered stations (id and security profile, read from the store per request, so
+    another process's registrations and removals show at once) merged with the live state."""
     live = ctx.service.live
     rows: dict[str, _Row] = {}
     for sid, profile in profiles.items():
         rows[sid] = _Row(live.get(sid) or LiveStation(sid), profile, False)
-    for sid, lv in live.items():
-        rows.setdefault(sid, _Row(lv, 0, False))
     for sid, row in rows.items():
         session = ctx.registry.get(sid)
         row.connected = session is not None and not session.closed

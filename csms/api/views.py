@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from csms.api.context import ApiContext
-from csms.core.model import Transaction
+from csms.core.model import Station, Transaction
 from csms.core.service import LiveStation
 from ocppj.timestamps import format_datetime
 
@@ -17,7 +17,8 @@ def iso(dt: datetime | None) -> str | None:
 
 
 def charger_view(ctx: ApiContext, live: LiveStation, security_profile: int = 0) -> dict[str, Any]:
-    """A station as the API and the console show it: identity, connection, EVSEs and their last readings."""
+    """A station as the API and the console show it: identity, connection, liveness, clock offset,
+    EVSEs and their last readings."""
     session = ctx.registry.get(live.station_id)
     info = live.info
     evses: dict[int, dict[str, Any]] = {}
@@ -43,15 +44,36 @@ def charger_view(ctx: ApiContext, live: LiveStation, security_profile: int = 0) 
         "id": live.station_id,
         "protocol": live.protocol.value if live.protocol else None,
         "connected": session is not None and not session.closed,
+        "online": session is not None and not session.closed and ctx.service.online(live),
         "vendor": info.vendor if info else None,
         "model": info.model if info else None,
         "serial_number": info.serial_number if info else None,
         "firmware_version": info.firmware_version if info else None,
-        "last_seen": iso(live.last_seen_at),
+        "last_seen": iso(live.last_seen()),
+        "clock_offset_s": _offset(ctx.service.clock_offsets.offset_s(live.station_id)),
         "status": station_status,
         "security_profile": security_profile,
         "evses": [evses[k] for k in sorted(evses)],
     }
+
+
+def _offset(offset_s: float | None) -> float | None:
+    return None if offset_s is None else round(offset_s, 1)
+
+
+def registered_view(ctx: ApiContext, station: Station) -> dict[str, Any]:
+    """A registered station (a row of the store) merged with its live state, if any: the registry
+    says which stations exist and their security profile; memory adds connection and readings."""
+    live = ctx.service.live.get(station.station_id)
+    if live is None:  # registered by another process since start-up, or never seen
+        live = LiveStation(station.station_id, station.protocol, False, station.info, station.last_seen_at)
+    return charger_view(ctx, live, station.security_profile)
+
+
+async def charger_detail(ctx: ApiContext, charger_id: str) -> dict[str, Any] | None:
+    """One registered station merged with live state; None when the store does not have it."""
+    station = await ctx.service.store.get_station(charger_id)
+    return None if station is None else registered_view(ctx, station)
 
 
 def transaction_view(ctx: ApiContext, tx: Transaction) -> dict[str, Any]:

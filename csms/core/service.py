@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
+from csms.core.clock_offset import ClockOffsets
 from csms.core.device_report import ReportedVariable, entries
 from csms.core.ev_needs import EvNeeds
 from csms.core.events import (
+    ClockOffsetMeasured,
     Event,
     MeterSampled,
     SecurityEventReported,
@@ -54,6 +57,12 @@ class ServiceSettings:
     auto_register: bool = False
     accept_unknown_tags: bool = False
     heartbeat_interval_s: int = 300
+    offline_after_heartbeats: float = 3.0  # no traffic for this many heartbeat intervals: offline
+    clock_offset_report_s: float = 5.0  # publish ClockOffsetMeasured when the offset moves more
+
+    @property
+    def offline_after_s(self) -> float:
+        return self.offline_after_heartbeats * self.heartbeat_interval_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +79,28 @@ class LiveStation:
     protocol: OcppVersion | None = None
     connected: bool = False
     info: StationInfo | None = None
-    last_seen_at: datetime | None = None
+    last_seen_at: datetime | None = None  # as loaded or last flushed; see ``last_seen``
+    seen_s: float = 0.0  # wall-clock epoch seconds of the latest inbound frame or pong (set by the session)
+    flushed_s: float = 0.0  # ``seen_s`` as last handed to the write-behind
     connectors: dict[tuple[int, int], ConnectorState] = field(default_factory=dict)
     last_sample: dict[tuple[int, int], MeterSample] = field(default_factory=dict)
     variables: dict[str, str] = field(default_factory=dict)
+
+    def touch(self, now_s: float) -> None:
+        """Traffic from the station at wall-clock ``now_s`` (a float store, nothing else)."""
+        self.seen_s = now_s
+
+    def last_seen(self) -> datetime | None:
+        """The latest of the persisted last-seen time and the latest traffic."""
+        at = self.last_seen_at
+        if self.seen_s and (at is None or self.seen_s > at.timestamp()):
+            return datetime.fromtimestamp(self.seen_s, UTC)
+        return at
+
+    def online(self, now_s: float, offline_after_s: float) -> bool:
+        """Connected and heard from within ``offline_after_s``."""
+        seen = self.last_seen()
+        return self.connected and seen is not None and now_s - seen.timestamp() < offline_after_s
 
 
 class ChargingService:
@@ -81,9 +108,10 @@ class ChargingService:
 
     def __init__(
         self, store: Store, publish: Callable[[Event], None], clock: Clock, settings: ServiceSettings,
-        wants: Callable[[type[Event]], bool] | None = None,
+        wants: Callable[[type[Event]], bool] | None = None, wall_s: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        self.wall_s = wall_s  # what sessions stamp traffic with (epoch seconds)
         self.publish = publish
         self.wants = wants or (lambda _cls: True)
         self.clock = clock
@@ -95,6 +123,7 @@ class ChargingService:
         self._meter_last: dict[tuple[str, str], float] = {}
         self.events = StationEventLog(store, publish, clock.now)
         self._ev_needs: dict[tuple[str, int], EvNeeds] = {}
+        self.clock_offsets = ClockOffsets(report_change_s=settings.clock_offset_report_s)
 
     # --- registration -------------------------------------------------------------------
     async def load(self) -> None:
@@ -119,11 +148,13 @@ class ChargingService:
             self.live.setdefault(station_id, LiveStation(station_id))
         return station
 
-    def connected(self, station_id: str, protocol: OcppVersion) -> None:
+    def connected(self, station_id: str, protocol: OcppVersion) -> LiveStation:
+        """A session opened; its traffic stamps the returned ``LiveStation`` (``touch``)."""
         live = self.live.setdefault(station_id, LiveStation(station_id))
         live.protocol = protocol
         live.connected = True
         self.seen(station_id)
+        return live
 
     def disconnected(self, station_id: str) -> None:
         live = self.live.get(station_id)
@@ -135,8 +166,21 @@ class ChargingService:
         live = self.live.get(station_id)
         if live is not None:
             live.last_seen_at = now
+            live.seen_s = max(live.seen_s, now.timestamp())
         self._dirty_seen[station_id] = now
         return now
+
+    def online(self, live: LiveStation) -> bool:
+        """Connected and heard from within ``offline_after_heartbeats`` heartbeat intervals."""
+        return live.online(self.wall_s(), self.settings.offline_after_s)
+
+    def _clock_sample(self, station_id: str, station_time: datetime | None) -> None:
+        """One timestamp the station sent, against the receive time; publishes a noticeable change."""
+        if station_time is None:
+            return
+        offset = self.clock_offsets.add(station_id, station_time, self.clock.now())
+        if offset is not None and self.wants(ClockOffsetMeasured):
+            self.publish(ClockOffsetMeasured(station_id=station_id, offset_s=round(offset, 3)))
 
     async def boot(self, station_id: str, protocol: OcppVersion, info: StationInfo) -> BootDecision:
         """Record a BootNotification; registered stations are accepted."""
@@ -172,6 +216,7 @@ class ChargingService:
         error_code: str | None, ts: datetime | None,
     ) -> None:
         """Record a connector status (written behind) and publish it."""
+        self._clock_sample(station_id, ts)
         state = ConnectorState(evse_id, connector_id, status, error_code, ts or self.clock.now())
         live = self.live.setdefault(station_id, LiveStation(station_id))
         live.connectors[(evse_id, connector_id)] = state
@@ -184,8 +229,14 @@ class ChargingService:
                 )
             )
 
-    def meter(self, samples: Sequence[MeterSample]) -> None:
-        """Keep the latest readings and publish them for telemetry and balancing."""
+    def meter(self, samples: Sequence[MeterSample], *, clock_sample: bool = True) -> None:
+        """Keep the latest readings and publish them for telemetry and balancing.
+
+        The last sample's timestamp counts towards the station's clock offset unless
+        ``clock_sample`` is False (readings the station held back while offline)."""
+        if clock_sample and samples:
+            last = samples[-1]
+            self._clock_sample(last.station_id, last.ts)
         wanted = self.wants(MeterSampled)
         for sample in samples:
             live = self.live.get(sample.station_id)
@@ -226,6 +277,7 @@ class ChargingService:
         self._dirty_seen.pop(station_id, None)
         for evse in [k for k in self._ev_needs if k[0] == station_id]:
             del self._ev_needs[evse]
+        self.clock_offsets.forget(station_id)
 
     def live_energy_wh(self, tx: Transaction) -> float | None:
         """Energy so far of an active transaction, from the latest register reading."""
@@ -239,8 +291,11 @@ class ChargingService:
     async def flush(self) -> None:
         """Write behind: connector states, last-seen times and device variables, a batch each.
 
+        Last-seen times come from the traffic stamps (``LiveStation.touch``) of every connected
+        station, one row per station however many frames it sent since the last flush.
         On failure the batch goes back (newer values win) and the error propagates.
         """
+        self._collect_seen()
         if self._dirty_connectors:
             pending, self._dirty_connectors = self._dirty_connectors, {}
             try:
@@ -264,12 +319,43 @@ class ChargingService:
                 raise
         await self.events.flush()
 
-    async def flush_forever(self, interval_s: float = 1.0) -> None:
-        """Flush every ``interval_s``; a failing store is logged and retried, never fatal."""
+    def _collect_seen(self) -> None:
+        dirty = self._dirty_seen
+        for live in self.live.values():
+            if live.seen_s > live.flushed_s:
+                live.flushed_s = live.seen_s
+                live.last_seen_at = dirty[live.station_id] = datetime.fromtimestamp(live.seen_s, UTC)
+
+    async def deregistered(self) -> list[str]:
+        """Stations in memory the store no longer has (removed by another process, e.g. the CLI);
+        they are forgotten here and returned so their sessions can be closed."""
+        before = list(self.live)  # what was in memory before the read began was in the store by then
+        registered = {st.station_id for st in await self.store.list_stations()}
+        gone = [sid for sid in before if sid not in registered and sid in self.live]
+        for sid in gone:
+            self.forget(sid)
+        return gone
+
+    async def flush_forever(
+        self, interval_s: float = 1.0, *,
+        on_deregistered: Callable[[list[str]], Awaitable[None]] | None = None, registry_every: int = 5,
+    ) -> None:
+        """Flush every ``interval_s``; a failing store is logged and retried, never fatal.
+
+        With ``on_deregistered``, every ``registry_every``-th flush also looks for stations removed
+        from the store by another process and hands their ids to it (to close their sessions).
+        """
+        rounds = 0
         while True:
             await asyncio.sleep(interval_s)
+            rounds += 1
             try:
                 await self.flush()
+                if on_deregistered is not None and rounds % registry_every == 0:
+                    gone = await self.deregistered()
+                    if gone:
+                        log.info("stations removed from the registry: %s", ", ".join(gone[:20]))
+                        await on_deregistered(gone)
             except Exception as exc:
                 log.error("write-behind flush failed; will retry: %s", exc)
 
@@ -279,6 +365,7 @@ class ChargingService:
         ts: datetime,
     ) -> tuple[Transaction, AuthResult]:
         """1.6 StartTransaction: idempotent on its natural key, committed before returning."""
+        self._clock_sample(station_id, ts)
         auth = await self.authorize(id_tag)
         flags = () if auth.status is AuthStatus.ACCEPTED else ("auth_" + auth.status.value.lower(),)
         tx, created = await self.store.start_transaction(
@@ -294,6 +381,7 @@ class ChargingService:
         reason: str | None, id_tag: str | None,
     ) -> tuple[StopResult, AuthResult | None]:
         """1.6 StopTransaction: always acknowledged; replays change nothing."""
+        self._clock_sample(station_id, ts)
         result = await self.store.stop_transaction(
             station_id, tx_id, meter_stop_wh=meter_stop_wh, ts=ts, reason=reason, id_tag=id_tag
         )
@@ -313,6 +401,8 @@ class ChargingService:
         The ``readings`` it carried are published as samples of the transaction's EVSE (events
         after ``Started`` usually omit it); ``id_token``, when given, is looked up.
         """
+        if not record.offline:
+            self._clock_sample(record.station_id, record.ts)
         result = await self.store.apply_transaction_event(record)
         if not result.replay:
             tx = result.transaction
@@ -328,7 +418,7 @@ class ChargingService:
                 self.meter([
                     MeterSample(record.station_id, evse_id, connector_id, ts, values, record.tx_id)
                     for ts, values in readings
-                ])
+                ], clock_sample=False)
             if result.ended_now:
                 self._meter_last.pop((record.station_id, record.tx_id), None)
                 self._ev_needs.pop((record.station_id, tx.evse_id), None)

@@ -49,6 +49,7 @@ class GatewayConnection:
         "cid",
         "close_code",
         "close_reason",
+        "on_alive",
         "remote_address",
     )
 
@@ -63,6 +64,7 @@ class GatewayConnection:
         self.close_reason = ""
         self._loop = asyncio.get_running_loop()
         self._paused = False
+        self.on_alive: Callable[[], object] | None = None  # the station answered a keepalive ping
 
     # --- fed by the link -------------------------------------------------------------------
     def feed(self, text: str | bytes) -> None:
@@ -170,6 +172,10 @@ class StationLink:
             conn = self.conns.get(cid)
             if conn is not None:
                 conn.feed(body)  # the session answers it (not JSON text)
+        elif op == Op.ALIVE:
+            conn = self.conns.get(cid)
+            if conn is not None and conn.on_alive is not None:
+                conn.on_alive()
         elif op == Op.OPEN:
             self.opening.add(cid)
             self.host.spawn(self.open(cid, orjson.loads(body)))

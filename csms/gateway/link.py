@@ -35,6 +35,7 @@ class Op(enum.IntEnum):
     PAUSE = 8  # core -> gateway: stop reading from the station (its messages queue up in the core)
     RESUME = 9  # core -> gateway: read from the station again
     BINARY = 10  # gateway -> core: a binary frame from the station (the session answers it as bad JSON)
+    ALIVE = 11  # gateway -> core: the station answered a keepalive ping (empty body; moves its last seen)
 
 
 OnFrame = Callable[[int, int, bytes], None]

@@ -335,6 +335,9 @@ class StationProtocol(asyncio.Protocol):
                         break
                 if not pongs:
                     self._pongs = None
+                link = self.gw.link
+                if link is not None and not link.closed and self._core_knows:
+                    link.send(Op.ALIVE, self.cid, b"")  # a pong proves the station alive, as a frame does
             return True
         else:
             return True  # pings are answered and closes handled by websockets

@@ -42,6 +42,8 @@ class Connection(Protocol):
     whether the socket is in this process (the in-process endpoint) or a gateway's. The
     endpoint holding the socket also keeps it alive (pings)."""
 
+    on_alive: Callable[[], object] | None  # set by the session: called when a keepalive pong came
+
     @property
     def close_code(self) -> int | None: ...
 
@@ -126,11 +128,17 @@ class StationSession:
 
     # --- inbound ------------------------------------------------------------------------
     async def run(self) -> None:
-        """Serve frames until the socket closes."""
+        """Serve frames until the socket closes; every frame stamps the station's last-seen time
+        (a float store on its ``LiveStation``; the service's write-behind persists it)."""
         recv, version = self.ws.recv, self.version
+        live, wall_s = self.service.live.get(self.station_id), self.service.wall_s
+        if live is not None:
+            self.ws.on_alive = lambda: live.touch(wall_s())
         try:
             while True:
                 raw = await recv()  # str for text frames (websockets checks UTF-8: 1007 if not)
+                if live is not None:
+                    live.seen_s = wall_s()
                 try:
                     frame = framing.parse(raw, version)
                 except framing.FrameError as exc:

@@ -50,12 +50,16 @@ class IntervalStats:
     _hist: dict[tuple[str, str, str], float] = field(default_factory=dict)
 
     def actions(self, samples: Iterable[Sample], dt_s: float) -> tuple[ActionStats, ...]:
-        """Messages per (direction, protocol, action, result) since the last call (only non-zero)."""
+        """Messages per (direction, protocol, action, result) since the last call (only non-zero).
+
+        Samples without ``direction``/``result`` labels (``csms_messages_handled``: inbound CALLs
+        answered) count as ``in``/``ok``."""
         out = []
         for name, labels, value in samples:
             if not name.endswith("_total"):
                 continue
-            key = (labels["direction"], labels["protocol"], labels["action"], labels["result"])
+            key = (labels.get("direction", "in"), labels["protocol"], labels["action"],
+                   labels.get("result", "ok"))
             delta = value - self._messages.get(key, 0.0)
             self._messages[key] = value
             if delta > 0:

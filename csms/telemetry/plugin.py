@@ -169,7 +169,7 @@ class HealthSampler:
         cpu_pct = 100.0 * (cpu - self._cpu) / dt
         self._last, self._cpu = now_mono, cpu
         reg = self.ctx.metrics.registry
-        actions = self.stats.actions(registry_samples(reg, "csms_messages"), dt)
+        actions = self.stats.actions(registry_samples(reg, "csms_messages", "csms_messages_handled"), dt)
         latencies = self.stats.latencies(registry_samples(reg, "csms_handler_seconds"))
         by_protocol = {"ocpp1.6": 0, "ocpp2.0.1": 0}
         for sess in self.ctx.sessions:

@@ -1,7 +1,10 @@
 """Domain events as InfluxDB line-protocol points. Pure: no I/O, no clock.
 
-Every point carries the timestamp of the event it comes from (station time for meter
-samples), so writing the same event twice overwrites instead of duplicating. Tags
+Every point carries the timestamp of the event it comes from: the CSMS's receive time, never
+the station's clock (a station whose clock is wrong would write into the past or the future,
+out of the dashboards' time range). The station's own timestamp, where the message had one, is
+the integer field ``station_time`` (epoch milliseconds). Writing the same event twice
+overwrites instead of duplicating. Tags
 are low-cardinality only (station, evse, connector, vendor, model, protocol, feeder,
 site, status, event); ids such as transaction ids are fields. The schema is
 documented in ``docs/telemetry.md``.
@@ -194,11 +197,20 @@ def _context(sample: MeterSample) -> str | None:
     return None
 
 
-def meter_point(sample: MeterSample, st: StationTags) -> Point | None:
-    """Measurement ``meter``: one point per sample (station, evse, connector, context)."""
+def epoch_ms(ts: datetime) -> int:
+    """Milliseconds since the epoch (naive times count as UTC): the ``station_time`` field."""
+    return to_ns(ts) // 1_000_000
+
+
+def meter_point(sample: MeterSample, st: StationTags, received: datetime) -> Point | None:
+    """Measurement ``meter``: one point per sample (station, evse, connector, context), at the
+    receive time; the sample's own time is ``station_time``."""
     tags = _station_tags(sample.station_id, st)
     tags.update(evse=sample.evse_id, connector=sample.connector_id, context=_context(sample))
-    return make_point("meter", tags, meter_fields(sample).items(), to_ns(sample.ts))
+    fields = meter_fields(sample)
+    if fields:
+        fields["station_time"] = epoch_ms(sample.ts)
+    return make_point("meter", tags, fields.items(), to_ns(received))
 
 
 # --- station events -------------------------------------------------------------------------
@@ -240,10 +252,11 @@ def boot_point(ev: StationBooted, st: StationTags) -> Point | None:
 
 
 def session_point(ev: TransactionStarted | TransactionEnded, st: StationTags) -> Point | None:
-    """Measurement ``session``: tag ``event`` started|ended, at the station's own start/stop time."""
+    """Measurement ``session``: tag ``event`` started|ended, at the receive time; the station's
+    own start/stop time is ``station_time``."""
     tx: Transaction = ev.transaction
     started = isinstance(ev, TransactionStarted)
-    when = (tx.started_at if started else tx.stopped_at) or ev.ts
+    when = tx.started_at if started else tx.stopped_at
     duration = (
         (tx.stopped_at - tx.started_at).total_seconds()
         if tx.stopped_at is not None and tx.started_at is not None else None
@@ -254,8 +267,9 @@ def session_point(ev: TransactionStarted | TransactionEnded, st: StationTags) ->
         ("count", 1), ("tx_id", tx.tx_id), ("meter_start_wh", _f(tx.meter_start_wh)),
         ("meter_stop_wh", _f(tx.meter_stop_wh)), ("energy_wh", _f(tx.energy_wh)), ("duration_s", duration),
         ("stop_reason", tx.stop_reason), ("flags", ",".join(tx.flags) or None),
+        ("station_time", None if when is None else epoch_ms(when)),
     ]
-    return make_point("session", tags, fields, to_ns(when))
+    return make_point("session", tags, fields, to_ns(ev.ts))
 
 
 def security_point(ev: SecurityEventReported, st: StationTags) -> Point | None:
@@ -324,7 +338,7 @@ EventPoints = Callable[[E, TagLookup, SiteLookup], list[Point]]
 
 
 def _meter_points(ev: MeterSampled, lookup: TagLookup, site_of: SiteLookup) -> list[Point]:
-    point = meter_point(ev.sample, lookup(ev.station_id))
+    point = meter_point(ev.sample, lookup(ev.station_id), ev.ts)
     return [] if point is None else [point]
 
 

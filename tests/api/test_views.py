@@ -7,6 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from csms.api.views import charger_view, iso, transaction_view
+from csms.core.clock_offset import ClockOffsets
 from csms.core.model import ConnectorState, StationInfo, Transaction
 from csms.core.service import LiveStation
 from ocppj.versions import OcppVersion
@@ -14,10 +15,16 @@ from ocppj.versions import OcppVersion
 T0 = datetime(2026, 3, 1, 18, 30, tzinfo=UTC)
 
 
-def _ctx(sessions: dict[str, Any] | None = None, energy_wh: float | None = None) -> Any:
+def _ctx(
+    sessions: dict[str, Any] | None = None, energy_wh: float | None = None,
+    offsets: ClockOffsets | None = None, now_s: float = T0.timestamp(),
+) -> Any:
     return SimpleNamespace(
         registry=SimpleNamespace(get=(sessions or {}).get),
-        service=SimpleNamespace(live_energy_wh=lambda tx: energy_wh),
+        service=SimpleNamespace(
+            live_energy_wh=lambda tx: energy_wh, clock_offsets=offsets or ClockOffsets(),
+            online=lambda live: live.online(now_s, 90.0),
+        ),
     )
 
 
@@ -54,6 +61,19 @@ def test_a_station_without_a_live_session_is_shown_disconnected() -> None:
     assert charger_view(_ctx({"CP2": closed}), LiveStation("CP2"))["connected"] is False
     view = charger_view(_ctx(), LiveStation("CP2"))
     assert view["protocol"] is None and view["vendor"] is None and view["evses"] == []
+
+
+def test_a_connected_station_is_online_until_silent_for_the_offline_time_and_shows_its_clock_offset() -> None:
+    offsets = ClockOffsets()
+    offsets.add("CP3", T0.replace(hour=20, minute=30), T0)  # two hours ahead
+    live = LiveStation("CP3", connected=True, last_seen_at=T0)
+    session = {"CP3": SimpleNamespace(closed=False)}
+    view = charger_view(_ctx(session, offsets=offsets, now_s=T0.timestamp() + 89), live)
+    assert view["online"] is True and view["clock_offset_s"] == 7200.0
+    live.touch(T0.timestamp() + 60)  # a frame came a minute later
+    assert charger_view(_ctx(session, now_s=T0.timestamp() + 149), live)["online"] is True
+    assert charger_view(_ctx(session, now_s=T0.timestamp() + 151), live)["online"] is False
+    assert charger_view(_ctx(session), LiveStation("CP4"))["clock_offset_s"] is None
 
 
 def test_transaction_view_shows_16_ids_as_integers_and_the_energy_so_far() -> None:

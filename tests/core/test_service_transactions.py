@@ -6,7 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
-from csms.core.events import Event, MeterSampled, TransactionEnded, TransactionStarted
+from csms.core.events import ClockOffsetMeasured, Event, MeterSampled, TransactionEnded, TransactionStarted
 from csms.core.model import AuthStatus, IdTag, MeterReading, SampledValue
 from csms.core.ports import EventResult, Store, SystemClock, TransactionEventRecord
 from csms.core.service import ChargingService, ServiceSettings
@@ -61,6 +61,9 @@ def test_one_call_records_publishes_labels_samples_and_looks_the_token_up() -> N
         assert ended.ended_now
 
     asyncio.run(scenario())
+    offsets = [e for e in published if isinstance(e, ClockOffsetMeasured)]
+    assert len(offsets) == 1  # the events' own times are far from now: the station's clock is off
+    published = [e for e in published if not isinstance(e, ClockOffsetMeasured)]
     kinds = [type(e).__name__ for e in published]
     assert kinds == ["TransactionStarted", "MeterSampled", "MeterSampled", "TransactionEnded", "MeterSampled"]
     samples = [e.sample for e in published if isinstance(e, MeterSampled)]

@@ -67,6 +67,20 @@ async def test_fleet_completes_sessions_against_our_csms_with_zero_protocol_erro
     assert {t["protocol"] for t in txs} == {"ocpp1.6", "ocpp2.0.1"}
 
 
+async def test_an_accelerated_fleet_claims_the_wall_clock_and_a_skewed_one_its_skew(
+    csms: CsmsApp, api: httpx.AsyncClient
+) -> None:
+    fast = replace(_quick(chargers=2, seconds=3.0), time_acceleration=600.0, id_prefix="FAST")
+    skewed = replace(_quick(chargers=2, seconds=3.0), clock_skew_s=-7200.0, id_prefix="SKEW")
+    await register_tags(api, list(fast.id_tags))
+    await asyncio.gather(run_fleet(FleetConfig(csms_url=csms.ocpp_url, scenario=fast)),
+                         run_fleet(FleetConfig(csms_url=csms.ocpp_url, scenario=skewed)))
+    views = {c["id"]: c for c in (await api.get("/api/chargers")).json()}
+    for i in range(2):
+        assert abs(views[fast.station_id(i)]["clock_offset_s"]) < 5, views[fast.station_id(i)]
+        assert abs(views[skewed.station_id(i)]["clock_offset_s"] + 7200) < 5, views[skewed.station_id(i)]
+
+
 @pytest.mark.parametrize("protocol", ["1.6", "2.0.1"])
 async def test_fleet_runs_against_a_csms_built_with_the_ocpp_library(protocol: str) -> None:
     scenario = _quick(protocol, chargers=3, seconds=4.5)
@@ -180,6 +194,7 @@ def test_cli_reports_an_unreachable_csms_with_exit_code_3(capsys: pytest.Capture
 @pytest.mark.parametrize(("argv", "message"), [
     (["run", "--csms", "http://127.0.0.1:9000/ocpp"], "must be a ws:// or wss:// URL"),
     (["run", "--csms", "ws://127.0.0.1:9/ocpp", "--scenario", "no-such-scenario"], "cannot read scenario"),
+    (["run", "--csms", "ws://127.0.0.1:9/ocpp", "--clock-skew", "inf"], "clock_skew_s must be"),
 ])
 def test_cli_rejects_bad_options_with_exit_code_2(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str]

@@ -22,7 +22,7 @@ CAR = EVConfig(battery_capacity_kwh=60, initial_soc_percent=20, max_ac_current_a
 def _charging(spec: EvseSpec) -> EvseState:
     evse = EvseState(1, spec, spec.supply(), register_wh=1000.0)
     evse.ev = EVState.arrive(CAR)
-    evse.tx = Tx("tx-1", 1, "TAG", NOW, 1000.0)
+    evse.tx = Tx("tx-1", 1, "TAG", NOW, 1000.0, NOW)
     return evse
 
 
@@ -115,7 +115,7 @@ async def test_outbox_retries_a_timed_out_transaction_message_then_gives_up() ->
 
 
 async def test_outbox_builds_payloads_when_sent() -> None:
-    tx = Tx("local", 1, "TAG", NOW, 0.0)
+    tx = Tx("local", 1, "TAG", NOW, 0.0, NOW)
     outbox = Outbox()
     entry = Outgoing("MeterValues", lambda: {"transactionId": tx.csms_id}, transactional=True)
     outbox.put(entry, online=False)

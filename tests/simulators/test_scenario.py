@@ -206,6 +206,21 @@ def test_sim_clock_runs_rate_times_faster_from_its_start() -> None:
         SimClock(rate=0)
 
 
+def test_charger_timestamps_are_the_wall_clock_whatever_the_acceleration_plus_an_explicit_skew() -> None:
+    start = datetime(2025, 6, 2, 16, 0, tzinfo=UTC)  # simulated morning, far from now
+    before = datetime.now(UTC)
+    assert before <= SimClock(start, rate=600.0).stamp() <= datetime.now(UTC)
+    skewed = SimClock(start, rate=600.0, skew_s=7200.0).stamp() - timedelta(hours=2)
+    assert before <= skewed <= datetime.now(UTC)
+
+
+def test_clock_skew_comes_from_the_scenario_or_the_command_line_and_must_be_finite() -> None:
+    assert parse_scenario({"clock_skew_s": -30}).clock_skew_s == -30.0
+    assert parse_scenario({}).with_options(clock_skew_s=7200.0).clock_skew_s == 7200.0
+    with pytest.raises(ScenarioError, match="clock_skew_s"):
+        parse_scenario({"clock_skew_s": float("inf")})
+
+
 async def test_sleeper_wakes_early_and_remembers_a_wake_while_awake() -> None:
     sleeper = Sleeper()
     task = asyncio.create_task(sleeper.sleep(10.0))

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ import aiomqtt
 import orjson
 import pytest
 from ocpp_driver import drive_v16, drive_v201, iso, open_station, wait_until
-from servers import InfluxServer, MosquittoServer
+from servers import InfluxServer, MosquittoServer, free_port
 
 from csms.app import CsmsApp, running
 from csms.core.events import FeederLoadChanged
@@ -59,6 +61,11 @@ def test_dashboards_cover_the_issue_panels() -> None:
 
 
 def expand(query: str, variables: dict[str, list[str]]) -> str:
+    """Grafana's InfluxQL interpolation for its default range, the last hour."""
+    return _expand(query, variables)
+
+
+def _expand(query: str, variables: dict[str, list[str]]) -> str:
     """Grafana's InfluxQL interpolation: time filter, interval, and regex-escaped multi-values."""
     out = query.replace("$timeFilter", "time > now() - 1h").replace("$__interval", "1s")
     for name, values in variables.items():
@@ -146,3 +153,70 @@ async def test_every_panel_query_returns_data(loaded_influxdb: InfluxServer) -> 
                     empty.append(f"{path.stem} / {panel['title']} / {target['refId']}: {query}")
     assert not empty, "panels without data:\n" + "\n".join(empty)
     assert checked >= 40
+
+
+DEMO_FAST = {  # the demo scenario, faster: sessions start and end within a 20 s run
+    "time_acceleration = 30": "time_acceleration = 600",
+    "meter_interval_s = 5": "meter_interval_s = 1",
+    "dwell_mean_s = 3600": "dwell_mean_s = 1800",
+    "dwell_min_s = 900": "dwell_min_s = 600",
+    "dwell_max_s = 14400": "dwell_max_s = 3600",
+}
+NOT_IN_FLEET_DATA = {'mean("voltage_l2_v")', 'mean("voltage_l3_v")'}  # the fleet reports one voltage (L1-N)
+
+
+def _run_demo(influxdb: InfluxServer, tmp_path: Path, seconds: float) -> subprocess.CompletedProcess[str]:
+    """``csms demo`` in its own process, its telemetry going to ``influxdb``."""
+    text = (ROOT / "simulators" / "scenarios" / "demo.toml").read_text(encoding="utf-8")
+    for old, new in DEMO_FAST.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    scenario = tmp_path / "demo-fast.toml"
+    scenario.write_text(text, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CSMS_")}
+    env.update(PYTHONPATH=str(ROOT), CSMS_INFLUX_URL=influxdb.url, CSMS_INFLUX_API="v1",
+               CSMS_INFLUX_FLUSH_INTERVAL_S="0.2", CSMS_INFLUX_HEALTH_INTERVAL_S="1",
+               CSMS_INFLUX_BUFFER_DIR=str(tmp_path / "buffer"))
+    command = [sys.executable, "-m", "csms", "demo", "--duration", str(seconds), "--chargers", "8",
+               "--scenario", str(scenario), "--ocpp-port", str(free_port()), "--api-port", str(free_port())]
+    return subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=seconds + 90)  # killed on timeout
+
+
+def _three_phase_station_with_ended_sessions(influxdb: InfluxServer) -> str:
+    """What an operator would pick to look at: a station whose sessions ended (one-phase
+    stations have no L2/L3 readings to show)."""
+    rows = influxdb.rows('SELECT "tx_id" FROM "session" WHERE "event" = \'ended\' AND time > now() - 1h '
+                         'GROUP BY "station"')
+    ended = {str(r["station"]) for r in rows}
+    rows = influxdb.rows('SELECT count("current_l3_a") FROM "meter" WHERE time > now() - 1h '
+                         'GROUP BY "station"')
+    stations = sorted(ended & {str(r["station"]) for r in rows})
+    assert stations, f"no three-phase station's session ended during the demo run (ended: {sorted(ended)})"
+    return stations[0]
+
+
+def test_after_a_demo_run_every_overview_and_station_panel_has_data_in_the_last_hour(
+    influxdb: InfluxServer, tmp_path: Path,
+) -> None:
+    """The demo's accelerated fleet stamps messages with the wall clock and the CSMS stamps
+    telemetry with its receive time: Grafana's default range shows the run."""
+    done = _run_demo(influxdb, tmp_path, 20.0)
+    assert done.returncode == 0, done.stderr[-3000:]
+    station = _three_phase_station_with_ended_sessions(influxdb)  # the operator picks one with sessions
+    empty = []
+    for name in ("network-overview", "station-detail"):
+        dashboard = json.loads((ROOT / "csms" / "telemetry" / "dashboards" / f"{name}.json").read_text())
+        variables: dict[str, list[str]] = {"station": [station]}
+        for var in dashboard["templating"]["list"]:
+            if var["type"] == "query" and var["name"] not in variables:
+                rows = influxdb.rows(expand(var["query"], variables))
+                variables[var["name"]] = sorted({str(r["value"]) for r in rows})
+        for panel in dashboard["panels"]:
+            for target in panel["targets"]:
+                query = expand(target["query"], variables)
+                if any(field in query for field in NOT_IN_FLEET_DATA):
+                    continue
+                if not has_data(influxdb.query(query)):
+                    empty.append(f"{name} / {panel['title']} / {target['refId']}: {query}")
+    assert not empty, "panels without data in the last hour:\n" + "\n".join(empty)

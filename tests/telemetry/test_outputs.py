@@ -38,6 +38,7 @@ from ocppj.versions import OcppVersion
 
 TS = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 NS = 1_772_366_400_123_456_000
+MS = NS // 1_000_000
 TAGS = StationTags("ACME", "AC 22", "ocpp1.6")
 TX = Transaction("CP1", "7", 1, 2, "TAG", TS, TS + timedelta(minutes=30), 1000.0, 8500.0, "Local")
 STAMP = '"event_id":"E","ts":"2026-03-01T12:00:00.123456Z"'
@@ -147,12 +148,13 @@ CASES: list[tuple[Event, list[str], Message]] = [
     ),
     (
         TransactionStarted(station_id="CP1", transaction=TX, event_id="E", ts=TS),
-        [f"session,connector=2,event=started,evse=1,{STATION_TAGS} {TX_FIELDS} {NS}"],
+        [f"session,connector=2,event=started,evse=1,{STATION_TAGS} {TX_FIELDS},station_time={MS}i {NS}"],
         ("city/stations/CP1/sessions/started", f'{{{STAMP},"station":"CP1",{TX_BODY}}}', False),
     ),
     (
         TransactionEnded(station_id="CP1", transaction=TX, event_id="E", ts=TS),
-        [f"session,connector=2,event=ended,evse=1,{STATION_TAGS} {TX_FIELDS} {NS + 1800 * 10**9}"],
+        [f"session,connector=2,event=ended,evse=1,{STATION_TAGS} {TX_FIELDS},"
+         f"station_time={MS + 1800 * 10**3}i {NS}"],  # at the receive time
         ("city/stations/CP1/sessions/ended", f'{{{STAMP},"station":"CP1",{TX_BODY}}}', False),
     ),
     (
@@ -160,7 +162,7 @@ CASES: list[tuple[Event, list[str], Message]] = [
             sv("Energy.Active.Import.Register", 1500, "Wh"), sv("Current.Import", 13, "A", "L1"),
         ), "42"), event_id="E", ts=TS),
         [f"meter,connector=1,context=Sample.Periodic,evse=2,{STATION_TAGS} "
-         f'energy_wh=1500.0,current_l1_a=13.0,tx_id="42" {NS}'],
+         f'energy_wh=1500.0,current_l1_a=13.0,tx_id="42",station_time={MS}i {NS}'],
         ("city/stations/CP1/evse/2/meter", f'{{{STAMP},"station":"CP1","evse":2,"connector":1,'
          '"sampled_at":"2026-03-01T12:00:00.123456Z","tx_id":"42","power_w":null,"energy_wh":1500,'
          '"current_a":[13,0.0,0.0],"voltage_v":null,"soc_pct":null}', False),

@@ -63,18 +63,19 @@ def test_field_names_carry_measurand_location_phase_and_unit(value: SampledValue
     assert field_name(value) == name
 
 
-def test_meter_point_has_tags_fields_and_station_time() -> None:
+def test_meter_point_is_at_receive_time_with_station_time_as_a_field() -> None:
     sample = MeterSample("CP 1", 2, 1, TS, (
         sv("Energy.Active.Import.Register", 1500, "Wh"),
         sv("Power.Active.Import", 3000, "W", "L1"), sv("Power.Active.Import", 2000, "W", "L2"),
         sv("Current.Import", 13, "A", "L1"),
     ), "42")
-    point = meter_point(sample, TAGS)
+    received = TS - timedelta(hours=2)  # the station's clock runs two hours ahead
+    point = meter_point(sample, TAGS, received)
     assert point is not None
     assert point.line() == (
         "meter,connector=1,context=Sample.Periodic,evse=2,model=AC\\ 22,protocol=ocpp1.6,station=CP\\ 1,"
         "vendor=ACME energy_wh=1500.0,power_l1_w=3000.0,power_l2_w=2000.0,current_l1_a=13.0,power_w=5000.0,"
-        f'tx_id="42" {to_ns(TS)}'
+        f'tx_id="42",station_time={to_ns(TS) // 1_000_000}i {to_ns(received)}'
     )
 
 
@@ -86,7 +87,7 @@ def test_line_protocol_escapes_keys_tags_and_strings_and_drops_empty_and_non_fin
     assert make_point("m", {}, [("x", None)], 1) is None
 
 
-def test_events_become_points_with_their_own_timestamps() -> None:
+def test_events_become_points_at_their_receive_time() -> None:
     tx = Transaction("CP1", "7", 1, 1, "TAG", TS, TS + timedelta(minutes=30), 1000.0, 8500.0, "Local")
     events = [
         StatusChanged(station_id="CP1", evse_id=1, connector_id=1, status="Faulted",
@@ -100,7 +101,8 @@ def test_events_become_points_with_their_own_timestamps() -> None:
     assert 'status="Faulted",code=8i,error_code="GroundFailure"' in lines[0]
     assert ",protocol=ocpp2.0.1," in lines[1] and "connected=1i" in lines[1]
     assert ",event=ended," in lines[2] and "energy_wh=7500.0,duration_s=1800.0" in lines[2]
-    assert lines[2].endswith(str(to_ns(TS + timedelta(minutes=30))))  # the station's stop time
+    assert lines[2].endswith(str(to_ns(TS + timedelta(hours=1))))  # received, not the station's stop time
+    assert f"station_time={to_ns(TS + timedelta(minutes=30)) // 1_000_000}i" in lines[2]
     empty = MeterSampled(station_id="X", sample=MeterSample("X", 1, 1, TS, ()))
     assert event_points(empty, lambda _: TAGS) == []
 

@@ -532,7 +532,8 @@ function stationView(main, params) {
       return;
     }
     const facts = [["Protocol", s.protocol || "—"], ["Vendor", s.vendor || "—"], ["Model", s.model || "—"],
-      ["Serial", s.serial_number || "—"], ["Firmware", s.firmware_version || "—"], ["Last seen", when(s.last_seen)]];
+      ["Serial", s.serial_number || "—"], ["Firmware", s.firmware_version || "—"], ["Last seen", when(s.last_seen)],
+      ["Clock offset", s.clock_offset_s == null ? "—" : `${s.clock_offset_s > 0 ? "+" : ""}${s.clock_offset_s} s`]];
     head.replaceChildren(h("p", { class: "muted crumbs" }, h("a", { href: "#/stations" }, "Stations"), " / ", id),
       pageHead(h("span", {}, `${id} `, badge(s.state)), null),
       h("dl", { class: "facts" }, facts.map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, v)))));

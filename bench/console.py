@@ -1,7 +1,7 @@
 """The console at fleet scale: 5,000 stations and 100,000 sessions in the store.
 
     python -m bench.console                          # 5,000 stations, 100,000 sessions
-    python -m bench.console --stations 500 --sessions 10000 --requests 20
+    python -m bench.console --stations 500 --sessions=10000 --requests 20
 
 Fills a SQLite store in bulk (``fill_store`` of the console tests), starts the CSMS on it and
 measures, over loopback:

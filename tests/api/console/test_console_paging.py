@@ -96,7 +96,7 @@ async def test_session_list_without_new_parameters_is_unchanged(seeded: httpx.As
 
 
 async def test_session_pages_by_start_time_within_a_date_range(seeded: httpx.AsyncClient) -> None:
-    since, until = SEED_START + timedelta(hours=2), SEED_START + timedelta(hours=12)  # sessions 24..143
+    since, until = SEED_START + timedelta(hours=2), SEED_START + timedelta(hours=12)  # transactions 24..143
     params: dict[str, Any] = {"from": since.isoformat(), "to": until.isoformat(), "sort": "started_at:desc",
                               "limit": 25}
     pages = await walk(seeded, "/api/transactions", params)

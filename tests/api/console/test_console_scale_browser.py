@@ -110,7 +110,7 @@ async def test_sessions_page_pages_completed_sessions_within_a_date_range(
     await expect(rows.first).to_have_attribute("data-tx", "599")  # 600 is still open
     await expect(page.locator("section[aria-labelledby=h-active] tbody tr[data-tx]")).to_have_count(12)
 
-    since = (SEED_START + timedelta(hours=2)).isoformat()  # sessions 25..144 started in this range,
+    since = (SEED_START + timedelta(hours=2)).isoformat()  # transactions 25..144 started in this range,
     until = (SEED_START + timedelta(hours=12)).isoformat()  # 50 and 100 of them still open
     await past.get_by_label("Started from").fill(await local_input(page, since))
     await past.get_by_label("Started before").fill(await local_input(page, until))

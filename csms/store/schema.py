@@ -175,7 +175,29 @@ def _v3_device_variables(conn: Connection) -> None:
     device_metadata.create_all(conn)
 
 
-MIGRATIONS: list[Callable[[Connection], Any]] = [_v1_initial, _v2_security, _v3_device_variables]
+audit_metadata = sa.MetaData()
+
+audit = sa.Table(
+    "audit",
+    audit_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("action", sa.String(128), nullable=False),
+    sa.Column("target", sa.String(255), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),  # sha256 of the parameters' canonical JSON
+    sa.Column("result", sa.String(64), nullable=False),  # ok, or the API error code
+)
+
+
+def _v6_audit(conn: Connection) -> None:
+    """The audit log of operator commands (csms.core.audit)."""
+    audit_metadata.create_all(conn)
+
+
+MIGRATIONS: list[Callable[[Connection], Any]] = [
+    _v1_initial, _v2_security, _v3_device_variables, _v6_audit,
+]
 
 
 def migrate(conn: Connection) -> int:

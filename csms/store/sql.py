@@ -3,7 +3,7 @@ SQLite (aiosqlite) by default, PostgreSQL (asyncpg) when scaled out.
 
 A thin composition of the store's parts over one ``Database`` (``csms.store.engine``):
 ``SqlStations`` (stations, connectors, variables, id tags), ``SqlTransactions`` and
-``SqlSecurity`` (credentials, certificates, security events). Each port method is the owning
+``SqlSecurity`` (credentials, certificates, security events) and ``SqlAudit`` (operator commands). Each port method is the owning
 part's bound method, so a call costs no extra hop.
 
 Every write is committed before the method returns (the data-integrity contract: no
@@ -12,6 +12,7 @@ CallResult before a durable commit).
 
 from __future__ import annotations
 
+from csms.store.audit import SqlAudit
 from csms.store.engine import Database
 from csms.store.security import SqlSecurity
 from csms.store.stations import SqlStations
@@ -27,6 +28,7 @@ class SqlStore:
         self.security = security = SqlSecurity(db)
         self.stations = stations = SqlStations(db, security.credentials)
         self.transactions = transactions = SqlTransactions(db)
+        self.audit = audit = SqlAudit(db)
 
         self.get_station = stations.get_station
         self.list_stations = stations.list_stations
@@ -58,6 +60,9 @@ class SqlStore:
         self.save_certificate = security.save_certificate
         self.set_certificate_status = security.set_certificate_status
         self.list_certificates = security.list_certificates
+
+        self.record_audit = audit.record_audit
+        self.list_audit = audit.list_audit
 
     @classmethod
     async def open(cls, db: str, *, synchronous: str = "FULL") -> SqlStore:

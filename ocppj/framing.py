@@ -160,7 +160,9 @@ def _unparsed(raw: str | bytes, version: OcppVersion, why: str) -> FrameError:
     found = _CALL_HEAD.match(text)
     uid = found.group(1) if found else "-1"
     if found and "depth limit" in why:
-        return FrameError(_error(version, uid, ErrorKind.FORMAT, "Frame nests deeper than allowed"), "too deep")
+        return FrameError(
+            _error(version, uid, ErrorKind.FORMAT, "Frame nests deeper than allowed"), "too deep"
+        )
     if found and "number" in why:
         return FrameError(
             _error(version, uid, ErrorKind.TYPE, "Number out of range in payload"), "number out of range"

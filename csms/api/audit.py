@@ -1,4 +1,4 @@
-"""The audit trail of operator commands: the ``audited`` dependency records them, ``GET /api/audit`` pages them.
+"""The audit trail of operator commands: ``audited`` records them, ``GET /api/audit`` pages them.
 
 Every state-changing request (not GET/HEAD/OPTIONS) of a route that depends on ``audited``
 is recorded once it is answered: actor (``token:<role>``, ``console:<role>`` for the
@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import orjson
 import structlog
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
 from csms.api.auth import guard_of
@@ -83,7 +83,8 @@ def _parsed(body: bytes) -> Any:
 def _entry(request: Request, body: bytes, result: str, ctx: ApiContext) -> AuditEntry:
     params = request.path_params
     route = request.scope.get("route")
-    action = next((str(params[k]) for k in _NAMED_BY if k in params), getattr(route, "name", request.url.path))
+    named = getattr(route, "name", request.url.path)
+    action = next((str(params[k]) for k in _NAMED_BY if k in params), named)
     parsed = _parsed(body)
     target = "/".join(str(params[k]) for k in _TARGETS if k in params)
     if not target and isinstance(parsed, dict) and isinstance(parsed.get("id_tag"), str):

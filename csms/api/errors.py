@@ -113,7 +113,8 @@ def error_of(exc: BaseException) -> ApiError:
     if isinstance(exc, ApiError):
         return exc
     if isinstance(exc, StarletteHTTPException):
-        return ApiError(exc.status_code, code_of_status(exc.status_code), str(exc.detail), headers=exc.headers)
+        status = exc.status_code
+        return ApiError(status, code_of_status(status), str(exc.detail), headers=exc.headers)
     if isinstance(exc, RequestValidationError):
         code, text = plain_reason(exc.errors())
         return ApiError(400, code, text)

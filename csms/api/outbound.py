@@ -32,14 +32,17 @@ def outbound_limit(ctx: ApiContext, charger_id: str, version: OcppVersion, actio
     limit = s.max_outbound_bytes or s.max_message_bytes
     live = ctx.service.live.get(charger_id)
     if version is OcppVersion.V201 and live is not None:
-        for key in (f"DeviceDataCtrlr/BytesPerMessage({action})/Actual", "DeviceDataCtrlr/BytesPerMessage/Actual"):
+        own = f"DeviceDataCtrlr/BytesPerMessage({action})/Actual"
+        for key in (own, "DeviceDataCtrlr/BytesPerMessage/Actual"):
             reported = live.variables.get(key, "").strip()
             if reported.isascii() and reported.isdigit() and int(reported) > 0:
                 return min(limit, int(reported))
     return limit
 
 
-def check_size(ctx: ApiContext, charger_id: str, version: OcppVersion, action: str, payload: dict[str, Any]) -> None:
+def check_size(
+    ctx: ApiContext, charger_id: str, version: OcppVersion, action: str, payload: dict[str, Any]
+) -> None:
     """Raise 413 ``payload_too_large`` when the CALL would exceed the station's limit (nothing is sent)."""
     try:
         size = len(framing.encode_call(_LONGEST_ID, action, payload))

@@ -19,7 +19,8 @@ class SqlAudit:
 
     async def record_audit(self, entry: AuditEntry) -> int:
         """Commit ``entry`` (over-long names are cut to their column); returns its id."""
-        actor, action, target = (v[:n] for v, n in zip((entry.actor, entry.action, entry.target), _MAX))
+        names = (entry.actor, entry.action, entry.target)
+        actor, action, target = (v[:n] for v, n in zip(names, _MAX, strict=True))
         async with self._db.write() as conn:
             res = await conn.execute(t.audit.insert().values(
                 at=entry.at, actor=actor, action=action, target=target, digest=entry.digest,

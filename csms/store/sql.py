@@ -3,7 +3,8 @@ SQLite (aiosqlite) by default, PostgreSQL (asyncpg) when scaled out.
 
 A thin composition of the store's parts over one ``Database`` (``csms.store.engine``):
 ``SqlStations`` (stations, connectors, variables, id tags), ``SqlTransactions`` and
-``SqlSecurity`` (credentials, certificates, security events) and ``SqlAudit`` (operator commands). Each port method is the owning
+``SqlSecurity`` (credentials, certificates, security events) and ``SqlAudit`` (operator
+commands). Each port method is the owning
 part's bound method, so a call costs no extra hop.
 
 Every write is committed before the method returns (the data-integrity contract: no

@@ -40,7 +40,8 @@ CASES_16: list[tuple[str, tuple[str, str] | None]] = [
     ('[2,"m12","StartTransaction",{"connectorId":"1","idTag":"T","meterStart":0,'
      '"timestamp":"2026-01-01T00:00:00Z"}]', ("m12", "TypeConstraintViolation")),
     ('[2,"m13","DataTransfer",{"vendorId":"v","data":' + DEEP + '}]', ("m13", "FormationViolation")),
-    ('[2,"m14","MeterValues",{"connectorId":' + HUGE + ',"meterValue":[]}]', ("m14", "TypeConstraintViolation")),
+    ('[2,"m14","MeterValues",{"connectorId":' + HUGE + ',"meterValue":[]}]',
+     ("m14", "TypeConstraintViolation")),
 ]
 
 CASES_201: list[tuple[str, tuple[str, str] | None]] = [

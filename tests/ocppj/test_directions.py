@@ -11,7 +11,9 @@ from ocppj.directions import station_initiated
 from ocppj.versions import OcppVersion
 
 
-@pytest.mark.parametrize(("version", "served"), [(OcppVersion.V16, V16_HANDLERS), (OcppVersion.V201, V201_HANDLERS)])
+@pytest.mark.parametrize(
+    ("version", "served"), [(OcppVersion.V16, V16_HANDLERS), (OcppVersion.V201, V201_HANDLERS)]
+)
 def test_station_initiated_actions_exist_and_include_every_served_action(
     version: OcppVersion, served: dict[str, object]
 ) -> None:

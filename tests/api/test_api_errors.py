@@ -7,10 +7,11 @@ from pathlib import Path
 
 import httpx
 from ocpp.v16 import call
+from ocpp.v201 import call as call201
 
 from csms.app import CsmsApp, running
 from tests.conftest import make_settings
-from tests.e2e.stations import Station16, connected
+from tests.e2e.stations import Station16, Station201, connected
 
 
 def _shape(r: httpx.Response, status: int, code: str) -> None:
@@ -88,3 +89,21 @@ async def test_auth_errors_keep_their_status_in_the_same_shape(tmp_path: Path) -
         assert r.headers["www-authenticate"] == "Bearer"
         r = await api.put("/api/chargers/X", json={}, headers={"Authorization": "Bearer " + "r" * 32})
         _shape(r, 403, "forbidden")
+
+
+async def test_a_201_station_s_reported_bytes_per_message_caps_the_frame(
+    csms: CsmsApp, api: httpx.AsyncClient
+) -> None:
+    async with connected(Station201, csms.ocpp_url, "BPM", "ocpp2.0.1") as cs:
+        await cs.call(call201.NotifyReport(
+            request_id=1, generated_at="2026-11-29T08:00:00Z", seq_no=0, tbc=False,
+            report_data=[{"component": {"name": "DeviceDataCtrlr"}, "variable": {"name": "BytesPerMessage"},
+                          "variable_attribute": [{"type": "Actual", "value": "2000"}]}],
+        ), suppress=False)
+        item = {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}
+        small = await api.post("/api/chargers/BPM/actions/GetVariables", json={"getVariableData": [item]})
+        assert small.status_code == 200, small.text
+        big = await api.post("/api/chargers/BPM/actions/GetVariables", json={"getVariableData": [item] * 40})
+        _shape(big, 413, "payload_too_large")
+        assert "2000" in big.json()["detail"]
+        assert [name for name, _ in cs.received] == ["GetVariables"]

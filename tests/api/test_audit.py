@@ -47,7 +47,8 @@ async def test_an_api_remote_stop_is_audited_with_its_actor_and_result(tmp_path:
         r = await api.post("/api/chargers/GONE/actions/Reset", json={"type": "Hard"})
         assert r.status_code == 404
         secret = "a-password-of-20-chars"
-        assert (await api.put("/api/chargers/AUD2", json={"security_profile": 1, "password": secret})).is_success
+        r = await api.put("/api/chargers/AUD2", json={"security_profile": 1, "password": secret})
+        assert r.is_success
         await api.get("/api/chargers")  # reads are not recorded
 
         put, failed, stop = await _items(api)
@@ -75,7 +76,8 @@ async def test_console_actions_are_audited(tmp_path: Path) -> None:
                                headers={"X-CSMS-Console": "1"})
             assert r.status_code == 200
         item = (await api.get("/api/audit")).json()["items"][0]
-        assert (item["actor"], item["action"], item["target"], item["result"]) == ("local", "reset", "AUD3", "ok")
+        assert (item["actor"], item["action"], item["target"]) == ("local", "reset", "AUD3")
+        assert item["result"] == "ok"
 
 
 def test_cli_changes_are_audited_as_cli_user(tmp_path: Path) -> None:
@@ -93,5 +95,6 @@ def test_cli_changes_are_audited_as_cli_user(tmp_path: Path) -> None:
 
     me = f"cli:{getpass.getuser()}"
     assert asyncio.run(entries()) == [
-        (me, "tags remove", "NOPE", "not_found"), (me, "tags add", "TAG1", "ok"), (me, "stations add", "CLI1", "ok"),
+        (me, "tags remove", "NOPE", "not_found"), (me, "tags add", "TAG1", "ok"),
+        (me, "stations add", "CLI1", "ok"),
     ]

@@ -40,7 +40,8 @@ async def test_an_active_201_session_reports_energy_from_plain_meter_values(
             {"value": 2_000, "measurand": "Energy.Active.Import.Register", "context": "Transaction.Begin"}]}
         await cs.call(call201.TransactionEvent(
             event_type="Started", timestamp=T0, trigger_reason="CablePluggedIn", seq_no=0,
-            transaction_info={"transaction_id": "TXE"}, evse={"id": 1, "connector_id": 1}, meter_value=[begin],
+            transaction_info={"transaction_id": "TXE"}, evse={"id": 1, "connector_id": 1},
+            meter_value=[begin],
         ), suppress=False)
         await cs.call(call201.MeterValues(evse_id=1, meter_value=[{"timestamp": T1, "sampled_value": [
             {"value": 2_345.4999, "measurand": "Energy.Active.Import.Register"}]}]), suppress=False)

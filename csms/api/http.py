@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.responses import PlainTextResponse
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 
@@ -78,7 +79,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     async def healthz(ctx: Ctx) -> dict[str, Any]:
         return {"status": "ok", "connected_stations": len(ctx.registry)}
 
-    @app.get("/metrics", tags=["ops"])
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     async def metrics(ctx: Ctx) -> Response:
         return Response(ctx.metrics.render(), media_type=CONTENT_TYPE)
 
@@ -165,7 +166,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
         txs = await ctx.service.store.list_transactions(station_id=charger_id, active=active, limit=limit)
         return [transaction_view(ctx, tx) for tx in txs]
 
-    @app.post("/api/id-tags", dependencies=secured, tags=["id tags"], status_code=201)
+    @app.post("/api/id-tags", dependencies=secured, tags=["id tags"], status_code=201,
+              responses={200: {"description": "an existing id tag was updated"}})
     async def put_id_tag(body: IdTagIn, ctx: Ctx, response: Response) -> dict[str, Any]:
         created = await ctx.service.put_id_tag(IdTag(body.id_tag, body.status, body.expiry, body.parent))
         if not created:

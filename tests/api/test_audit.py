@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +16,12 @@ from ocpp.v16 import call
 from ocpp.v16 import call_result as result16
 
 from csms.app import running
-from csms.cli import main as cli_main
 from csms.core.audit import digest
 from csms.store.sql import SqlStore
 from tests.conftest import make_settings
 from tests.e2e.stations import Station16, connected
 
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "operator-token-0123456789abcdef"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -80,11 +83,18 @@ async def test_console_actions_are_audited(tmp_path: Path) -> None:
         assert item["result"] == "ok"
 
 
+def _cli(*args: str) -> int:
+    """``csms`` in its own process (it configures logging for itself), on the tests' sources."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "csms", *args], env=env, capture_output=True, timeout=60)
+    return done.returncode
+
+
 def test_cli_changes_are_audited_as_cli_user(tmp_path: Path) -> None:
     db = str(tmp_path / "cli.sqlite3")
-    assert cli_main(["stations", "--db", db, "add", "CLI1", "--security-profile", "3"]) == 0
-    assert cli_main(["tags", "--db", db, "add", "TAG1"]) == 0
-    assert cli_main(["tags", "--db", db, "remove", "NOPE"]) == 1
+    assert _cli("stations", "--db", db, "add", "CLI1", "--security-profile", "3") == 0
+    assert _cli("tags", "--db", db, "add", "TAG1") == 0
+    assert _cli("tags", "--db", db, "remove", "NOPE") == 1
 
     async def entries() -> list[tuple[str, str, str, str]]:
         store = await SqlStore.open(db)

@@ -7,12 +7,15 @@ commands do not load the server); the event loop and signals are ``csms.runtime`
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from csms.config import Settings, load_settings
+from csms.core.audit import AuditEntry, AuditLog, digest
 from csms.errors import ConfigError, StoreUnavailable
 from csms.logging import configure_logging
 from csms.runtime import run, stop_on_signals, wait_stopped
@@ -117,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     tadd.add_argument("--expiry", help="RFC 3339 expiry time")
     tadd.add_argument("--parent", help="parent (group) id tag")
     tags_sub.add_parser("list", help="list id tags")
+    trm = tags_sub.add_parser("remove", help="remove an id tag")
+    trm.add_argument("id_tag")
 
     from csms.telemetry.grafana_push import add_parser as add_dashboards_parser
 
@@ -147,6 +152,22 @@ async def _serve(settings: Settings, duration: float | None = None) -> None:
         await app.stop()
 
 
+def cli_actor() -> str:
+    """The audit log's actor for this command line: ``cli:<login name>``."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):
+        return f"cli:uid-{os.getuid()}"
+
+
+async def _audit(
+    log: AuditLog, action: str, target: str, params: Mapping[str, Any], result: str = "ok"
+) -> None:
+    """Record a state-changing command; ``params`` are hashed, never stored, and hold no secrets."""
+    entry = AuditEntry(datetime.now(UTC), cli_actor(), action, target, digest(params), result)
+    await log.record_audit(entry)
+
+
 async def _stations(settings: Settings, args: argparse.Namespace) -> int:
     from csms.security.passwords import hash_password
     from csms.store.sql import SqlStore
@@ -154,14 +175,17 @@ async def _stations(settings: Settings, args: argparse.Namespace) -> int:
     store = await SqlStore.open(settings.db)
     try:
         if args.action == "add":
-            if args.security_profile >= 1 and not args.password:
-                raise ConfigError("--security-profile 1-3 needs --password")
+            if 1 <= args.security_profile <= 2 and not args.password:
+                raise ConfigError("--security-profile 1-2 needs --password (3 authenticates by certificate)")
             if args.password is not None and not 16 <= len(args.password) <= 40:
                 raise ConfigError("--password must be 16 to 40 characters")
             await store.upsert_station(
                 args.station_id, security_profile=args.security_profile,
                 password_hash=hash_password(args.password) if args.password else None,
             )
+            secret = "<redacted>" if args.password else None
+            params = {"security_profile": args.security_profile, "password": secret}
+            await _audit(store, "stations add", args.station_id, params)
             print(f"registered {args.station_id} (security profile {args.security_profile})")
         elif args.action == "list":
             for s in await store.list_stations():
@@ -170,8 +194,10 @@ async def _stations(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"{s.station_id}\tprofile={s.security_profile}\tprotocol={proto}\tlast_seen={seen}")
         elif args.action == "remove":
             if not await store.delete_station(args.station_id):
+                await _audit(store, "stations remove", args.station_id, {}, "not_registered")
                 print(f"no station {args.station_id!r}", file=sys.stderr)
                 return 1
+            await _audit(store, "stations remove", args.station_id, {})
             print(f"removed {args.station_id}")
     finally:
         await store.close()
@@ -191,7 +217,16 @@ async def _tags(settings: Settings, args: argparse.Namespace) -> int:
             except ValueError:
                 raise ConfigError(f"--expiry {args.expiry!r} is not an RFC 3339 time") from None
             await store.put_id_tag(IdTag(args.id_tag, AuthStatus(args.status), expiry, args.parent))
+            params = {"status": args.status, "expiry": args.expiry, "parent": args.parent}
+            await _audit(store, "tags add", args.id_tag, params)
             print(f"id tag {args.id_tag}: {args.status}")
+        elif args.action == "remove":
+            if not await store.delete_id_tag(args.id_tag):
+                await _audit(store, "tags remove", args.id_tag, {}, "not_found")
+                print(f"no id tag {args.id_tag!r}", file=sys.stderr)
+                return 1
+            await _audit(store, "tags remove", args.id_tag, {})
+            print(f"removed id tag {args.id_tag}")
         else:
             for t in await store.list_id_tags():
                 print(f"{t.id_tag}\t{t.status.value}\texpiry={t.expiry or '-'}\tparent={t.parent or '-'}")

@@ -191,6 +191,7 @@ class Settings(_Section):
     ping_interval_s: float = Field(60.0, ge=0)
     ping_timeout_s: float = Field(30.0, ge=0)
     max_message_bytes: int = Field(1 << 20, ge=1024)
+    max_outbound_bytes: int = Field(0, ge=0)  # largest CALL the API sends; 0: max_message_bytes
     api_token: str = ""
     api_readonly_token: str = ""  # GET-only access to the API
     log_format: Literal["json", "console", "auto"] = "auto"

@@ -9,6 +9,7 @@ the CALLERROR the peer must receive (or ``None`` when the spec says to ignore it
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,9 @@ CALL = 2
 CALLRESULT = 3
 CALLERROR = 4
 MAX_ID_LENGTH = 36
+# The message id of a CALL, read from the head of a frame the JSON parser refused (bounded: no recursion).
+_CALL_HEAD = re.compile(r'\s*\[\s*2\s*,\s*"([^"\\]{1,36})"')
+_HEAD_CHARS = 128
 
 
 class ErrorKind(enum.Enum):
@@ -96,9 +100,7 @@ def parse(raw: str | bytes, version: OcppVersion) -> Frame:
     try:
         msg = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        uid = "-1"
-        kind = ErrorKind.RPC_FRAMEWORK if version is OcppVersion.V201 else ErrorKind.FORMAT
-        raise FrameError(_error(version, uid, kind, "Frame is not valid JSON"), "invalid json") from exc
+        raise _unparsed(raw, version, str(exc)) from exc
     if not isinstance(msg, list) or len(msg) < 3:
         uid = msg[1] if isinstance(msg, list) and len(msg) > 1 and _valid_id(msg[1]) else "-1"
         raise FrameError(
@@ -145,6 +147,28 @@ def parse(raw: str | bytes, version: OcppVersion) -> Frame:
         _error(version, uid, ErrorKind.MESSAGE_TYPE, f"Message type {mtype!r} is not supported"),
         "unknown message type",
     )
+
+
+def _unparsed(raw: str | bytes, version: OcppVersion, why: str) -> FrameError:
+    """The error for a frame the JSON parser refused, answered with the CALL's own id when its head has one.
+
+    Valid JSON beyond the parser's limits keeps its id and gets a payload error: nesting deeper
+    than the depth limit is a FormatViolation, a number no double can hold a TypeConstraintViolation.
+    """
+    head = raw[:_HEAD_CHARS]
+    text = head.decode("utf-8", "replace") if isinstance(head, bytes) else head
+    found = _CALL_HEAD.match(text)
+    uid = found.group(1) if found else "-1"
+    if found and "depth limit" in why:
+        return FrameError(
+            _error(version, uid, ErrorKind.FORMAT, "Frame nests deeper than allowed"), "too deep"
+        )
+    if found and "number" in why:
+        return FrameError(
+            _error(version, uid, ErrorKind.TYPE, "Number out of range in payload"), "number out of range"
+        )
+    kind = ErrorKind.RPC_FRAMEWORK if version is OcppVersion.V201 else ErrorKind.FORMAT
+    return FrameError(_error(version, uid, kind, "Frame is not valid JSON"), "invalid json")
 
 
 def _valid_id(uid: object) -> bool:

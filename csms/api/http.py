@@ -2,6 +2,8 @@
 
 Every route reads the ``ApiContext`` from ``app.state.ctx``. When the API listens on
 a non-loopback address, every ``/api`` route needs ``Authorization: Bearer <token>``.
+Errors answer ``{"error": code, "detail": text}`` (``csms.api.errors``); state changes are
+recorded in the audit log (``csms.api.audit``). /docs and /redoc are served from packaged assets.
 """
 
 from __future__ import annotations
@@ -11,34 +13,32 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import PlainTextResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 
+from csms.api import errors
 from csms.api.alarms import alarms_router
+from csms.api.audit import audit_router, audited
 from csms.api.auth import guard_of
 from csms.api.console.routes import console_router
 from csms.api.context import ApiContext
+from csms.api.errors import ERROR_RESPONSES, ApiError, from_control_error
 from csms.api.events import events_router
 from csms.api.feeders import feeders_router
+from csms.api.outbound import absent, check_size
 from csms.api.pages import pages_router
 from csms.api.security import security_router
 from csms.api.views import charger_detail, iso, registered_view
 from csms.core.model import AuthStatus, IdTag
 from csms.core.service import LiveStation
-from csms.errors import (
-    CallErrorReceived,
-    CallTimeout,
-    PayloadInvalid,
-    ResponseInvalid,
-    StationNotConnected,
-    StoreUnavailable,
-    UnknownAction,
-)
+from csms.errors import ControlError, UnknownAction
 from csms.metrics import CONTENT_TYPE
 from csms.ocpp.handshake import MAX_STATION_ID
 from csms.security import passwords
 from csms.security.lifecycle import sets_password
 from ocppj import schemas
+from ocppj.directions import station_initiated
 
 
 def ctx_of(request: Request) -> ApiContext:
@@ -67,23 +67,22 @@ class ChargerIn(BaseModel):
 
 
 def create_app(ctx: ApiContext) -> FastAPI:
-    app = FastAPI(
+    app: FastAPI = FastAPIOffline(
         title="CSMS operator API",
         version="0.1.0",
         description="Chargers, CSMS-initiated OCPP actions, transactions and id tags.",
+        responses=ERROR_RESPONSES,
+        static_url="/docs-static",
     )
     app.state.ctx = ctx
-    secured = [Depends(require_token)]
-
-    @app.exception_handler(StoreUnavailable)
-    async def _store_down(_r: Request, exc: StoreUnavailable) -> JSONResponse:
-        return JSONResponse({"detail": f"database unavailable: {exc}"}, status_code=503)
+    errors.install(app)
+    secured = [Depends(require_token), Depends(audited)]
 
     @app.get("/healthz", tags=["ops"])
     async def healthz(ctx: Ctx) -> dict[str, Any]:
         return {"status": "ok", "connected_stations": len(ctx.registry)}
 
-    @app.get("/metrics", tags=["ops"])
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     async def metrics(ctx: Ctx) -> Response:
         return Response(ctx.metrics.render(), media_type=CONTENT_TYPE)
 
@@ -91,7 +90,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     async def get_charger(charger_id: str, ctx: Ctx) -> dict[str, Any]:
         view = await charger_detail(ctx, charger_id)
         if view is None:
-            raise HTTPException(404, f"charger {charger_id!r} is not registered")
+            raise ApiError(404, "not_registered", f"charger {charger_id!r} is not registered")
         return view
 
     @app.get("/api/chargers/{charger_id}/variables", dependencies=secured, tags=["chargers"])
@@ -101,7 +100,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
         with the ``GetBaseReport`` action."""
         live = ctx.service.live.get(charger_id)
         if live is None:
-            raise HTTPException(404, f"charger {charger_id!r} is not registered")
+            raise ApiError(404, "not_registered", f"charger {charger_id!r} is not registered")
         return dict(sorted(live.variables.items()))
 
     @app.put("/api/chargers/{charger_id}", dependencies=secured, tags=["chargers"])
@@ -109,10 +108,10 @@ def create_app(ctx: ApiContext) -> FastAPI:
         """Register a station or change its security profile / password (write-only)."""
         if not charger_id.isprintable() or len(charger_id) > MAX_STATION_ID or "/" in charger_id:
             raise HTTPException(400, "charger id must be 1-48 printable characters without '/'")
-        if body.security_profile >= 1 and body.password is None:
+        if 1 <= body.security_profile <= 2 and body.password is None:  # profile 3: client certificate
             existing = await ctx.service.store.get_password_hash(charger_id)
             if existing is None:
-                raise HTTPException(400, "security_profile >= 1 needs a password")
+                raise ApiError(400, "invalid_payload", "security_profile 1 and 2 need a password")
         hashed = await asyncio.to_thread(passwords.hash_password, body.password) if body.password else None
         station = await ctx.service.store.upsert_station(
             charger_id, security_profile=body.security_profile, password_hash=hashed
@@ -123,7 +122,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     @app.delete("/api/chargers/{charger_id}", dependencies=secured, tags=["chargers"], status_code=204)
     async def delete_charger(charger_id: str, ctx: Ctx) -> Response:
         if not await ctx.service.store.delete_station(charger_id):
-            raise HTTPException(404, f"charger {charger_id!r} is not registered")
+            raise ApiError(404, "not_registered", f"charger {charger_id!r} is not registered")
         ctx.service.forget(charger_id)
         session = ctx.registry.get(charger_id)
         if session is not None:
@@ -135,33 +134,29 @@ def create_app(ctx: ApiContext) -> FastAPI:
         charger_id: str, action: str, payload: dict[str, Any], ctx: Ctx,
         timeout: Annotated[float | None, Query(gt=0, le=300)] = None,
     ) -> Any:
-        """Send any CSMS-initiated OCPP action; the body is the payload in the station's version."""
+        """Send any CSMS-initiated OCPP action; the body is the payload in the station's version.
+
+        Refused before anything is sent: a station->CSMS action (400 ``wrong_direction``), an
+        unknown action or invalid payload (400), a frame over the station's limit (413)."""
         version = ctx.control.protocol_of(charger_id)
         if version is None:
-            raise HTTPException(404, f"charger {charger_id!r} is not connected")
+            raise await absent(ctx, charger_id)
+        if action in station_initiated(version):
+            raise ApiError(400, "wrong_direction", f"{action} is sent by a charging station, not to one")
         if sets_password(action, payload):
-            raise HTTPException(400, f"set passwords with POST /api/chargers/{charger_id}/password")
+            raise ApiError(400, "bad_request", f"set passwords with POST /api/chargers/{charger_id}/password")
+        if action in schemas.actions(version):
+            check_size(ctx, charger_id, version, action, payload)
         try:
             return await ctx.control.call(charger_id, action, payload, timeout=timeout)
         except UnknownAction as exc:
-            known = ", ".join(sorted(schemas.actions(version)))
-            raise HTTPException(400, f"{exc}; known actions: {known}") from None
-        except PayloadInvalid as exc:
-            raise HTTPException(400, f"payload invalid for {action}: {exc}") from None
-        except StationNotConnected as exc:
-            raise HTTPException(404, str(exc)) from None
-        except CallErrorReceived as exc:
-            return JSONResponse(
-                {"detail": "station answered with a CALLERROR", "code": exc.code,
-                 "description": exc.description, "details": exc.details},
-                status_code=502,
-            )
-        except ResponseInvalid as exc:
-            raise HTTPException(502, str(exc)) from None
-        except CallTimeout as exc:
-            raise HTTPException(504, str(exc)) from None
+            known = ", ".join(sorted(schemas.actions(version) - station_initiated(version)))
+            raise ApiError(400, "unknown_action", f"{exc}; known actions: {known}") from None
+        except ControlError as exc:
+            raise from_control_error(exc) from None
 
-    @app.post("/api/id-tags", dependencies=secured, tags=["id tags"], status_code=201)
+    @app.post("/api/id-tags", dependencies=secured, tags=["id tags"], status_code=201,
+              responses={200: {"description": "an existing id tag was updated"}})
     async def put_id_tag(body: IdTagIn, ctx: Ctx, response: Response) -> dict[str, Any]:
         created = await ctx.service.put_id_tag(IdTag(body.id_tag, body.status, body.expiry, body.parent))
         if not created:
@@ -178,7 +173,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     @app.delete("/api/id-tags/{id_tag}", dependencies=secured, tags=["id tags"], status_code=204)
     async def delete_id_tag(id_tag: str, ctx: Ctx) -> Response:
         if not await ctx.service.store.delete_id_tag(id_tag):
-            raise HTTPException(404, f"id tag {id_tag!r} not found")
+            raise ApiError(404, "not_found", f"id tag {id_tag!r} not found")
         return Response(status_code=204)
 
     @app.get("/api/security-events", dependencies=secured, tags=["chargers"])
@@ -191,5 +186,6 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(feeders_router(secured))
     app.include_router(alarms_router(secured))
     app.include_router(security_router(secured))
+    app.include_router(audit_router(secured))
     app.include_router(console_router(ctx))
     return app

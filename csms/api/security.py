@@ -89,7 +89,8 @@ def security_router(secured: list[Any]) -> APIRouter:
         """Ask the station to send a SignCertificate now."""
         return await _station_call(lifecycle.request_new_certificate(_ctx(request).control, charger_id))
 
-    @router.get("/ca.pem")
+    @router.get("/ca.pem", response_class=Response,
+                responses={200: {"content": {"application/x-pem-file": {}}, "description": "PEM"}})
     async def ca_certificate(request: Request) -> Response:
         """The certificate of the CA that signs station certificates (public)."""
         return Response(_ca(_ctx(request)).get().cert_pem, media_type="application/x-pem-file")

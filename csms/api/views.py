@@ -77,8 +77,9 @@ async def charger_detail(ctx: ApiContext, charger_id: str) -> dict[str, Any] | N
 
 
 def transaction_view(ctx: ApiContext, tx: Transaction) -> dict[str, Any]:
-    """A transaction as the API and the console show it (1.6 ids as integers, energy so far)."""
+    """A transaction as the API and the console show it (1.6 ids as integers, energy so far in whole Wh)."""
     tx_id: int | str = int(tx.tx_id) if tx.protocol.value == "ocpp1.6" and tx.tx_id.isdigit() else tx.tx_id
+    energy = ctx.service.live_energy_wh(tx)
     return {
         "id": tx_id,
         "charger_id": tx.station_id,
@@ -90,7 +91,7 @@ def transaction_view(ctx: ApiContext, tx: Transaction) -> dict[str, Any]:
         "stopped_at": iso(tx.stopped_at),
         "meter_start_wh": tx.meter_start_wh,
         "meter_stop_wh": tx.meter_stop_wh,
-        "energy_wh": ctx.service.live_energy_wh(tx),
+        "energy_wh": None if energy is None else round(energy),  # whole Wh: no float noise
         "stop_reason": tx.stop_reason,
         "active": tx.active,
         "flags": list(tx.flags),

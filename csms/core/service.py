@@ -280,13 +280,34 @@ class ChargingService:
         self.clock_offsets.forget(station_id)
 
     def live_energy_wh(self, tx: Transaction) -> float | None:
-        """Energy so far of an active transaction, from the latest register reading."""
+        """Energy so far of a transaction: the ended one's register difference, else the latest
+        register reading of its transaction or EVSE (1.6 and 2.0.1 alike) minus its start."""
         if tx.energy_wh is not None:
             return tx.energy_wh
-        last = self._meter_last.get((tx.station_id, tx.tx_id))
-        if last is None or tx.meter_start_wh is None:
+        if tx.meter_start_wh is None or not tx.active:
             return None
-        return last - tx.meter_start_wh
+        last = self._meter_last.get((tx.station_id, tx.tx_id))
+        newest = self._evse_reading(tx)
+        if newest is not None:
+            last = newest
+        return None if last is None else last - tx.meter_start_wh
+
+    def _evse_reading(self, tx: Transaction) -> float | None:
+        """The newest energy register reading of the transaction's EVSE taken since it started."""
+        live = self.live.get(tx.station_id)
+        if live is None:
+            return None
+        best: MeterSample | None = None
+        for (evse_id, _c), sample in live.last_sample.items():
+            if evse_id != tx.evse_id or sample.energy_wh is None:
+                continue
+            if sample.transaction_id not in (None, tx.tx_id):
+                continue
+            if tx.started_at is not None and sample.ts < tx.started_at:
+                continue
+            if best is None or sample.ts > best.ts:
+                best = sample
+        return None if best is None else best.energy_wh
 
     async def flush(self) -> None:
         """Write behind: connector states, last-seen times and device variables, a batch each.

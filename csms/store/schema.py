@@ -260,9 +260,29 @@ def _v6_transaction_start_index(conn: Connection) -> None:
     ))
 
 
+audit_metadata = sa.MetaData()
+
+audit = sa.Table(
+    "audit",
+    audit_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("action", sa.String(128), nullable=False),
+    sa.Column("target", sa.String(255), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),  # sha256 of the parameters' canonical JSON
+    sa.Column("result", sa.String(64), nullable=False),  # ok, or the API error code
+)
+
+
+def _v7_audit(conn: Connection) -> None:
+    """The audit log of operator commands (csms.core.audit)."""
+    audit_metadata.create_all(conn)
+
+
 MIGRATIONS: list[Callable[[Connection], Any]] = [
     _v1_initial, _v2_security, _v3_device_variables, _v4_station_events, _v5_alarms,
-    _v6_transaction_start_index,
+    _v6_transaction_start_index, _v7_audit,
 ]
 
 

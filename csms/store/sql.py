@@ -5,8 +5,8 @@ A thin composition of the store's parts over one ``Database`` (``csms.store.engi
 ``SqlStations`` (stations, connectors, variables, id tags), ``SqlTransactions``,
 ``SqlStationEvents`` (station events, signed meter values) and ``SqlSecurity`` (credentials,
 certificates, security events); ``alarms`` (``SqlAlarms``) is used as a part of its own by
-the alarm service. Each port method is the owning part's bound method, so a call costs no
-extra hop.
+the alarm service, and ``SqlAudit`` (operator commands). Each port method is the owning
+part's bound method, so a call costs no extra hop.
 
 Every write is committed before the method returns (the data-integrity contract: no
 CallResult before a durable commit).
@@ -15,6 +15,7 @@ CallResult before a durable commit).
 from __future__ import annotations
 
 from csms.store.alarms import SqlAlarms
+from csms.store.audit import SqlAudit
 from csms.store.engine import Database
 from csms.store.security import SqlSecurity
 from csms.store.station_events import SqlStationEvents
@@ -33,6 +34,7 @@ class SqlStore:
         self.transactions = transactions = SqlTransactions(db)
         self.alarms = SqlAlarms(db)
         self.station_events = events = SqlStationEvents(db)
+        self.audit = audit = SqlAudit(db)
 
         self.get_station = stations.get_station
         self.list_stations = stations.list_stations
@@ -71,6 +73,9 @@ class SqlStore:
         self.save_certificate = security.save_certificate
         self.set_certificate_status = security.set_certificate_status
         self.list_certificates = security.list_certificates
+
+        self.record_audit = audit.record_audit
+        self.list_audit = audit.list_audit
 
     @classmethod
     async def open(cls, db: str, *, synchronous: str = "FULL") -> SqlStore:

@@ -13,6 +13,8 @@ from csms.app import CsmsApp
 from tests.gateway.relay import csms_direct_or_via_gateway  # noqa: F401  (csms: direct and via a gateway)
 
 HEARTBEAT = '[2,"hb-after","Heartbeat",{}]'
+DEEP = "[" * 2000 + "]" * 2000  # valid JSON nested deeper than the parser's limit
+HUGE = "9" * 5000  # a valid JSON integer no double can hold
 
 # (frame, expected reply as (message id, error code)) per version; None = no reply (ignored)
 CASES_16: list[tuple[str, tuple[str, str] | None]] = [
@@ -37,6 +39,9 @@ CASES_16: list[tuple[str, tuple[str, str] | None]] = [
     ('[3,"never-sent",{}]', None),  # unsolicited CALLRESULT: ignored
     ('[2,"m12","StartTransaction",{"connectorId":"1","idTag":"T","meterStart":0,'
      '"timestamp":"2026-01-01T00:00:00Z"}]', ("m12", "TypeConstraintViolation")),
+    ('[2,"m13","DataTransfer",{"vendorId":"v","data":' + DEEP + '}]', ("m13", "FormationViolation")),
+    ('[2,"m14","MeterValues",{"connectorId":' + HUGE + ',"meterValue":[]}]',
+     ("m14", "TypeConstraintViolation")),
 ]
 
 CASES_201: list[tuple[str, tuple[str, str] | None]] = [
@@ -56,6 +61,8 @@ CASES_201: list[tuple[str, tuple[str, str] | None]] = [
     ('[9,"n9","Heartbeat",{}]', ("n9", "MessageTypeNotSupported")),
     ('[3,"never-sent",{}]', None),
     ('[2,"' + "y" * 37 + '","Heartbeat",{}]', ("-1", "RpcFrameworkError")),
+    ('[2,"n10","DataTransfer",{"vendorId":"v","data":' + DEEP + '}]', ("n10", "FormatViolation")),
+    ('[2, "n11", "Heartbeat", {"x":' + HUGE + '}]', ("n11", "TypeConstraintViolation")),
 ]
 
 

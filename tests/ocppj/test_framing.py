@@ -65,3 +65,25 @@ def test_frames_round_trip_through_dump_and_parse() -> None:
 def test_hostile_json_is_a_frame_error_not_a_crash(raw: str | bytes) -> None:
     with pytest.raises(framing.FrameError):
         framing.parse(raw, V201)
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind"),
+    [
+        ('[2,"deep","DataTransfer",{"data":' + "[" * 5000 + "]" * 5000 + "}]", framing.ErrorKind.FORMAT),
+        ('[2, "huge", "Heartbeat", {"n":' + "1" * 5000 + "}]", framing.ErrorKind.TYPE),
+    ],
+)
+def test_valid_json_beyond_the_parser_limits_keeps_its_message_id(raw: str, kind: framing.ErrorKind) -> None:
+    for version in (V16, V201):
+        with pytest.raises(framing.FrameError) as err:
+            framing.parse(raw, version)
+        reply = err.value.reply
+        assert reply is not None and reply.unique_id in ("deep", "huge")
+        assert reply.code == framing.code_for(kind, version)
+
+
+def test_invalid_json_with_a_readable_call_head_is_answered_with_that_id() -> None:
+    with pytest.raises(framing.FrameError) as err:
+        framing.parse(b'[2,"cut","Heartbeat",{', V201)
+    assert err.value.reply == framing.CallError("cut", "RpcFrameworkError", "Frame is not valid JSON", {})

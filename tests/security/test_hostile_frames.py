@@ -30,17 +30,19 @@ def _frames(version: str) -> list[tuple[str | bytes, str | None]]:
     return [
         ('[2,"deep1","DataTransfer",{"vendorId":"v","data":' + data + "}]", "deep1"),
         ("[" * DEEP_BAD + "]" * DEEP_BAD, "-1"),
-        ('[2,"deep2","DataTransfer",{"vendorId":"v","data":%s}]' % ("[" * DEEP_BAD + "]" * DEEP_BAD), "-1"),
-        ('[2,"big1","StatusNotification",%s]' % (status % ("9" * 400)), "-1"),  # overflows a double
+        # JSON beyond the parser's limits, or invalid JSON with a readable CALL head: the frame's own id
+        ('[2,"deep2","DataTransfer",{"vendorId":"v","data":%s}]' % ("[" * DEEP_BAD + "]" * DEEP_BAD),
+         "deep2"),
+        ('[2,"big1","StatusNotification",%s]' % (status % ("9" * 400)), "big1"),  # overflows a double
         ('[2,"big2","StatusNotification",%s]' % (status % str(2**64 - 1)), "big2"),
         ('[2,"big3","StatusNotification",%s]' % (status % str(2**70)), "big3"),
         ('[2,"big4","StatusNotification",%s]' % (status % "-1e308"), "big4"),
-        ('[2,"nan1","Heartbeat",{"x":NaN}]', "-1"),
-        ('[2,"inf1","Heartbeat",{"x":Infinity}]', "-1"),
-        ("[2,\"sur1\",\"Heartbeat\",{\"x\":\"\\ud800\"}]", "-1"),
+        ('[2,"nan1","Heartbeat",{"x":NaN}]', "nan1"),
+        ('[2,"inf1","Heartbeat",{"x":Infinity}]', "inf1"),
+        ("[2,\"sur1\",\"Heartbeat\",{\"x\":\"\\ud800\"}]", "sur1"),
         ('[2,"\\udfff","Heartbeat",{}]', "-1"),
         ('[2,"dup1","BootNotification",' + boot_dup + "]", "dup1"),
-        (b'[2,"bin1","Heartbeat",{"x":"\xff\xfe"}]', "-1"),  # invalid UTF-8 in a binary frame
+        (b'[2,"bin1","Heartbeat",{"x":"\xff\xfe"}]', "bin1"),  # invalid UTF-8 in a binary frame
         ('[3,"never-sent",{}]', None),
         ('[4,"never-sent","GenericError","",{}]', None),
         ('[3,"short"]', "short"),  # not an OCPP-J array: RpcFrameworkError/ProtocolError

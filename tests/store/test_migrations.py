@@ -6,6 +6,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from csms.core.audit import AuditEntry, digest
 from csms.core.model import ConnectorState, StationInfo
 from csms.core.station_events import EventQuery, SignedMeterValue, StationEvent
 from csms.store import schema
@@ -34,6 +35,8 @@ async def test_a_version_2_database_gains_device_variables_and_keeps_its_data(tm
         async with store.engine.connect() as conn:
             version = (await conn.execute(sa.select(sa.func.max(schema.schema_version.c.version)))).scalar()
         assert version == len(schema.MIGRATIONS)
+        entry = AuditEntry(T0, "cli:ops", "stations add", "OLD-1", digest({}), "ok")
+        assert await store.record_audit(entry) == 1  # the audit table was added too
         assert await store.get_station("OLD-1") is not None  # kept
         await store.record_boot("OLD-1", OcppVersion.V201, StationInfo("V", "M"), T0)
         await store.save_connectors([("OLD-1", ConnectorState(1, 1, "Available", None, T0))])

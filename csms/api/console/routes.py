@@ -11,20 +11,23 @@ import hmac
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import parse_qs
 
 import orjson
 import structlog
-from fastapi import APIRouter, HTTPException, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, HTTPException, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 from starlette.requests import HTTPConnection
 
+from csms.api.audit import audited
 from csms.api.auth import guard_of
 from csms.api.console.auth import CONSOLE_HEADER, COOKIE, same_origin, session_value
 from csms.api.console.live import Client, ConsoleHub
 from csms.api.context import ApiContext
+from csms.api.errors import ApiError, from_control_error
+from csms.api.outbound import absent
 from csms.core.commands import (
     OPERATOR_PROFILE_ID,
     ChargingLimit,
@@ -33,14 +36,7 @@ from csms.core.commands import (
     ConfigurationReport,
     ResetKind,
 )
-from csms.errors import (
-    CallErrorReceived,
-    CallTimeout,
-    PayloadInvalid,
-    ResponseInvalid,
-    StationNotConnected,
-    UnknownAction,
-)
+from csms.errors import ControlError, PayloadInvalid, UnknownAction
 from csms.ocpp.control import OcppControl
 
 log = structlog.get_logger(__name__)
@@ -146,8 +142,8 @@ def _page(name: str, status_code: int = 200, message: str = "") -> HTMLResponse:
     return HTMLResponse(html, status_code, headers=_PAGE_HEADERS)
 
 
-def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"detail": detail, **extra}, status_code=status)
+def _error(status: int, code: str, detail: str, **extra: Any) -> NoReturn:
+    raise ApiError(status, code, detail, **extra)
 
 
 def _signed_in(conn: HTTPConnection) -> bool:
@@ -215,32 +211,26 @@ def console_router(ctx: ApiContext) -> APIRouter:
             raise HTTPException(404, "no such file")
         return FileResponse(path, media_type=_MEDIA[path.suffix], headers={"Cache-Control": "no-cache"})
 
-    @router.post("/console/api/stations/{station_id}/actions/{intent}")
+    @router.post("/console/api/stations/{station_id}/actions/{intent}", dependencies=[Depends(audited)])
     async def action(station_id: str, intent: str, body: ActionIn, request: Request) -> Response:
-        """Run an operator action through ``OcppControl``; the answer is the station's, as shown."""
+        """Run an operator action through ``OcppControl``; the answer is the station's, as shown.
+
+        The caller is checked (and the action audited) by ``audited``; errors have the API's shape."""
         if CONSOLE_HEADER not in request.headers:  # a cross-site form cannot send it
-            return _error(403, f"console actions need the {CONSOLE_HEADER} header")
-        guard_of(request).check(request)  # the API's rules: 401, 403 for a read-only token, 429
+            _error(403, "forbidden", f"console actions need the {CONSOLE_HEADER} header")
         spec = INTENTS.get(intent)
         if spec is None:
-            return _error(404, f"unknown action {intent!r}; known: {', '.join(INTENTS)}")
+            _error(404, "not_found", f"unknown action {intent!r}; known: {', '.join(INTENTS)}")
         kind, run = spec
         name = ctx.control.action_name(station_id, kind)
         if name is None:
-            return _error(404, f"station {station_id!r} is not connected")
+            raise await absent(ctx, station_id)
         try:
             answer = await run(ctx.control, station_id, body)
         except (ValueError, UnknownAction, PayloadInvalid) as exc:
-            return _error(400, f"{name}: {exc}", action=name)
-        except StationNotConnected:
-            return _error(404, f"station {station_id!r} is not connected", action=name)
-        except CallErrorReceived as exc:
-            return _error(502, f"the station answered {name} with a CALLERROR", action=name,
-                          code=exc.code, description=exc.description)
-        except ResponseInvalid as exc:
-            return _error(502, str(exc), action=name)
-        except CallTimeout as exc:
-            return _error(504, str(exc), action=name)
+            _error(400, "invalid_payload", f"{name}: {exc}", action=name)
+        except ControlError as exc:
+            raise from_control_error(exc, action=name) from None
         log.info("console action", station_id=station_id, action=name)
         return JSONResponse({"action": name, "response": _shown(answer)})
 

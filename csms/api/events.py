@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from csms.api.context import ApiContext
+from csms.api.errors import ApiError
 from csms.api.views import iso, transaction_view
 from csms.core.station_events import MAX_PAGE, EventQuery, SignedMeterValue, StationEvent
 from ocppj.timestamps import parse_datetime
@@ -51,13 +52,13 @@ def _cursor(raw: str | None) -> int | None:
     if raw is None:
         return None
     if not raw.isdigit() or int(raw) < 1:
-        raise HTTPException(422, f"cursor {raw!r} is not one this API returned")
+        raise ApiError(400, "bad_request", f"cursor {raw!r} is not one this API returned")
     return int(raw)
 
 
 async def _registered(ctx: ApiContext, charger_id: str) -> None:
     if await ctx.service.store.get_station(charger_id) is None:
-        raise HTTPException(404, f"charger {charger_id!r} is not registered")
+        raise ApiError(404, "not_registered", f"charger {charger_id!r} is not registered")
 
 
 def events_router(secured: list[Any]) -> APIRouter:
@@ -74,7 +75,7 @@ def events_router(secured: list[Any]) -> APIRouter:
         try:
             after = None if since is None else parse_datetime(since)
         except ValueError:
-            raise HTTPException(422, f"since {since!r} is not an RFC 3339 time") from None
+            raise ApiError(400, "bad_request", f"since {since!r} is not an RFC 3339 time") from None
         await _registered(ctx, charger_id)
         rows = await ctx.service.store.list_station_events(
             EventQuery(charger_id, type=type, since=after, limit=limit + 1, before_id=before)

@@ -2,39 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import pytest
 
 from csms.core.alarms import AlarmKey, Kind, Severity, State, acknowledge
-from csms.store import schema
 from csms.store.sql import SqlStore
-from tests.services import postgres_server
 
 T0 = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    with postgres_server() as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStore]:
-    db = str(tmp_path / "s.sqlite3") if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    s = await SqlStore.open(db)
-    try:
-        yield s
-    finally:
-        if request.param == "postgresql":  # shared cluster: leave it empty for the next test
-            async with s.engine.begin() as conn:
-                for meta in (schema.alarm_metadata, schema.device_metadata, schema.security_metadata,
-                             schema.metadata):
-                    await conn.run_sync(meta.drop_all)
-        await s.close()
 
 
 async def test_raise_acknowledge_and_clear_are_stored_with_their_history(store: SqlStore) -> None:

@@ -287,8 +287,11 @@ class CsmsApp:
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.service is not None:
-            with contextlib.suppress(Exception):
+            try:
                 await self.service.flush()
+            except Exception:  # what is still buffered (station events, last-seen) is lost: say so
+                log.exception("final flush failed: buffered station events and last-seen times not written",
+                              station_events_buffered=self.service.events.pending)
         if self.store is not None:
             await self.store.close()
         log.info("csms stopped")

@@ -22,7 +22,8 @@ CALLRESULT = 3
 CALLERROR = 4
 MAX_ID_LENGTH = 36
 # The message id of a CALL, read from the head of a frame the JSON parser refused (bounded: no recursion).
-_CALL_HEAD = re.compile(r'\s*\[\s*2\s*,\s*"([^"\\]{1,36})"')
+# JSON whitespace only, and an id of printable ASCII without '"' or '\\' (what a station can send)
+_CALL_HEAD = re.compile(r'[ \t\r\n]*\[[ \t\r\n]*2[ \t\r\n]*,[ \t\r\n]*"([\x20\x21\x23-\x5b\x5d-\x7e]{1,36})"')
 _HEAD_CHARS = 128
 
 
@@ -156,14 +157,14 @@ def _unparsed(raw: str | bytes, version: OcppVersion, why: str) -> FrameError:
     than the depth limit is a FormatViolation, a number no double can hold a TypeConstraintViolation.
     """
     head = raw[:_HEAD_CHARS]
-    text = head.decode("utf-8", "replace") if isinstance(head, bytes) else head
+    text = head.decode("latin-1") if isinstance(head, bytes) else head  # a char per byte: no non-ASCII id
     found = _CALL_HEAD.match(text)
     uid = found.group(1) if found else "-1"
     if found and "depth limit" in why:
         return FrameError(
             _error(version, uid, ErrorKind.FORMAT, "Frame nests deeper than allowed"), "too deep"
         )
-    if found and "number" in why:
+    if found and "number is infinity" in why:
         return FrameError(
             _error(version, uid, ErrorKind.TYPE, "Number out of range in payload"), "number out of range"
         )

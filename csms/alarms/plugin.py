@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import httpx
 import orjson
 import structlog
+from prometheus_client import Counter
 
 from csms.alarms.metrics import ActiveAlarms, webhook_failures
 from csms.alarms.service import WATCHED, AlarmService
@@ -36,12 +38,18 @@ async def alarms_plugin(ctx: PluginContext) -> Cleanup | None:
             raise ConfigError(
                 f"alarms.webhook_url must be an http:// or https:// URL (got {cfg.webhook_url!r})"
             )
+        try:
+            httpx.URL(cfg.webhook_url)
+        except httpx.InvalidURL as exc:
+            raise ConfigError(f"alarms.webhook_url is not a valid URL: {exc}") from None
         if not cfg.webhook_secret:
             raise ConfigError(
                 "alarms.webhook_secret (CSMS_ALARM_WEBHOOK_SECRET) is required with a webhook_url: "
                 "receivers verify the X-CSMS-Signature with it"
             )
     failures = webhook_failures(ctx.metrics.registry)
+    lost = Counter("csms_alarm_transitions_lost", "Alarm transitions given up after the store refused "
+                   "them through every retry", registry=ctx.metrics.registry)
     sender: WebhookSender | None = None
     if cfg.webhook_url:
         sender = WebhookSender(
@@ -64,7 +72,7 @@ async def alarms_plugin(ctx: PluginContext) -> Cleanup | None:
     service = AlarmService(
         ctx.alarm_store, ctx.service.live, ctx.clock, limits, publish=ctx.bus.publish,
         notify=notify,
-        tick_s=cfg.tick_s,
+        tick_s=cfg.tick_s, on_lost=lost.inc,
     )
     await service.load()
     active = ActiveAlarms(lambda: service.book)

@@ -5,18 +5,25 @@ that change something; one worker (``run``) applies them in order: it stores the
 publishes ``AlarmChanged`` (MQTT) and hands the alarm to ``notify`` (the webhook). The same
 worker evaluates ``station_offline`` every ``tick_s``. Active alarms are reloaded by ``load``,
 so a restart neither loses nor duplicates them.
+
+``on_event`` admits a decision against the state the key will have once everything queued for it
+is applied (the last decision queued per key, else the book), never against the book alone:
+the book lags the queue by one store write. A transition the store refuses is retried with
+back-off (in order, the worker waits) for up to ``retry_total_s``, then logged and counted as lost.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 
 import structlog
 
 from csms.core.alarms import (
+    ACK_ONLY,
     Alarm,
     AlarmBook,
     AlarmKey,
@@ -49,6 +56,14 @@ from csms.store.alarms import SqlAlarms
 
 log = structlog.get_logger("csms.alarms")
 
+REMOVED_ACTOR = "system"
+"""The actor of the clears of a removed station's alarms."""
+
+
+@dataclass(frozen=True, slots=True)
+class Removed(Clear):
+    """Clear an alarm of a station no longer registered, whatever its kind (``ACK_ONLY`` too)."""
+
 WATCHED: tuple[type[Event], ...] = (
     StatusChanged, StationReported, SecurityEventReported, ClockOffsetMeasured, TransactionStarted,
     TransactionEnded, CommandFailed, StationConnected, StationDisconnected,
@@ -71,7 +86,9 @@ class AlarmService:
     def __init__(
         self, store: SqlAlarms, live: Mapping[str, LiveStation], clock: Clock, limits: Thresholds, *,
         publish: Callable[[Event], None], notify: Callable[[Alarm], None] = lambda _a: None,
-        tick_s: float = 5.0, queue_max: int = 100_000,
+        tick_s: float = 5.0, queue_max: int = 100_000, on_lost: Callable[[], None] = lambda: None,
+        retry_initial_s: float = 0.5, retry_max_s: float = 15.0, retry_total_s: float = 60.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.store = store
         self.live = live
@@ -84,7 +101,14 @@ class AlarmService:
         self.since = clock.now()  # the CSMS's own downtime is not the stations' silence
         self._queue: asyncio.Queue[Decision] = asyncio.Queue(queue_max)
         self._lock = asyncio.Lock()
+        self._queued: dict[AlarmKey, Decision] = {}  # the last decision queued per key, not yet applied
+        self.on_lost = on_lost
+        self.retry_initial_s = retry_initial_s
+        self.retry_max_s = retry_max_s
+        self.retry_total_s = retry_total_s
+        self._sleep = sleep
         self.dropped = 0
+        self.lost = 0
 
     async def load(self) -> None:
         """Reload the active alarms from the store."""
@@ -103,8 +127,19 @@ class AlarmService:
         else:
             decisions = decide(ev, self.limits)
         for decision in decisions:
-            if self.book.admit(decision) is not None:
+            if self._changes(decision):
                 self._offer(decision)
+
+    def _changes(self, decision: Decision) -> bool:
+        """Whether ``decision`` changes the key's state as it will be once the queue is applied."""
+        last = self._queued.get(decision.key)
+        if isinstance(decision, Removed):
+            return decision.key in self.book.active if last is None else not isinstance(last, Removed)
+        if last is None:
+            return self.book.admit(decision) is not None
+        if isinstance(decision, Raise):
+            return isinstance(last, Clear)
+        return isinstance(last, Raise) and decision.key.kind not in ACK_ONLY
 
     def _offer(self, decision: Decision) -> None:
         try:
@@ -113,9 +148,13 @@ class AlarmService:
             self.dropped += 1
             log.warning("alarm decision dropped: queue full", kind=decision.key.kind.value,
                         charger=decision.key.charger_id)
+        else:
+            self._queued[decision.key] = decision
 
     def tick(self) -> list[Decision]:
-        """``station_offline`` over the live stations: the decisions that change something."""
+        """``station_offline`` over the live stations, and the clear of every active alarm of a
+        station no longer registered (removed stations leave ``live``): the decisions that change
+        something."""
         now = self.clock.now()
         cutoff = now - timedelta(seconds=self.limits.offline_after_s)
         already = {k.charger_id for k in self.book.active if k.kind is Kind.STATION_OFFLINE}
@@ -125,35 +164,65 @@ class AlarmService:
             if seen is None or (seen < cutoff) == (station.station_id in already):
                 continue  # the common case: nothing changes, nothing is built
             found = offline(station.station_id, seen, now, self.limits, self.since)
-            if found is not None and self.book.admit(found) is not None:
+            if found is not None and self._changes(found):
                 out.append(found)
+        for key in list(self.book.active):
+            if key.charger_id not in self.live and self._changes(gone := Removed(key)):
+                out.append(gone)
         return out
 
     async def run(self) -> None:
-        """Apply queued decisions in order; evaluate ``station_offline`` every ``tick_s``."""
+        """Apply queued decisions in order; evaluate the tick every ``tick_s`` (its decisions
+        join the queue, behind the ones already waiting)."""
         loop = asyncio.get_running_loop()
         next_tick = loop.time()
         while True:
             if loop.time() >= next_tick:
                 for decision in self.tick():
-                    await self._apply_logged(decision)
+                    self._offer(decision)
                 next_tick = loop.time() + self.tick_s
             with contextlib.suppress(TimeoutError):
                 decision = await asyncio.wait_for(self._queue.get(), max(0.0, next_tick - loop.time()))
-                await self._apply_logged(decision)
+                try:
+                    await self._apply_retried(decision)
+                finally:
+                    if self._queued.get(decision.key) is decision:
+                        del self._queued[decision.key]
 
-    async def _apply_logged(self, decision: Decision) -> None:
-        try:
-            await self.apply(decision)
-        except Exception:  # a store outage must not stop the worker: the rule fires again later
-            log.exception("alarm transition not stored", kind=decision.key.kind.value,
-                          charger=decision.key.charger_id)
+    async def _apply_retried(self, decision: Decision) -> None:
+        """``apply``; a failure (a store outage) is retried with back-off, the decisions behind it
+        waiting, for up to ``retry_total_s``; then the decision is logged and counted as lost."""
+        waited, wait, attempt = 0.0, self.retry_initial_s, 1
+        while True:
+            try:
+                await self.apply(decision)
+                return
+            except Exception as exc:  # the worker must outlive a store outage
+                if waited + wait > self.retry_total_s:
+                    self.lost += 1
+                    self.on_lost()
+                    log.error("alarm transition lost: not stored", kind=decision.key.kind.value,
+                              charger=decision.key.charger_id, subject=decision.key.subject,
+                              decision=type(decision).__name__, attempts=attempt,
+                              error=f"{type(exc).__name__}: {exc}", exc_info=True)
+                    return
+                log.warning("alarm transition not stored, retrying", kind=decision.key.kind.value,
+                            charger=decision.key.charger_id, attempt=attempt, retry_in_s=wait,
+                            error=f"{type(exc).__name__}: {exc}")
+            await self._sleep(wait)
+            waited += wait
+            wait = min(self.retry_max_s, wait * 2)
+            attempt += 1
 
     # --- transitions ----------------------------------------------------------------------
     async def apply(self, decision: Decision) -> Alarm | None:
         """Store one decision if it still changes something; the alarm as it is now."""
         async with self._lock:
-            if self.book.admit(decision) is None:
+            removed = isinstance(decision, Removed)
+            if removed:
+                if decision.key not in self.book.active or decision.key.charger_id in self.live:
+                    return None  # registered again meanwhile: its alarms stand
+            elif self.book.admit(decision) is None:
                 return None
             now = self.clock.now()
             if isinstance(decision, Raise):
@@ -163,11 +232,15 @@ class AlarmService:
             else:
                 current = self.book.get(decision.key)
                 assert current is not None
-                cleared = await self.store.clear_alarm(current.id, now)
+                if removed:
+                    cleared = await self.store.clear_alarm(current.id, now, REMOVED_ACTOR)
+                else:
+                    cleared = await self.store.clear_alarm(current.id, now)
                 if cleared is None:
                     return None
                 alarm = cleared
-                log.info("alarm cleared", id=alarm.id, kind=alarm.kind.value, charger=alarm.charger_id)
+                log.info("alarm cleared", id=alarm.id, kind=alarm.kind.value, charger=alarm.charger_id,
+                         station_removed=removed)
             self.book.changed(alarm)
             self._announce(alarm)
             return alarm

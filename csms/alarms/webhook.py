@@ -5,6 +5,8 @@ under ``alarms.webhook_secret``. One worker posts the queued bodies in order, so
 changes arrive in the order they happened; a failing delivery is retried with exponential
 back-off and jitter up to ``webhook_attempts`` times, then logged, counted and dropped. The
 queue is bounded: past ``webhook_queue`` waiting deliveries new ones are dropped and counted.
+An error no retry mends (``httpx.InvalidURL``, anything not an ``httpx.HTTPError``) fails the
+delivery at once, counted; the worker goes on with the next one.
 """
 
 from __future__ import annotations
@@ -85,8 +87,18 @@ class WebhookSender:
                 body = await self._queue.get()
                 try:
                     await self._deliver(client, body)
+                except Exception:  # nothing may stop the worker: the next delivery still goes out
+                    self.on_failure()
+                    log.exception("alarm webhook delivery failed", host=self._host())
                 finally:
                     self._queue.task_done()
+
+    def _host(self) -> str | None:
+        """The webhook's host for logs (not the URL: it may carry a token)."""
+        try:
+            return urlsplit(self.settings.url).hostname
+        except ValueError:
+            return None
 
     async def _deliver(self, client: httpx.AsyncClient, body: bytes) -> bool:
         s = self.settings
@@ -97,6 +109,11 @@ class WebhookSender:
                 response = await client.post(s.url, content=body, headers=headers)
             except httpx.HTTPError as exc:
                 problem = f"{type(exc).__name__}: {exc}"
+            except Exception as exc:  # e.g. httpx.InvalidURL: no retry mends it
+                self.on_failure()
+                log.error("alarm webhook delivery failed", host=self._host(), attempts=attempt,
+                          error=f"{type(exc).__name__}: {exc}")
+                return False
             else:
                 if response.is_success:
                     self.delivered += 1
@@ -105,6 +122,5 @@ class WebhookSender:
             if attempt < s.attempts:
                 await self._sleep(backoff_s(attempt, s.retry_initial_s, s.retry_max_s, self._rand))
         self.on_failure()
-        host = urlsplit(s.url).hostname  # not the URL: it may carry a token
-        log.error("alarm webhook delivery failed", host=host, attempts=s.attempts, error=problem)
+        log.error("alarm webhook delivery failed", host=self._host(), attempts=s.attempts, error=problem)
         return False

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal, Protocol
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 
 from csms.api.auth import guard_of
 from csms.api.context import ApiContext
@@ -45,6 +45,10 @@ def _alarms(request: Request) -> AlarmsView:
 Alarms = Annotated[AlarmsView, Depends(_alarms)]
 
 
+MAX_ID = 2**63 - 1  # ids are 64-bit in every store
+AlarmId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
 async def _known(alarms: AlarmsView, alarm_id: int) -> Alarm:
     alarm = await alarms.get(alarm_id)
     if alarm is None:
@@ -59,7 +63,7 @@ def alarms_router(secured: list[Any]) -> APIRouter:
     async def list_alarms(
         alarms: Alarms, response: Response, state: Literal["active", "all"] = "active",
         charger_id: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        cursor: Annotated[int | None, Query(ge=1)] = None,
+        cursor: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     ) -> list[dict[str, Any]]:
         """Newest first. A full page carries the next page's ``cursor`` in ``X-Next-Cursor``."""
         page = await alarms.list_alarms(active=state == "active", charger_id=charger_id, limit=limit,
@@ -69,11 +73,11 @@ def alarms_router(secured: list[Any]) -> APIRouter:
         return [alarm_view(a) for a in page]
 
     @router.get("/{alarm_id}")
-    async def get_alarm(alarm_id: int, alarms: Alarms) -> dict[str, Any]:
+    async def get_alarm(alarm_id: AlarmId, alarms: Alarms) -> dict[str, Any]:
         return alarm_view(await _known(alarms, alarm_id))
 
     @router.post("/{alarm_id}/ack")
-    async def ack_alarm(alarm_id: int, alarms: Alarms, request: Request) -> dict[str, Any]:
+    async def ack_alarm(alarm_id: AlarmId, alarms: Alarms, request: Request) -> dict[str, Any]:
         """Acknowledge (idempotent: an acknowledged alarm is returned unchanged); ``acknowledged_by``
         is the caller's role (``operator``)."""
         role = guard_of(request).check(request)
@@ -83,7 +87,7 @@ def alarms_router(secured: list[Any]) -> APIRouter:
         return alarm_view(alarm)
 
     @router.get("/{alarm_id}/history")
-    async def alarm_history(alarm_id: int, alarms: Alarms) -> list[dict[str, Any]]:
+    async def alarm_history(alarm_id: AlarmId, alarms: Alarms) -> list[dict[str, Any]]:
         """Every transition, oldest first: ``{action: raised|acknowledged|cleared, at, actor}``."""
         await _known(alarms, alarm_id)
         return [{"action": h.action.value, "at": iso(h.at), "actor": h.actor}

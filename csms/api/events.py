@@ -51,7 +51,7 @@ def _cursor(raw: str | None) -> int | None:
     """The id a cursor stands for (exclusive upper bound of the next page)."""
     if raw is None:
         return None
-    if not raw.isdigit() or int(raw) < 1:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 18) or int(raw) < 1:
         raise ApiError(400, "bad_request", f"cursor {raw!r} is not one this API returned")
     return int(raw)
 

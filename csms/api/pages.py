@@ -84,7 +84,7 @@ def _sort_key(ctx: ApiContext, field: StationSort) -> Callable[[_Row], tuple[Any
         "protocol": lambda r: r.live.protocol.value if r.live.protocol else None,
         "status": lambda r: STATES.index(r.shown(ctx)["state"]),
         "connected": lambda r: r.connected,
-        "last_seen": lambda r: r.live.last_seen_at,
+        "last_seen": lambda r: r.live.last_seen(),
     }[field]
     return lambda r: (value(r), r.live.station_id)
 

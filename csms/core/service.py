@@ -351,7 +351,7 @@ class ChargingService:
         """Stations in memory the store no longer has (removed by another process, e.g. the CLI);
         they are forgotten here and returned so their sessions can be closed."""
         before = list(self.live)  # what was in memory before the read began was in the store by then
-        registered = {st.station_id for st in await self.store.list_stations()}
+        registered = set(await self.store.station_profiles())  # ids only: cheap at 100,000 stations
         gone = [sid for sid in before if sid not in registered and sid in self.live]
         for sid in gone:
             self.forget(sid)

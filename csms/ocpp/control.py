@@ -3,7 +3,9 @@
 as a domain result. ``call`` sends a raw action, for the operator API's raw route.
 
 A call sent but never answered (timeout, or the connection lost meanwhile) is published as
-``CommandFailed`` before its error is raised to the caller."""
+``CommandFailed`` before its error is raised to the caller. A connection closed in order
+(1000 or 1001: the CSMS shutting down, deregistering or replacing the station, or the station
+saying goodbye) fails the call too, but loses nothing: it is not published."""
 
 from __future__ import annotations
 
@@ -30,6 +32,16 @@ from ocppj.versions import OcppVersion
 R = TypeVar("R")
 
 COMMANDS: dict[OcppVersion, CommandSet] = {OcppVersion.V16: v16, OcppVersion.V201: v201}
+
+CLOSED_IN_ORDER = frozenset({1000, 1001})
+"""Close codes of a connection ended on purpose: normal closure (deregistered, replaced by a newer
+connection) and going away (``csms`` shutting down). Lost connections end otherwise: 1006 (no
+close frame), 1011 (keepalive timeout), the gateway link lost."""
+
+
+def closed_in_order(session: StationSession) -> bool:
+    """Whether ``session``'s connection was closed on purpose rather than lost."""
+    return session.ws.close_code in CLOSED_IN_ORDER
 
 
 class OcppControl:
@@ -63,7 +75,8 @@ class OcppControl:
             self._failed(session.station_id, action, "timeout")
             raise
         except StationNotConnected:
-            self._failed(session.station_id, action, "connection lost")
+            if not closed_in_order(session):
+                self._failed(session.station_id, action, "connection lost")
             raise
 
     def _failed(self, station_id: str, action: str, reason: str) -> None:

@@ -188,8 +188,9 @@ station_events = sa.Table(
     sa.Column("data", sa.Text, nullable=False),  # the payload as received, JSON
 )
 _ev = station_events.c
-sa.Index("ix_station_events_station_at", _ev.station_id, _ev.at, _ev.id)
-sa.Index("ix_station_events_at", _ev.at)
+sa.Index("ix_station_events_station", _ev.station_id, _ev.id)  # a station's pages, newest first
+sa.Index("ix_station_events_station_type", _ev.station_id, _ev.type, _ev.id)  # ... of one type
+sa.Index("ix_station_events_at", _ev.at)  # retention
 
 signed_meter_values = sa.Table(
     "signed_meter_values",

@@ -64,11 +64,19 @@ class SqlStationEvents:
             rows = (await conn.execute(q)).all()
         return [_event(r._mapping) for r in rows]
 
-    async def prune_station_events(self, before: datetime) -> int:
-        """Delete the events received before ``before``; returns how many."""
-        async with self._db.write() as conn:
-            result = await conn.execute(_EVENTS.delete().where(_EVENTS.c.at < before))
-            return int(result.rowcount or 0)
+    async def prune_station_events(self, before: datetime, *, chunk: int = 5000) -> int:
+        """Delete the events received before ``before``, ``chunk`` rows per write so transaction
+        messages waiting for the (single SQLite) writer are not held up; returns how many."""
+        c = _EVENTS.c
+        oldest = sa.select(c.id).where(c.at < before).limit(chunk).scalar_subquery()
+        deleted = 0
+        while True:
+            async with self._db.write() as conn:
+                result = await conn.execute(_EVENTS.delete().where(c.id.in_(oldest)))
+                n = int(result.rowcount or 0)
+            deleted += n
+            if n < chunk:
+                return deleted
 
     async def save_signed_meter_values(self, values: Sequence[SignedMeterValue]) -> None:
         if not values:
@@ -85,7 +93,7 @@ class SqlStationEvents:
     async def list_signed_meter_values(self, station_id: str, tx_id: str) -> list[SignedMeterValue]:
         """A transaction's signed values in the order they arrived."""
         c = _SIGNED.c
-        q = sa.select(_SIGNED).where((c.station_id == station_id) & (c.tx_id == tx_id)).order_by(c.id)
+        q = sa.select(_SIGNED).where((c.station_id == station_id) & (c.tx_id == tx_id)).order_by(c.at, c.id)
         async with self._db.read() as conn:
             rows = (await conn.execute(q)).all()
         return [_signed(r._mapping) for r in rows]

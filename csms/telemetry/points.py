@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -202,15 +203,29 @@ def epoch_ms(ts: datetime) -> int:
     return to_ns(ts) // 1_000_000
 
 
-def meter_point(sample: MeterSample, st: StationTags, received: datetime) -> Point | None:
+def _distinct_ns(ns: int, event_id: str) -> int:
+    """The receive time's nanoseconds (always 000: datetimes stop at microseconds) taken from the
+    event id's counter (``csms.core.events`` ends every id with one): consecutive samples of one
+    message (several meterValue entries share station, EVSE and context, and may share a
+    microsecond) get distinct times, so InfluxDB keeps them all; the same event always makes
+    the same point."""
+    try:
+        n = int(event_id[-12:], 16)
+    except ValueError:  # an id made elsewhere
+        n = zlib.crc32(event_id.encode())
+    return ns + n % 1000
+
+
+def meter_point(sample: MeterSample, st: StationTags, received: datetime, event_id: str = "") -> Point | None:
     """Measurement ``meter``: one point per sample (station, evse, connector, context), at the
-    receive time; the sample's own time is ``station_time``."""
+    receive time (made distinct per point, see ``_distinct_ns``); the sample's own time is
+    ``station_time``."""
     tags = _station_tags(sample.station_id, st)
     tags.update(evse=sample.evse_id, connector=sample.connector_id, context=_context(sample))
     fields = meter_fields(sample)
     if fields:
         fields["station_time"] = epoch_ms(sample.ts)
-    return make_point("meter", tags, fields.items(), to_ns(received))
+    return make_point("meter", tags, fields.items(), _distinct_ns(to_ns(received), event_id))
 
 
 # --- station events -------------------------------------------------------------------------
@@ -338,7 +353,7 @@ EventPoints = Callable[[E, TagLookup, SiteLookup], list[Point]]
 
 
 def _meter_points(ev: MeterSampled, lookup: TagLookup, site_of: SiteLookup) -> list[Point]:
-    point = meter_point(ev.sample, lookup(ev.station_id), ev.ts)
+    point = meter_point(ev.sample, lookup(ev.station_id), ev.ts, ev.event_id)
     return [] if point is None else [point]
 
 

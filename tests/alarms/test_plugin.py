@@ -39,6 +39,7 @@ async def test_disabled_alarms_answer_404_and_export_no_gauge(tmp_path: Path) ->
 @pytest.mark.parametrize(("alarms", "problem"), [
     ({"webhook_url": "http://127.0.0.1:9/hook"}, "webhook_secret"),
     ({"webhook_url": "ftp://example/hook", "webhook_secret": "s"}, "http:// or https://"),
+    ({"webhook_url": "http://[::1", "webhook_secret": "s"}, "not a valid URL"),
 ])
 async def test_a_webhook_without_secret_or_with_another_scheme_is_refused_at_start(
     tmp_path: Path, alarms: dict[str, str], problem: str
@@ -46,3 +47,12 @@ async def test_a_webhook_without_secret_or_with_another_scheme_is_refused_at_sta
     with pytest.raises(ConfigError, match=problem):
         async with running(make_settings(tmp_path, alarms=alarms), plugins=[alarms_plugin]):
             pass
+
+
+async def test_lost_alarm_transitions_are_exported(tmp_path: Path) -> None:
+    async with (
+        running(make_settings(tmp_path), plugins=[alarms_plugin]) as app,
+        httpx.AsyncClient(base_url=app.api_url) as api,
+    ):
+        assert app.parts.alarms is not None
+        assert "csms_alarm_transitions_lost_total 0.0" in (await api.get("/metrics")).text

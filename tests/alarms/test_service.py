@@ -11,7 +11,15 @@ import pytest
 
 from csms.alarms.service import AlarmService
 from csms.core.alarms import Kind, State, Thresholds, decide
-from csms.core.events import AlarmChanged, Event, StationConnected, StationDisconnected, StatusChanged
+from csms.core.events import (
+    AlarmChanged,
+    CommandFailed,
+    Event,
+    SecurityEventReported,
+    StationConnected,
+    StationDisconnected,
+    StatusChanged,
+)
 from csms.core.service import LiveStation
 from csms.store.sql import SqlStore
 from ocppj.versions import OcppVersion
@@ -130,3 +138,106 @@ async def test_acknowledging_is_recorded_once_with_its_actor(store: SqlStore) ->
         (State.RAISED, "csms"), (State.ACKNOWLEDGED, "operator"),
     ]
     assert [e.state for e in published if isinstance(e, AlarmChanged)] == ["raised", "acknowledged"]
+
+
+def fault(status: str, station_id: str = "CP1") -> StatusChanged:
+    return StatusChanged(station_id=station_id, evse_id=1, connector_id=1, status=status)
+
+
+async def changes(published: list[Event], count: int) -> list[str]:
+    """The states of the ``AlarmChanged`` published, once ``count`` came (or after 2 s)."""
+    for _ in range(200):
+        if len([e for e in published if isinstance(e, AlarmChanged)]) >= count:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # and nothing more
+    return [e.state for e in published if isinstance(e, AlarmChanged)]
+
+
+@pytest.mark.parametrize("raised_first", [False, True])
+async def test_events_within_one_store_write_are_all_applied_in_order(
+    store: SqlStore, raised_first: bool
+) -> None:
+    clock, published = FakeClock(), list[Event]()
+    service = service_of(store, clock, {"CP1": LiveStation("CP1")}, published)
+    if raised_first:  # an active alarm: Available then Faulted must leave one (a new one) active
+        [decision] = decide(fault("Faulted"), service.limits)
+        assert await service.apply(decision) is not None
+        sequence, expected = ["Available", "Faulted"], ["raised", "cleared", "raised"]
+    else:  # no alarm: Faulted then Available must leave none
+        sequence, expected = ["Faulted", "Available"], ["raised", "cleared"]
+    worker = asyncio.create_task(service.run())
+    try:
+        for status in sequence:  # back to back: the book has not seen the first yet
+            service.on_event(fault(status))
+        assert await changes(published, len(expected)) == expected
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+    active = await store.alarms.list_alarms(active=True)
+    assert len(active) == int(raised_first) and list(service.book.active.values()) == active
+
+
+async def test_a_refused_transition_is_retried_in_order_then_counted_as_lost(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock, published, waits, lost = FakeClock(), list[Event](), list[float](), list[int]()
+    outage = {"left": 2}
+    real_raise = store.alarms.raise_alarm
+
+    async def flaky_raise(*args: object, **kwargs: object) -> object:
+        if outage["left"] != 0:
+            outage["left"] -= 1
+            raise ConnectionError("database is down")
+        return await real_raise(*args, **kwargs)  # type: ignore[arg-type]
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        await asyncio.sleep(0)
+
+    monkeypatch.setattr(store.alarms, "raise_alarm", flaky_raise)
+    service = AlarmService(store.alarms, {"CP1": LiveStation("CP1")}, clock, Thresholds(offline_after_s=900),
+                           publish=published.append, on_lost=lambda: lost.append(1), sleep=sleep)
+    worker = asyncio.create_task(service.run())
+    try:
+        service.on_event(fault("Faulted"))  # refused twice, stored on the third attempt
+        service.on_event(fault("Available"))  # waits behind it
+        assert await changes(published, 2) == ["raised", "cleared"]
+        assert waits == [0.5, 1.0] and lost == []
+        outage["left"] = -1  # down for good: given up after about a minute, counted
+        service.on_event(SecurityEventReported(station_id="CP1", kind="FirmwareTamperDetected"))
+        for _ in range(200):
+            if lost:
+                break
+            await asyncio.sleep(0.01)
+        assert lost == [1] and service.lost == 1 and service.book.active == {}
+        assert 30 <= sum(waits[2:]) <= 60
+        outage["left"] = 0  # back: the worker goes on
+        service.on_event(fault("Faulted"))
+        assert await changes(published, 3) == ["raised", "cleared", "raised"]
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+
+
+async def test_a_removed_stations_alarms_are_cleared_on_the_tick_by_the_system(store: SqlStore) -> None:
+    clock, published = FakeClock(), list[Event]()
+    live = {"CP1": LiveStation("CP1"), "CP2": LiveStation("CP2")}
+    service = service_of(store, clock, live, published)
+    for ev in (fault("Faulted"), fault("Faulted", "CP2"),
+               CommandFailed(station_id="CP1", action="Reset", reason="timeout")):  # ack-only
+        for decision in decide(ev, service.limits):
+            assert await service.apply(decision) is not None
+    assert service.tick() == []
+    del live["CP1"]  # ChargingService.forget: deregistered
+    clock.advance(10)
+    decisions = service.tick()
+    assert sorted(d.key.kind.value for d in decisions) == ["command_unanswered", "connector_faulted"]
+    for decision in decisions:
+        cleared = await service.apply(decision)
+        assert cleared is not None and cleared.cleared_at == clock.now()
+        history = await service.history(cleared.id)
+        assert [(h.action, h.actor) for h in history] == [(State.RAISED, "csms"), (State.CLEARED, "system")]
+    assert [k.charger_id for k in service.book.active] == ["CP2"]
+    assert [a.charger_id for a in await store.alarms.list_alarms(active=True)] == ["CP2"]
+    assert service.tick() == []

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import hmac
 
+import httpx
 import pytest
 
 from csms.alarms.webhook import SIGNATURE_HEADER, WebhookSender, WebhookSettings, backoff_s, signature
@@ -61,3 +62,56 @@ async def test_a_full_queue_drops_and_counts_new_deliveries() -> None:
     assert sender.offer(b"1") is True
     assert sender.offer(b"2") is False
     assert failures == [1] and sender.pending == 1
+
+
+async def test_an_invalid_url_counts_each_delivery_as_failed_and_the_worker_lives_on() -> None:
+    failures: list[int] = []
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    sender = WebhookSender(WebhookSettings(url="http://[::1", secret="k", attempts=3),
+                           on_failure=lambda: failures.append(1), sleep=sleep)
+    task = asyncio.create_task(sender.run())
+    try:
+        sender.offer(b'{"id":1}')
+        sender.offer(b'{"id":2}')
+        for _ in range(200):
+            if len(failures) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert failures == [1, 1] and not task.done()  # httpx.InvalidURL is no httpx.HTTPError
+        assert waits == [] and sender.pending == 0  # no retry mends a malformed URL
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_an_unexpected_error_does_not_stop_later_deliveries(monkeypatch: pytest.MonkeyPatch) -> None:
+    failures: list[int] = []
+    async with receiving(Receiver()) as receiver:
+        sender = WebhookSender(
+            WebhookSettings(url=f"http://127.0.0.1:{receiver.port}/hook", secret="k"),
+            on_failure=lambda: failures.append(1),
+        )
+        real = sender._deliver
+        calls = 0
+
+        async def flaky(client: httpx.AsyncClient, body: bytes) -> bool:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise RuntimeError("boom")
+            return await real(client, body)
+
+        monkeypatch.setattr(sender, "_deliver", flaky)
+        task = asyncio.create_task(sender.run())
+        try:
+            sender.offer(b'{"id":1}')
+            sender.offer(b'{"id":2}')
+            await asyncio.wait_for(receiver.arrived.wait(), 5)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    assert failures == [1] and [r.body for r in receiver.requests] == [b'{"id":2}']

@@ -39,6 +39,9 @@ class MemoryStore:
     async def list_stations(self) -> list[Station]:
         return list(self.stations.values())
 
+    async def station_profiles(self) -> dict[str, int]:
+        return {sid: st.security_profile for sid, st in self.stations.items()}
+
 
 def _service(
     store: MemoryStore, clock: FixedClock, published: list[Event], wall: list[float]

@@ -162,7 +162,7 @@ CASES: list[tuple[Event, list[str], Message]] = [
             sv("Energy.Active.Import.Register", 1500, "Wh"), sv("Current.Import", 13, "A", "L1"),
         ), "42"), event_id="E", ts=TS),
         [f"meter,connector=1,context=Sample.Periodic,evse=2,{STATION_TAGS} "
-         f'energy_wh=1500.0,current_l1_a=13.0,tx_id="42",station_time={MS}i {NS}'],
+         f'energy_wh=1500.0,current_l1_a=13.0,tx_id="42",station_time={MS}i {NS + 14}'],  # event id "E": 0xE
         ("city/stations/CP1/evse/2/meter", f'{{{STAMP},"station":"CP1","evse":2,"connector":1,'
          '"sampled_at":"2026-03-01T12:00:00.123456Z","tx_id":"42","power_w":null,"energy_wh":1500,'
          '"current_a":[13,0.0,0.0],"voltage_v":null,"soc_pct":null}', False),

@@ -79,6 +79,18 @@ def test_meter_point_is_at_receive_time_with_station_time_as_a_field() -> None:
     )
 
 
+def test_samples_of_one_message_get_distinct_times_and_an_event_always_the_same_point() -> None:
+    received = TS
+    samples = [MeterSample("CP1", 1, 1, TS + timedelta(minutes=i), (sv("Current.Import", i, "A", "L1"),), "7")
+               for i in range(50)]
+    events = [MeterSampled(station_id="CP1", sample=s, ts=received) for s in samples]
+    times = [p.line().rsplit(" ", 1)[1] for ev in events for p in event_points(ev, lambda _: TAGS)]
+    assert len(set(times)) == len(events)  # none overwrites another in InfluxDB
+    assert all(to_ns(received) <= int(t) < to_ns(received) + 1000 for t in times)
+    again = [p.line() for p in event_points(events[0], lambda _: TAGS)]
+    assert again == [p.line() for p in event_points(events[0], lambda _: TAGS)]
+
+
 def test_line_protocol_escapes_keys_tags_and_strings_and_drops_empty_and_non_finite() -> None:
     p = make_point("m x", {"t,a g": "v=1 2", "empty": "", "none": None},
                    [("f", 'say "hi"\\\n'), ("n", float("nan")), ("b", True), ("i", 3)], 7)

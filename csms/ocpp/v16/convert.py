@@ -63,13 +63,17 @@ def signed_values(
     station_id: str, tx_id: str, at: datetime, meter_value: list[dict[str, Any]]
 ) -> list[SignedMeterValue]:
     """The ``format: "SignedData"`` readings of ``meterValue`` (or ``transactionData``), kept as sent."""
-    out = []
+    out: list[SignedMeterValue] = []
     for mv in meter_value:
+        signed = [sv for sv in mv.get("sampledValue", ()) if sv.get("format") == "SignedData"]
+        if not signed:
+            continue  # the common case: no timestamp to parse
         station_time = read_timestamp(mv["timestamp"])
-        for sv in mv.get("sampledValue", []):
-            if sv.get("format") == "SignedData":
-                out.append(SignedMeterValue(
-                    station_id, tx_id, at, station_time, sv.get("context"), sv.get("measurand"),
-                    "SignedData", None, None, str(sv["value"]),
-                ))
+        out.extend(
+            SignedMeterValue(
+                station_id, tx_id, at, station_time, sv.get("context"), sv.get("measurand"),
+                "SignedData", None, None, str(sv["value"]),
+            )
+            for sv in signed
+        )
     return out

@@ -59,10 +59,9 @@ async def transaction_event(s: StationSession, p: dict[str, Any]) -> dict[str, A
     evse_id = int(evse.get("id", 0))
     meter_value = p.get("meterValue", [])
     readings = to_readings(meter_value)
-    if meter_value:  # kept before the event commits: a retried event may repeat them, never lose them
-        await s.service.keep_signed(
-            signed_values(s.station_id, info["transactionId"], s.service.clock.now(), meter_value)
-        )
+    signed = signed_values(s.station_id, info["transactionId"], s.service.clock.now(), meter_value)
+    if signed:  # kept before the event commits: a retried event may repeat them, never lose them
+        await s.service.keep_signed(signed)
     context = {"Started": "Transaction.Begin", "Ended": "Transaction.End"}.get(event_type)
     token = p.get("idToken")
     record = TransactionEventRecord(

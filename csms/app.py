@@ -173,8 +173,8 @@ class CsmsApp:
         )
         plugin_ctx = PluginContext(
             settings=s, clock=self.clock, bus=self.bus, metrics=self.metrics, service=service,
-            sessions=self.registry, control=self.control, spawn=self.spawn, parts=self.parts,
-            alarm_store=self.store.alarms,
+            sessions=self.registry, control=self.control, commands=self.control, db=self.store.db,
+            targets=self.store.sites, spawn=self.spawn, parts=self.parts, alarm_store=self.store.alarms,
         )
         for plugin in self.plugins:
             cleanup = await plugin(plugin_ctx)

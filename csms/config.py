@@ -205,6 +205,28 @@ class Settings(_Section):
     gc: GcConfig = GcConfig()
     alarms: AlarmsConfig = AlarmsConfig()
     events: EventsConfig = EventsConfig()
+    # where the CSMS keeps files (firmware images, uploaded logs); default: files/ beside the SQLite
+    # database, or ./csms-files with a PostgreSQL database
+    files_dir: str = ""
+    # base URL stations use to reach the CSMS's HTTP server (firmware downloads, log uploads), e.g.
+    # https://csms.example.com; default: http://{host}:{api_port}
+    public_url: str = ""
+
+    def files_path(self) -> Path:
+        """The directory for kept files (``files_dir``), not created here."""
+        if self.files_dir:
+            return Path(self.files_dir)
+        if "://" in self.db:
+            return Path("csms-files")
+        return Path(self.db).resolve().parent / "files"
+
+    def public_base_url(self, api_port: int) -> str:
+        """``public_url`` without a trailing slash, else the API's own address."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{api_port}"
 
     @property
     def api_needs_token(self) -> bool:

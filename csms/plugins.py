@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING
 
 from csms.bus import Bus
 from csms.config import Settings
-from csms.core.ports import Clock, LimitSender
+from csms.core.ports import ChargerControl, Clock, LimitSender
 from csms.core.service import ChargingService
+from csms.core.targets import TargetResolver
 from csms.metrics import Metrics
 from csms.ocpp.registry import SessionRegistry
 from csms.store.alarms import SqlAlarms
+from csms.store.engine import Database
 
 if TYPE_CHECKING:  # the parts' types only: the parts' packages import this contract, not the reverse
     from csms.alarms.service import AlarmService
@@ -52,6 +54,9 @@ class PluginContext:
     service: ChargingService  # live station state and the store
     sessions: SessionRegistry  # the connected stations' sessions
     control: LimitSender  # CSMS-initiated charging limits
+    commands: ChargerControl  # every CSMS-initiated command, typed, and the raw call
+    db: Database  # the store's database: a feature builds its own store part on it
+    targets: TargetResolver  # {stations} | {group} | {site} -> station ids
     spawn: Spawn
     parts: Parts
     alarm_store: SqlAlarms | None = None  # the alarm tables (None: a store without them)

@@ -281,9 +281,61 @@ def _v7_audit(conn: Connection) -> None:
     audit_metadata.create_all(conn)
 
 
+sites_metadata = sa.MetaData()
+
+sites = sa.Table(  # shaped after OCPI 2.2.1 Location (id, name, address, city, ...)
+    "sites",
+    sites_metadata,
+    sa.Column("site_id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("address", sa.String(255), nullable=False, server_default=""),
+    sa.Column("city", sa.String(45), nullable=False, server_default=""),
+    sa.Column("postal_code", sa.String(10), nullable=False, server_default=""),
+    sa.Column("country", sa.String(3), nullable=False, server_default=""),  # ISO 3166-1 alpha-3
+    sa.Column("latitude", sa.Float),
+    sa.Column("longitude", sa.Float),
+    sa.Column("operator", sa.String(255), nullable=False, server_default=""),
+    sa.Column("time_zone", sa.String(64), nullable=False, server_default="UTC"),  # IANA name
+    sa.Column("opening_hours", sa.Text),  # JSON: OCPI Hours ({twentyfourseven} or regular_hours)
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+station_sites = sa.Table(
+    "station_sites",
+    sites_metadata,
+    sa.Column("station_id", sa.String(48), primary_key=True),
+    sa.Column("site_id", sa.String(36), nullable=False, index=True),
+)
+
+station_groups = sa.Table(
+    "station_groups",
+    sites_metadata,
+    sa.Column("group_name", sa.String(64), primary_key=True),
+    sa.Column("station_id", sa.String(48), primary_key=True, index=True),
+)
+
+connector_specs = sa.Table(  # what a station's connectors are (OCPI Connector: standard, max power)
+    "connector_specs",
+    sites_metadata,
+    sa.Column("station_id", sa.String(48), primary_key=True),
+    sa.Column("evse_id", sa.Integer, primary_key=True),
+    sa.Column("connector_id", sa.Integer, primary_key=True),
+    sa.Column("standard", sa.String(32), nullable=False),  # e.g. IEC_62196_T2, IEC_62196_T2_COMBO
+    sa.Column("format", sa.String(8), nullable=False, server_default="SOCKET"),  # SOCKET | CABLE
+    sa.Column("power_type", sa.String(8), nullable=False, server_default="AC_3_PHASE"),
+    sa.Column("max_power_w", sa.Integer, nullable=False),
+)
+
+
+def _v8_sites(conn: Connection) -> None:
+    """Sites, station groups (labels) and connector specifications."""
+    sites_metadata.create_all(conn)
+
+
 MIGRATIONS: list[Callable[[Connection], Any]] = [
     _v1_initial, _v2_security, _v3_device_variables, _v4_station_events, _v5_alarms,
-    _v6_transaction_start_index, _v7_audit,
+    _v6_transaction_start_index, _v7_audit, _v8_sites,
 ]
 
 

@@ -18,6 +18,7 @@ from csms.store.alarms import SqlAlarms
 from csms.store.audit import SqlAudit
 from csms.store.engine import Database
 from csms.store.security import SqlSecurity
+from csms.store.sites import SqlSites
 from csms.store.station_events import SqlStationEvents
 from csms.store.stations import SqlStations
 from csms.store.transactions import SqlTransactions
@@ -35,6 +36,7 @@ class SqlStore:
         self.alarms = SqlAlarms(db)
         self.station_events = events = SqlStationEvents(db)
         self.audit = audit = SqlAudit(db)
+        self.sites = SqlSites(db)  # sites, groups, connector specs; resolves targets
 
         self.get_station = stations.get_station
         self.list_stations = stations.list_stations

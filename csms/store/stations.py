@@ -115,6 +115,8 @@ class SqlStations:
                 await conn.execute(
                     t.device_variables.delete().where(t.device_variables.c.station_id == station_id)
                 )
+                for table in (t.station_sites, t.station_groups, t.connector_specs):
+                    await conn.execute(table.delete().where(table.c.station_id == station_id))
         finally:
             self._creds.forget(station_id)
         return bool(res.rowcount)

@@ -1129,6 +1129,17 @@ function route(initial) {
 // The server already coalesces station changes (a few frames a second at most).
 live.onchange = (change) => { if (current) current.update(change); };
 
+// Pages in their own modules (e.g. firmware.js) import what they need from here and register
+// their routes; routing starts once every module of the page has run.
+function registerRoute(re, nav, view, title) {
+  ROUTES.push([re, nav, view, title]);
+}
+
+export {
+  h, append, setText, num, kw, kwh, byId, clock, when, ago, duration, badge, stationLink, table, field,
+  select, api, detailOf, state, live, pageHead, kpi, fetchPage, sortableHead, pager, cursorPages,
+  cursorPager, notAvailable, localInput, registerRoute,
+};
+
 window.addEventListener("hashchange", () => route(false));
-route(true);
-live.connect();
+document.addEventListener("DOMContentLoaded", () => { route(true); live.connect(); });

@@ -247,7 +247,7 @@ class CsmsApp:
         ctx = ApiContext(
             self.settings, self.service, self.control, self.registry, self.metrics, self.bus,
             balancer=self.parts.balancer, ca=self.ca, record_messages=self.record_messages,
-            alarms=self.parts.alarms,
+            alarms=self.parts.alarms, sites=self.store.sites if self.store is not None else None,
         )
         config = uvicorn.Config(
             create_app(ctx), log_config=None, access_log=False, lifespan="off",

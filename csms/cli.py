@@ -12,13 +12,16 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from csms.config import Settings, load_settings
 from csms.core.audit import AuditEntry, AuditLog, digest
 from csms.errors import ConfigError, StoreUnavailable
 from csms.logging import configure_logging
 from csms.runtime import run, stop_on_signals, wait_stopped
+
+if TYPE_CHECKING:
+    from csms.store.sql import SqlStore
 
 DESCRIPTION = """\
 An asyncio Charging Station Management System (CSMS) for OCPP 1.6J and 2.0.1.
@@ -110,6 +113,26 @@ def build_parser() -> argparse.ArgumentParser:
     st_sub.add_parser("list", help="list registered stations")
     rm = st_sub.add_parser("remove", help="remove a station")
     rm.add_argument("station_id")
+    place = st_sub.add_parser("place", help="set a station's site and/or groups")
+    place.add_argument("station_id")
+    place.add_argument("--site", help="site id ('' removes the site)")
+    place.add_argument("--group", action="append", dest="groups", metavar="NAME",
+                       help="a group the station is in (repeat; replaces its groups)")
+
+    sites = sub.add_parser("sites", help="create, list or remove sites in the database")
+    _common(sites)
+    sites_sub = sites.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sadd = sites_sub.add_parser("add", help="create or replace a site")
+    sadd.add_argument("site_id")
+    sadd.add_argument("--name", required=True)
+    sadd.add_argument("--address", default="")
+    sadd.add_argument("--city", default="")
+    sadd.add_argument("--country", default="", help="ISO 3166-1 alpha-3, e.g. DEU")
+    sadd.add_argument("--operator", default="")
+    sadd.add_argument("--time-zone", default="UTC", help="IANA time zone, e.g. Europe/Berlin")
+    sites_sub.add_parser("list", help="list sites and groups")
+    srm = sites_sub.add_parser("remove", help="remove a site (its stations keep no site)")
+    srm.add_argument("site_id")
 
     tags = sub.add_parser("tags", help="manage the id-tag list in the database")
     _common(tags)
@@ -199,6 +222,63 @@ async def _stations(settings: Settings, args: argparse.Namespace) -> int:
                 return 1
             await _audit(store, "stations remove", args.station_id, {})
             print(f"removed {args.station_id}")
+        elif args.action == "place":
+            return await _place(store, args)
+    finally:
+        await store.close()
+    return 0
+
+
+async def _place(store: SqlStore, args: argparse.Namespace) -> int:
+    from csms.core.sites import SITE_ID, check_group_name
+
+    if await store.get_station(args.station_id) is None:
+        raise ConfigError(f"no station {args.station_id!r}")
+    if args.site and (not SITE_ID.match(args.site) or await store.sites.get_site(args.site) is None):
+        raise ConfigError(f"no site {args.site!r} (create it with: csms sites add)")
+    try:
+        groups = [check_group_name(g) for g in args.groups] if args.groups is not None else None
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if args.site is not None:
+        await store.sites.set_station_site(args.station_id, args.site or None)
+    if groups is not None:
+        await store.sites.set_station_groups(args.station_id, groups)
+    await _audit(store, "stations place", args.station_id, {"site": args.site, "groups": groups})
+    placed = await store.sites.placement(args.station_id)
+    print(f"{args.station_id}: site={placed.site_id or '-'} groups={','.join(placed.groups) or '-'}")
+    return 0
+
+
+async def _sites(settings: Settings, args: argparse.Namespace) -> int:
+    from zoneinfo import available_timezones
+
+    from csms.core.sites import SITE_ID, Site
+    from csms.store.sql import SqlStore
+
+    store = await SqlStore.open(settings.db)
+    try:
+        if args.action == "add":
+            if not SITE_ID.match(args.site_id):
+                raise ConfigError("site id must be 1-36 letters, digits or . _ - (starting alphanumeric)")
+            if args.time_zone != "UTC" and args.time_zone not in available_timezones():
+                raise ConfigError(f"--time-zone {args.time_zone!r} is not an IANA time zone")
+            site = Site(args.site_id, args.name, args.address, city=args.city, country=args.country,
+                        operator=args.operator, time_zone=args.time_zone)
+            created = await store.sites.put_site(site)
+            await _audit(store, "sites add", args.site_id, {"name": args.name})
+            print(f"{'created' if created else 'replaced'} site {args.site_id}")
+        elif args.action == "remove":
+            if not await store.sites.delete_site(args.site_id):
+                print(f"no site {args.site_id!r}", file=sys.stderr)
+                return 1
+            await _audit(store, "sites remove", args.site_id, {})
+            print(f"removed site {args.site_id}")
+        else:
+            for site, n in await store.sites.list_sites():
+                print(f"site {site.site_id}\t{site.name}\tstations={n}")
+            for name, n in await store.sites.list_groups():
+                print(f"group {name}\tstations={n}")
     finally:
         await store.close()
     return 0
@@ -262,6 +342,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run(_stations(settings, args))
         elif args.command == "tags":
             return run(_tags(settings, args))
+        elif args.command == "sites":
+            return run(_sites(settings, args))
     except ConfigError as exc:
         print(f"csms: {exc}", file=sys.stderr)
         return 2

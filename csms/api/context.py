@@ -12,6 +12,7 @@ from csms.metrics import Metrics
 from csms.ocpp.control import OcppControl
 from csms.ocpp.registry import SessionRegistry
 from csms.security.ca import CaProvider
+from csms.store.sites import SqlSites
 
 if TYPE_CHECKING:
     from csms.api.alarms import AlarmsView
@@ -42,3 +43,4 @@ class ApiContext:
     record_messages: bool = True  # the console keeps each station's recent OCPP messages
     console: ConsoleHub | None = None  # set when the console's routes are created
     alarms: AlarmsView | None = None  # None: alarms are disabled
+    sites: SqlSites | None = None  # sites, groups, connector specs (None: a store without them)

@@ -21,6 +21,7 @@ from csms.api.cursors import BadCursor, offset_cursor, read_offset, read_tx_curs
 from csms.api.views import charger_view, transaction_view
 from csms.core.ports import TimeRange, TxKey, TxOrder
 from csms.core.service import LiveStation
+from csms.core.sites import Placement
 
 StationSort = Literal["id", "vendor", "model", "protocol", "status", "connected", "last_seen"]
 STATION_SORTS: tuple[str, ...] = get_args(StationSort)
@@ -106,6 +107,12 @@ def _utc(dt: datetime | None) -> datetime | None:
     return dt.replace(tzinfo=UTC) if dt is not None and dt.tzinfo is None else dt
 
 
+def _placed(view: dict[str, Any], placement: Placement | None) -> dict[str, Any]:
+    view["site_id"] = placement.site_id if placement else None
+    view["groups"] = list(placement.groups) if placement else []
+    return view
+
+
 def pages_router(secured: list[Any]) -> APIRouter:
     router = APIRouter(dependencies=secured)
 
@@ -121,6 +128,8 @@ def pages_router(secured: list[Any]) -> APIRouter:
         connected: bool | None = None,
         protocol: Annotated[str | None, Query(description="ocpp1.6 or ocpp2.0.1")] = None,
         status: Annotated[str | None, Query(description=f"the console's state: {', '.join(STATES)}")] = None,
+        site_id: Annotated[str | None, Query(max_length=36, description="stations of this site")] = None,
+        group: Annotated[str | None, Query(max_length=64, description="stations in this group")] = None,
     ) -> list[dict[str, Any]]:
         """Stations (registered, or connected when auto-registration is on), each with its console
         ``state`` and ``power_w``; ``X-Total-Count`` is the number matching the filters."""
@@ -143,6 +152,11 @@ def pages_router(secured: list[Any]) -> APIRouter:
             rows = [r for r in rows if r.live.protocol is not None and r.live.protocol.value == protocol]
         if status is not None:
             rows = [r for r in rows if r.shown(ctx)["state"] == status]
+        placements = await ctx.sites.placements() if ctx.sites is not None else {}
+        if site_id is not None:
+            rows = [r for r in rows if (p := placements.get(r.live.station_id)) and p.site_id == site_id]
+        if group is not None:
+            rows = [r for r in rows if (p := placements.get(r.live.station_id)) and group in p.groups]
         key = _sort_key(ctx, field)  # type: ignore[arg-type]  # checked by _parse_sort
         present = [r for r in rows if key(r)[0] is not None or field == "id"]
         absent = [r for r in rows if key(r)[0] is None and field != "id"]
@@ -153,7 +167,7 @@ def pages_router(secured: list[Any]) -> APIRouter:
         response.headers["X-Total-Count"] = str(len(ordered))
         if end < len(ordered):
             _next_link(request, response, offset_cursor(end))
-        return [r.shown(ctx) for r in ordered[start:end]]
+        return [_placed(r.shown(ctx), placements.get(r.live.station_id)) for r in ordered[start:end]]
 
     @router.get("/api/transactions", tags=["transactions"])
     async def list_transactions(

@@ -73,7 +73,18 @@ def registered_view(ctx: ApiContext, station: Station) -> dict[str, Any]:
 async def charger_detail(ctx: ApiContext, charger_id: str) -> dict[str, Any] | None:
     """One registered station merged with live state; None when the store does not have it."""
     station = await ctx.service.store.get_station(charger_id)
-    return None if station is None else registered_view(ctx, station)
+    if station is None:
+        return None
+    view = registered_view(ctx, station)
+    if ctx.sites is not None:
+        placed = await ctx.sites.placement(charger_id)
+        view["site_id"], view["groups"] = placed.site_id, list(placed.groups)
+        view["connector_specs"] = [
+            {"evse_id": c.evse_id, "connector_id": c.connector_id, "standard": c.standard.value,
+             "format": c.format.value, "power_type": c.power_type.value, "max_power_w": c.max_power_w}
+            for c in await ctx.sites.connector_specs(charger_id)
+        ]
+    return view
 
 
 def transaction_view(ctx: ApiContext, tx: Transaction) -> dict[str, Any]:

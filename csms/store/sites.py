@@ -148,6 +148,27 @@ class SqlSites:
             )
         return int(res.rowcount)
 
+    async def set_group_members(self, group: str, station_ids: Sequence[str]) -> None:
+        """Replace ``group``'s members (an empty list removes the group)."""
+        async with self._db.write() as conn:
+            await conn.execute(t.station_groups.delete().where(t.station_groups.c.group_name == group))
+            if station_ids:
+                await conn.execute(t.station_groups.insert(), [
+                    {"group_name": group, "station_id": s} for s in dict.fromkeys(station_ids)
+                ])
+
+    async def group_members(self, group: str) -> list[str]:
+        g = t.station_groups.c
+        q = sa.select(g.station_id).where(g.group_name == group).order_by(g.station_id)
+        async with self._db.read() as conn:
+            return [str(x) for x in (await conn.execute(q)).scalars()]
+
+    async def site_stations(self, site_id: str) -> list[str]:
+        p = t.station_sites.c
+        q = sa.select(p.station_id).where(p.site_id == site_id).order_by(p.station_id)
+        async with self._db.read() as conn:
+            return [str(x) for x in (await conn.execute(q)).scalars()]
+
     async def delete_group(self, group: str) -> int:
         async with self._db.write() as conn:
             res = await conn.execute(t.station_groups.delete().where(t.station_groups.c.group_name == group))

@@ -1,0 +1,1 @@
+"""Tariffs and the price of charging sessions (OCPI 2.2.1-shaped, exact decimals)."""

@@ -40,6 +40,7 @@ from csms.plugins import Cleanup, Parts, Plugin, PluginContext
 from csms.security.ca import CaProvider
 from csms.security.wiring import security_parts
 from csms.store.sql import SqlStore
+from csms.tariffs.plugin import tariffs_plugin
 from csms.telemetry.plugin import influx_plugin, mqtt_plugin
 
 log = structlog.get_logger("csms")
@@ -48,7 +49,7 @@ log = structlog.get_logger("csms")
 def default_plugins(settings: Settings) -> list[Plugin]:
     """Plugins for ``settings``; parts that are not configured are simply absent."""
     # telemetry first: it sees the balancer's first events; each says at start when it is off
-    return [influx_plugin, mqtt_plugin, balancer_plugin, alarms_plugin]
+    return [influx_plugin, mqtt_plugin, balancer_plugin, alarms_plugin, tariffs_plugin]
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -248,6 +249,7 @@ class CsmsApp:
             self.settings, self.service, self.control, self.registry, self.metrics, self.bus,
             balancer=self.parts.balancer, ca=self.ca, record_messages=self.record_messages,
             alarms=self.parts.alarms, sites=self.store.sites if self.store is not None else None,
+            tariffs=self.parts.tariffs,
         )
         config = uvicorn.Config(
             create_app(ctx), log_config=None, access_log=False, lifespan="off",

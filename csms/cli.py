@@ -146,6 +146,20 @@ def build_parser() -> argparse.ArgumentParser:
     trm = tags_sub.add_parser("remove", help="remove an id tag")
     trm.add_argument("id_tag")
 
+    cdrs = sub.add_parser("cdrs", help="export charge detail records from the database")
+    _common(cdrs)
+    cdrs_sub = cdrs.add_subparsers(dest="action", required=True, metavar="ACTION")
+    export = cdrs_sub.add_parser(
+        "export", help="write CDRs of sessions stopped in [--from, --to) to stdout, oldest first",
+        description="Streams every matching record (bounded memory), e.g. "
+                    "csms cdrs export --from 2026-12-01T00:00:00Z --to 2027-01-01T00:00:00Z > december.csv",
+    )
+    export.add_argument("--from", dest="since", metavar="TIME", help="RFC 3339, e.g. 2026-12-01T00:00:00Z")
+    export.add_argument("--to", dest="until", metavar="TIME", help="RFC 3339 (exclusive)")
+    export.add_argument("--charger", metavar="ID", help="only this station's sessions")
+    export.add_argument("--site", metavar="ID", help="only sessions at this site")
+    export.add_argument("--format", choices=["csv", "json"], default="csv", help="default csv")
+
     from csms.telemetry.grafana_push import add_parser as add_dashboards_parser
 
     add_dashboards_parser(sub)
@@ -284,6 +298,32 @@ async def _sites(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _cdrs(settings: Settings, args: argparse.Namespace) -> int:
+    from csms.store.engine import Database
+    from csms.store.tariffs import CdrQuery, SqlTariffs
+    from csms.tariffs.export import csv_chunks, json_chunks
+    from ocppj.timestamps import parse_datetime
+
+    try:
+        since = parse_datetime(args.since) if args.since else None
+        until = parse_datetime(args.until) if args.until else None
+    except ValueError as exc:
+        raise ConfigError(f"--from/--to: {exc}") from None
+    db = await Database.open(settings.db)
+    try:
+        query = CdrQuery(since, until, args.charger, args.site)
+        chunks = csv_chunks if args.format == "csv" else json_chunks
+        out = sys.stdout.buffer
+        async for chunk in chunks(SqlTariffs(db), query):
+            out.write(chunk)
+        out.flush()
+    except BrokenPipeError:  # e.g. piped into head
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    finally:
+        await db.close()
+    return 0
+
+
 async def _tags(settings: Settings, args: argparse.Namespace) -> int:
     from csms.core.model import AuthStatus, IdTag
     from csms.store.sql import SqlStore
@@ -344,6 +384,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run(_tags(settings, args))
         elif args.command == "sites":
             return run(_sites(settings, args))
+        elif args.command == "cdrs":
+            return run(_cdrs(settings, args))
     except ConfigError as exc:
         print(f"csms: {exc}", file=sys.stderr)
         return 2

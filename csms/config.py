@@ -166,6 +166,15 @@ class GcConfig(_Section):
         )
 
 
+class TariffsConfig(_Section):
+    """Pricing of sessions and charge detail records (csms.tariffs)."""
+
+    enabled: bool = True
+    reading_interval_s: float = Field(60.0, ge=1)  # energy readings kept per transaction, at most this often
+    cost_update_interval_s: float = Field(60.0, ge=0)  # 2.0.1 CostUpdated while charging; 0 = never
+    reconcile_s: float = Field(60.0, gt=0)  # how often ended transactions without a CDR are looked for
+
+
 class EventsConfig(_Section):
     """Station events (kept notifications and reports): how long they are kept."""
 
@@ -205,6 +214,7 @@ class Settings(_Section):
     gc: GcConfig = GcConfig()
     alarms: AlarmsConfig = AlarmsConfig()
     events: EventsConfig = EventsConfig()
+    tariffs: TariffsConfig = TariffsConfig()
     # where the CSMS keeps files (firmware images, uploaded logs); default: files/ beside the SQLite
     # database, or ./csms-files with a PostgreSQL database
     files_dir: str = ""
@@ -240,7 +250,7 @@ class Settings(_Section):
 _SECTIONS = {
     "influx": InfluxConfig, "mqtt": MqttConfig, "balancer": BalancerConfig,
     "tls": TlsConfig, "ca": CaConfig, "limits": LimitsConfig, "gc": GcConfig, "alarms": AlarmsConfig,
-    "events": EventsConfig,
+    "events": EventsConfig, "tariffs": TariffsConfig,
 }
 _ALIASES = {"CSMS_ALARM_WEBHOOK_URL": ("alarms", "webhook_url"),
             "CSMS_ALARM_WEBHOOK_SECRET": ("alarms", "webhook_secret")}

@@ -17,6 +17,7 @@ from csms.store.sites import SqlSites
 if TYPE_CHECKING:
     from csms.api.alarms import AlarmsView
     from csms.api.console.live import ConsoleHub
+    from csms.tariffs.service import TariffService
 
 
 class BalancerView(Protocol):
@@ -44,3 +45,4 @@ class ApiContext:
     console: ConsoleHub | None = None  # set when the console's routes are created
     alarms: AlarmsView | None = None  # None: alarms are disabled
     sites: SqlSites | None = None  # sites, groups, connector specs (None: a store without them)
+    tariffs: TariffService | None = None  # None: tariffs are disabled

@@ -67,3 +67,20 @@ def read_tx_cursor(cursor: str) -> tuple[TxOrder, TxKey]:
         if isinstance(exc, BadCursor):
             raise
         raise BadCursor("cursor is not one this listing returned") from exc
+
+
+def cdr_cursor(stopped_at: datetime, cdr_id: int) -> str:
+    """A CDR-list cursor: the last row's (stopped_at, id)."""
+    return _encode({"k": "cdrs", "t": format_datetime(stopped_at, timespec="microseconds"), "i": cdr_id})
+
+
+def read_cdr_cursor(cursor: str) -> tuple[datetime, int]:
+    value = _decode(cursor)
+    try:
+        if not isinstance(value, dict) or value["k"] != "cdrs" or not isinstance(value["i"], int):
+            raise BadCursor("cursor is not one this listing returned")
+        return parse_datetime(value["t"]), value["i"]
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, BadCursor):
+            raise
+        raise BadCursor("cursor is not one this listing returned") from exc

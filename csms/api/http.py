@@ -30,6 +30,7 @@ from csms.api.outbound import absent, check_size
 from csms.api.pages import pages_router
 from csms.api.security import security_router
 from csms.api.sites import sites_router
+from csms.api.tariffs import tariffs_router
 from csms.api.views import charger_detail, iso, registered_view
 from csms.core.model import AuthStatus, IdTag
 from csms.core.service import LiveStation
@@ -189,5 +190,6 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(security_router(secured))
     app.include_router(audit_router(secured))
     app.include_router(sites_router(secured))
+    app.include_router(tariffs_router(secured))
     app.include_router(console_router(ctx))
     return app

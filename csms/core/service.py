@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from csms.core.clock_offset import ClockOffsets
 from csms.core.device_report import ReportedVariable, entries
@@ -124,6 +125,18 @@ class ChargingService:
         self.events = StationEventLog(store, publish, clock.now)
         self._ev_needs: dict[tuple[str, int], EvNeeds] = {}
         self.clock_offsets = ClockOffsets(report_change_s=settings.clock_offset_report_s)
+        # the price of an ended transaction incl. VAT, when tariffs are on (set by their plugin)
+        self.pricer: Callable[[Transaction], Awaitable[Decimal | None]] | None = None
+
+    async def total_cost(self, tx: Transaction) -> Decimal | None:
+        """The ended transaction's price incl. VAT; None without tariffs or when pricing failed."""
+        if self.pricer is None:
+            return None
+        try:
+            return await self.pricer(tx)
+        except Exception:
+            log.exception("pricing failed: %s transaction %s", tx.station_id, tx.tx_id)
+            return None
 
     # --- registration -------------------------------------------------------------------
     async def load(self) -> None:

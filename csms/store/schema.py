@@ -333,9 +333,75 @@ def _v8_sites(conn: Connection) -> None:
     sites_metadata.create_all(conn)
 
 
+tariff_metadata = sa.MetaData()
+
+tariffs = sa.Table(  # every version of every tariff; a session is priced by the version valid at its start
+    "tariffs",
+    tariff_metadata,
+    sa.Column("tariff_id", sa.String(36), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("body", sa.Text, nullable=False),  # csms.tariffs.codec JSON (prices as decimal strings)
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("retired_at", UtcDateTime),  # set on the last version when the tariff is withdrawn
+)
+
+tariff_assignments = sa.Table(
+    "tariff_assignments",
+    tariff_metadata,
+    sa.Column("scope", sa.String(16), primary_key=True),  # station | tag_group | group | site | default
+    sa.Column("target", sa.String(64), primary_key=True),  # '' for the default
+    sa.Column("tariff_id", sa.String(36), nullable=False),
+)
+
+transaction_readings = sa.Table(  # the energy register over each transaction, for pricing by period
+    "transaction_readings",
+    tariff_metadata,
+    sa.Column("station_id", sa.String(48), primary_key=True),
+    sa.Column("tx_id", sa.String(64), primary_key=True),
+    sa.Column("at", UtcDateTime, primary_key=True),
+    sa.Column("register_wh", sa.String(24), nullable=False),  # decimal string
+)
+
+cdrs = sa.Table(  # a charge detail record per completed session (money as decimal strings)
+    "cdrs",
+    tariff_metadata,
+    sa.Column("cdr_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("station_id", sa.String(48), nullable=False),
+    sa.Column("tx_id", sa.String(64), nullable=False),
+    sa.Column("site_id", sa.String(36)),
+    sa.Column("evse_id", sa.Integer, nullable=False),
+    sa.Column("connector_id", sa.Integer, nullable=False),
+    sa.Column("id_tag", sa.String(255)),
+    sa.Column("started_at", UtcDateTime, nullable=False),
+    sa.Column("stopped_at", UtcDateTime, nullable=False),
+    sa.Column("energy_wh", sa.String(24), nullable=False),
+    sa.Column("duration_s", sa.Integer, nullable=False),
+    sa.Column("idle_s", sa.Integer, nullable=False),
+    sa.Column("tariff_id", sa.String(36)),
+    sa.Column("tariff_version", sa.Integer),
+    sa.Column("currency", sa.String(3)),
+    sa.Column("excl_vat", sa.String(24)),
+    sa.Column("vat", sa.String(24)),
+    sa.Column("incl_vat", sa.String(24)),
+    sa.Column("breakdown", sa.Text, nullable=False),  # JSON: the cost lines
+    sa.Column("stop_reason", sa.String(64)),
+    sa.Column("signed_data", sa.Text, nullable=False),  # JSON: signed meter values as received
+    sa.Column("flags", sa.String(255), nullable=False, server_default=""),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("repriced_at", UtcDateTime),
+    sa.UniqueConstraint("station_id", "tx_id", name="uq_cdrs_station_tx"),
+)
+sa.Index("ix_cdrs_stopped", cdrs.c.stopped_at, cdrs.c.cdr_id)
+
+
+def _v15_tariffs(conn: Connection) -> None:
+    """Tariff versions and assignments, transaction meter readings, charge detail records."""
+    tariff_metadata.create_all(conn)
+
+
 MIGRATIONS: list[Callable[[Connection], Any]] = [
     _v1_initial, _v2_security, _v3_device_variables, _v4_station_events, _v5_alarms,
-    _v6_transaction_start_index, _v7_audit, _v8_sites,
+    _v6_transaction_start_index, _v7_audit, _v8_sites, _v15_tariffs,
 ]
 
 

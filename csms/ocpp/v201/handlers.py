@@ -72,10 +72,15 @@ async def transaction_event(s: StationSession, p: dict[str, Any]) -> dict[str, A
         stopped_reason=info.get("stoppedReason"), offline=bool(p.get("offline", False)),
     )
     lookup = token["idToken"] if token is not None and token.get("type") != "NoAuthorization" else None
-    _, auth = await s.service.transaction_event(record, readings, id_token=lookup)
-    if token is None:
-        return {}
-    return {"idTokenInfo": id_token_info(auth) if auth is not None else {"status": "Accepted"}}
+    result, auth = await s.service.transaction_event(record, readings, id_token=lookup)
+    answer: dict[str, Any] = {}
+    if token is not None:
+        answer["idTokenInfo"] = id_token_info(auth) if auth is not None else {"status": "Accepted"}
+    if event_type == "Ended" and s.service.pricer is not None:
+        total = await s.service.total_cost(result.transaction)
+        if total is not None:
+            answer["totalCost"] = float(total)
+    return answer
 
 
 async def meter_values(s: StationSession, p: dict[str, Any]) -> dict[str, Any]:

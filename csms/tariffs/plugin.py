@@ -1,0 +1,56 @@
+"""The tariffs plugin: prices sessions, keeps CDRs, sends 2.0.1 running costs and total costs."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import structlog
+
+from csms.core.events import MeterSampled, TransactionEnded, TransactionStarted
+from csms.core.model import Transaction
+from csms.core.ports import TxOrder
+from csms.plugins import Cleanup, PluginContext
+from csms.store.sites import SqlSites
+from csms.store.tariffs import SqlTariffs
+from csms.tariffs.running_cost import RunningCost
+from csms.tariffs.service import TariffService
+from ocppj.versions import OcppVersion
+
+log = structlog.get_logger("csms.tariffs")
+
+
+async def tariffs_plugin(ctx: PluginContext) -> Cleanup | None:
+    cfg = ctx.settings.tariffs
+    if not cfg.enabled:
+        log.info("tariffs disabled: sessions are not priced and no CDRs are made")
+        return None
+    store = ctx.service.store
+    service = TariffService(
+        SqlTariffs(ctx.db), store, SqlSites(ctx.db), ctx.clock,
+        reading_interval_s=cfg.reading_interval_s,
+    )
+    unsubscribe = [ctx.bus.subscribe(service.on_event, MeterSampled, TransactionStarted, TransactionEnded)]
+
+    async def total(tx: Transaction) -> Decimal | None:
+        cost = await service.quote(tx)
+        return None if cost is None else cost.incl_vat
+
+    ctx.service.pricer = total
+    if cfg.cost_update_interval_s > 0:
+        running = RunningCost(service.quote, ctx.commands.call, cfg.cost_update_interval_s)
+        for tx in await store.list_transactions(active=True, limit=100_000, order=TxOrder.STARTED_DESC):
+            if tx.protocol is OcppVersion.V201:
+                running.open[(tx.station_id, tx.tx_id)] = tx
+        unsubscribe.append(ctx.bus.subscribe(running.on_event, TransactionStarted, TransactionEnded))
+        ctx.spawn(running.run(), "running-cost")
+    ctx.spawn(service.run(reconcile_s=cfg.reconcile_s), "tariffs")
+    ctx.parts.tariffs = service
+
+    async def cleanup() -> None:
+        for stop in unsubscribe:
+            stop()
+        ctx.service.pricer = None
+        ctx.parts.tariffs = None
+        await service.close()
+
+    return cleanup

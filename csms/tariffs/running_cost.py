@@ -1,0 +1,66 @@
+"""2.0.1 ``CostUpdated``: the running cost of each open 2.0.1 session, sent while it charges.
+
+Sent every ``interval_s`` when the price incl. VAT changed since the last one the station got.
+1.6 has no such message: those stations' running cost shows in the API only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any
+
+import structlog
+
+from csms.core.events import TransactionEnded, TransactionStarted
+from csms.core.model import Transaction
+from csms.tariffs.pricing import Cost
+from ocppj.versions import OcppVersion
+
+log = structlog.get_logger("csms.tariffs")
+
+Call = Callable[[str, str, dict[str, Any]], Awaitable[dict[str, Any]]]
+Quote = Callable[[Transaction], Awaitable[Cost | None]]
+
+
+class RunningCost:
+    def __init__(self, quote: Quote, call: Call, interval_s: float) -> None:
+        self.quote = quote
+        self.call = call
+        self.interval_s = interval_s
+        self.open: dict[tuple[str, str], Transaction] = {}
+        self.sent: dict[tuple[str, str], Decimal] = {}
+        self.updates_sent = 0
+
+    def on_event(self, event: object) -> None:
+        if isinstance(event, TransactionStarted) and event.transaction.protocol is OcppVersion.V201:
+            tx = event.transaction
+            self.open[(tx.station_id, tx.tx_id)] = tx
+        elif isinstance(event, TransactionEnded):
+            key = (event.transaction.station_id, event.transaction.tx_id)
+            self.open.pop(key, None)
+            self.sent.pop(key, None)
+
+    async def send_updates(self) -> None:
+        for key, tx in list(self.open.items()):
+            try:
+                cost = await self.quote(tx)
+            except Exception:
+                log.exception("running cost not computed", charger_id=tx.station_id, transaction_id=tx.tx_id)
+                continue
+            if cost is None or self.sent.get(key) == cost.incl_vat or key not in self.open:
+                continue
+            try:
+                await self.call(tx.station_id, "CostUpdated",
+                                {"totalCost": float(cost.incl_vat), "transactionId": tx.tx_id})
+            except Exception as exc:  # offline, CALLERROR, timeout: the next round tries again
+                log.info("CostUpdated not delivered", charger_id=tx.station_id, reason=str(exc))
+                continue
+            self.sent[key] = cost.incl_vat
+            self.updates_sent += 1
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            await self.send_updates()

@@ -578,12 +578,28 @@ function stationView(main, params) {
     }
   }
 
+  // The running cost of each open session (incl. VAT), asked for at most every 30 s.
+  const costs = new Map();
+  function costCell(tx) {
+    const key = String(tx.id);
+    const known = costs.get(key);
+    if (!known || Date.now() - known.at > 30000) {
+      costs.set(key, { text: known ? known.text : "…", at: Date.now() });
+      api("GET", `/api/transactions/${encodeURIComponent(id)}/${encodeURIComponent(key)}/cost`).then((r) => {
+        const text = r.ok ? `${r.data.total_incl_vat} ${r.data.currency}` : "—";
+        costs.set(key, { text, at: Date.now() });
+        for (const el of sessions.querySelectorAll("[data-cost]")) if (el.dataset.cost === key) el.textContent = text;
+      });
+    }
+    return h("td", { class: "num", "data-cost": key }, costs.get(key).text);
+  }
+
   function renderSessions(s) {
     const liveEnergy = (tx) => energyOf(tx, s);
-    sessions.replaceChildren(table([["Transaction"], ["EVSE"], ["ID tag"], ["Started"], ["Energy (kWh)", "num"], ["", "actions"]],
+    sessions.replaceChildren(table([["Transaction"], ["EVSE"], ["ID tag"], ["Started"], ["Energy (kWh)", "num"], ["Cost so far", "num"], ["", "actions"]],
       detail.transactions.map((tx) => h("tr", {},
         h("td", { class: "mono" }, String(tx.id)), h("td", {}, tx.evse_id), h("td", { class: "mono" }, tx.id_tag || "—"),
-        h("td", {}, when(tx.started_at)), h("td", { class: "num" }, kwh(liveEnergy(tx))),
+        h("td", {}, when(tx.started_at)), h("td", { class: "num" }, kwh(liveEnergy(tx))), costCell(tx),
         h("td", { class: "actions" }, h("button", {
           type: "button", class: "btn btn-small btn-danger", disabled: !(s && s.connected),
           "aria-label": `Stop transaction ${tx.id}`, onclick: (e) => run("remote-stop", { tx_id: String(tx.id) }, e.target),

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # the parts' types only: the parts' packages import this cont
     from csms.balancer.service import BalancerService
     from csms.telemetry.influx import InfluxWriter
     from csms.telemetry.mqtt import MqttBridge
+    from csms.uploads.service import UploadService
 
 Cleanup = Callable[[], Awaitable[None]]
 Spawn = Callable[[Awaitable[None], str], None]
@@ -41,6 +42,7 @@ class Parts:
     mqtt: MqttBridge | None = None
     balancer: BalancerService | None = None
     alarms: AlarmService | None = None
+    uploads: UploadService | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

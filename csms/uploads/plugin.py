@@ -1,0 +1,37 @@
+"""The uploads plugin: the service on the bus, its worker, and the files' directory."""
+
+from __future__ import annotations
+
+import structlog
+
+from csms.plugins import Cleanup, PluginContext
+from csms.store.uploads import SqlUploads
+from csms.uploads.files import FileStore
+from csms.uploads.requests import OcppLogRequests
+from csms.uploads.service import WATCHED, UploadLimits, UploadService
+
+log = structlog.get_logger("csms.uploads")
+
+
+async def uploads_plugin(ctx: PluginContext) -> Cleanup | None:
+    """Uploads on unless ``uploads.enabled`` is false; files under ``files_path()/uploads``."""
+    cfg = ctx.settings.uploads
+    if not cfg.enabled:
+        log.info("uploads disabled")
+        return None
+    max_bytes = int(cfg.max_mb * 1024 * 1024)
+    service = UploadService(
+        SqlUploads(ctx.db), FileStore(ctx.settings.files_path() / "uploads", max_bytes),
+        OcppLogRequests(ctx.commands), ctx.clock,
+        UploadLimits(max_bytes=max_bytes, token_ttl_s=cfg.token_ttl_s, retention_days=cfg.retention_days,
+                     prune_interval_s=cfg.prune_interval_s),
+    )
+    unsubscribe = ctx.bus.subscribe(service.on_event, *WATCHED)
+    ctx.spawn(service.run(), "uploads")
+    ctx.parts.uploads = service
+
+    async def cleanup() -> None:
+        unsubscribe()
+        ctx.parts.uploads = None
+
+    return cleanup

@@ -39,7 +39,7 @@ class OcppLogRequests:
             answer = await self._commands.call(station_id, "GetDiagnostics", payload)
             return v16.read_get_diagnostics(answer)
         if version is OcppVersion.V16:
-            answer = await self._commands.call(station_id, "GetLog", v16.get_log(location, request_id, params))
-            return v16.read_get_log(answer)
-        answer = await self._commands.call(station_id, "GetLog", v201.get_log(location, request_id, params))
-        return v201.read_get_log(answer)
+            payload = v16.get_log(location, request_id, params)
+            return v16.read_get_log(await self._commands.call(station_id, "GetLog", payload))
+        payload = v201.get_log(location, request_id, params)
+        return v201.read_get_log(await self._commands.call(station_id, "GetLog", payload))

@@ -66,7 +66,7 @@ class LogUploader:
         self.timeout_s = timeout_s
         self.sent: list[SentFile] = []
         self._rng = random.Random(seed)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[bool]] = set()
 
     def start(
         self, url: str, name: str, body: bytes, *, multipart: bool, report: Callable[[str], None],
@@ -77,19 +77,20 @@ class LogUploader:
         fail = self._rng.random() < self.fail_share
         task = asyncio.get_running_loop().create_task(self._upload(url, name, body, multipart, fail))
 
-        def done(t: asyncio.Task[None]) -> None:
+        def done(t: asyncio.Task[bool]) -> None:
             self._tasks.discard(t)
             if not t.cancelled():
-                report("Uploaded" if self.sent and self.sent[-1].ok and t.exception() is None else failed)
+                report("Uploaded" if t.exception() is None and t.result() else failed)
 
         self._tasks.add(task)
         task.add_done_callback(done)
 
-    async def _upload(self, url: str, name: str, body: bytes, multipart: bool, fail: bool) -> None:
+    async def _upload(self, url: str, name: str, body: bytes, multipart: bool, fail: bool) -> bool:
+        """Send one file; whether the server took it (every attempt lands in ``sent``)."""
         method = "POST" if multipart else "PUT"
         if not url.startswith(("http://", "https://")):
             self.sent.append(SentFile(url, method, name, body, ok=False))
-            return
+            return False
         if multipart:
             envelope = httpx.Request("POST", url, files={"file": (name, body, "text/plain")})
             wire, headers = envelope.read(), {"Content-Type": envelope.headers["Content-Type"]}
@@ -99,11 +100,13 @@ class LogUploader:
         try:
             async with httpx.AsyncClient(timeout=self.timeout_s) as client:
                 response = await client.request(method, url, content=_stream(wire, fail), headers=headers)
-            ok = response.is_success
-            self.sent.append(SentFile(url, method, name, body, ok=ok, http_status=response.status_code))
         except (httpx.HTTPError, _BrokeOff) as exc:
             log.info("log upload failed", url=url.split("/uploads/")[0], error=type(exc).__name__)
             self.sent.append(SentFile(url, method, name, body, ok=False))
+            return False
+        self.sent.append(SentFile(url, method, name, body, ok=response.is_success,
+                                  http_status=response.status_code))
+        return response.is_success
 
     async def aclose(self) -> None:
         """Cancel the uploads in flight (the charger stops)."""

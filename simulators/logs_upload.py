@@ -134,7 +134,7 @@ async def _stream(wire: bytes, fail: bool) -> AsyncIterator[bytes]:
 
 def get_diagnostics(c: ChargerOps, p: dict[str, Any]) -> Served:
     """1.6 GetDiagnostics: ``fileName``, then DiagnosticsStatusNotification as the upload goes."""
-    name = f"{c.spec.station_id}-diagnostics-{c.clock.stamp():%Y%m%dT%H%M%S}.log"
+    name = f"{c.spec.station_id}-diagnostics.log"
 
     def report(status: str) -> None:
         c.enqueue("DiagnosticsStatusNotification", lambda: {"status": status})

@@ -87,7 +87,7 @@ async def test_16_get_diagnostics_file_downloads_byte_for_byte(app: CsmsApp, api
         assert r.status_code == 201, r.text
         created = r.json()
         assert created["status"] == "Accepted" and created["kind"] == "diagnostics"
-        assert created["filename"].startswith("DIAG-16-diagnostics-") and created["file"] == "waiting"
+        assert created["filename"] == "DIAG-16-diagnostics.log" and created["file"] == "waiting"
         upload = await settled(api, created["id"], "Uploaded", "received")
         [sent] = cp.uploads.sent
         assert sent.method == "POST" and sent.ok and len(sent.body) > 4000

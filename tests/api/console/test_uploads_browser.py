@@ -35,7 +35,8 @@ async def test_uploads_page_requests_a_log_and_downloads_the_file(
         await form.get_by_label("Station").fill("CS-LOGS")
         await form.get_by_label("What").select_option("SecurityLog")
         await form.get_by_role("button", name="Request upload").click()
-        await expect(page.locator("#main").get_by_role("status").first).to_contain_text("requested from CS-LOGS: Accepted")
+        said = page.locator("#main").get_by_role("status").first
+        await expect(said).to_contain_text("requested from CS-LOGS: Accepted")
         row = page.locator("tr[data-upload]")
         await expect(row).to_have_count(1)
         await expect(row).to_contain_text("SecurityLog")

@@ -179,6 +179,10 @@ async def test_receiver_refuses_expired_double_and_oversize_uploads(
                     yield big[i:i + 8192]
             streamed = await station_http.put(url, content=chunked())
             assert streamed.status_code == 413, streamed.text
+            form = b'--b\r\nContent-Disposition: form-data; name="note"\r\n\r\nno file here\r\n--b--\r\n'
+            no_file = await station_http.post(url, content=form,
+                                              headers={"Content-Type": "multipart/form-data; boundary=b"})
+            assert no_file.status_code == 400 and no_file.json()["error"] == "bad_request"
             body = b"line 1\r\nline 2\x00\xff binary tail"
             files = {"file": ("from-form.log", body, "application/octet-stream")}
             taken = await station_http.post(url, files=files, data={"note": "multipart with a field"})
@@ -195,4 +199,4 @@ async def test_receiver_refuses_expired_double_and_oversize_uploads(
         upload = await upload_of(api, expiring_id)
         assert upload["file"] == "waiting" and upload["status"] == "Accepted"
     events = [s["event"] for s in (await upload_of(api, upload_id))["timeline"]]
-    assert events == ["Requested", "Accepted", "UploadAborted", "FileReceived"]
+    assert events == ["Requested", "Accepted", "UploadAborted", "UploadAborted", "FileReceived"]

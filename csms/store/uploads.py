@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from csms.store import schema as t
 from csms.store.engine import Database
-from csms.uploads.rules import REQUESTED, Kind, LogType, Receipt, Step, Upload, UploadParams
+from csms.uploads.rules import REQUESTED, Kind, LogType, Receipt, Step, Upload, UploadParams, accepts_file
 
 
 class Claim(enum.Enum):
@@ -118,7 +118,7 @@ class SqlUploads:
         c = t.uploads.c
         async with self._db.write() as conn:
             upload = await self._one(conn, c.token_hash == token_hash)
-            if upload is None or now >= upload.expires_at:
+            if upload is None or not accepts_file(upload, now):
                 return Claim.UNKNOWN
             done = await conn.execute(
                 t.uploads.update().where(c.id == upload.id, c.receipt == Receipt.WAITING.value)

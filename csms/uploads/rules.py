@@ -40,10 +40,12 @@ class Receipt(enum.StrEnum):
 
 REQUESTED = "Requested"
 FAILED = "Failed"
+ACCEPTED_CANCELED = "AcceptedCanceled"
+CANCELED = "Canceled"  # a later GetLog answered AcceptedCanceled: the station dropped this one
 NO_FILE = "NoFile"
 IDLE = "Idle"
 TERMINAL = frozenset({
-    FAILED, NO_FILE, "Rejected", "Uploaded", "UploadFailed", "UploadFailure", "BadMessage",
+    FAILED, NO_FILE, CANCELED, "Rejected", "Uploaded", "UploadFailed", "UploadFailure", "BadMessage",
     "NotSupportedOperation", "PermissionDenied",
 })
 """Statuses after which a station says nothing more about this request."""
@@ -137,6 +139,14 @@ def next_status(upload: Upload, progress: Progress) -> str | None:
     if progress.status == IDLE or progress.status == upload.status:
         return None
     return progress.status
+
+
+def canceled_by(newer: Upload, answer: RequestAnswer, older: Upload) -> bool:
+    """Whether the ``answer`` to ``newer`` (``AcceptedCanceled``) ended ``older``: an open log
+    upload of the same station requested before it."""
+    return (answer.status == ACCEPTED_CANCELED and older.id < newer.id
+            and older.charger_id == newer.charger_id and older.params.kind is Kind.LOG
+            and newer.params.kind is Kind.LOG and is_open(older))
 
 
 def accepts_file(upload: Upload, now: datetime) -> bool:

@@ -24,13 +24,15 @@ from csms.store.uploads import Claim, SqlUploads
 from csms.uploads.files import FileStore, TooLarge
 from csms.uploads.requests import LogRequests
 from csms.uploads.rules import (
+    ACCEPTED_CANCELED,
+    CANCELED,
     FAILED,
     REQUESTED,
-    Kind,
     Progress,
     Step,
     Upload,
     UploadParams,
+    canceled_by,
     expiry,
     is_open,
     next_status,
@@ -97,12 +99,18 @@ class UploadService:
         try:
             answer = await self.requests.request(charger_id, self.url(token), upload.id, params)
         except ControlError as exc:
-            kept = await self.store.set_status(upload.id, FAILED, self.clock.now(),
-                                               detail=f"{type(exc).__name__}: {exc}")
-        else:
-            kept = await self.store.answered(upload.id, answer.status, self.clock.now(),
-                                             filename=answer.filename)
+            failed = await self.store.set_status(upload.id, FAILED, self.clock.now(),
+                                                 detail=f"{type(exc).__name__}: {exc}")
+            assert failed is not None
+            return failed
+        kept = await self.store.answered(upload.id, answer.status, self.clock.now(), filename=answer.filename)
         assert kept is not None
+        older_ones = [] if answer.status != ACCEPTED_CANCELED else await self.store.list_uploads(
+            charger_id=charger_id, limit=50, before_id=kept.id)
+        for older in older_ones:
+            if canceled_by(kept, answer, older):
+                await self.store.set_status(older.id, CANCELED, self.clock.now(),
+                                            detail=f"canceled by upload {kept.id}")
         return kept
 
     # --- notifications --------------------------------------------------------------------
@@ -217,5 +225,3 @@ class UploadService:
                 log.exception("pruning old uploads failed")
             await asyncio.sleep(self.limits.prune_interval_s)
 
-
-__all__ = ["WATCHED", "Kind", "Refused", "UploadLimits", "UploadService"]

@@ -144,3 +144,21 @@ async def test_receiver_bounds_size_and_prunes_old_files(uploads: SqlUploads, tm
     with pytest.raises(Refused) as unknown:
         await service.receive("not-a-token", chunks(b"z"), lambda: None)
     assert unknown.value.status == 404
+
+
+async def test_accepted_canceled_ends_the_stations_open_log_upload(
+    uploads: SqlUploads, tmp_path: Path
+) -> None:
+    clock, station = FakeClock(), RecordingStation()
+    service = make_service(uploads, tmp_path, clock, station)
+    done = await service.request("CP1", LOG)
+    await service.apply("CP1", Progress(Kind.LOG, "Uploaded", done.id), T0)
+    running = await service.request("CP1", LOG)
+    other_station = await service.request("CP2", LOG)
+    station.answer = RequestAnswer("AcceptedCanceled", "new.log")
+    newer = await service.request("CP1", LOG)
+    assert newer.status == "AcceptedCanceled"
+    statuses = {u.id: u.status for u in await service.list_uploads()}
+    assert statuses == {done.id: "Uploaded", running.id: "Canceled", other_station.id: "Accepted",
+                        newer.id: "AcceptedCanceled"}
+    assert (await service.timeline(running.id))[-1].detail == f"canceled by upload {newer.id}"

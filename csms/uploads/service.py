@@ -75,7 +75,8 @@ class UploadService:
 
     def __init__(
         self, store: SqlUploads, files: FileStore, requests: LogRequests, clock: Clock, limits: UploadLimits,
-        *, public_base: str = "",
+        *, public_base: str = "", on_received: Callable[[int], None] = lambda size: None,
+        on_refused: Callable[[str], None] = lambda code: None,
     ) -> None:
         self.store = store
         self.files = files
@@ -83,6 +84,8 @@ class UploadService:
         self.clock = clock
         self.limits = limits
         self.public_base = public_base  # set once the HTTP server listens
+        self.on_received = on_received  # a file was kept (its size in bytes)
+        self.on_refused = on_refused  # an upload was turned away (the error code)
         self._inbox: asyncio.Queue[_Reported] = asyncio.Queue(limits.queue)
         self.dropped = 0
 
@@ -172,22 +175,27 @@ class UploadService:
         its upload arrived already, 413 over ``max_bytes``."""
         claim = await self.store.claim(token_digest(token), self.clock.now())
         if claim is Claim.UNKNOWN:
+            self.on_refused("not_found")
             raise Refused(404, "not_found", "no upload is expected at this address (unknown or expired)")
         if claim is Claim.TAKEN:
+            self.on_refused("conflict")
             raise Refused(409, "conflict", "this address took its upload already")
         assert isinstance(claim, Upload)
         try:
             written = await self.files.write(claim.id, chunks)
         except TooLarge as exc:
             await self.store.release(claim.id, self.clock.now(), str(exc))
+            self.on_refused("payload_too_large")
             raise Refused(413, "payload_too_large", str(exc)) from None
         except BaseException as exc:
             await asyncio.shield(self.store.release(claim.id, self.clock.now(),
                                                     f"the upload broke off: {type(exc).__name__}"))
+            self.on_refused("broken")
             raise
         kept = await self.store.received(claim.id, self.clock.now(), size_bytes=written.size_bytes,
                                          sha256=written.sha256, filename=filename())
         assert kept is not None
+        self.on_received(written.size_bytes)
         log.info("upload received", upload=claim.id, station=claim.charger_id, size=written.size_bytes)
         return kept
 

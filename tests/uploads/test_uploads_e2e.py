@@ -99,6 +99,10 @@ async def test_16_get_diagnostics_file_downloads_byte_for_byte(app: CsmsApp, api
         async with httpx.AsyncClient(timeout=10) as station_http:  # one upload per address
             again = await station_http.put(sent.url, content=b"again")
         assert again.status_code == 409 and again.json()["error"] == "conflict"
+        metrics = (await api.get("/metrics")).text
+        assert "csms_uploads_received_total 1.0" in metrics
+        assert f"csms_upload_bytes_total {float(len(sent.body))}" in metrics
+        assert 'csms_uploads_refused_total{reason="conflict"} 1.0' in metrics
         listed = (await api.get("/api/uploads", params={"charger_id": "DIAG-16"})).json()
         assert [u["id"] for u in listed["items"]] == [created["id"]] and listed["next_cursor"] is None
 

@@ -9,7 +9,7 @@ const KINDS = [
   ["diagnostics", "Diagnostics (1.6 GetDiagnostics)"],
 ];
 const DONE = new Set(["Uploaded"]);
-const FAILED = new Set(["Failed", "Rejected", "NoFile", "UploadFailed", "UploadFailure", "BadMessage", "NotSupportedOperation", "PermissionDenied"]);
+const FAILED = new Set(["Failed", "Canceled", "Rejected", "NoFile", "UploadFailed", "UploadFailure", "BadMessage", "NotSupportedOperation", "PermissionDenied"]);
 
 function statusBadge(u) {
   const s = DONE.has(u.status) ? "available" : FAILED.has(u.status) ? "faulted" : "charging";

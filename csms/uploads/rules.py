@@ -45,10 +45,11 @@ CANCELED = "Canceled"  # a later GetLog answered AcceptedCanceled: the station d
 NO_FILE = "NoFile"
 IDLE = "Idle"
 TERMINAL = frozenset({
-    FAILED, NO_FILE, CANCELED, "Rejected", "Uploaded", "UploadFailed", "UploadFailure", "BadMessage",
+    NO_FILE, CANCELED, "Rejected", "Uploaded", "UploadFailed", "UploadFailure", "BadMessage",
     "NotSupportedOperation", "PermissionDenied",
 })
-"""Statuses after which a station says nothing more about this request."""
+"""Statuses after which a station says nothing more about this request. ``Failed`` is not one:
+a station whose answer was lost may still upload and report."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

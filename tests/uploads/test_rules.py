@@ -51,8 +51,9 @@ def test_idle_and_repeats_change_nothing_and_final_statuses_close_the_upload() -
     assert next_status(upload("Accepted"), Progress(Kind.LOG, "Idle", 7)) is None
     assert next_status(upload("Uploading"), Progress(Kind.LOG, "Uploading", 7)) is None
     assert next_status(upload("Uploading"), Progress(Kind.LOG, "Uploaded", 7)) == "Uploaded"
-    assert is_open(upload("Uploading")) and is_open(upload("AcceptedCanceled"))
-    finals = ("Uploaded", "UploadFailed", "UploadFailure", "Rejected", "Failed", "NoFile", "PermissionDenied")
+    assert is_open(upload("Uploading")) and is_open(upload("AcceptedCanceled")) and is_open(upload("Failed"))
+    finals = ("Uploaded", "UploadFailed", "UploadFailure", "Rejected", "Canceled", "NoFile",
+              "PermissionDenied")
     for final in finals:
         assert not is_open(upload(final))
 

@@ -42,6 +42,7 @@ from csms.security.wiring import security_parts
 from csms.store.sql import SqlStore
 from csms.tariffs.plugin import tariffs_plugin
 from csms.telemetry.plugin import influx_plugin, mqtt_plugin
+from csms.uploads.plugin import uploads_plugin
 
 log = structlog.get_logger("csms")
 
@@ -49,7 +50,7 @@ log = structlog.get_logger("csms")
 def default_plugins(settings: Settings) -> list[Plugin]:
     """Plugins for ``settings``; parts that are not configured are simply absent."""
     # telemetry first: it sees the balancer's first events; each says at start when it is off
-    return [influx_plugin, mqtt_plugin, balancer_plugin, alarms_plugin, tariffs_plugin]
+    return [influx_plugin, mqtt_plugin, balancer_plugin, alarms_plugin, tariffs_plugin, uploads_plugin]
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -248,8 +249,10 @@ class CsmsApp:
         ctx = ApiContext(
             self.settings, self.service, self.control, self.registry, self.metrics, self.bus,
             balancer=self.parts.balancer, ca=self.ca, record_messages=self.record_messages,
-            alarms=self.parts.alarms, sites=self.store.sites if self.store is not None else None,
+            alarms=self.parts.alarms,
+            sites=self.store.sites if self.store is not None else None,
             tariffs=self.parts.tariffs,
+            uploads=self.parts.uploads,
         )
         config = uvicorn.Config(
             create_app(ctx), log_config=None, access_log=False, lifespan="off",
@@ -257,6 +260,8 @@ class CsmsApp:
         )
         self._api = _EmbeddedUvicorn(config)
         self._api_sock = _bind(self.settings.host, self.settings.api_port)
+        if self.parts.uploads is not None:  # stations upload to the API's own port
+            self.parts.uploads.public_base = self.settings.public_base_url(self.api_port)
         self._tasks.append(asyncio.create_task(self._api.serve([self._api_sock]), name="api"))
         while not self._api.started:
             if self._tasks[-1].done():

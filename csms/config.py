@@ -181,6 +181,16 @@ class EventsConfig(_Section):
     retention_days: float = Field(90.0, gt=0)
 
 
+class UploadsConfig(_Section):
+    """Diagnostics and log uploads (``csms.uploads``): the receiver's bounds and how long files stay."""
+
+    enabled: bool = True
+    max_mb: float = Field(50.0, gt=0, le=10_240)  # largest file a station may upload
+    token_ttl_s: float = Field(6 * 3600.0, gt=0)  # how long an upload URL takes its file
+    retention_days: float = Field(30.0, gt=0)  # files older than this are deleted (the record stays)
+    prune_interval_s: float = Field(3600.0, gt=0)
+
+
 class Settings(_Section):
     """All settings of one CSMS process."""
 
@@ -215,6 +225,7 @@ class Settings(_Section):
     alarms: AlarmsConfig = AlarmsConfig()
     events: EventsConfig = EventsConfig()
     tariffs: TariffsConfig = TariffsConfig()
+    uploads: UploadsConfig = UploadsConfig()
     # where the CSMS keeps files (firmware images, uploaded logs); default: files/ beside the SQLite
     # database, or ./csms-files with a PostgreSQL database
     files_dir: str = ""
@@ -250,7 +261,7 @@ class Settings(_Section):
 _SECTIONS = {
     "influx": InfluxConfig, "mqtt": MqttConfig, "balancer": BalancerConfig,
     "tls": TlsConfig, "ca": CaConfig, "limits": LimitsConfig, "gc": GcConfig, "alarms": AlarmsConfig,
-    "events": EventsConfig, "tariffs": TariffsConfig,
+    "events": EventsConfig, "tariffs": TariffsConfig, "uploads": UploadsConfig,
 }
 _ALIASES = {"CSMS_ALARM_WEBHOOK_URL": ("alarms", "webhook_url"),
             "CSMS_ALARM_WEBHOOK_SECRET": ("alarms", "webhook_secret")}

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the parts' types only: the parts' packages import this cont
     from csms.tariffs.service import TariffService
     from csms.telemetry.influx import InfluxWriter
     from csms.telemetry.mqtt import MqttBridge
+    from csms.uploads.service import UploadService
 
 Cleanup = Callable[[], Awaitable[None]]
 Spawn = Callable[[Awaitable[None], str], None]
@@ -43,6 +44,7 @@ class Parts:
     balancer: BalancerService | None = None
     alarms: AlarmService | None = None
     tariffs: TariffService | None = None
+    uploads: UploadService | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -42,6 +42,7 @@ from simulators.clock import SimClock, Sleeper
 from simulators.dialect import Dialect
 from simulators.ev import EVState, random_ev_config
 from simulators.link import CallFailed, Link, LinkClosed, Served
+from simulators.logs_upload import LogUploader
 from simulators.metrics import Recorder
 from simulators.model import (
     Behaviour,
@@ -92,6 +93,7 @@ class VirtualCharger:
         self.dialect = _DIALECTS[spec.version]
         self.rng = random.Random(spec.seed)
         self.profiles = ProfileSet()
+        self.uploads = LogUploader(fail_share=self.behaviour.faults.upload_failure_share, seed=spec.seed)
         self.settings = Settings(
             heartbeat_interval_s=spec.heartbeat_interval_s or DEFAULT_HEARTBEAT_S,
             meter_interval_s=spec.meter_interval_s,
@@ -138,6 +140,7 @@ class VirtualCharger:
             unsent = self._outbox.transactional()
             if unsent:  # stopped while offline (or past the grace time): these never reached the CSMS
                 self.recorder.count("messages_unsent_at_end", unsent)
+            await self.uploads.aclose()
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)

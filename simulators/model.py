@@ -12,12 +12,15 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ocppj.versions import OcppVersion
 from simulators.clock import SimClock
 from simulators.ev import EVState, SupplyKind, SupplySpec
 from simulators.profiles import ChargingProfile, CompositeSchedule, ProfileSet, RateUnit
+
+if TYPE_CHECKING:
+    from simulators.logs_upload import LogUploader
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +166,7 @@ class FaultConfig:
     connector_fault_min_s: float = 30.0
     connector_fault_max_s: float = 300.0
     duplicate_per_hour: float = 0.0  # reconnect while the old socket is still open
+    upload_failure_share: float = 0.0  # share of log uploads that break off half-way (0-1)
 
     @property
     def total_per_hour(self) -> float:
@@ -205,6 +209,7 @@ class ChargerOps(Protocol):
     evses: dict[int, EvseState]
     profiles: ProfileSet
     settings: Settings
+    uploads: LogUploader  # log uploads in flight and sent
 
     @property
     def accepted(self) -> bool: ...

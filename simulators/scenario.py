@@ -384,8 +384,11 @@ def _behaviour(fleet: _Table, faults: _Table) -> Behaviour:
         connector_fault_per_hour=faults.number("connector_fault_per_hour", 0.0),
         connector_fault_min_s=connector[0], connector_fault_max_s=connector[1],
         duplicate_per_hour=faults.number("duplicate_per_hour", 0.0),
+        upload_failure_share=faults.number("upload_failure_share", 0.0),
     )
     faults.done()
+    if not 0 <= fault_config.upload_failure_share <= 1:
+        raise ScenarioError(f"{faults.where}: upload_failure_share must be between 0 and 1")
     if min(fault_config.drop_per_hour, fault_config.offline_per_hour, fault_config.duplicate_per_hour,
            fault_config.connector_fault_per_hour) < 0:
         raise ScenarioError(f"{faults.where}: rates must be >= 0")

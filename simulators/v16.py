@@ -6,6 +6,7 @@ from typing import Any
 
 from ocppj.timestamps import format_datetime
 from ocppj.versions import OcppVersion
+from simulators import logs_upload
 from simulators.dialect import METER_CONTEXT, Build, OnAnswer, parse_positive_int, sampled_values, seconds
 from simulators.link import Served
 from simulators.model import ChargerOps, EvseState, Sample, Status, StopReason, Tx
@@ -286,14 +287,6 @@ def _update_firmware(c: ChargerOps, p: dict[str, Any]) -> Served:
     return Served({}, progress)
 
 
-def _get_diagnostics(c: ChargerOps, p: dict[str, Any]) -> Served:
-    name = f"{c.spec.station_id}-diagnostics.log"
-
-    def progress() -> None:
-        report_progress(c, "DiagnosticsStatusNotification", ("Uploading", "Uploaded"))
-    return Served({"fileName": name}, progress)
-
-
 _HANDLERS: dict[str, Handler] = {
     "RemoteStartTransaction": _remote_start,
     "RemoteStopTransaction": _remote_stop,
@@ -308,7 +301,8 @@ _HANDLERS: dict[str, Handler] = {
     "GetCompositeSchedule": _composite,
     "DataTransfer": _data_transfer,
     "UpdateFirmware": _update_firmware,
-    "GetDiagnostics": _get_diagnostics,
+    "GetDiagnostics": logs_upload.get_diagnostics,
+    "GetLog": logs_upload.get_log,  # the security extension
     "ClearCache": fixed({"status": "Accepted"}),
     "GetLocalListVersion": fixed({"listVersion": 0}),
     "SendLocalList": fixed({"status": "NotSupported"}),

@@ -6,6 +6,7 @@ from typing import Any
 
 from ocppj.timestamps import format_datetime
 from ocppj.versions import OcppVersion
+from simulators import logs_upload
 from simulators.dialect import (
     METER_CONTEXT,
     Build,
@@ -400,12 +401,6 @@ def _update_firmware(c: ChargerOps, p: dict[str, Any]) -> Served:
     return Served({"status": "Accepted"}, progress)
 
 
-def _get_log(c: ChargerOps, p: dict[str, Any]) -> Served:
-    def progress() -> None:
-        report_progress(c, "LogStatusNotification", ("Uploading", "Uploaded"), {"requestId": p["requestId"]})
-    return Served({"status": "Accepted", "filename": f"{c.spec.station_id}-{p['logType']}.log"}, progress)
-
-
 def _transaction_status(c: ChargerOps, p: dict[str, Any]) -> Served:
     result: dict[str, Any] = {"messagesInQueue": False}
     tx_id = p.get("transactionId")
@@ -430,7 +425,7 @@ _HANDLERS: dict[str, Handler] = {
     "GetCompositeSchedule": _composite,
     "DataTransfer": _data_transfer,
     "UpdateFirmware": _update_firmware,
-    "GetLog": _get_log,
+    "GetLog": logs_upload.get_log,
     "GetTransactionStatus": _transaction_status,
     "ClearCache": fixed({"status": "Accepted"}),
     "GetLocalListVersion": fixed({"versionNumber": 0}),

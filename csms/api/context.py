@@ -17,6 +17,7 @@ from csms.store.sites import SqlSites
 if TYPE_CHECKING:
     from csms.api.alarms import AlarmsView
     from csms.api.console.live import ConsoleHub
+    from csms.api.uploads import UploadsView
     from csms.tariffs.service import TariffService
 
 
@@ -46,3 +47,4 @@ class ApiContext:
     alarms: AlarmsView | None = None  # None: alarms are disabled
     sites: SqlSites | None = None  # sites, groups, connector specs (None: a store without them)
     tariffs: TariffService | None = None  # None: tariffs are disabled
+    uploads: UploadsView | None = None  # None: uploads are disabled

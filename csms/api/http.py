@@ -31,6 +31,7 @@ from csms.api.pages import pages_router
 from csms.api.security import security_router
 from csms.api.sites import sites_router
 from csms.api.tariffs import tariffs_router
+from csms.api.uploads import receiver_router, uploads_router
 from csms.api.views import charger_detail, iso, registered_view
 from csms.core.model import AuthStatus, IdTag
 from csms.core.service import LiveStation
@@ -191,5 +192,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(audit_router(secured))
     app.include_router(sites_router(secured))
     app.include_router(tariffs_router(secured))
+    app.include_router(uploads_router(secured))
+    app.include_router(receiver_router())
     app.include_router(console_router(ctx))
     return app

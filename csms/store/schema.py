@@ -397,11 +397,53 @@ sa.Index("ix_cdrs_stopped", cdrs.c.stopped_at, cdrs.c.cdr_id)
 def _v15_tariffs(conn: Connection) -> None:
     """Tariff versions and assignments, transaction meter readings, charge detail records."""
     tariff_metadata.create_all(conn)
+uploads_metadata = sa.MetaData()
+
+uploads = sa.Table(  # diagnostics and log uploads requested from stations (csms.uploads)
+    "uploads",
+    uploads_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),  # also the OCPP requestId
+    sa.Column("charger_id", sa.String(48), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # diagnostics | log
+    sa.Column("log_type", sa.String(16)),  # DiagnosticsLog | SecurityLog (GetLog only)
+    sa.Column("oldest", UtcDateTime),
+    sa.Column("latest", UtcDateTime),
+    sa.Column("retries", sa.Integer),
+    sa.Column("retry_interval_s", sa.Integer),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("receipt", sa.String(16), nullable=False),  # waiting | receiving | received | pruned
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),  # sha256 of the URL's token
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.Column("filename", sa.String(255)),
+    sa.Column("size_bytes", sa.BigInteger),
+    sa.Column("sha256", sa.String(64)),
+    sa.Column("received_at", UtcDateTime),
+    sa.Column("detail", sa.Text),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Index("ix_uploads_charger", "charger_id", "id"),
+    sa.Index("ix_uploads_received", "receipt", "received_at"),
+)
+
+upload_steps = sa.Table(
+    "upload_steps",
+    uploads_metadata,
+    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("upload_id", sa.Integer, nullable=False, index=True),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("event", sa.String(32), nullable=False),
+    sa.Column("detail", sa.Text),
+)
+
+
+def _v10_uploads(conn: Connection) -> None:
+    """Diagnostics and log uploads and each one's timeline."""
+    uploads_metadata.create_all(conn)
 
 
 MIGRATIONS: list[Callable[[Connection], Any]] = [
     _v1_initial, _v2_security, _v3_device_variables, _v4_station_events, _v5_alarms,
-    _v6_transaction_start_index, _v7_audit, _v8_sites, _v15_tariffs,
+    _v6_transaction_start_index, _v7_audit, _v8_sites, _v10_uploads, _v15_tariffs,
 ]
 
 

@@ -1,0 +1,1 @@
+"""Diagnostics and log uploads: requests to stations, the files they upload, their progress."""

@@ -22,6 +22,7 @@ from csms.api.alarms import alarms_router
 from csms.api.audit import audit_router, audited
 from csms.api.auth import guard_of
 from csms.api.console.routes import console_router
+from csms.api.desired_config import desired_config_router
 from csms.api.context import ApiContext
 from csms.api.errors import ERROR_RESPONSES, ApiError, from_control_error
 from csms.api.events import events_router
@@ -187,5 +188,6 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(alarms_router(secured))
     app.include_router(security_router(secured))
     app.include_router(audit_router(secured))
+    app.include_router(desired_config_router(secured))
     app.include_router(console_router(ctx))
     return app

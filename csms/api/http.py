@@ -22,8 +22,8 @@ from csms.api.alarms import alarms_router
 from csms.api.audit import audit_router, audited
 from csms.api.auth import guard_of
 from csms.api.console.routes import console_router
-from csms.api.desired_config import desired_config_router
 from csms.api.context import ApiContext
+from csms.api.desired_config import desired_config_router
 from csms.api.errors import ERROR_RESPONSES, ApiError, from_control_error
 from csms.api.events import events_router
 from csms.api.feeders import feeders_router

@@ -3,7 +3,9 @@ answers drift and status questions. Decisions are ``csms.desired_config.rules``'
 
 At every accepted boot the station is sent its whole effective set (a reboot may have reset
 values); on a change of a set, each connected member is sent only what it has not applied with
-its current value yet. At most ``concurrency`` stations are being configured at once.
+its current value yet. At most ``concurrency`` stations are being configured at once. A boot's
+set goes out ``boot_delay_s`` after the BootNotification, so the station has taken in the boot
+answer first (its heartbeat interval would otherwise overwrite a desired ``HeartbeatInterval``).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class DesiredConfigService:
     def __init__(
         self, store: SqlDesiredConfig, stations: StationConfig, groups: GroupDirectory, clock: Clock,
         *, protocol_of_registered: Callable[[str], OcppVersion | None], concurrency: int = 16,
+        boot_delay_s: float = 1.0,
     ) -> None:
         self.store = store
         self.stations = stations
@@ -59,6 +62,7 @@ class DesiredConfigService:
         self.clock = clock
         self.sets: dict[str, DesiredSet] = {}
         self._protocol_of_registered = protocol_of_registered
+        self._boot_delay_s = boot_delay_s
         self._slots = asyncio.Semaphore(concurrency)
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -97,6 +101,8 @@ class DesiredConfigService:
 
     async def _apply_logged(self, station_id: str, at_boot: bool) -> None:
         try:
+            if at_boot:
+                await asyncio.sleep(self._boot_delay_s)
             await self.apply_to(station_id, at_boot=at_boot)
         except Exception:
             log.exception("desired configuration not applied", station_id=station_id)

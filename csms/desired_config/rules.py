@@ -189,14 +189,14 @@ def parse_set(group: str, raw: object) -> DesiredSet:
     priority = raw.get("priority", 0)
     if not isinstance(priority, int) or isinstance(priority, bool) or abs(priority) > MAX_PRIORITY:
         raise ValueError(f"priority must be an integer from {-MAX_PRIORITY} to {MAX_PRIORITY}")
-    keys16 = raw.get(_V16) or {}
+    keys16 = {} if raw.get(_V16) is None else raw[_V16]
     if not isinstance(keys16, Mapping):
         raise ValueError(f'"{_V16}" must be an object of configuration key -> value')
     keys: dict[str, str] = {}
     for key, value in keys16.items():
         _text(key, f"{_V16} key", 50)
         keys[key] = _text(value, f"{_V16}.{key}", 500, empty=True)
-    raw201 = raw.get(_V201) or []
+    raw201 = [] if raw.get(_V201) is None else raw[_V201]
     if not isinstance(raw201, Sequence) or isinstance(raw201, str | bytes):
         raise ValueError(f'"{_V201}" must be a list of {{component, variable, value}} objects')
     variables = tuple(_variable(item, f"{_V201}[{i}]") for i, item in enumerate(raw201))

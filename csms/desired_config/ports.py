@@ -34,7 +34,9 @@ class StationConfig(Protocol):
 class GroupDirectory(Protocol):
     """Which groups a station is in, and which registered stations a group has."""
 
-    async def groups_of(self, station_id: str) -> tuple[str, ...]: ...
+    async def groups_of(self, station_ids: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        """Each station's groups (every id given is a key)."""
+        ...
 
     async def members(self, group: str) -> list[str]:
         """Registered members, sorted (the default set: every registered station)."""

@@ -19,6 +19,7 @@ from typing import Any
 
 from csms.core.device_report import Component, Variable, variable_name
 from csms.core.sites import check_group_name
+from csms.security.passwords import AUTHORIZATION_KEY, BASIC_AUTH_PASSWORD
 from ocppj.versions import OcppVersion
 
 DEFAULT = "*"
@@ -28,6 +29,7 @@ MAX_ITEMS = 500
 MAX_PRIORITY = 2**31 - 1
 ATTRIBUTE_TYPES = ("Actual", "Target", "MinSet", "MaxSet")
 _V16, _V201 = OcppVersion.V16.value, OcppVersion.V201.value
+_PASSWORD_ROUTE = "set it with POST /api/chargers/{id}/password"
 _VARIABLE_FIELDS = {"component", "component_instance", "evse", "connector", "variable", "variable_instance",
                     "attribute_type", "value"}
 
@@ -195,6 +197,8 @@ def parse_set(group: str, raw: object) -> DesiredSet:
     keys: dict[str, str] = {}
     for key, value in keys16.items():
         _text(key, f"{_V16} key", 50)
+        if key.lower() == AUTHORIZATION_KEY.lower():
+            raise ValueError(f"{_V16}: {key} is a station password: {_PASSWORD_ROUTE}")
         keys[key] = _text(value, f"{_V16}.{key}", 500, empty=True)
     raw201 = [] if raw.get(_V201) is None else raw[_V201]
     if not isinstance(raw201, Sequence) or isinstance(raw201, str | bytes):
@@ -202,6 +206,8 @@ def parse_set(group: str, raw: object) -> DesiredSet:
     variables = tuple(_variable(item, f"{_V201}[{i}]") for i, item in enumerate(raw201))
     seen: set[str] = set()
     for v in variables:
+        if (v.component.name, v.variable.name) == BASIC_AUTH_PASSWORD:
+            raise ValueError(f"{_V201}: {v.key} is a station password: {_PASSWORD_ROUTE}")
         if v.key in seen:
             raise ValueError(f"{_V201}: {v.key} is given twice")
         seen.add(v.key)

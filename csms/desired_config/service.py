@@ -6,17 +6,20 @@ values); on a change of a set, each connected member is sent only what it has no
 its current value yet. At most ``concurrency`` stations are being configured at once. A boot's
 set goes out ``boot_delay_s`` after the BootNotification, so the station has taken in the boot
 answer first (its heartbeat interval would otherwise overwrite a desired ``HeartbeatInterval``).
+A station that connects and does not boot within twice that delay (a reconnect) is sent what it
+has not applied yet, as on a change: so a change made while it was offline reaches it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import structlog
 
-from csms.core.events import Event, StationBooted
+from csms.core.events import Event, StationBooted, StationConnected
 from csms.core.ports import Clock
 from csms.desired_config.ports import GroupDirectory, StationConfig
 from csms.desired_config.rules import (
@@ -63,6 +66,7 @@ class DesiredConfigService:
         self.sets: dict[str, DesiredSet] = {}
         self._protocol_of_registered = protocol_of_registered
         self._boot_delay_s = boot_delay_s
+        self._booted: dict[str, float] = {}  # monotonic time of each station's latest boot
         self._slots = asyncio.Semaphore(concurrency)
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -91,24 +95,34 @@ class DesiredConfigService:
     # --- applying -------------------------------------------------------------------------
     def on_event(self, event: Event) -> None:
         if isinstance(event, StationBooted) and event.accepted:
-            self._start(event.station_id, at_boot=True)
+            self._booted[event.station_id] = time.monotonic()
+            self._start(event.station_id, at_boot=True, delay_s=self._boot_delay_s)
+        elif isinstance(event, StationConnected):
+            self._start(event.station_id, at_boot=False, delay_s=2 * self._boot_delay_s,
+                        unless_booted_since=time.monotonic())
 
-    def _start(self, station_id: str, *, at_boot: bool) -> None:
-        task = asyncio.create_task(self._apply_logged(station_id, at_boot),
+    def _start(
+        self, station_id: str, *, at_boot: bool, delay_s: float = 0.0,
+        unless_booted_since: float | None = None,
+    ) -> None:
+        task = asyncio.create_task(self._apply_logged(station_id, at_boot, delay_s, unless_booted_since),
                                    name=f"desired-config:{station_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _apply_logged(self, station_id: str, at_boot: bool) -> None:
+    async def _apply_logged(
+        self, station_id: str, at_boot: bool, delay_s: float, unless_booted_since: float | None
+    ) -> None:
         try:
-            if at_boot:
-                await asyncio.sleep(self._boot_delay_s)
+            await asyncio.sleep(delay_s)
+            if unless_booted_since is not None and self._booted.get(station_id, -1.0) >= unless_booted_since:
+                return  # it booted meanwhile: the boot sent everything
             await self.apply_to(station_id, at_boot=at_boot)
         except Exception:
             log.exception("desired configuration not applied", station_id=station_id)
 
     async def desired_for(self, station_id: str, version: OcppVersion) -> dict[str, DesiredItem]:
-        return effective(self.sets, await self.groups.groups_of(station_id), version)
+        return effective(self.sets, (await self.groups.groups_of([station_id]))[station_id], version)
 
     async def apply_to(self, station_id: str, *, at_boot: bool) -> list[KeyResult]:
         """Send the station what it should have (see the module) and keep every answer."""
@@ -158,12 +172,13 @@ class DesiredConfigService:
         """Per-member counts from the kept results, members by id after ``after``; no station is asked."""
         members = [s for s in await self.groups.members(group) if after is None or s > after][:limit]
         kept = await self.store.results(members)
+        groups = await self.groups.groups_of(members)
         out = []
         for station_id in members:
             version = self.stations.protocol_of(station_id)
             connected = version is not None
             version = version or self._protocol_of_registered(station_id)
-            desired = await self.desired_for(station_id, version) if version is not None else {}
+            desired = effective(self.sets, groups[station_id], version) if version is not None else {}
             out.append(StationStatus(station_id, version, connected, len(desired),
                                      status_counts(desired, kept[station_id])))
         return out

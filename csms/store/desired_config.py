@@ -52,6 +52,18 @@ class SqlDesiredConfig:
         async with self._db.read() as conn:
             return [_set(r) for r in (await conn.execute(q)).all()]
 
+    async def memberships(self, station_ids: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        """The groups of each of ``station_ids`` (every id is a key), from the sites store's table."""
+        ids = list(dict.fromkeys(station_ids))
+        g = t.station_groups.c
+        found: dict[str, list[str]] = {sid: [] for sid in ids}
+        async with self._db.read() as conn:
+            for i in range(0, len(ids), 500):
+                q = sa.select(g.station_id, g.group_name).where(g.station_id.in_(ids[i:i + 500]))
+                for station_id, group in (await conn.execute(q)).all():
+                    found[station_id].append(group)
+        return {sid: tuple(sorted(groups)) for sid, groups in found.items()}
+
     async def save_results(self, station_id: str, results: Sequence[KeyResult]) -> None:
         """Keep ``results`` as the station's last answers for their keys."""
         if not results:

@@ -14,9 +14,10 @@ from ocppj.versions import OcppVersion
 from simulators.charger import VirtualCharger
 from simulators.clock import SimClock
 from simulators.metrics import Recorder
-from simulators.model import Behaviour, ChargerSpec, EvseSpec
+from simulators.model import Behaviour, ChargerSpec, EvseSpec, FaultConfig
 
-QUICK = Behaviour(call_timeout_s=5.0, reconnect_base_s=0.2, reconnect_max_s=1.0, stop_grace_s=5.0)
+QUICK = Behaviour(call_timeout_s=5.0, reconnect_base_s=0.2, reconnect_max_s=1.0, stop_grace_s=5.0,
+                  faults=FaultConfig(offline_min_s=2.0, offline_max_s=2.0))  # only injected ones
 
 
 def sid(version: OcppVersion, name: str) -> str:

@@ -131,6 +131,28 @@ async def test_set_is_applied_at_boot_changes_reach_members_and_drift_shows_manu
         }]
 
 
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_a_change_made_while_offline_reaches_the_station_when_it_reconnects_without_booting(
+    app: CsmsApp, api: httpx.AsyncClient, version: OcppVersion
+) -> None:
+    station = sid(version, "RECON")
+    hb = keys(version)[0]
+    assert app.store is not None
+    await app.store.sites.add_to_group("field", [station])
+    one = {"ocpp1.6": {HB16: "300"}, "ocpp2.0.1": desired("300")["ocpp2.0.1"][:1]}
+    assert (await api.put("/api/groups/field/desired-config", json=one)).status_code == 201
+    async with charger(app.ocpp_url, version, station) as c:
+        await wait_for(lambda: _value_is(api, station, hb, "300"), "the boot's answer")
+        c.inject("offline")
+        await wait_for(lambda: _connected(api, station, False), "the CSMS to see the station gone")
+        two = {"ocpp1.6": {HB16: "450"}, "ocpp2.0.1": desired("450")["ocpp2.0.1"][:1]}
+        r = await api.put("/api/groups/field/desired-config", json=two)
+        assert r.json()["applying_to"] == 0
+        await wait_for(lambda: _value_is(api, station, hb, "450"), "the answer after the reconnect")
+        assert c.settings.heartbeat_interval_s == 450
+        assert c.recorder.counters["boots_accepted"] == 1  # a reconnect, not a reboot
+
+
 async def test_precedence_default_then_groups_by_priority_and_reboot_resends(
     app: CsmsApp, api: httpx.AsyncClient
 ) -> None:
@@ -178,9 +200,13 @@ async def _all_answered(api: httpx.AsyncClient, station: str, n: int) -> dict[st
     return got if len(got) >= n else None
 
 
+async def _connected(api: httpx.AsyncClient, station: str, connected: bool) -> bool:
+    return bool((await api.get(f"/api/chargers/{station}")).json()["connected"] is connected)
+
+
 async def _value_is(api: httpx.AsyncClient, station: str, key: str, value: str) -> dict[str, Any] | None:
-    got = await results(api, station)
-    return got if key in got and got[key]["value"] == value else None
+    got = await _all_answered(api, station, 1)  # None until the station is registered
+    return got if got and key in got and got[key]["value"] == value else None
 
 
 async def _sent_after(api: httpx.AsyncClient, station: str, key: str, before: str) -> bool:

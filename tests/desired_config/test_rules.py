@@ -55,6 +55,9 @@ def test_variable_keys_follow_the_device_report_format() -> None:
     ({"priority": True}, "priority must be an integer"),
     ({"extra": 1}, "unknown fields: extra"),
     ({"ocpp1.6": {f"K{i}": "v" for i in range(501)}}, "at most 500"),
+    ({"ocpp1.6": {"authorizationKey": "00"}}, "authorizationKey is a station password"),
+    ({"ocpp2.0.1": [{"component": "SecurityCtrlr", "variable": "BasicAuthPassword", "value": "x" * 16}]},
+     "SecurityCtrlr/BasicAuthPassword/Actual is a station password"),
 ])
 def test_bad_sets_are_refused_with_the_reason(body: object, message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):

@@ -67,6 +67,7 @@ class DesiredConfigService:
         self._protocol_of_registered = protocol_of_registered
         self._boot_delay_s = boot_delay_s
         self._booted: dict[str, float] = {}  # monotonic time of each station's latest boot
+        self._concurrency = concurrency
         self._slots = asyncio.Semaphore(concurrency)
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -82,9 +83,19 @@ class DesiredConfigService:
         self.sets[kept.group] = kept
         members = await self.groups.members(kept.group)
         targets = [s for s in members if self.stations.protocol_of(s) is not None]
-        for station_id in targets:
-            self._start(station_id, at_boot=False)
+        if targets:
+            self._track(asyncio.create_task(self._apply_all(targets), name=f"desired-config:{kept.group}"))
         return kept, created, len(targets)
+
+    async def _apply_all(self, station_ids: list[str]) -> None:
+        """Apply to each of ``station_ids``: at most ``concurrency`` at once, one task per slot."""
+        todo = iter(station_ids)
+
+        async def worker() -> None:
+            for station_id in todo:
+                await self._apply_logged(station_id, False, 0.0, None)
+
+        await asyncio.gather(*(worker() for _ in range(min(self._concurrency, len(station_ids)))))
 
     async def delete(self, group: str) -> bool:
         """Forget the group's set; values already on stations stay as they are."""
@@ -105,8 +116,10 @@ class DesiredConfigService:
         self, station_id: str, *, at_boot: bool, delay_s: float = 0.0,
         unless_booted_since: float | None = None,
     ) -> None:
-        task = asyncio.create_task(self._apply_logged(station_id, at_boot, delay_s, unless_booted_since),
-                                   name=f"desired-config:{station_id}")
+        self._track(asyncio.create_task(self._apply_logged(station_id, at_boot, delay_s, unless_booted_since),
+                                        name=f"desired-config:{station_id}"))
+
+    def _track(self, task: asyncio.Task[None]) -> None:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -127,7 +140,7 @@ class DesiredConfigService:
     async def apply_to(self, station_id: str, *, at_boot: bool) -> list[KeyResult]:
         """Send the station what it should have (see the module) and keep every answer."""
         lock = self._locks.setdefault(station_id, asyncio.Lock())
-        async with self._slots, lock:
+        async with lock, self._slots:
             version = self.stations.protocol_of(station_id)
             if version is None:
                 return []

@@ -50,7 +50,7 @@ def test_v201_batches_are_schema_valid_and_results_matched_by_key_not_order() ->
     readings = get.read({"getVariableResult": [
         {"attributeStatus": "Accepted", "attributeValue": "300", "component": {"name": "OCPPCommCtrlr"},
          "variable": {"name": "HeartbeatInterval"}},
-        {"attributeStatus": "UnknownComponent", "attributeType": "MaxSet",
+        {"attributeStatus": "UnknownComponent",  # no attributeType: matched by its position
          "component": {"name": "EVSE", "evse": {"id": 1, "connectorId": 1}}, "variable": {"name": "Power"}},
     ]})
     assert readings == {"OCPPCommCtrlr/HeartbeatInterval/Actual": Reading("300"),

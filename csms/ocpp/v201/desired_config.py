@@ -38,6 +38,19 @@ def _key(entry: dict[str, Any]) -> str:
     return f"{variable_name(component, variable)}/{entry.get('attributeType') or 'Actual'}"
 
 
+def _matched(entries: list[dict[str, Any]], items: Sequence[DesiredItem]) -> list[tuple[str, dict[str, Any]]]:
+    """Each result entry with the key it answers: by its component, variable and attribute type,
+    else by its position (a station may leave out the optional ``attributeType``)."""
+    wanted = {i.key for i in items}
+    out = []
+    for n, entry in enumerate(entries):
+        key = _key(entry)
+        if key not in wanted and n < len(items):
+            key = items[n].key
+        out.append((key, entry))
+    return out
+
+
 def _of(item: DesiredItem) -> DesiredVariable:
     if item.variable is None:
         raise ValueError(f"{item.key} is not a 2.0.1 variable")
@@ -51,14 +64,13 @@ def set_variables(items: Sequence[DesiredItem]) -> Outbound[dict[str, Answer]]:
         v = _of(item)
         data.append({"attributeType": v.attribute_type, "attributeValue": v.value,
                      "component": _component(v.component), "variable": _variable(v.variable)})
-    return Outbound("SetVariables", {"setVariableData": data}, _read_set)
+    def read(reply: dict[str, Any]) -> dict[str, Answer]:
+        return {
+            key: (ResultStatus.of(r.get("attributeStatus")), detail_of(r.get("attributeStatusInfo")))
+            for key, r in _matched(reply.get("setVariableResult") or [], items)
+        }
 
-
-def _read_set(reply: dict[str, Any]) -> dict[str, Answer]:
-    return {
-        _key(r): (ResultStatus.of(r.get("attributeStatus")), detail_of(r.get("attributeStatusInfo")))
-        for r in reply.get("setVariableResult") or []
-    }
+    return Outbound("SetVariables", {"setVariableData": data}, read)
 
 
 def get_variables(items: Sequence[DesiredItem]) -> Outbound[dict[str, Reading]]:
@@ -68,15 +80,14 @@ def get_variables(items: Sequence[DesiredItem]) -> Outbound[dict[str, Reading]]:
         v = _of(item)
         data.append({"attributeType": v.attribute_type, "component": _component(v.component),
                      "variable": _variable(v.variable)})
-    return Outbound("GetVariables", {"getVariableData": data}, _read_get)
+    def read(reply: dict[str, Any]) -> dict[str, Reading]:
+        out = {}
+        for key, r in _matched(reply.get("getVariableResult") or [], items):
+            status = r.get("attributeStatus")
+            if status in _UNKNOWN:
+                out[key] = Reading(None, supported=False)
+            else:
+                out[key] = Reading(r.get("attributeValue") if status == "Accepted" else None)
+        return out
 
-
-def _read_get(reply: dict[str, Any]) -> dict[str, Reading]:
-    out = {}
-    for r in reply.get("getVariableResult") or []:
-        status = r.get("attributeStatus")
-        if status in _UNKNOWN:
-            out[_key(r)] = Reading(None, supported=False)
-        else:
-            out[_key(r)] = Reading(r.get("attributeValue") if status == "Accepted" else None)
-    return out
+    return Outbound("GetVariables", {"getVariableData": data}, read)

@@ -28,6 +28,7 @@ from csms.desired_config.rules import (
     DesiredSet,
     DriftEntry,
     KeyResult,
+    ResultStatus,
     drift,
     effective,
     status_counts,
@@ -151,7 +152,11 @@ class DesiredConfigService:
                 return []
             answers = await self.stations.apply(station_id, version, items)
             at = self.clock.now()
-            results = [KeyResult(i.key, i.value, answers[i.key][0], at, answers[i.key][1]) for i in items]
+            none = (ResultStatus.FAILED, "no answer for this key")
+            results = []
+            for item in items:
+                status, detail = answers.get(item.key, none)
+                results.append(KeyResult(item.key, item.value, status, at, detail))
             await self.store.save_results(station_id, results)
             log.info("desired configuration sent", station_id=station_id, at_boot=at_boot, keys=len(results),
                      not_applied=sum(1 for r in results if r.status not in APPLIED))

@@ -147,6 +147,9 @@ class DesiredConfigService:
                 return []
             desired = await self.desired_for(station_id, version)
             kept = (await self.store.results([station_id]))[station_id]
+            stale = sorted(set(kept) - set(desired))
+            if stale:  # answers for keys no longer desired: the kept answers stay bounded by the sets
+                await self.store.forget_results(station_id, stale)
             items = to_send(desired, kept, at_boot=at_boot)
             if not items:
                 return []

@@ -79,6 +79,14 @@ class SqlDesiredConfig:
                 "detail": None if r.detail is None else r.detail[:_DETAIL_MAX], "at": r.at,
             } for r in results])
 
+    async def forget_results(self, station_id: str, keys: Sequence[str]) -> None:
+        """Drop the station's answers for ``keys`` (no longer desired)."""
+        c = t.desired_config_results.c
+        async with self._db.write() as conn:
+            for i in range(0, len(keys), 500):
+                await conn.execute(t.desired_config_results.delete().where(
+                    c.station_id == station_id, c.key.in_(list(keys[i:i + 500]))))
+
     async def results(self, station_ids: Iterable[str]) -> dict[str, dict[str, KeyResult]]:
         """The kept answers of ``station_ids``, by station and key."""
         ids = list(dict.fromkeys(station_ids))

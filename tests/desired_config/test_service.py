@@ -111,6 +111,10 @@ async def test_failed_calls_are_kept_and_retried_on_the_next_change(store: SqlDe
     await svc.idle()
     assert stations.sent[-1] == ("A", ["K", "L"])
     assert (await svc.group_status("g", after=None, limit=10))[0].counts["applied"] == 2
+    # a key no longer desired loses its kept answer at the next application
+    await svc.put(DesiredSet("g", 0, {"L": "3"}))
+    await svc.idle()
+    assert {k: r.value for k, r in (await store.results(["A"]))["A"].items()} == {"L": "3"}
 
 
 async def test_a_boot_resends_everything_and_a_connect_followed_by_a_boot_sends_once(

@@ -26,6 +26,7 @@ from csms.bus import Bus
 from csms.config import Settings
 from csms.core.ports import Clock, SystemClock
 from csms.core.service import ChargingService, ServiceSettings
+from csms.desired_config.plugin import desired_config_plugin
 from csms.errors import ConfigError
 from csms.gateway.core import GatewayHub
 from csms.gateway.link import MAX_MESSAGE
@@ -50,7 +51,8 @@ log = structlog.get_logger("csms")
 def default_plugins(settings: Settings) -> list[Plugin]:
     """Plugins for ``settings``; parts that are not configured are simply absent."""
     # telemetry first: it sees the balancer's first events; each says at start when it is off
-    return [influx_plugin, mqtt_plugin, balancer_plugin, alarms_plugin, tariffs_plugin, uploads_plugin]
+    operations = [tariffs_plugin, uploads_plugin, desired_config_plugin]
+    return [influx_plugin, mqtt_plugin, balancer_plugin, alarms_plugin, *operations]
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -253,6 +255,7 @@ class CsmsApp:
             sites=self.store.sites if self.store is not None else None,
             tariffs=self.parts.tariffs,
             uploads=self.parts.uploads,
+            desired_config=self.parts.desired_config,
         )
         config = uvicorn.Config(
             create_app(ctx), log_config=None, access_log=False, lifespan="off",

@@ -25,6 +25,7 @@ from csms.store.engine import Database
 if TYPE_CHECKING:  # the parts' types only: the parts' packages import this contract, not the reverse
     from csms.alarms.service import AlarmService
     from csms.balancer.service import BalancerService
+    from csms.desired_config.service import DesiredConfigService
     from csms.tariffs.service import TariffService
     from csms.telemetry.influx import InfluxWriter
     from csms.telemetry.mqtt import MqttBridge
@@ -45,6 +46,7 @@ class Parts:
     alarms: AlarmService | None = None
     tariffs: TariffService | None = None
     uploads: UploadService | None = None
+    desired_config: DesiredConfigService | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

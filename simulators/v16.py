@@ -7,6 +7,7 @@ from typing import Any
 from ocppj.timestamps import format_datetime
 from ocppj.versions import OcppVersion
 from simulators import logs_upload
+from simulators.configuration import key_status
 from simulators.dialect import METER_CONTEXT, Build, OnAnswer, parse_positive_int, sampled_values, seconds
 from simulators.link import Served
 from simulators.model import ChargerOps, EvseState, Sample, Status, StopReason, Tx
@@ -243,7 +244,7 @@ def _change_configuration(c: ChargerOps, p: dict[str, Any]) -> Served:
         c.settings.local_authorize_offline = value.lower() == "true"
     else:
         c.settings.extra[key] = value
-    return Served({"status": "Accepted"})
+    return Served({"status": key_status(key)})
 
 
 _IDLE_NOTIFICATIONS = ("FirmwareStatusNotification", "DiagnosticsStatusNotification")

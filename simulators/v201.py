@@ -7,6 +7,7 @@ from typing import Any
 from ocppj.timestamps import format_datetime
 from ocppj.versions import OcppVersion
 from simulators import logs_upload
+from simulators.configuration import variable_status
 from simulators.dialect import (
     METER_CONTEXT,
     Build,
@@ -334,7 +335,7 @@ def _apply_variable(c: ChargerOps, item: dict[str, Any], entry: tuple[str, str, 
         elif name == ("AuthCtrlr", "LocalAuthorizeOffline"):
             c.settings.local_authorize_offline = value.lower() == "true"
     c.settings.extra["/".join(name)] = value
-    return "Accepted"
+    return variable_status(*name)
 
 
 def _get_base_report(c: ChargerOps, p: dict[str, Any]) -> Served:

@@ -8,6 +8,7 @@ from pathlib import Path
 from csms.alarms.plugin import alarms_plugin
 from csms.app import default_plugins, running
 from csms.balancer.plugin import balancer_plugin
+from csms.desired_config.plugin import desired_config_plugin
 from csms.plugins import Cleanup, PluginContext
 from csms.tariffs.plugin import tariffs_plugin
 from csms.telemetry.plugin import influx_plugin, mqtt_plugin
@@ -18,7 +19,8 @@ from tests.conftest import make_settings
 def test_telemetry_plugins_start_before_the_balancer(tmp_path: Path) -> None:
     plugins = default_plugins(make_settings(tmp_path))
     assert plugins[:4] == [influx_plugin, mqtt_plugin, balancer_plugin, alarms_plugin]
-    assert {tariffs_plugin, uploads_plugin} <= set(plugins) and len(set(plugins)) == len(plugins)
+    operations = {tariffs_plugin, uploads_plugin, desired_config_plugin}
+    assert operations <= set(plugins) and len(set(plugins)) == len(plugins)
 
 
 async def test_a_plugin_gets_the_running_parts_and_its_tasks_and_cleanup_run_with_the_app(

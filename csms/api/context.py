@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from csms.api.alarms import AlarmsView
     from csms.api.console.live import ConsoleHub
     from csms.api.uploads import UploadsView
+    from csms.desired_config.service import DesiredConfigService
     from csms.tariffs.service import TariffService
 
 
@@ -48,3 +49,4 @@ class ApiContext:
     sites: SqlSites | None = None  # sites, groups, connector specs (None: a store without them)
     tariffs: TariffService | None = None  # None: tariffs are disabled
     uploads: UploadsView | None = None  # None: uploads are disabled
+    desired_config: DesiredConfigService | None = None  # None: the plugin is not running

@@ -23,6 +23,7 @@ from csms.api.audit import audit_router, audited
 from csms.api.auth import guard_of
 from csms.api.console.routes import console_router
 from csms.api.context import ApiContext
+from csms.api.desired_config import desired_config_router
 from csms.api.errors import ERROR_RESPONSES, ApiError, from_control_error
 from csms.api.events import events_router
 from csms.api.feeders import feeders_router
@@ -194,5 +195,6 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(tariffs_router(secured))
     app.include_router(uploads_router(secured))
     app.include_router(receiver_router())
+    app.include_router(desired_config_router(secured))
     app.include_router(console_router(ctx))
     return app

@@ -439,11 +439,37 @@ upload_steps = sa.Table(
 def _v10_uploads(conn: Connection) -> None:
     """Diagnostics and log uploads and each one's timeline."""
     uploads_metadata.create_all(conn)
+desired_config_metadata = sa.MetaData()
+
+desired_config_sets = sa.Table(  # csms.desired_config: one set per group, "*" for every station
+    "desired_config_sets",
+    desired_config_metadata,
+    sa.Column("group_name", sa.String(64), primary_key=True),
+    sa.Column("priority", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("body", sa.Text, nullable=False),  # JSON: {"ocpp1.6": {...}, "ocpp2.0.1": [...]}
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+desired_config_results = sa.Table(  # each station's last answer per key
+    "desired_config_results",
+    desired_config_metadata,
+    sa.Column("station_id", sa.String(48), primary_key=True),
+    sa.Column("key", sa.String(1000), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("detail", sa.String(255)),
+    sa.Column("at", UtcDateTime, nullable=False),
+)
+
+
+def _v11_desired_config(conn: Connection) -> None:
+    """Desired configuration sets per group and the stations' answers to them."""
+    desired_config_metadata.create_all(conn)
 
 
 MIGRATIONS: list[Callable[[Connection], Any]] = [
     _v1_initial, _v2_security, _v3_device_variables, _v4_station_events, _v5_alarms,
-    _v6_transaction_start_index, _v7_audit, _v8_sites, _v10_uploads, _v15_tariffs,
+    _v6_transaction_start_index, _v7_audit, _v8_sites, _v10_uploads, _v11_desired_config, _v15_tariffs,
 ]
 
 

@@ -1,0 +1,1 @@
+"""Desired configuration per station group, applied at boot and on change, with drift reports."""

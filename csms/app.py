@@ -26,6 +26,7 @@ from csms.bus import Bus
 from csms.config import Settings
 from csms.core.ports import Clock, SystemClock
 from csms.core.service import ChargingService, ServiceSettings
+from csms.display.plugin import display_plugin
 from csms.errors import ConfigError
 from csms.gateway.core import GatewayHub
 from csms.gateway.link import MAX_MESSAGE
@@ -37,6 +38,7 @@ from csms.ocpp.control import OcppControl
 from csms.ocpp.registry import SessionRegistry
 from csms.ocpp.server import OcppServer, OcppServerSettings
 from csms.plugins import Cleanup, Parts, Plugin, PluginContext
+from csms.profiles.plugin import profiles_plugin
 from csms.security.ca import CaProvider
 from csms.security.wiring import security_parts
 from csms.store.sql import SqlStore
@@ -48,7 +50,7 @@ log = structlog.get_logger("csms")
 def default_plugins(settings: Settings) -> list[Plugin]:
     """Plugins for ``settings``; parts that are not configured are simply absent."""
     # telemetry first: it sees the balancer's first events; each says at start when it is off
-    return [influx_plugin, mqtt_plugin, balancer_plugin, alarms_plugin]
+    return [influx_plugin, mqtt_plugin, balancer_plugin, alarms_plugin, profiles_plugin, display_plugin]
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -247,7 +249,7 @@ class CsmsApp:
         ctx = ApiContext(
             self.settings, self.service, self.control, self.registry, self.metrics, self.bus,
             balancer=self.parts.balancer, ca=self.ca, record_messages=self.record_messages,
-            alarms=self.parts.alarms,
+            alarms=self.parts.alarms, profiles=self.parts.profiles, display=self.parts.display,
         )
         config = uvicorn.Config(
             create_app(ctx), log_config=None, access_log=False, lifespan="off",

@@ -16,6 +16,8 @@ from csms.security.ca import CaProvider
 if TYPE_CHECKING:
     from csms.api.alarms import AlarmsView
     from csms.api.console.live import ConsoleHub
+    from csms.display.service import DisplayService
+    from csms.profiles.service import ProfileService
 
 
 class BalancerView(Protocol):
@@ -42,3 +44,5 @@ class ApiContext:
     record_messages: bool = True  # the console keeps each station's recent OCPP messages
     console: ConsoleHub | None = None  # set when the console's routes are created
     alarms: AlarmsView | None = None  # None: alarms are disabled
+    profiles: ProfileService | None = None  # charging profiles by hand
+    display: DisplayService | None = None  # 2.0.1 display messages and monitoring

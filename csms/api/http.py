@@ -23,11 +23,13 @@ from csms.api.audit import audit_router, audited
 from csms.api.auth import guard_of
 from csms.api.console.routes import console_router
 from csms.api.context import ApiContext
+from csms.api.display import display_router
 from csms.api.errors import ERROR_RESPONSES, ApiError, from_control_error
 from csms.api.events import events_router
 from csms.api.feeders import feeders_router
 from csms.api.outbound import absent, check_size
 from csms.api.pages import pages_router
+from csms.api.profiles import profiles_router
 from csms.api.security import security_router
 from csms.api.views import charger_detail, iso, registered_view
 from csms.core.model import AuthStatus, IdTag
@@ -187,5 +189,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(alarms_router(secured))
     app.include_router(security_router(secured))
     app.include_router(audit_router(secured))
+    app.include_router(profiles_router(secured))
+    app.include_router(display_router(secured))
     app.include_router(console_router(ctx))
     return app

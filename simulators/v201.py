@@ -6,6 +6,7 @@ from typing import Any
 
 from ocppj.timestamps import format_datetime
 from ocppj.versions import OcppVersion
+from simulators import display, monitoring
 from simulators.dialect import (
     METER_CONTEXT,
     Build,
@@ -436,4 +437,6 @@ _HANDLERS: dict[str, Handler] = {
     "GetLocalListVersion": fixed({"versionNumber": 0}),
     "ReserveNow": fixed({"status": "Rejected"}),
     "CancelReservation": fixed({"status": "Rejected"}),
+    **display.HANDLERS,
+    **monitoring.HANDLERS,
 }

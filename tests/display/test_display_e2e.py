@@ -4,13 +4,14 @@ land in the station's events; a 1.6 charger is told the version has none."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
 
 from csms.app import CsmsApp
 from ocppj.versions import OcppVersion
-from tests.simulators.sim_support import make_charger, running, wait_until
+from tests.simulators.sim_support import TAG, make_charger, register_tags, running, wait_until
 
 
 async def connected(csms: CsmsApp, station_id: str) -> None:
@@ -24,7 +25,9 @@ async def events(api: httpx.AsyncClient, station_id: str, kind: str) -> list[dic
     return items
 
 
-async def test_display_messages_are_set_reported_and_cleared(ops_csms: CsmsApp, ops_api: httpx.AsyncClient) -> None:
+async def test_display_messages_are_set_reported_and_cleared(
+    ops_csms: CsmsApp, ops_api: httpx.AsyncClient
+) -> None:
     sid = "DISP-201"
     async with running(make_charger(ops_csms.ocpp_url, OcppVersion.V201, sid, arrivals=None)):
         await connected(ops_csms, sid)
@@ -78,7 +81,8 @@ async def test_monitors_make_the_station_send_events(ops_csms: CsmsApp, ops_api:
         ]})
         assert r.status_code == 200, r.text
         results = r.json()["results"]
-        assert [x["status"] for x in results] == ["Accepted", "Accepted", "UnknownComponent", "UnknownVariable"]
+        assert [x["status"] for x in results] == [
+            "Accepted", "Accepted", "UnknownComponent", "UnknownVariable"]
         periodic, threshold = results[0]["id"], results[1]["id"]
         assert periodic is not None and threshold is not None and periodic != threshold
 
@@ -115,7 +119,9 @@ async def _has(probe: Any, wanted: set[tuple[int, str]]) -> bool:
     return wanted <= await probe()
 
 
-async def test_a_16_station_has_no_display_messages_or_monitors(ops_csms: CsmsApp, ops_api: httpx.AsyncClient) -> None:
+async def test_a_16_station_has_no_display_messages_or_monitors(
+    ops_csms: CsmsApp, ops_api: httpx.AsyncClient
+) -> None:
     sid = "DISP-16"
     async with running(make_charger(ops_csms.ocpp_url, OcppVersion.V16, sid, arrivals=None)):
         await connected(ops_csms, sid)
@@ -131,3 +137,32 @@ async def test_a_16_station_has_no_display_messages_or_monitors(ops_csms: CsmsAp
             assert r.json()["error"] == "unsupported_version" and "2.0.1" in r.json()["detail"]
     r = await ops_api.get("/api/chargers/GHOST/display-messages")
     assert r.status_code == 404 and r.json()["error"] == "not_registered"
+
+
+async def test_a_power_threshold_reports_when_a_car_starts_charging(
+    ops_csms: CsmsApp, ops_api: httpx.AsyncClient
+) -> None:
+    sid = "MON-LOAD"
+    await register_tags(ops_api, [TAG])
+    charger = make_charger(ops_csms.ocpp_url, OcppVersion.V201, sid, arrivals=None)
+    async with running(charger):
+        await connected(ops_csms, sid)
+        r = await ops_api.post(f"/api/chargers/{sid}/monitors", json={"monitors": [
+            {"component": "EVSE", "evse_id": 1, "variable": "Power", "type": "UpperThreshold", "value": 1000,
+             "severity": 1}]})
+        [result] = r.json()["results"]
+        assert result["status"] == "Accepted"
+        await asyncio.sleep(1.2)  # idle: 0 W, nothing to report
+        assert await events(ops_api, sid, "NotifyEvent") == []
+        r = await ops_api.post(f"/api/chargers/{sid}/actions/RequestStartTransaction",
+                               json={"idToken": {"idToken": TAG, "type": "ISO14443"}, "remoteStartId": 1,
+                                     "evseId": 1})
+        assert r.json()["status"] == "Accepted", r.text
+
+        async def alerting() -> list[dict[str, Any]]:
+            return [d for e in await events(ops_api, sid, "NotifyEvent") for d in e["data"]["eventData"]
+                    if d["variableMonitoringId"] == result["id"]]
+
+        [event] = await wait_until(alerting, timeout=15, what="the power threshold's NotifyEvent")
+        assert event["trigger"] == "Alerting" and float(event["actualValue"]) > 1000
+        assert event["component"] == {"name": "EVSE", "evse": {"id": 1}}

@@ -40,7 +40,8 @@ async def test_profiles_are_set_listed_scheduled_and_cleared(
         assert r.json()["status"] == "Accepted" and r.json()["source"] == "operator"
         assert r.json()["start_schedule"] is not None  # an Absolute profile starts now by default
         cap = {"profile_id": 8, "evse_id": 0, "purpose": MAX_PURPOSE[version], "stack_level": 1,
-               "kind": "Relative", "unit": "A", "periods": [{"start_s": 0, "limit": 12.5, "number_phases": 3}]}
+               "kind": "Relative", "unit": "A",
+               "periods": [{"start_s": 0, "limit": 12.5, "number_phases": 3}]}
         r = await ops_api.post(f"/api/chargers/{sid}/charging-profiles", json=cap)
         assert r.status_code == 200 and r.json()["status"] == "Accepted", r.text
 
@@ -63,7 +64,8 @@ async def test_profiles_are_set_listed_scheduled_and_cleared(
         assert comp["duration_s"] == 300 and comp["schedule_start"] is not None
         limits = [p["limit"] for p in comp["periods"]]
         assert limits[0] == 12.5  # the station cap is tighter than the default's 16 A
-        assert limits[-1] == 10.0 and 55 <= comp["periods"][-1]["start_s"] <= 61  # the default's second period
+        assert limits[-1] == 10.0  # the default's second period
+        assert 55 <= comp["periods"][-1]["start_s"] <= 61
 
         r = await ops_api.delete(f"/api/chargers/{sid}/charging-profiles/8")
         assert r.json() == {"charger_id": sid, "profile_id": 8, "status": "Accepted", "detail": None,
@@ -92,7 +94,8 @@ async def test_invalid_profiles_are_refused_before_anything_is_sent(
         await connected(ops_csms, sid)
         cases = [
             (profile(1, periods=[{"start_s": 5, "limit": 10}]), "periods[0].start_s"),
-            (profile(1, periods=[{"start_s": 0, "limit": 10}, {"start_s": 0, "limit": 8}]), "periods[1].start_s"),
+            (profile(1, periods=[{"start_s": 0, "limit": 10}, {"start_s": 0, "limit": 8}]),
+             "periods[1].start_s"),
             (profile(1, periods=[{"start_s": 0, "limit": -1}]), "periods[0].limit"),
             (profile(1, purpose=OTHER_MAX[version], evse_id=0), "purpose"),
             (profile(1, purpose=MAX_PURPOSE[version]), "evse_id"),

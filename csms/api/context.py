@@ -29,6 +29,8 @@ class BalancerView(Protocol):
 
     async def rebalance(self) -> object: ...
 
+    def profiles_sent(self, station_id: str) -> list[tuple[int, int, str, float, int]]: ...
+
 
 @dataclass(slots=True)
 class ApiContext:

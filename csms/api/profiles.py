@@ -26,6 +26,7 @@ from csms.profiles.rules import (
     Recurrency,
     StoredProfile,
     profile_fields,
+    source_of,
 )
 from csms.profiles.service import ProfileService
 from csms.store.profiles import CommandOutcome
@@ -78,6 +79,19 @@ def profile_view(stored: StoredProfile) -> dict[str, Any]:
         fields[key] = iso(value)
     return {"charger_id": stored.station_id, **fields, "source": stored.profile.source.value,
             "status": stored.answer.status, "detail": stored.answer.detail, "set_at": iso(stored.set_at)}
+
+
+def balancer_view(ctx: ApiContext, charger_id: str) -> list[dict[str, Any]]:
+    """The load balancer's TxProfiles the station accepted (live, not kept), ``source`` balancer."""
+    if ctx.balancer is None:
+        return []
+    return [
+        {"charger_id": charger_id, "profile_id": profile_id, "evse_id": evse_id, "purpose": "TxProfile",
+         "kind": "Relative", "unit": "A", "transaction_id": tx_id,
+         "periods": [{"start_s": 0, "limit": limit_a, "number_phases": phases}],
+         "source": source_of(profile_id).value, "status": "Accepted"}
+        for profile_id, evse_id, tx_id, limit_a, phases in ctx.balancer.profiles_sent(charger_id)
+    ]
 
 
 def outcome_view(o: CommandOutcome) -> dict[str, Any]:
@@ -137,11 +151,13 @@ def profiles_router(secured: list[Any]) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         cursor: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
     ) -> dict[str, Any]:
-        """The profiles set by hand, by id; ``next_cursor`` pages on (absent: the last page)."""
+        """The profiles set by hand, by id (``next_cursor`` pages on; null on the last page), and in
+        ``balancer`` the load balancer's TxProfiles the station runs now (``source`` balancer)."""
         await registered(ctx, charger_id)
         page = await profiles.list_profiles(charger_id, limit=limit, after_id=cursor)
         nxt = str(page[-1].profile.profile_id) if len(page) == limit else None
-        return {"items": [profile_view(p) for p in page], "next_cursor": nxt}
+        return {"items": [profile_view(p) for p in page], "next_cursor": nxt,
+                "balancer": balancer_view(ctx, charger_id)}
 
     @router.delete("/charging-profiles/{profile_id}")
     async def clear_charging_profile(

@@ -81,8 +81,10 @@ async def test_the_profiles_page_drives_a_2_0_1_station(
     monitors = page.locator("section[aria-labelledby=h-monitors]")
     await expect(monitors.locator(".results li.ok")).to_contain_text(
         "Monitor ChargingStation/Temperature LowerThreshold → Accepted (id 1)")
-    await page.get_by_role("form", name="Remove a monitor").get_by_role("button", name="Remove monitor").click()
-    await expect(monitors.locator(".results li").first).to_contain_text("ClearVariableMonitoring 1 → Accepted")
+    remove = page.get_by_role("form", name="Remove a monitor")
+    await remove.get_by_role("button", name="Remove monitor").click()
+    await expect(monitors.locator(".results li").first).to_contain_text(
+        "ClearVariableMonitoring 1 → Accepted")
 
 
 async def test_a_16_station_gets_profiles_only(

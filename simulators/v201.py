@@ -6,7 +6,7 @@ from typing import Any
 
 from ocppj.timestamps import format_datetime
 from ocppj.versions import OcppVersion
-from simulators import display, monitoring
+from simulators import display, monitoring, profile_reports
 from simulators.dialect import (
     METER_CONTEXT,
     Build,
@@ -439,4 +439,5 @@ _HANDLERS: dict[str, Handler] = {
     "CancelReservation": fixed({"status": "Rejected"}),
     **display.HANDLERS,
     **monitoring.HANDLERS,
+    **profile_reports.HANDLERS,
 }

@@ -23,8 +23,9 @@ from csms.display.rules import (
     MonitorType,
     Priority,
 )
-from csms.display.service import DisplayService, VersionUnsupported
+from csms.display.service import DisplayService
 from csms.errors import ControlError
+from csms.profiles.calls import VersionUnsupported
 from csms.profiles.rules import Answer
 
 

@@ -14,6 +14,7 @@ from csms.api.errors import ApiError, from_control_error
 from csms.api.outbound import absent
 from csms.api.views import iso
 from csms.errors import ControlError, StationNotConnected
+from csms.profiles.calls import VersionUnsupported
 from csms.profiles.rules import (
     MAX_ID,
     MAX_PERIODS,
@@ -158,6 +159,25 @@ def profiles_router(secured: list[Any]) -> APIRouter:
         nxt = str(page[-1].profile.profile_id) if len(page) == limit else None
         return {"items": [profile_view(p) for p in page], "next_cursor": nxt,
                 "balancer": balancer_view(ctx, charger_id)}
+
+    @router.get("/charging-profiles/reported")
+    async def reported_charging_profiles(
+        charger_id: ChargerId, profiles: Profiles, ctx: Ctx,
+        evse_id: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
+        wait_s: Annotated[float, Query(ge=0, le=30)] = 5.0,
+    ) -> dict[str, Any]:
+        """2.0.1 GetChargingProfiles: every profile the station has installed, whoever set it (the
+        operator, the balancer, the station's own limits), from its ReportChargingProfiles messages
+        collected for up to ``wait_s``: ``{status, request_id, complete, profiles: [{evse_id,
+        limit_source, source, profile}]}``; status NoProfiles: none."""
+        try:
+            report = await profiles.reported(charger_id, evse_id=evse_id, wait_s=wait_s)
+        except VersionUnsupported as exc:
+            raise ApiError(409, "unsupported_version", str(exc)) from None
+        except ControlError as exc:
+            raise await command_error(ctx, charger_id, exc) from None
+        return {"charger_id": charger_id, "status": report.answer.status, "detail": report.answer.detail,
+                "request_id": report.request_id, "complete": report.complete, "profiles": report.profiles}
 
     @router.delete("/charging-profiles/{profile_id}")
     async def clear_charging_profile(

@@ -7,14 +7,13 @@ says ``tbc: false`` or ``wait_s`` passes.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from csms.core.events import Event, StationReported
+from csms.core.events import Event
 from csms.display.rules import (
     DisplayMessage,
     MessageState,
@@ -29,14 +28,11 @@ from csms.display.rules import (
 )
 from csms.ocpp.v201 import display as v201
 from csms.profiles.calls import RecordedCalls
+from csms.profiles.reports import ReportCollector, listed
 from csms.profiles.rules import Answer
 from ocppj.versions import OcppVersion
 
 Subscribe = Callable[[Callable[[Event], None]], Callable[[], None]]
-
-
-class VersionUnsupported(Exception):
-    """The station's OCPP version has no such feature (display messages, monitoring: 2.0.1 only)."""
 
 
 @dataclass(slots=True)
@@ -49,13 +45,6 @@ class MessagesReport:
     complete: bool = False  # the last report (tbc false) arrived within the wait
 
 
-@dataclass(slots=True)
-class _Pending:
-    station_id: str
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-
-
 class DisplayService:
     """Display messages and monitors (raises ``DisplayInvalid``, ``VersionUnsupported``, ``ControlError``)."""
 
@@ -66,7 +55,7 @@ class DisplayService:
         self._subscribe = subscribe
         start = first_request_id if first_request_id is not None else int(time.time()) % 1_000_000_000
         self._request_ids = itertools.count(max(1, start))
-        self._pending: dict[int, _Pending] = {}
+        self.reports = ReportCollector("NotifyDisplayMessages", listed("messageInfo"))
         self._unsubscribe: Callable[[], None] | None = None
 
     def attach(self) -> None:
@@ -78,23 +67,10 @@ class DisplayService:
             self._unsubscribe = None
 
     def on_event(self, event: Event) -> None:
-        if not isinstance(event, StationReported) or event.action != "NotifyDisplayMessages":
-            return
-        request_id = event.data.get("requestId")
-        pending = self._pending.get(request_id) if isinstance(request_id, int) else None
-        if pending is None or pending.station_id != event.station_id:
-            return
-        info = event.data.get("messageInfo")
-        if isinstance(info, list):
-            pending.messages.extend(m for m in info if isinstance(m, dict))
-        if not event.data.get("tbc"):
-            pending.done.set()
+        self.reports.on_event(event)
 
     def _v201(self, station_id: str, what: str) -> None:
-        version = self.calls.version(station_id)
-        if version is not OcppVersion.V201:
-            raise VersionUnsupported(
-                f"{what} exist in OCPP 2.0.1; station {station_id!r} speaks {version.value}")
+        self.calls.version(station_id, need=OcppVersion.V201, what=what)
 
     # --- display messages ------------------------------------------------------------------
     async def set_message(self, station_id: str, message: DisplayMessage) -> Answer:
@@ -108,23 +84,13 @@ class DisplayService:
     ) -> MessagesReport:
         self._v201(station_id, "display messages")
         request_id = next(self._request_ids)
-        pending = self._pending[request_id] = _Pending(station_id)
-        try:
+        with self.reports.expect(station_id, request_id) as collected:
             out = v201.get_display_messages(request_id, ids, priority, state)
             answer = await self.calls.send(station_id, out)
-            report = MessagesReport(request_id, answer)
             if answer.status != "Accepted":  # Unknown: the station has no such messages
-                report.complete = True
-                return report
-            try:
-                await asyncio.wait_for(pending.done.wait(), wait_s)
-                report.complete = True
-            except TimeoutError:
-                pass
-            report.messages = list(pending.messages)
-            return report
-        finally:
-            del self._pending[request_id]
+                return MessagesReport(request_id, answer, complete=True)
+            complete = await collected.wait(wait_s)
+            return MessagesReport(request_id, answer, list(collected.items), complete)
 
     async def clear_message(self, station_id: str, message_id: int) -> Answer:
         self._v201(station_id, "display messages")

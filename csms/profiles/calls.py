@@ -30,6 +30,10 @@ class StationCalls(Protocol):
     ) -> dict[str, Any]: ...
 
 
+class VersionUnsupported(Exception):
+    """The station's OCPP version has no such feature (display messages, monitoring: 2.0.1 only)."""
+
+
 def failure_word(exc: ControlError) -> str:
     """The status kept for a call that got no valid answer."""
     if isinstance(exc, CallTimeout):
@@ -53,11 +57,16 @@ class RecordedCalls:
         self.outcomes = outcomes
         self.clock = clock
 
-    def version(self, station_id: str) -> OcppVersion:
-        """The connected station's version; raises ``StationNotConnected``."""
+    def version(self, station_id: str, *, need: OcppVersion | None = None, what: str = "") -> OcppVersion:
+        """The connected station's version; raises ``StationNotConnected``, and ``VersionUnsupported``
+        when it is not ``need`` (``what`` names the feature)."""
         version = self.calls.protocol_of(station_id)
         if version is None:
             raise StationNotConnected(f"station {station_id!r} is not connected")
+        if need is not None and version is not need:
+            raise VersionUnsupported(
+                f"{what} exist in OCPP {need.value.removeprefix('ocpp')}; station {station_id!r} speaks "
+                f"{version.value.removeprefix('ocpp')}")
         return version
 
     async def send(self, station_id: str, out: Outbound[R]) -> R:

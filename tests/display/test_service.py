@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from csms.core.events import Event, StationReported
-from csms.display.service import DisplayService, VersionUnsupported
-from csms.profiles.calls import RecordedCalls
+from csms.display.service import DisplayService
+from csms.profiles.calls import RecordedCalls, VersionUnsupported
 from csms.store.profiles import SqlOperatorCommands
 from csms.store.sql import SqlStore
 from ocppj.versions import OcppVersion

@@ -56,6 +56,17 @@ async def test_profiles_are_set_listed_scheduled_and_cleared(
                                   params={"limit": 1, "cursor": page["next_cursor"]})).json()
         assert [p["profile_id"] for p in rest["items"]] == [8]
 
+        r = await ops_api.get(f"/api/chargers/{sid}/charging-profiles/reported")
+        if version is OcppVersion.V201:  # the station's own account (GetChargingProfiles)
+            assert r.status_code == 200 and r.json()["status"] == "Accepted" and r.json()["complete"], r.text
+            installed = sorted((p["evse_id"], p["profile"]["id"], p["source"], p["limit_source"])
+                               for p in r.json()["profiles"])
+            assert installed == [(0, 8, "operator", "CSO"), (1, 7, "operator", "CSO")]
+            only = (await ops_api.get(f"/api/chargers/{sid}/charging-profiles/reported",
+                                      params={"evse_id": 0})).json()
+            assert [p["profile"]["id"] for p in only["profiles"]] == [8]
+        else:
+            assert r.status_code == 409 and r.json()["error"] == "unsupported_version"
         r = await ops_api.get(f"/api/chargers/{sid}/composite-schedule",
                               params={"evse_id": 1, "duration_s": 300, "unit": "A"})
         assert r.status_code == 200, r.text
@@ -79,9 +90,10 @@ async def test_profiles_are_set_listed_scheduled_and_cleared(
         assert [p["profile_id"] for p in listed["items"]] == [7]
 
         outcomes = (await ops_api.get(f"/api/chargers/{sid}/operator-commands")).json()["items"]
+        reports = [("GetChargingProfiles", "Accepted")] * 2 if version is OcppVersion.V201 else []
         assert [(o["action"], o["status"]) for o in outcomes] == [  # newest first
             ("ClearChargingProfile", "Unknown"), ("GetCompositeSchedule", "Accepted"),
-            ("ClearChargingProfile", "Accepted"), ("GetCompositeSchedule", "Accepted"),
+            ("ClearChargingProfile", "Accepted"), ("GetCompositeSchedule", "Accepted"), *reports,
             ("SetChargingProfile", "Accepted"), ("SetChargingProfile", "Accepted")]
 
 

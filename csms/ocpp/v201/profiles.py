@@ -77,3 +77,12 @@ def composite_schedule(evse_id: int, duration_s: int, unit: RateUnit | None) -> 
         )
 
     return Outbound("GetCompositeSchedule", payload, read)
+
+
+def get_charging_profiles(request_id: int, evse_id: int | None) -> Outbound[Answer]:
+    """GetChargingProfiles of every installed profile (of EVSE ``evse_id``; 0: the station's own):
+    Accepted (ReportChargingProfiles with ``request_id`` follow) or NoProfiles."""
+    payload: dict[str, Any] = {"requestId": request_id, "chargingProfile": {}}
+    if evse_id is not None:
+        payload["evseId"] = evse_id
+    return Outbound("GetChargingProfiles", payload, answer_of)

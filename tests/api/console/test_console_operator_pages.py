@@ -62,6 +62,10 @@ async def test_the_profiles_page_drives_a_2_0_1_station(
     await expect(comp.locator("[data-status=Accepted]")).to_be_visible()
     await expect(comp.locator("tbody tr").first).to_contain_text("13")
 
+    asked = page.get_by_role("form", name="Installed on the station")
+    await asked.get_by_role("button", name="Ask the station").click()
+    await expect(asked.locator("tr[data-installed='21']")).to_contain_text("operator")
+
     await row.get_by_role("button", name="Clear").click()
     await expect(profiles).to_contain_text("No profile set by hand.")
     await expect(profiles.locator(".results li").first).to_contain_text("ClearChargingProfile 21 → Accepted")
@@ -92,6 +96,7 @@ async def test_a_16_station_gets_profiles_only(
 ) -> None:
     await page.goto(ops_csms.api_url + "/#/stations/WEB-16/profiles")
     await expect(page.locator("#no-display")).to_contain_text("this station speaks 1.6")
+    await expect(page.get_by_role("form", name="Installed on the station")).to_have_count(0)
     form = page.get_by_role("form", name="Set a charging profile")
     await form.get_by_label("Purpose").select_option("ChargePointMaxProfile")
     await form.get_by_label("EVSE").fill("0")

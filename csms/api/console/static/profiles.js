@@ -34,6 +34,12 @@ function profilesSection(id, protocol) {
       h("td", {}, p.periods.map((x) => `${x.start_s}s→${x.limit}`).join(", ")),
       h("td", {}, p.source), h("td", {}, p.status), h("td", {}, when(p.set_at)),
       h("td", {}, h("button", { type: "button", class: "btn btn-small", onclick: () => clear(p.profile_id) }, "Clear"))));
+    for (const p of r.data.balancer || []) {
+      rows.push(h("tr", { "data-profile": p.profile_id }, h("td", { class: "mono" }, String(p.profile_id)), h("td", {}, p.evse_id),
+        h("td", {}, p.purpose), h("td", {}, "—"), h("td", {}, `${p.kind} ${p.unit}`),
+        h("td", {}, p.periods.map((x) => `${x.start_s}s→${x.limit}`).join(", ")), h("td", {}, p.source), h("td", {}, p.status),
+        h("td", {}, "now"), h("td", {})));
+    }
     list.replaceChildren(table([["Id"], ["EVSE"], ["Purpose"], ["Stack"], ["Kind"], ["Periods"], ["Source"],
       ["Answer"], ["Set"], [""]], rows, { empty: "No profile set by hand." }));
   }
@@ -87,10 +93,25 @@ function profilesSection(id, protocol) {
     field("Unit", select("unit", [["A", "A"], ["W", "W"]], "A")), h("button", { type: "submit", class: "btn" }, "Get schedule")),
   composite);
 
+  const installed = h("div");
+  const askStation = protocol !== "ocpp2.0.1" ? null : h("form", { class: "action", "aria-label": "Installed on the station", onsubmit: async (e) => {
+    e.preventDefault();
+    installed.replaceChildren(h("p", { class: "muted" }, "Asking the station…"));
+    const r = await api("GET", `${base}/charging-profiles/reported?wait_s=5`);
+    if (!r.ok) { installed.replaceChildren(h("p", { class: "err" }, detailOf(r))); return; }
+    const rows = r.data.profiles.map((p) => h("tr", { "data-installed": p.profile.id },
+      h("td", { class: "mono" }, String(p.profile.id)), h("td", {}, p.evse_id), h("td", {}, p.profile.chargingProfilePurpose),
+      h("td", {}, p.profile.stackLevel), h("td", {}, p.source || "—"), h("td", {}, p.limit_source || "—")));
+    installed.replaceChildren(table([["Id"], ["EVSE"], ["Purpose"], ["Stack"], ["Source"], ["Limit source"]], rows,
+      { empty: "The station has no profile installed." }));
+  } },
+  h("h3", {}, "Installed on the station"),
+  h("div", { class: "row" }, h("button", { type: "submit", class: "btn" }, "Ask the station")), installed);
+
   reload();
   return h("section", { class: "panel", "aria-labelledby": "h-profiles" },
-    h("h2", { id: "h-profiles" }, "Charging profiles", h("span", { class: "aside muted" }, "set by hand; the balancer's own are not listed")),
-    list, form, answers, compForm);
+    h("h2", { id: "h-profiles" }, "Charging profiles", h("span", { class: "aside muted" }, "set by hand; the balancer's are marked by source")),
+    list, form, answers, compForm, askStation);
 }
 
 function displaySection(id) {

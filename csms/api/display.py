@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from csms.api.context import ApiContext
 from csms.api.errors import ApiError
-from csms.api.profiles import ChargerId, command_error
+from csms.api.profiles import ChargerId, command_error, utc
 from csms.display.rules import (
     MAX_ID,
     DisplayInvalid,
@@ -43,7 +43,7 @@ class DisplayMessageIn(BaseModel):
     def message(self) -> DisplayMessage:
         return DisplayMessage(
             message_id=self.id, priority=self.priority, content=self.content, format=self.format,
-            language=self.language, state=self.state, start=self.start, end=self.end,
+            language=self.language, state=self.state, start=utc(self.start), end=utc(self.end),
             transaction_id=self.transaction_id,
         )
 

@@ -31,8 +31,14 @@ from csms.profiles.rules import (
 )
 from csms.profiles.service import ProfileService
 from csms.store.profiles import CommandOutcome
+from ocppj.timestamps import as_utc
 
 Int32 = Annotated[int, Field(ge=0, le=MAX_ID)]
+
+
+def utc(dt: datetime | None) -> datetime | None:
+    """Aware UTC (a time without an offset is taken as UTC)."""
+    return None if dt is None else as_utc(dt)
 
 
 class PeriodIn(BaseModel):
@@ -66,8 +72,8 @@ class ProfileIn(BaseModel):
             stack_level=self.stack_level,
             kind=self.kind, unit=self.unit,
             periods=tuple(Period(p.start_s, p.limit, p.number_phases) for p in self.periods),
-            recurrency=self.recurrency, start_schedule=self.start_schedule, duration_s=self.duration_s,
-            valid_from=self.valid_from, valid_to=self.valid_to, transaction_id=self.transaction_id,
+            recurrency=self.recurrency, start_schedule=utc(self.start_schedule), duration_s=self.duration_s,
+            valid_from=utc(self.valid_from), valid_to=utc(self.valid_to), transaction_id=self.transaction_id,
             min_rate=self.min_rate,
         )
 

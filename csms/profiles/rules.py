@@ -10,6 +10,7 @@ The balancer installs its own profiles under reserved ids (``BALANCER_IDS``): a 
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -147,8 +148,8 @@ def check_periods(periods: tuple[Period, ...]) -> None:
     for i, p in enumerate(periods):
         if i and p.start_s <= periods[i - 1].start_s:
             raise ProfileInvalid(f"periods[{i}].start_s: must be greater than the previous period's")
-        if not p.limit >= 0:  # NaN too
-            raise ProfileInvalid(f"periods[{i}].limit: must be >= 0")
+        if not 0 <= p.limit < math.inf:  # NaN and infinity too
+            raise ProfileInvalid(f"periods[{i}].limit: must be a finite number >= 0")
         if p.number_phases is not None and not 1 <= p.number_phases <= 3:
             raise ProfileInvalid(f"periods[{i}].number_phases: must be 1, 2 or 3")
 
@@ -189,8 +190,8 @@ def check_profile(profile: Profile, version: OcppVersion) -> None:
             raise ProfileInvalid(f"duration_s: a {profile.recurrency} recurrence lasts at most {cycle} s")
     if profile.valid_from and profile.valid_to and profile.valid_to <= profile.valid_from:
         raise ProfileInvalid("valid_to: must be after valid_from")
-    if profile.min_rate is not None and not profile.min_rate >= 0:
-        raise ProfileInvalid("min_rate: must be >= 0")
+    if profile.min_rate is not None and not 0 <= profile.min_rate < math.inf:
+        raise ProfileInvalid("min_rate: must be a finite number >= 0")
     check_periods(profile.periods)
 
 

@@ -115,6 +115,7 @@ async def test_invalid_profiles_are_refused_before_anything_is_sent(
             (profile(1, kind="Recurring"), "recurrency"),
             (profile(1, kind="Relative", start_schedule="2026-12-07T10:00:00Z"), "start_schedule"),
             (profile(1, valid_from="2026-12-08T00:00:00Z", valid_to="2026-12-07T00:00:00Z"), "valid_to"),
+            (profile(1, valid_from="2026-12-08T00:00:00", valid_to="2026-12-08T01:00:00+02:00"), "valid_to"),
         ]
         for body, where in cases:
             r = await ops_api.post(f"/api/chargers/{sid}/charging-profiles", json=body)

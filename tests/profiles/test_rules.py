@@ -41,6 +41,7 @@ def test_a_well_formed_default_profile_passes_in_both_versions(version: OcppVers
     ({"periods": (Period(0, 16.0), Period(0, 8.0))}, V16, "periods[1].start_s"),
     ({"periods": (Period(0, 16.0), Period(60, float("nan")))}, V201, "periods[1].limit"),
     ({"periods": (Period(0, -0.5),)}, V201, "periods[0].limit"),
+    ({"periods": (Period(0, float("inf")),)}, V201, "periods[0].limit"),
     ({"periods": (Period(0, 6.0, 4),)}, V201, "periods[0].number_phases"),
     ({"profile_id": 0}, V16, "profile_id"),
     ({"profile_id": 800_001}, V16, "load balancer"),

@@ -183,7 +183,8 @@ def _start(c: ChargerOps, state: Monitors) -> None:
         if charger is None or not state.by_id:
             state.running = False
             return
-        check(charger, state, time.time())
+        if charger.accepted:  # offline or not booted: nothing could be sent
+            check(charger, state, time.time())
         charger.after(CHECK_S, tick)
 
     c.after(CHECK_S, tick)

@@ -27,6 +27,7 @@ from csms.config import Settings
 from csms.core.ports import Clock, SystemClock
 from csms.core.service import ChargingService, ServiceSettings
 from csms.desired_config.plugin import desired_config_plugin
+from csms.display.plugin import display_plugin
 from csms.errors import ConfigError
 from csms.gateway.core import GatewayHub
 from csms.gateway.link import MAX_MESSAGE
@@ -38,6 +39,7 @@ from csms.ocpp.control import OcppControl
 from csms.ocpp.registry import SessionRegistry
 from csms.ocpp.server import OcppServer, OcppServerSettings
 from csms.plugins import Cleanup, Parts, Plugin, PluginContext
+from csms.profiles.plugin import profiles_plugin
 from csms.security.ca import CaProvider
 from csms.security.wiring import security_parts
 from csms.store.sql import SqlStore
@@ -51,7 +53,13 @@ log = structlog.get_logger("csms")
 def default_plugins(settings: Settings) -> list[Plugin]:
     """Plugins for ``settings``; parts that are not configured are simply absent."""
     # telemetry first: it sees the balancer's first events; each says at start when it is off
-    operations = [tariffs_plugin, uploads_plugin, desired_config_plugin]
+    operations = [
+        tariffs_plugin,
+        uploads_plugin,
+        desired_config_plugin,
+        profiles_plugin,
+        display_plugin,
+    ]
     return [influx_plugin, mqtt_plugin, balancer_plugin, alarms_plugin, *operations]
 
 
@@ -256,6 +264,8 @@ class CsmsApp:
             tariffs=self.parts.tariffs,
             uploads=self.parts.uploads,
             desired_config=self.parts.desired_config,
+            profiles=self.parts.profiles,
+            display=self.parts.display,
         )
         config = uvicorn.Config(
             create_app(ctx), log_config=None, access_log=False, lifespan="off",

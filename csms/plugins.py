@@ -26,6 +26,8 @@ if TYPE_CHECKING:  # the parts' types only: the parts' packages import this cont
     from csms.alarms.service import AlarmService
     from csms.balancer.service import BalancerService
     from csms.desired_config.service import DesiredConfigService
+    from csms.display.service import DisplayService
+    from csms.profiles.service import ProfileService
     from csms.tariffs.service import TariffService
     from csms.telemetry.influx import InfluxWriter
     from csms.telemetry.mqtt import MqttBridge
@@ -47,6 +49,8 @@ class Parts:
     tariffs: TariffService | None = None
     uploads: UploadService | None = None
     desired_config: DesiredConfigService | None = None
+    profiles: ProfileService | None = None
+    display: DisplayService | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

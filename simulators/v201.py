@@ -6,7 +6,7 @@ from typing import Any
 
 from ocppj.timestamps import format_datetime
 from ocppj.versions import OcppVersion
-from simulators import logs_upload
+from simulators import display, logs_upload, monitoring, profile_reports
 from simulators.configuration import variable_status
 from simulators.dialect import (
     METER_CONTEXT,
@@ -432,4 +432,7 @@ _HANDLERS: dict[str, Handler] = {
     "GetLocalListVersion": fixed({"versionNumber": 0}),
     "ReserveNow": fixed({"status": "Rejected"}),
     "CancelReservation": fixed({"status": "Rejected"}),
+    **display.HANDLERS,
+    **monitoring.HANDLERS,
+    **profile_reports.HANDLERS,
 }

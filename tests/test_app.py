@@ -9,7 +9,9 @@ from csms.alarms.plugin import alarms_plugin
 from csms.app import default_plugins, running
 from csms.balancer.plugin import balancer_plugin
 from csms.desired_config.plugin import desired_config_plugin
+from csms.display.plugin import display_plugin
 from csms.plugins import Cleanup, PluginContext
+from csms.profiles.plugin import profiles_plugin
 from csms.tariffs.plugin import tariffs_plugin
 from csms.telemetry.plugin import influx_plugin, mqtt_plugin
 from csms.uploads.plugin import uploads_plugin
@@ -19,7 +21,13 @@ from tests.conftest import make_settings
 def test_telemetry_plugins_start_before_the_balancer(tmp_path: Path) -> None:
     plugins = default_plugins(make_settings(tmp_path))
     assert plugins[:4] == [influx_plugin, mqtt_plugin, balancer_plugin, alarms_plugin]
-    operations = {tariffs_plugin, uploads_plugin, desired_config_plugin}
+    operations = {
+        tariffs_plugin,
+        uploads_plugin,
+        desired_config_plugin,
+        profiles_plugin,
+        display_plugin,
+    }
     assert operations <= set(plugins) and len(set(plugins)) == len(plugins)
 
 

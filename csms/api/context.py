@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from csms.api.console.live import ConsoleHub
     from csms.api.uploads import UploadsView
     from csms.desired_config.service import DesiredConfigService
+    from csms.display.service import DisplayService
+    from csms.profiles.service import ProfileService
     from csms.tariffs.service import TariffService
 
 
@@ -30,6 +32,8 @@ class BalancerView(Protocol):
     def set_limit(self, node_id: str, limit_a: float | None) -> None: ...
 
     async def rebalance(self) -> object: ...
+
+    def profiles_sent(self, station_id: str) -> list[tuple[int, int, str, float, int]]: ...
 
 
 @dataclass(slots=True)
@@ -50,3 +54,5 @@ class ApiContext:
     tariffs: TariffService | None = None  # None: tariffs are disabled
     uploads: UploadsView | None = None  # None: uploads are disabled
     desired_config: DesiredConfigService | None = None  # None: the plugin is not running
+    profiles: ProfileService | None = None  # charging profiles by hand
+    display: DisplayService | None = None  # 2.0.1 display messages and monitoring

@@ -24,11 +24,13 @@ from csms.api.auth import guard_of
 from csms.api.console.routes import console_router
 from csms.api.context import ApiContext
 from csms.api.desired_config import desired_config_router
+from csms.api.display import display_router
 from csms.api.errors import ERROR_RESPONSES, ApiError, from_control_error
 from csms.api.events import events_router
 from csms.api.feeders import feeders_router
 from csms.api.outbound import absent, check_size
 from csms.api.pages import pages_router
+from csms.api.profiles import profiles_router
 from csms.api.security import security_router
 from csms.api.sites import sites_router
 from csms.api.tariffs import tariffs_router
@@ -196,5 +198,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(uploads_router(secured))
     app.include_router(receiver_router())
     app.include_router(desired_config_router(secured))
+    app.include_router(profiles_router(secured))
+    app.include_router(display_router(secured))
     app.include_router(console_router(ctx))
     return app

@@ -322,6 +322,15 @@ class BalancerService:
         return {a.key: a.current_a for a in alloc.evses}
 
     # --- views ------------------------------------------------------------------------------
+    def profiles_sent(self, station_id: str) -> list[tuple[int, int, str, float, int]]:
+        """``(profile_id, evse_id, tx_id, limit_a, phases)`` of each TxProfile the station accepted
+        for its running transactions."""
+        return [
+            (TX_PROFILE_ID + evse_id, evse_id, st.tx_id, st.sent[0], st.sent[1])
+            for (sid, evse_id), st in self.state.items()
+            if sid == station_id and st.sent is not None and st.tx_id is not None
+        ]
+
     def stats(self) -> BalancerStats:
         return BalancerStats(self.ticks, self.sent_count, self.failed_count, self.last_duration_s)
 

@@ -465,11 +465,45 @@ desired_config_results = sa.Table(  # each station's last answer per key
 def _v11_desired_config(conn: Connection) -> None:
     """Desired configuration sets per group and the stations' answers to them."""
     desired_config_metadata.create_all(conn)
+operator_metadata = sa.MetaData()
+
+operator_profiles = sa.Table(  # charging profiles the operator set by hand, with the station's answer
+    "operator_profiles",
+    operator_metadata,
+    sa.Column("station_id", sa.String(48), primary_key=True),
+    sa.Column("profile_id", sa.Integer, primary_key=True),
+    sa.Column("evse_id", sa.Integer, nullable=False),
+    sa.Column("purpose", sa.String(32), nullable=False),
+    sa.Column("stack_level", sa.Integer, nullable=False),
+    sa.Column("profile", sa.Text, nullable=False),  # JSON: the profile as the API takes it
+    sa.Column("status", sa.String(40), nullable=False),  # the station's answer to SetChargingProfile
+    sa.Column("detail", sa.Text),
+    sa.Column("set_at", UtcDateTime, nullable=False),
+)
+
+operator_commands = sa.Table(  # display-message and monitoring commands and what the station answered
+    "operator_commands",
+    operator_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("station_id", sa.String(48), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("request", sa.Text, nullable=False),  # JSON: the payload sent
+    sa.Column("status", sa.String(40), nullable=False),  # the answer's status (or the failure)
+    sa.Column("result", sa.Text, nullable=False),  # JSON: the answer as received ({} when none came)
+    sa.Column("at", UtcDateTime, nullable=False),
+)
+sa.Index("ix_operator_commands_station", operator_commands.c.station_id, operator_commands.c.id)
+
+
+def _v14_operator_profiles(conn: Connection) -> None:
+    """Operator charging profiles and the outcomes of display-message and monitoring commands."""
+    operator_metadata.create_all(conn)
 
 
 MIGRATIONS: list[Callable[[Connection], Any]] = [
     _v1_initial, _v2_security, _v3_device_variables, _v4_station_events, _v5_alarms,
-    _v6_transaction_start_index, _v7_audit, _v8_sites, _v10_uploads, _v11_desired_config, _v15_tariffs,
+    _v6_transaction_start_index, _v7_audit, _v8_sites, _v10_uploads, _v11_desired_config,
+    _v14_operator_profiles, _v15_tariffs,
 ]
 
 

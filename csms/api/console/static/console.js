@@ -535,7 +535,8 @@ function stationView(main, params) {
       ["Serial", s.serial_number || "—"], ["Firmware", s.firmware_version || "—"], ["Last seen", when(s.last_seen)],
       ["Clock offset", s.clock_offset_s == null ? "—" : `${s.clock_offset_s > 0 ? "+" : ""}${s.clock_offset_s} s`]];
     head.replaceChildren(h("p", { class: "muted crumbs" }, h("a", { href: "#/stations" }, "Stations"), " / ", id),
-      pageHead(h("span", {}, `${id} `, badge(s.state)), null),
+      pageHead(h("span", {}, `${id} `, badge(s.state)), null,
+        h("a", { class: "btn btn-small", href: `#/stations/${encodeURIComponent(id)}/profiles` }, "Profiles, display, monitors")),
       h("dl", { class: "facts" }, facts.map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, v)))));
   }
 
@@ -1115,7 +1116,7 @@ function idTagsView(main) {
 const ROUTES = [
   [/^\/?$/, "overview", overview, "Overview"],
   [/^\/stations$/, "stations", stationsView, "Stations"],
-  [/^\/stations\/(.+)$/, "stations", stationView, null],
+  [/^\/stations\/([^/]+)$/, "stations", stationView, null],
   [/^\/sessions$/, "sessions", sessionsView, "Sessions"],
   [/^\/feeders$/, "feeders", feedersView, "Feeders"],
   [/^\/id-tags$/, "id-tags", idTagsView, "ID tags"],

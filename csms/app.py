@@ -27,6 +27,7 @@ from csms.config import Settings
 from csms.core.ports import Clock, SystemClock
 from csms.core.service import ChargingService, ServiceSettings
 from csms.errors import ConfigError
+from csms.firmware.plugin import firmware_plugin
 from csms.gateway.core import GatewayHub
 from csms.gateway.link import MAX_MESSAGE
 from csms.gateway.local import LocalEndpoint
@@ -48,7 +49,7 @@ log = structlog.get_logger("csms")
 def default_plugins(settings: Settings) -> list[Plugin]:
     """Plugins for ``settings``; parts that are not configured are simply absent."""
     # telemetry first: it sees the balancer's first events; each says at start when it is off
-    return [influx_plugin, mqtt_plugin, balancer_plugin, alarms_plugin]
+    return [influx_plugin, mqtt_plugin, balancer_plugin, alarms_plugin, firmware_plugin]
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -247,7 +248,7 @@ class CsmsApp:
         ctx = ApiContext(
             self.settings, self.service, self.control, self.registry, self.metrics, self.bus,
             balancer=self.parts.balancer, ca=self.ca, record_messages=self.record_messages,
-            alarms=self.parts.alarms,
+            alarms=self.parts.alarms, firmware=self.parts.firmware,
         )
         config = uvicorn.Config(
             create_app(ctx), log_config=None, access_log=False, lifespan="off",
@@ -255,6 +256,8 @@ class CsmsApp:
         )
         self._api = _EmbeddedUvicorn(config)
         self._api_sock = _bind(self.settings.host, self.settings.api_port)
+        if self.parts.firmware is not None:  # download links point at the HTTP server
+            self.parts.firmware.public_base_url = self.settings.public_base_url(self.api_port)
         self._tasks.append(asyncio.create_task(self._api.serve([self._api_sock]), name="api"))
         while not self._api.started:
             if self._tasks[-1].done():

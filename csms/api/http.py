@@ -26,6 +26,7 @@ from csms.api.context import ApiContext
 from csms.api.errors import ERROR_RESPONSES, ApiError, from_control_error
 from csms.api.events import events_router
 from csms.api.feeders import feeders_router
+from csms.api.firmware import firmware_router
 from csms.api.outbound import absent, check_size
 from csms.api.pages import pages_router
 from csms.api.security import security_router
@@ -187,5 +188,6 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(alarms_router(secured))
     app.include_router(security_router(secured))
     app.include_router(audit_router(secured))
+    app.include_router(firmware_router(secured))
     app.include_router(console_router(ctx))
     return app

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from ocppj.versions import OcppVersion
 from simulators.clock import SimClock
 from simulators.ev import EVState, SupplyKind, SupplySpec
+from simulators.firmware import FirmwareFaults, FirmwareOptions, FirmwareUpdater
 from simulators.profiles import ChargingProfile, CompositeSchedule, ProfileSet, RateUnit
 
 
@@ -67,6 +68,7 @@ class ChargerSpec:
     heartbeat_interval_s: float = 0.0  # 0: use the interval the CSMS returns at boot
     node: str | None = None  # feeder node of the balancer topology
     seed: int = 0
+    firmware_faults: FirmwareFaults | None = None  # None: the fleet's (Behaviour.firmware)
 
 
 class Status(enum.StrEnum):
@@ -184,6 +186,7 @@ class Behaviour:
     reconnect_max_s: float = 60.0
     transaction_message_attempts: int = 3
     faults: FaultConfig = FaultConfig()
+    firmware: FirmwareOptions = field(default_factory=FirmwareOptions)
 
 
 @dataclass
@@ -205,6 +208,7 @@ class ChargerOps(Protocol):
     evses: dict[int, EvseState]
     profiles: ProfileSet
     settings: Settings
+    firmware: FirmwareUpdater
 
     @property
     def accepted(self) -> bool: ...
@@ -246,3 +250,7 @@ class ChargerOps(Protocol):
     ) -> None: ...
 
     def after(self, delay_s: float, fn: Callable[[], None]) -> None: ...
+
+    def install_firmware(self, version: str) -> None:
+        """Reboot now and boot running ``version``."""
+        ...

@@ -7,11 +7,11 @@ from typing import Any
 from ocppj.timestamps import format_datetime
 from ocppj.versions import OcppVersion
 from simulators.dialect import METER_CONTEXT, Build, OnAnswer, parse_positive_int, sampled_values, seconds
+from simulators.firmware import serve_signed_update_v16, serve_update_v16
 from simulators.link import Served
 from simulators.model import ChargerOps, EvseState, Sample, Status, StopReason, Tx
 from simulators.profiles import ProfileRejected
 from simulators.serving import (
-    FIRMWARE_STEPS,
     Handler,
     clear_profile,
     composite,
@@ -280,12 +280,6 @@ def _data_transfer(c: ChargerOps, p: dict[str, Any]) -> Served:
     return Served({"status": "Accepted", "data": p.get("data", "")})
 
 
-def _update_firmware(c: ChargerOps, p: dict[str, Any]) -> Served:
-    def progress() -> None:
-        report_progress(c, "FirmwareStatusNotification", FIRMWARE_STEPS)
-    return Served({}, progress)
-
-
 def _get_diagnostics(c: ChargerOps, p: dict[str, Any]) -> Served:
     name = f"{c.spec.station_id}-diagnostics.log"
 
@@ -307,7 +301,8 @@ _HANDLERS: dict[str, Handler] = {
     "ClearChargingProfile": clear_profile,
     "GetCompositeSchedule": _composite,
     "DataTransfer": _data_transfer,
-    "UpdateFirmware": _update_firmware,
+    "UpdateFirmware": serve_update_v16,
+    "SignedUpdateFirmware": serve_signed_update_v16,
     "GetDiagnostics": _get_diagnostics,
     "ClearCache": fixed({"status": "Accepted"}),
     "GetLocalListVersion": fixed({"listVersion": 0}),

@@ -15,11 +15,11 @@ from simulators.dialect import (
     sampled_values,
     seconds,
 )
+from simulators.firmware import serve_update_v201
 from simulators.link import Served
 from simulators.model import ChargerOps, EvseState, Sample, Status, StopReason, Tx
 from simulators.profiles import ProfileRejected
 from simulators.serving import (
-    FIRMWARE_STEPS,
     Handler,
     clear_profile,
     composite,
@@ -394,12 +394,6 @@ def _data_transfer(c: ChargerOps, p: dict[str, Any]) -> Served:
     return Served(result)
 
 
-def _update_firmware(c: ChargerOps, p: dict[str, Any]) -> Served:
-    def progress() -> None:
-        report_progress(c, "FirmwareStatusNotification", FIRMWARE_STEPS, {"requestId": p["requestId"]})
-    return Served({"status": "Accepted"}, progress)
-
-
 def _get_log(c: ChargerOps, p: dict[str, Any]) -> Served:
     def progress() -> None:
         report_progress(c, "LogStatusNotification", ("Uploading", "Uploaded"), {"requestId": p["requestId"]})
@@ -429,7 +423,7 @@ _HANDLERS: dict[str, Handler] = {
     "ClearChargingProfile": clear_profile,
     "GetCompositeSchedule": _composite,
     "DataTransfer": _data_transfer,
-    "UpdateFirmware": _update_firmware,
+    "UpdateFirmware": serve_update_v201,
     "GetLog": _get_log,
     "GetTransactionStatus": _transaction_status,
     "ClearCache": fixed({"status": "Accepted"}),

@@ -25,7 +25,7 @@ from csms.core.audit import AuditEntry
 from csms.core.targets import Targets
 from csms.errors import StoreUnavailable
 from csms.firmware.campaign import Campaign, CampaignSpec, TransitionNotAllowed, Window
-from csms.firmware.files import FILE_ID, TokenExpired, TokenInvalid, TooLarge
+from csms.firmware.files import FILE_ID, EmptyImage, TokenExpired, TokenInvalid, TooLarge
 from csms.firmware.service import Conflict, FirmwareService, NotFound
 from csms.store.firmware import FirmwareFile
 
@@ -134,9 +134,8 @@ def firmware_router(secured: list[Any]) -> APIRouter:
         except TooLarge as exc:
             await _audit(request, "upload_firmware_file", name, "", "payload_too_large")
             raise ApiError(413, "payload_too_large", str(exc)) from None
-        if f.size == 0:
-            await fw.store.delete_file(f.file_id)
-            raise ApiError(400, "bad_request", "the image is empty")
+        except EmptyImage as exc:
+            raise ApiError(400, "bad_request", str(exc)) from None
         await _audit(request, "upload_firmware_file", f.file_id, f.sha256, "ok")
         return file_view(f)
 

@@ -27,6 +27,10 @@ class TooLarge(Exception):
     """The upload passed the size limit."""
 
 
+class EmptyImage(Exception):
+    """The upload has no bytes."""
+
+
 class TokenInvalid(Exception):
     """An unknown, malformed or forged download token."""
 
@@ -59,7 +63,7 @@ class FirmwareBlobs:
         return self.root / sha256
 
     async def store(self, chunks: AsyncIterator[bytes]) -> Stored:
-        """Write ``chunks`` (raises TooLarge past ``max_bytes``, leaving nothing behind)."""
+        """Write ``chunks`` (TooLarge past ``max_bytes``, EmptyImage without any; nothing is left behind)."""
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.root / f".upload-{secrets.token_hex(8)}"
         digest = hashlib.sha256()
@@ -73,6 +77,8 @@ class FirmwareBlobs:
                                        "(firmware.max_file_bytes)")
                     digest.update(chunk)
                     out.write(chunk)
+            if size == 0:
+                raise EmptyImage("the image is empty")
             sha = digest.hexdigest()
             os.replace(tmp, self.path_of(sha))
         finally:

@@ -81,7 +81,7 @@ async def fleet(tmp_path: Path, chargers: Sequence[ChargerSpec], **firmware: Any
         finally:
             for c in sims.values():
                 c.stop()
-            done, pending = await asyncio.wait(tasks, timeout=10)
+            _, pending = await asyncio.wait(tasks, timeout=10)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

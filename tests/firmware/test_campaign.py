@@ -204,7 +204,7 @@ def test_changes_are_reported_once_for_persisting() -> None:
     c = Campaign.new(1, spec(), IDS[:2], T0)
     c.take_changes()
     c.tick(T0, all_online)
-    changed, runs = c.take_changes()
+    _, runs = c.take_changes()
     assert [r.charger_id for r in runs] == IDS[:2]
     assert c.take_changes() == (False, [])
     c.pause(T0)

@@ -65,7 +65,8 @@ async def test_pause_holds_the_next_wave_and_abort_stops_sending(tmp_path: Path)
             "wave_size": 2,
         })
         cid = r.json()["id"]
-        await wait_until(lambda: any(c.firmware.requests for c in f.chargers.values()), what="first wave sent")
+        await wait_until(lambda: any(c.firmware.requests for c in f.chargers.values()),
+                         what="first wave sent")
         assert (await f.api.post(f"/api/firmware-campaigns/{cid}/pause")).json()["state"] == "paused"
         assert (await f.api.post(f"/api/firmware-campaigns/{cid}/pause")).status_code == 409
 

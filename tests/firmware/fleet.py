@@ -66,14 +66,16 @@ def specs(n: int, prefix: str, faults: dict[int, FirmwareFaults] | None = None) 
 
 
 @contextlib.asynccontextmanager
-async def fleet(tmp_path: Path, chargers: Sequence[ChargerSpec], **firmware: Any) -> AsyncIterator[Fleet]:
+async def fleet(
+    tmp_path: Path, chargers: Sequence[ChargerSpec], behaviour: Behaviour = FAST, **firmware: Any
+) -> AsyncIterator[Fleet]:
     """A CSMS (firmware campaigns ticking every 0.1 s) and ``chargers`` booted on it."""
     settings = make_settings(tmp_path, firmware={"tick_s": 0.1, **firmware})
     async with running(settings, plugins=[firmware_plugin]) as app, \
             httpx.AsyncClient(base_url=app.api_url, timeout=10) as api:
         recorder = Recorder()
         sims = {s.station_id: VirtualCharger(s, url=app.ocpp_url, clock=SimClock(), recorder=recorder,
-                                             behaviour=FAST, arrivals=None) for s in chargers}
+                                             behaviour=behaviour, arrivals=None) for s in chargers}
         tasks = [asyncio.create_task(c.run()) for c in sims.values()]
         try:
             await wait_until(lambda: all(c.accepted for c in sims.values()), timeout=20, what="every boot")

@@ -24,12 +24,14 @@ from csms.api.views import iso
 from csms.core.audit import AuditEntry
 from csms.core.targets import Targets
 from csms.errors import StoreUnavailable
-from csms.firmware.campaign import Campaign, CampaignSpec, TransitionNotAllowed, Window
+from csms.firmware.campaign import Campaign, CampaignSpec, StationState, TransitionNotAllowed, Window
 from csms.firmware.files import FILE_ID, EmptyImage, TokenExpired, TokenInvalid, TooLarge
 from csms.firmware.service import Conflict, FirmwareService, NotFound
 from csms.store.firmware import FirmwareFile
 
 NEXT_CURSOR = "X-Next-Cursor"
+STATIONS_PAGE = 1000
+MAX_STATIONS_PAGE = 10_000
 MAX_CAMPAIGN_ID = 2**31 - 1
 CampaignId = Annotated[int, Path(ge=1, le=MAX_CAMPAIGN_ID)]
 
@@ -88,15 +90,22 @@ def campaign_summary(c: Campaign, counts: dict[str, int] | None = None) -> dict[
     }
 
 
-def campaign_view(c: Campaign) -> dict[str, Any]:
+def campaign_view(
+    c: Campaign, *, start: int = 0, limit: int = STATIONS_PAGE, state: StationState | None = None
+) -> tuple[dict[str, Any], int | None]:
+    """The campaign with its waves and ``limit`` of its stations (by wave, then id) from ``start``;
+    and where the next page starts (None: this was the last)."""
     view = campaign_summary(c)
     view["waves"] = [{"wave": i, "counts": counts} for i, counts in enumerate(c.wave_counts())]
+    runs = sorted(c.stations.values(), key=lambda r: (r.wave, r.charger_id))
+    if state is not None:
+        runs = [r for r in runs if r.state is state]
     view["stations"] = [
         {"charger_id": r.charger_id, "state": r.state.value, "last_status": r.last_status,
          "updated_at": iso(r.updated_at), "attempts": r.attempts, "wave": r.wave}
-        for r in sorted(c.stations.values(), key=lambda r: (r.wave, r.charger_id))
+        for r in runs[start:start + limit]
     ]
-    return view
+    return view, start + limit if start + limit < len(runs) else None
 
 
 def _name(name: str) -> str:
@@ -179,7 +188,10 @@ def firmware_router(secured: list[Any]) -> APIRouter:
             raise ApiError(410, "gone", str(exc)) from None
         except (TokenInvalid, NotFound):
             raise ApiError(404, "not_found", "unknown download") from None
-        return FileResponse(fw.blobs.path_of(f.sha256), media_type="application/octet-stream",
+        path = fw.blobs.path_of(f.sha256)
+        if not path.is_file():  # kept in the store, not on this node's disk
+            raise ApiError(404, "not_found", f"the image of {f.file_id} is not on this node (files_dir)")
+        return FileResponse(path, media_type="application/octet-stream",
                             filename=f.name, headers={"X-Checksum-Sha256": f.sha256})
 
     @router.post("/api/firmware-campaigns", status_code=201, dependencies=secured)
@@ -211,7 +223,7 @@ def firmware_router(secured: list[Any]) -> APIRouter:
             raise ApiError(400, "bad_request", str(exc)) from None
         except Conflict as exc:
             raise ApiError(409, "conflict", str(exc)) from None
-        return campaign_view(campaign)
+        return campaign_view(campaign)[0]
 
     @router.get("/api/firmware-campaigns", dependencies=secured)
     async def list_campaigns(
@@ -230,11 +242,22 @@ def firmware_router(secured: list[Any]) -> APIRouter:
         return out
 
     @router.get("/api/firmware-campaigns/{campaign_id}", dependencies=secured)
-    async def get_campaign(campaign_id: CampaignId, fw: Firmware) -> dict[str, Any]:
+    async def get_campaign(
+        campaign_id: CampaignId, fw: Firmware, response: Response,
+        limit: Annotated[int, Query(ge=1, le=MAX_STATIONS_PAGE, description="stations per page")]
+        = STATIONS_PAGE,
+        cursor: Annotated[int | None, Query(ge=0, le=10**7, description="X-Next-Cursor of the page before")]
+        = None,
+        state: Annotated[StationState | None, Query(description="only stations in this state")] = None,
+    ) -> dict[str, Any]:
+        """The campaign, its waves' counts and a page of its stations (``X-Next-Cursor`` when more)."""
         c = await fw.get(campaign_id)
         if c is None:
             raise ApiError(404, "not_found", f"campaign {campaign_id} not found")
-        return campaign_view(c)
+        view, following = campaign_view(c, start=cursor or 0, limit=limit, state=state)
+        if following is not None:
+            response.headers[NEXT_CURSOR] = str(following)
+        return view
 
     @router.post("/api/firmware-campaigns/{campaign_id}/{intent}", dependencies=secured)
     async def transition(
@@ -247,7 +270,7 @@ def firmware_router(secured: list[Any]) -> APIRouter:
             raise ApiError(404, "not_found", str(exc)) from None
         except TransitionNotAllowed as exc:
             raise ApiError(409, "conflict", str(exc)) from None
-        return campaign_view(c)
+        return campaign_view(c)[0]
 
     return router
 

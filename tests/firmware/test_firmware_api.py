@@ -15,6 +15,7 @@ from csms.firmware.files import DownloadTokens, TokenExpired, TokenInvalid
 from csms.firmware.plugin import firmware_plugin
 from csms.firmware.service import FirmwareService
 from tests.conftest import make_settings
+from tests.simulators.sim_support import wait_until
 
 TOKEN = "operator-token-0123456789"
 
@@ -174,3 +175,52 @@ async def test_a_file_in_use_cannot_be_deleted(app: CsmsApp, api: httpx.AsyncCli
     assert r.status_code == 201
     r = await api.delete(f"/api/firmware-files/{f['file_id']}")
     assert r.status_code == 409 and r.json()["error"] == "conflict"
+
+
+async def test_a_campaign_pages_its_stations_and_filters_them_by_state(
+    app: CsmsApp, api: httpx.AsyncClient
+) -> None:
+    for cid in ("CP1", "CP2", "CP3"):
+        assert (await api.put(f"/api/chargers/{cid}", json={})).status_code == 200
+    r = await api.post("/api/firmware-campaigns", json={
+        "version": "2", "location": "http://127.0.0.1:9/fw.bin",
+        "targets": {"stations": ["CP3", "CP1", "CP2"]}, "wave_size": 2})
+    cid = r.json()["id"]
+    first = await api.get(f"/api/firmware-campaigns/{cid}", params={"limit": 2})
+    assert [s["charger_id"] for s in first.json()["stations"]] == ["CP1", "CP2"]
+    assert [w["counts"]["pending"] + w["counts"]["updating"] for w in first.json()["waves"]] == [2, 1]
+    rest = await api.get(f"/api/firmware-campaigns/{cid}",
+                         params={"limit": 2, "cursor": first.headers["x-next-cursor"]})
+    assert [s["charger_id"] for s in rest.json()["stations"]] == ["CP3"]
+    assert "x-next-cursor" not in rest.headers
+    none = await api.get(f"/api/firmware-campaigns/{cid}", params={"state": "installed"})
+    assert none.json()["stations"] == []
+    assert (await api.get(f"/api/firmware-campaigns/{cid}", params={"state": "sleeping"})).status_code == 400
+    assert (await api.get(f"/api/firmware-campaigns/{cid}", params={"limit": 0})).status_code == 400
+
+
+async def test_a_campaign_survives_a_restart_and_goes_on(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, firmware={"tick_s": 0.05})
+    body = {"version": "2", "location": "http://127.0.0.1:9/fw.bin", "targets": {"stations": ["CP1", "CP2"]},
+            "wave_size": 1}
+    async with running(settings, plugins=[firmware_plugin]) as first, \
+            httpx.AsyncClient(base_url=first.api_url) as api:
+        for cid in ("CP1", "CP2"):
+            await api.put(f"/api/chargers/{cid}", json={})
+        cid = (await api.post("/api/firmware-campaigns", json=body)).json()["id"]
+
+        async def waiting() -> bool:
+            c = (await api.get(f"/api/firmware-campaigns/{cid}")).json()
+            return bool(c["stations"][0]["last_status"] == "offline")
+        await wait_until(waiting, what="the first station waiting for its connection")
+        assert (await api.post(f"/api/firmware-campaigns/{cid}/pause")).status_code == 200
+    async with running(settings, plugins=[firmware_plugin]) as second, \
+            httpx.AsyncClient(base_url=second.api_url) as api:
+        c = (await api.get(f"/api/firmware-campaigns/{cid}")).json()
+        assert c["state"] == "paused"
+        assert [(s["charger_id"], s["wave"], s["last_status"]) for s in c["stations"]] == [
+            ("CP1", 0, "offline"), ("CP2", 1, None)]  # CP1 was waiting for its station
+        assert _service(second).campaigns[cid].state.value == "paused"
+        assert (await api.post(f"/api/firmware-campaigns/{cid}/resume")).json()["state"] == "running"
+        r = await api.post("/api/firmware-campaigns", json=body)
+        assert r.status_code == 409  # its stations are still taken

@@ -195,9 +195,8 @@ def firmware_router(secured: list[Any]) -> APIRouter:
                             filename=f.name, headers={"X-Checksum-Sha256": f.sha256})
 
     @router.post("/api/firmware-campaigns", status_code=201, dependencies=secured)
-    async def create_campaign(body: CampaignIn, fw: Firmware, request: Request) -> dict[str, Any]:
+    async def create_campaign(body: CampaignIn, fw: Firmware) -> dict[str, Any]:
         """Start a campaign over the targets' registered stations."""
-        ctx: ApiContext = request.app.state.ctx
         try:
             targets = Targets.parse(body.targets)
             spec = CampaignSpec(
@@ -209,17 +208,8 @@ def firmware_router(secured: list[Any]) -> APIRouter:
                 signature=body.signature, signing_certificate=body.signing_certificate,
                 station_timeout_s=body.station_timeout_s,
             )
-        except ValueError as exc:
-            raise ApiError(400, "bad_request", str(exc)) from None
-        resolver = getattr(ctx.service.store, "sites", None)
-        if resolver is None:
-            raise ApiError(400, "bad_request", "this store cannot resolve targets")
-        ids = await resolver.resolve(targets)
-        if not ids:
-            raise ApiError(400, "bad_request", "the targets name no registered station")
-        try:
-            campaign = await fw.create(spec, targets.to_json(), ids)
-        except NotFound as exc:
+            campaign = await fw.create(spec, targets)
+        except (ValueError, NotFound) as exc:
             raise ApiError(400, "bad_request", str(exc)) from None
         except Conflict as exc:
             raise ApiError(409, "conflict", str(exc)) from None

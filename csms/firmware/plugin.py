@@ -36,7 +36,7 @@ async def firmware_plugin(ctx: PluginContext) -> Cleanup | None:
         SqlFirmware(ctx.db), FirmwareBlobs(ctx.settings.files_path() / "firmware", cfg.max_file_bytes),
         DownloadTokens(cfg.url_secret or None),
         OcppUpdateSender(ctx.commands, protocol_of, cfg.call_timeout_s),
-        ctx.clock, live, tick_s=cfg.tick_s, download_ttl_s=cfg.download_ttl_s,
+        ctx.clock, live, ctx.targets, tick_s=cfg.tick_s, download_ttl_s=cfg.download_ttl_s,
         max_parallel_sends=cfg.max_parallel_sends,
     )
     await service.load()

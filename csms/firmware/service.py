@@ -17,6 +17,7 @@ import structlog
 
 from csms.core.events import Event, StationBooted, StationReported
 from csms.core.ports import Clock
+from csms.core.targets import TargetResolver, Targets
 from csms.firmware.campaign import (
     SETTLED,
     Campaign,
@@ -60,7 +61,7 @@ class FirmwareService:
 
     def __init__(
         self, store: SqlFirmware, blobs: FirmwareBlobs, tokens: DownloadTokens, sender: UpdateSender,
-        clock: Clock, live: Callable[[str], LiveStation], *, tick_s: float = 1.0,
+        clock: Clock, live: Callable[[str], LiveStation], targets: TargetResolver, *, tick_s: float = 1.0,
         download_ttl_s: float = 86_400,
         max_parallel_sends: int = 50,
     ) -> None:
@@ -70,6 +71,7 @@ class FirmwareService:
         self.sender = sender
         self.clock = clock
         self.live = live
+        self.targets = targets
         self.tick_s = tick_s
         self.download_ttl_s = download_ttl_s
         self.public_base_url = ""  # set by the composition root once the HTTP server listens
@@ -113,12 +115,14 @@ class FirmwareService:
         return f"{self.public_base_url}/firmware/{self.tokens.issue(file_id, expires)}"
 
     # --- campaigns -----------------------------------------------------------------------------
-    async def create(
-        self, spec: CampaignSpec, targets: dict[str, object], charger_ids: list[str]
-    ) -> Campaign:
-        """A running campaign (Conflict: a station is still in another active campaign)."""
+    async def create(self, spec: CampaignSpec, targets: Targets) -> Campaign:
+        """A running campaign over the targets' registered stations (NotFound: no such file;
+        ValueError: no station; Conflict: a station is still in another active campaign)."""
         if spec.file_id is not None and await self.store.get_file(spec.file_id) is None:
             raise NotFound(f"firmware file {spec.file_id} not found")
+        charger_ids = await self.targets.resolve(targets)
+        if not charger_ids:
+            raise ValueError("the targets name no registered station")
         async with self._lock:
             wanted = set(charger_ids)
             for other in self.campaigns.values():
@@ -126,7 +130,8 @@ class FirmwareService:
                               if cid in wanted and run.state not in SETTLED)
                 if busy:
                     raise Conflict(f"station {busy[0]} is still in campaign {other.id}")
-            campaign = await self.store.create_campaign(spec, targets, charger_ids, self.clock.now())
+            now = self.clock.now()
+            campaign = await self.store.create_campaign(spec, targets.to_json(), charger_ids, now)
             self.campaigns[campaign.id] = campaign
         self._wake.set()
         log.info("firmware campaign created", campaign=campaign.id, version=spec.version,

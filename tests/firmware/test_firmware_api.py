@@ -224,3 +224,20 @@ async def test_a_campaign_survives_a_restart_and_goes_on(tmp_path: Path) -> None
         assert (await api.post(f"/api/firmware-campaigns/{cid}/resume")).json()["state"] == "running"
         r = await api.post("/api/firmware-campaigns", json=body)
         assert r.status_code == 409  # its stations are still taken
+
+
+async def test_a_campaign_over_a_group_takes_its_registered_members(
+    app: CsmsApp, api: httpx.AsyncClient
+) -> None:
+    assert app.store is not None
+    for cid in ("CP1", "CP2", "CP3"):
+        assert (await api.put(f"/api/chargers/{cid}", json={})).status_code == 200
+    await app.store.sites.set_station_groups("CP3", ["depot"])
+    await app.store.sites.set_station_groups("CP1", ["depot", "north"])
+    r = await api.post("/api/firmware-campaigns", json={
+        "version": "2", "location": "http://127.0.0.1:9/fw.bin", "targets": {"group": "depot"}})
+    assert r.status_code == 201, r.text
+    assert [s["charger_id"] for s in r.json()["stations"]] == ["CP1", "CP3"]
+    r = await api.post("/api/firmware-campaigns", json={
+        "version": "2", "location": "http://127.0.0.1:9/fw.bin", "targets": {"group": "nobody"}})
+    assert r.status_code == 400 and "no registered station" in r.json()["detail"]

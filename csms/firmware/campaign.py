@@ -222,6 +222,16 @@ class Campaign:
             if run.state is StationState.PENDING:
                 self._update(run, now, state=StationState.CANCELLED)
 
+    def unsent(self, charger_id: str, now: datetime) -> bool:
+        """The campaign was aborted before an ordered UpdateFirmware went out: True (the station is
+        cancelled, the order must not be sent) or False (send it)."""
+        run = self.stations.get(charger_id)
+        if self.state is not CampaignState.ABORTED or run is None or run.state is not StationState.UPDATING:
+            return False
+        self._update(run, now, state=StationState.CANCELLED, attempts=run.attempts - 1,
+                     last_status="aborted before sending")
+        return True
+
     # --- what stations say ---------------------------------------------------------------------
     def on_sent(self, charger_id: str, accepted: bool, detail: str | None, now: datetime) -> None:
         """The answer to UpdateFirmware (``detail``: why it was not accepted)."""

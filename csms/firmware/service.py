@@ -219,7 +219,7 @@ class FirmwareService:
 
     async def _send(self, order: Order) -> None:
         campaign = self.campaigns.get(order.campaign_id)
-        if campaign is None:
+        if campaign is None or campaign.unsent(order.order.charger_id, self.clock.now()):
             return
         spec = campaign.spec
         retrieve_at = max(spec.retrieve_at or self.clock.now(), self.clock.now())

@@ -192,6 +192,16 @@ def test_abort_cancels_the_stations_not_started_and_is_final() -> None:
             action(T0)
 
 
+def test_an_order_not_yet_sent_when_the_campaign_is_aborted_is_withdrawn() -> None:
+    c = Campaign.new(1, spec(), IDS[:2], T0)
+    c.tick(T0, all_online)
+    assert c.unsent("CP00", T0) is False  # running: send it
+    c.abort(T0)
+    assert c.unsent("CP00", T0) is True
+    run = c.stations["CP00"]
+    assert (run.state, run.attempts) == (StationState.CANCELLED, 0)
+
+
 def test_a_notification_naming_another_request_is_ignored() -> None:
     c = Campaign.new(7, spec(), IDS[:1], T0)
     (order,) = c.tick(T0, all_online)

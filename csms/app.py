@@ -29,6 +29,7 @@ from csms.core.service import ChargingService, ServiceSettings
 from csms.desired_config.plugin import desired_config_plugin
 from csms.display.plugin import display_plugin
 from csms.errors import ConfigError
+from csms.firmware.plugin import firmware_plugin
 from csms.gateway.core import GatewayHub
 from csms.gateway.link import MAX_MESSAGE
 from csms.gateway.local import LocalEndpoint
@@ -59,6 +60,7 @@ def default_plugins(settings: Settings) -> list[Plugin]:
         desired_config_plugin,
         profiles_plugin,
         display_plugin,
+        firmware_plugin,
     ]
     return [influx_plugin, mqtt_plugin, balancer_plugin, alarms_plugin, *operations]
 
@@ -266,6 +268,7 @@ class CsmsApp:
             desired_config=self.parts.desired_config,
             profiles=self.parts.profiles,
             display=self.parts.display,
+            firmware=self.parts.firmware,
         )
         config = uvicorn.Config(
             create_app(ctx), log_config=None, access_log=False, lifespan="off",
@@ -275,6 +278,8 @@ class CsmsApp:
         self._api_sock = _bind(self.settings.host, self.settings.api_port)
         if self.parts.uploads is not None:  # stations upload to the API's own port
             self.parts.uploads.public_base = self.settings.public_base_url(self.api_port)
+        if self.parts.firmware is not None:  # download links point at the HTTP server
+            self.parts.firmware.public_base_url = self.settings.public_base_url(self.api_port)
         self._tasks.append(asyncio.create_task(self._api.serve([self._api_sock]), name="api"))
         while not self._api.started:
             if self._tasks[-1].done():

@@ -189,6 +189,16 @@ class UploadsConfig(_Section):
     token_ttl_s: float = Field(6 * 3600.0, gt=0)  # how long an upload URL takes its file
     retention_days: float = Field(30.0, gt=0)  # files older than this are deleted (the record stays)
     prune_interval_s: float = Field(3600.0, gt=0)
+class FirmwareConfig(_Section):
+    """Firmware images and campaigns (``csms.firmware``)."""
+
+    enabled: bool = True
+    max_file_bytes: int = Field(256 << 20, ge=1)  # largest image accepted by POST /api/firmware-files
+    download_ttl_s: float = Field(86_400.0, gt=0)  # a download link lives this long past its retrieve time
+    url_secret: str = ""  # HMAC key of download links; empty: random per process (set it alike on every node)
+    tick_s: float = Field(1.0, gt=0)  # how often campaigns are advanced
+    max_parallel_sends: int = Field(50, ge=1)  # UpdateFirmware calls in flight at once
+    call_timeout_s: float = Field(30.0, gt=0)
 
 
 class Settings(_Section):
@@ -226,6 +236,7 @@ class Settings(_Section):
     events: EventsConfig = EventsConfig()
     tariffs: TariffsConfig = TariffsConfig()
     uploads: UploadsConfig = UploadsConfig()
+    firmware: FirmwareConfig = FirmwareConfig()
     # where the CSMS keeps files (firmware images, uploaded logs); default: files/ beside the SQLite
     # database, or ./csms-files with a PostgreSQL database
     files_dir: str = ""
@@ -261,7 +272,7 @@ class Settings(_Section):
 _SECTIONS = {
     "influx": InfluxConfig, "mqtt": MqttConfig, "balancer": BalancerConfig,
     "tls": TlsConfig, "ca": CaConfig, "limits": LimitsConfig, "gc": GcConfig, "alarms": AlarmsConfig,
-    "events": EventsConfig, "tariffs": TariffsConfig, "uploads": UploadsConfig,
+    "events": EventsConfig, "tariffs": TariffsConfig, "uploads": UploadsConfig, "firmware": FirmwareConfig,
 }
 _ALIASES = {"CSMS_ALARM_WEBHOOK_URL": ("alarms", "webhook_url"),
             "CSMS_ALARM_WEBHOOK_SECRET": ("alarms", "webhook_secret")}

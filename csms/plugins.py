@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # the parts' types only: the parts' packages import this cont
     from csms.balancer.service import BalancerService
     from csms.desired_config.service import DesiredConfigService
     from csms.display.service import DisplayService
+    from csms.firmware.service import FirmwareService
     from csms.profiles.service import ProfileService
     from csms.tariffs.service import TariffService
     from csms.telemetry.influx import InfluxWriter
@@ -51,6 +52,7 @@ class Parts:
     desired_config: DesiredConfigService | None = None
     profiles: ProfileService | None = None
     display: DisplayService | None = None
+    firmware: FirmwareService | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -26,7 +26,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -41,6 +41,7 @@ from simulators.arrivals import ArrivalConfig, dwell_s, first_arrival_wall_s, ne
 from simulators.clock import SimClock, Sleeper
 from simulators.dialect import Dialect
 from simulators.ev import EVState, random_ev_config
+from simulators.firmware import FirmwareUpdater
 from simulators.link import CallFailed, Link, LinkClosed, Served
 from simulators.logs_upload import LogUploader
 from simulators.metrics import Recorder
@@ -120,6 +121,8 @@ class VirtualCharger:
         self._tx_counter = 0
         self._evse_started = False
         self._zombies: set[ClientConnection] = set()
+        self.firmware = FirmwareUpdater(self, self.behaviour.firmware, spec.firmware_faults)
+        self._firmware_reboot = False
 
     # --- lifecycle --------------------------------------------------------------------
     @property
@@ -152,6 +155,7 @@ class VirtualCharger:
         if offline), close. Non-blocking; ``run`` returns when done."""
         self._stopping = True
         self._offline_until = 0.0
+        self.firmware.cancel()
         if self.behaviour.end_transactions_on_stop:
             for evse in self.evses.values():
                 if evse.tx is not None and evse.stop_request is None:
@@ -293,8 +297,8 @@ class VirtualCharger:
             self._offline_until = time.monotonic() + self.rng.uniform(b.offline_min_s, b.offline_max_s)
         if reason == "reset":
             self._accepted = False
-            self._boot_reason = "RemoteReset"
-            self._reboot = False
+            self._boot_reason = "FirmwareUpdate" if self._firmware_reboot else "RemoteReset"
+            self._reboot = self._firmware_reboot = False
         return reason
 
     def _keep_zombie(self, ws: ClientConnection) -> None:
@@ -611,6 +615,11 @@ class VirtualCharger:
             return False
         self.after(0.0, lambda: self._start_reset(StopReason.HARD_RESET if hard else StopReason.SOFT_RESET))
         return True
+
+    def install_firmware(self, version: str) -> None:
+        self.spec = replace(self.spec, firmware_version=version)
+        self._firmware_reboot = True
+        self.after(0.0, lambda: self._start_reset(StopReason.OTHER))
 
     def _start_reset(self, reason: StopReason) -> None:
         self._reboot = True

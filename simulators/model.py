@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ocppj.versions import OcppVersion
 from simulators.clock import SimClock
 from simulators.ev import EVState, SupplyKind, SupplySpec
+from simulators.firmware import FirmwareFaults, FirmwareOptions, FirmwareUpdater
 from simulators.profiles import ChargingProfile, CompositeSchedule, ProfileSet, RateUnit
 
 if TYPE_CHECKING:
@@ -70,6 +71,7 @@ class ChargerSpec:
     heartbeat_interval_s: float = 0.0  # 0: use the interval the CSMS returns at boot
     node: str | None = None  # feeder node of the balancer topology
     seed: int = 0
+    firmware_faults: FirmwareFaults | None = None  # None: the fleet's (Behaviour.firmware)
 
 
 class Status(enum.StrEnum):
@@ -188,6 +190,7 @@ class Behaviour:
     reconnect_max_s: float = 60.0
     transaction_message_attempts: int = 3
     faults: FaultConfig = FaultConfig()
+    firmware: FirmwareOptions = field(default_factory=FirmwareOptions)
 
 
 @dataclass
@@ -210,6 +213,7 @@ class ChargerOps(Protocol):
     profiles: ProfileSet
     settings: Settings
     uploads: LogUploader  # log uploads in flight and sent
+    firmware: FirmwareUpdater
 
     @property
     def accepted(self) -> bool: ...
@@ -251,3 +255,7 @@ class ChargerOps(Protocol):
     ) -> None: ...
 
     def after(self, delay_s: float, fn: Callable[[], None]) -> None: ...
+
+    def install_firmware(self, version: str) -> None:
+        """Reboot now and boot running ``version``."""
+        ...

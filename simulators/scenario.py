@@ -26,6 +26,7 @@ from ocppj.timestamps import parse_datetime
 from ocppj.versions import OcppVersion
 from simulators.arrivals import CITY_PROFILE, FLAT_PROFILE, ArrivalConfig
 from simulators.ev import SupplyKind
+from simulators.firmware import FirmwareFaults, FirmwareOptions
 from simulators.model import Behaviour, ChargerSpec, EvseSpec, FaultConfig
 
 PROTOCOLS = ("1.6", "2.0.1", "mixed")
@@ -98,6 +99,9 @@ class Scenario:
     behaviour: Behaviour = field(default_factory=Behaviour)
     grid: tuple[GridNode, ...] = ()
     phase_voltage_v: float = 230.0
+    firmware_faults: FirmwareFaults | None = None  # given to the chargers picked below
+    firmware_fault_share: float = 0.0  # share of chargers picked (by the seed)
+    firmware_fault_stations: tuple[str, ...] = ()  # chargers picked by id
 
     def with_options(
         self, *, chargers: int | None = None, protocol: str | None = None, ramp_up_per_s: float | None = None,
@@ -141,8 +145,17 @@ class Scenario:
                 heartbeat_interval_s=self.heartbeat_interval_s,
                 node=None if node is None else node.id,
                 seed=rng.getrandbits(32),
+                firmware_faults=self._firmware_faults(index),
             ))
         return out
+
+    def _firmware_faults(self, index: int) -> FirmwareFaults | None:
+        """The firmware faults of charger ``index``: picked by id or by its own draw (the seed's)."""
+        if self.firmware_faults is None:
+            return None
+        picked = (self.station_id(index) in self.firmware_fault_stations
+                  or random.Random(f"{self.seed}/{index}/firmware").random() < self.firmware_fault_share)
+        return self.firmware_faults if picked else None
 
     def _version(self, rng: random.Random) -> OcppVersion:
         share = {"1.6": 0.0, "2.0.1": 1.0}.get(self.protocol, self.v201_share)
@@ -244,6 +257,7 @@ def parse_scenario(data: Mapping[str, Any], where: str = "scenario") -> Scenario
     grid = top.table("grid")
     nodes = _grid_nodes(grid, where)
     weights = sum(n.chargers for n in nodes)
+    firmware, faults, share, picked = _firmware(top.table("firmware"))
     scenario = Scenario(
         name=top.get("name", str, Path(where).stem),
         description=top.get("description", str, ""),
@@ -257,7 +271,8 @@ def parse_scenario(data: Mapping[str, Any], where: str = "scenario") -> Scenario
         v201_share=fleet.number("v201_share", defaults.v201_share),
         id_prefix=fleet.get("id_prefix", str, defaults.id_prefix),
         ramp_up_per_s=fleet.number("ramp_up_per_s", defaults.ramp_up_per_s),
-        behaviour=_behaviour(fleet, top.table("faults")),
+        behaviour=replace(_behaviour(fleet, top.table("faults")), firmware=firmware),
+        firmware_faults=faults, firmware_fault_share=share, firmware_fault_stations=picked,
         meter_interval_s=charger.number("meter_interval_s", defaults.meter_interval_s),
         heartbeat_interval_s=charger.number("heartbeat_interval_s", 0.0),
         firmware_version=charger.get("firmware_version", str, defaults.firmware_version),
@@ -371,6 +386,34 @@ def _start_time(text: str, where: str) -> datetime:
         return parse_datetime(text)
     except ValueError:
         raise ScenarioError(f"{where}: start_time {text!r} is not 'now', 'HH:MM' or ISO 8601") from None
+
+
+FIRMWARE_FAULTS = ("download", "install", "reject")
+
+
+def _firmware(t: _Table) -> tuple[FirmwareOptions, FirmwareFaults | None, float, tuple[str, ...]]:
+    """``[firmware]``: step_s, max_bytes, timeout_s; fault (download | install | reject) given to
+    ``fault_share`` of the chargers and to those in ``fault_stations``, ``fault_first_attempt_only``."""
+    d = FirmwareOptions()
+    options = FirmwareOptions(step_s=t.number("step_s", d.step_s),
+                              max_bytes=t.get("max_bytes", int, d.max_bytes),
+                              timeout_s=t.number("timeout_s", d.timeout_s))
+    fault = t.get("fault", str, "")
+    share = t.number("fault_share", 0.0)
+    stations = t.get("fault_stations", list, [])
+    once = t.get("fault_first_attempt_only", bool, False)
+    t.done()
+    if options.step_s < 0 or options.max_bytes < 1 or options.timeout_s <= 0:
+        raise ScenarioError(f"{t.where}: step_s must be >= 0, max_bytes >= 1 and timeout_s > 0")
+    if fault and fault not in FIRMWARE_FAULTS:
+        raise ScenarioError(f"{t.where}: fault must be one of {', '.join(FIRMWARE_FAULTS)}, got {fault!r}")
+    if not 0 <= share <= 1 or not all(isinstance(s, str) for s in stations):
+        raise ScenarioError(f"{t.where}: fault_share must be in [0, 1] and fault_stations a list of ids")
+    faults = None
+    if fault:
+        faults = FirmwareFaults(download=fault == "download", install=fault == "install",
+                                reject=fault == "reject", first_attempt_only=once)
+    return options, faults, share, tuple(stations)
 
 
 def _behaviour(fleet: _Table, faults: _Table) -> Behaviour:

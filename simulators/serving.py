@@ -3,7 +3,7 @@
 Each version module keeps a table of action -> handler and only the handlers whose
 payloads differ; this module holds the dispatch, fixed answers, TriggerMessage's common
 messages, the charging-profile steps (install, composite schedule, a remote start's
-TxProfile, clearing) and progress notifications (firmware, logs).
+TxProfile, clearing) and progress notifications (log uploads; firmware is ``simulators.firmware``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from simulators.profiles import (
 Handler = Callable[[ChargerOps, dict[str, Any]], Served]
 ACCEPTED = {"status": "Accepted"}
 REJECTED = {"status": "Rejected"}
-FIRMWARE_STEPS = ("Downloading", "Downloaded", "Installing", "Installed")
 
 
 def serve(handlers: Mapping[str, Handler], c: ChargerOps, action: str, payload: dict[str, Any]) -> Served:
@@ -153,7 +152,7 @@ def report_progress(
     c: ChargerOps, action: str, statuses: tuple[str, ...], extra: dict[str, Any] | None = None,
     *, step_s: float = 1.0,
 ) -> None:
-    """Queue ``action`` once per status, ``step_s`` apart (firmware and log progress)."""
+    """Queue ``action`` once per status, ``step_s`` apart (log upload progress)."""
     for i, status in enumerate(statuses):
         payload = {"status": status, **(extra or {})}
         c.after(step_s * (i + 1), _queue(c, action, payload))

@@ -9,17 +9,16 @@ from ocppj.versions import OcppVersion
 from simulators import logs_upload
 from simulators.configuration import key_status
 from simulators.dialect import METER_CONTEXT, Build, OnAnswer, parse_positive_int, sampled_values, seconds
+from simulators.firmware import serve_signed_update_v16, serve_update_v16
 from simulators.link import Served
 from simulators.model import ChargerOps, EvseState, Sample, Status, StopReason, Tx
 from simulators.profiles import ProfileRejected
 from simulators.serving import (
-    FIRMWARE_STEPS,
     Handler,
     clear_profile,
     composite,
     fixed,
     install_profile,
-    report_progress,
     serve,
     start_profile,
     trigger,
@@ -282,10 +281,6 @@ def _data_transfer(c: ChargerOps, p: dict[str, Any]) -> Served:
     return Served({"status": "Accepted", "data": p.get("data", "")})
 
 
-def _update_firmware(c: ChargerOps, p: dict[str, Any]) -> Served:
-    def progress() -> None:
-        report_progress(c, "FirmwareStatusNotification", FIRMWARE_STEPS)
-    return Served({}, progress)
 
 
 _HANDLERS: dict[str, Handler] = {
@@ -301,7 +296,8 @@ _HANDLERS: dict[str, Handler] = {
     "ClearChargingProfile": clear_profile,
     "GetCompositeSchedule": _composite,
     "DataTransfer": _data_transfer,
-    "UpdateFirmware": _update_firmware,
+    "UpdateFirmware": serve_update_v16,
+    "SignedUpdateFirmware": serve_signed_update_v16,
     "GetDiagnostics": logs_upload.get_diagnostics,
     "GetLog": logs_upload.get_log,  # the security extension
     "ClearCache": fixed({"status": "Accepted"}),

@@ -17,17 +17,16 @@ from simulators.dialect import (
     sampled_values,
     seconds,
 )
+from simulators.firmware import serve_update_v201
 from simulators.link import Served
 from simulators.model import ChargerOps, EvseState, Sample, Status, StopReason, Tx
 from simulators.profiles import ProfileRejected
 from simulators.serving import (
-    FIRMWARE_STEPS,
     Handler,
     clear_profile,
     composite,
     fixed,
     install_profile,
-    report_progress,
     serve,
     start_profile,
     trigger,
@@ -396,10 +395,6 @@ def _data_transfer(c: ChargerOps, p: dict[str, Any]) -> Served:
     return Served(result)
 
 
-def _update_firmware(c: ChargerOps, p: dict[str, Any]) -> Served:
-    def progress() -> None:
-        report_progress(c, "FirmwareStatusNotification", FIRMWARE_STEPS, {"requestId": p["requestId"]})
-    return Served({"status": "Accepted"}, progress)
 
 
 def _transaction_status(c: ChargerOps, p: dict[str, Any]) -> Served:
@@ -425,7 +420,7 @@ _HANDLERS: dict[str, Handler] = {
     "ClearChargingProfile": clear_profile,
     "GetCompositeSchedule": _composite,
     "DataTransfer": _data_transfer,
-    "UpdateFirmware": _update_firmware,
+    "UpdateFirmware": serve_update_v201,
     "GetLog": logs_upload.get_log,
     "GetTransactionStatus": _transaction_status,
     "ClearCache": fixed({"status": "Accepted"}),

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from csms.api.uploads import UploadsView
     from csms.desired_config.service import DesiredConfigService
     from csms.display.service import DisplayService
+    from csms.firmware.service import FirmwareService
     from csms.profiles.service import ProfileService
     from csms.tariffs.service import TariffService
 
@@ -56,3 +57,4 @@ class ApiContext:
     desired_config: DesiredConfigService | None = None  # None: the plugin is not running
     profiles: ProfileService | None = None  # charging profiles by hand
     display: DisplayService | None = None  # 2.0.1 display messages and monitoring
+    firmware: FirmwareService | None = None  # None: firmware campaigns are disabled

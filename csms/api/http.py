@@ -28,6 +28,7 @@ from csms.api.display import display_router
 from csms.api.errors import ERROR_RESPONSES, ApiError, from_control_error
 from csms.api.events import events_router
 from csms.api.feeders import feeders_router
+from csms.api.firmware import firmware_router
 from csms.api.outbound import absent, check_size
 from csms.api.pages import pages_router
 from csms.api.profiles import profiles_router
@@ -200,5 +201,6 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(desired_config_router(secured))
     app.include_router(profiles_router(secured))
     app.include_router(display_router(secured))
+    app.include_router(firmware_router(secured))
     app.include_router(console_router(ctx))
     return app

@@ -498,12 +498,65 @@ sa.Index("ix_operator_commands_station", operator_commands.c.station_id, operato
 def _v14_operator_profiles(conn: Connection) -> None:
     """Operator charging profiles and the outcomes of display-message and monitoring commands."""
     operator_metadata.create_all(conn)
+firmware_metadata = sa.MetaData()
+
+firmware_files = sa.Table(  # images kept under files_path()/firmware/<sha256>
+    "firmware_files",
+    firmware_metadata,
+    sa.Column("file_id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False, index=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
+firmware_campaigns = sa.Table(
+    "firmware_campaigns",
+    firmware_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    sa.Column("spec", sa.Text, nullable=False),  # JSON: csms.firmware.campaign.CampaignSpec
+    sa.Column("targets", sa.Text, nullable=False),  # JSON: what the operator named
+    sa.Column("file_id", sa.String(32), index=True),
+    sa.Column("current_wave", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+firmware_campaign_stations = sa.Table(
+    "firmware_campaign_stations",
+    firmware_metadata,
+    sa.Column("campaign_id", sa.Integer, primary_key=True),
+    sa.Column("charger_id", sa.String(48), primary_key=True),
+    sa.Column("wave", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("last_status", sa.String(255)),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("request_id", sa.BigInteger),
+    sa.Column("turn_at", UtcDateTime),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
 
 
-MIGRATIONS: list[Callable[[Connection], Any]] = [
-    _v1_initial, _v2_security, _v3_device_variables, _v4_station_events, _v5_alarms,
-    _v6_transaction_start_index, _v7_audit, _v8_sites, _v10_uploads, _v11_desired_config,
-    _v14_operator_profiles, _v15_tariffs,
+def _v9_firmware(conn: Connection) -> None:
+    """Firmware images and campaigns with every station's progress."""
+    firmware_metadata.create_all(conn)
+
+
+MIGRATIONS: list[Callable[[Connection], Any]] = [  # in order; append new ones
+    _v1_initial,
+    _v2_security,
+    _v3_device_variables,
+    _v4_station_events,
+    _v5_alarms,
+    _v6_transaction_start_index,
+    _v7_audit,
+    _v8_sites,
+    _v9_firmware,
+    _v10_uploads,
+    _v11_desired_config,
+    _v14_operator_profiles,
+    _v15_tariffs,
 ]
 
 

@@ -1,0 +1,53 @@
+"""The firmware plugin: images on disk, campaigns on a tick, station messages from the bus."""
+
+from __future__ import annotations
+
+import structlog
+
+from csms.firmware.campaign import LiveStation
+from csms.firmware.files import DownloadTokens, FirmwareBlobs
+from csms.firmware.sender import OcppUpdateSender
+from csms.firmware.service import WATCHED, FirmwareService
+from csms.plugins import Cleanup, PluginContext
+from csms.store.firmware import SqlFirmware
+from ocppj.versions import OcppVersion
+
+log = structlog.get_logger("csms.firmware")
+
+
+async def firmware_plugin(ctx: PluginContext) -> Cleanup | None:
+    """Firmware campaigns on unless ``firmware.enabled`` is false."""
+    cfg = ctx.settings.firmware
+    if not cfg.enabled:
+        log.info("firmware campaigns disabled")
+        return None
+
+    def live(charger_id: str) -> LiveStation:
+        session = ctx.sessions.get(charger_id)
+        station = ctx.service.live.get(charger_id)
+        version = station.info.firmware_version if station is not None and station.info else None
+        return LiveStation(session is not None and not session.closed, version)
+
+    def protocol_of(charger_id: str) -> OcppVersion | None:
+        session = ctx.sessions.get(charger_id)
+        return session.version if session is not None else None
+
+    service = FirmwareService(
+        SqlFirmware(ctx.db), FirmwareBlobs(ctx.settings.files_path() / "firmware", cfg.max_file_bytes),
+        DownloadTokens(cfg.url_secret or None),
+        OcppUpdateSender(ctx.commands, protocol_of, cfg.call_timeout_s),
+        ctx.clock, live, ctx.targets, tick_s=cfg.tick_s, download_ttl_s=cfg.download_ttl_s,
+        max_parallel_sends=cfg.max_parallel_sends,
+    )
+    await service.load()
+    unsubscribe = ctx.bus.subscribe(service.on_event, *WATCHED)
+    ctx.spawn(service.run(), "firmware-campaigns")
+    ctx.parts.firmware = service
+    log.info("firmware campaigns on", active=len(service.campaigns))
+
+    async def cleanup() -> None:
+        unsubscribe()
+        await service.stop()
+        ctx.parts.firmware = None
+
+    return cleanup

@@ -32,6 +32,7 @@ from csms.gateway.link import MAX_MESSAGE
 from csms.gateway.local import LocalEndpoint
 from csms.gateway.process import GatewaySettings
 from csms.gcpolicy import GcPolicy
+from csms.local_lists.plugin import local_lists_plugin
 from csms.metrics import Metrics
 from csms.ocpp.control import OcppControl
 from csms.ocpp.registry import SessionRegistry
@@ -48,7 +49,7 @@ log = structlog.get_logger("csms")
 def default_plugins(settings: Settings) -> list[Plugin]:
     """Plugins for ``settings``; parts that are not configured are simply absent."""
     # telemetry first: it sees the balancer's first events; each says at start when it is off
-    return [influx_plugin, mqtt_plugin, balancer_plugin, alarms_plugin]
+    return [influx_plugin, mqtt_plugin, balancer_plugin, alarms_plugin, local_lists_plugin]
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -243,11 +244,11 @@ class CsmsApp:
         return sum(1 for x in self.registry if x.version.value == version)
 
     async def _start_api(self) -> None:
-        assert self.service is not None
+        assert self.service is not None and self.store is not None
         ctx = ApiContext(
             self.settings, self.service, self.control, self.registry, self.metrics, self.bus,
             balancer=self.parts.balancer, ca=self.ca, record_messages=self.record_messages,
-            alarms=self.parts.alarms,
+            alarms=self.parts.alarms, local_lists=self.parts.local_lists, id_tags=self.store.local_lists,
         )
         config = uvicorn.Config(
             create_app(ctx), log_config=None, access_log=False, lifespan="off",

@@ -16,6 +16,7 @@ from csms.security.ca import CaProvider
 if TYPE_CHECKING:
     from csms.api.alarms import AlarmsView
     from csms.api.console.live import ConsoleHub
+    from csms.api.local_lists import IdTagRegistry, LocalListsView
 
 
 class BalancerView(Protocol):
@@ -42,3 +43,5 @@ class ApiContext:
     record_messages: bool = True  # the console keeps each station's recent OCPP messages
     console: ConsoleHub | None = None  # set when the console's routes are created
     alarms: AlarmsView | None = None  # None: alarms are disabled
+    local_lists: LocalListsView | None = None  # None: local lists are disabled
+    id_tags: IdTagRegistry | None = None  # id tags with their tag group (None: the store's plain id tags)

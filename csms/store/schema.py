@@ -333,9 +333,61 @@ def _v8_sites(conn: Connection) -> None:
     sites_metadata.create_all(conn)
 
 
+local_list_metadata = sa.MetaData()
+
+local_list_policies = sa.Table(  # which id tags a station group's local lists hold
+    "local_list_policies",
+    local_list_metadata,
+    sa.Column("scope", sa.String(64), primary_key=True),  # a station group's name; "" = every station
+    sa.Column("tag_group", sa.String(64)),  # NULL: every id tag
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+local_list_states = sa.Table(  # per station: the list version it accepted last and whether it is current
+    "local_list_states",
+    local_list_metadata,
+    sa.Column("station_id", sa.String(48), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("in_sync", sa.Boolean, nullable=False),
+    sa.Column("entries", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("update_type", sa.String(16)),  # of the last accepted message
+    sa.Column("synced_at", UtcDateTime),  # the last time the station was found or made current
+    sa.Column("attempted_at", UtcDateTime),
+    sa.Column("error", sa.Text),  # why it is out of sync
+)
+
+local_list_entries = sa.Table(  # the entries each station accepted (what it holds, as far as we know)
+    "local_list_entries",
+    local_list_metadata,
+    sa.Column("station_id", sa.String(48), primary_key=True),
+    sa.Column("id_tag", sa.String(255), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("expiry", UtcDateTime),
+    sa.Column("parent", sa.String(255)),
+)
+
+
+id_tags_grouped = sa.Table(  # ``id_tags`` as it is from version 12 on (never created from here)
+    "id_tags",
+    sa.MetaData(),
+    sa.Column("id_tag", sa.String(255), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("expiry", UtcDateTime),
+    sa.Column("parent", sa.String(255)),
+    sa.Column("tag_group", sa.String(64)),
+)
+
+
+def _v12_local_lists(conn: Connection) -> None:
+    """Id tag groups (a column of ``id_tags``), local-list policies and each station's accepted list."""
+    conn.execute(sa.text("ALTER TABLE id_tags ADD COLUMN tag_group VARCHAR(64)"))
+    conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_id_tags_tag_group ON id_tags (tag_group)"))
+    local_list_metadata.create_all(conn)
+
+
 MIGRATIONS: list[Callable[[Connection], Any]] = [
     _v1_initial, _v2_security, _v3_device_variables, _v4_station_events, _v5_alarms,
-    _v6_transaction_start_index, _v7_audit, _v8_sites,
+    _v6_transaction_start_index, _v7_audit, _v8_sites, _v12_local_lists,
 ]
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from csms.store.alarms import SqlAlarms
 from csms.store.audit import SqlAudit
 from csms.store.engine import Database
+from csms.store.local_lists import SqlLocalLists
 from csms.store.security import SqlSecurity
 from csms.store.sites import SqlSites
 from csms.store.station_events import SqlStationEvents
@@ -37,6 +38,7 @@ class SqlStore:
         self.station_events = events = SqlStationEvents(db)
         self.audit = audit = SqlAudit(db)
         self.sites = SqlSites(db)  # sites, groups, connector specs; resolves targets
+        self.local_lists = SqlLocalLists(db)  # id tag groups, local-list policies and station lists
 
         self.get_station = stations.get_station
         self.list_stations = stations.list_stations

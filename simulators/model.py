@@ -12,12 +12,15 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ocppj.versions import OcppVersion
 from simulators.clock import SimClock
 from simulators.ev import EVState, SupplyKind, SupplySpec
 from simulators.profiles import ChargingProfile, CompositeSchedule, ProfileSet, RateUnit
+
+if TYPE_CHECKING:
+    from simulators.local_list import LocalList
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +208,7 @@ class ChargerOps(Protocol):
     evses: dict[int, EvseState]
     profiles: ProfileSet
     settings: Settings
+    local_list: LocalList
 
     @property
     def accepted(self) -> bool: ...

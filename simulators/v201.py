@@ -6,6 +6,7 @@ from typing import Any
 
 from ocppj.timestamps import format_datetime
 from ocppj.versions import OcppVersion
+from simulators import local_list
 from simulators.dialect import (
     METER_CONTEXT,
     Build,
@@ -261,6 +262,7 @@ def _variables(c: ChargerOps) -> dict[tuple[str, str], tuple[str, str, str]]:
         ("ChargingStation", "AvailabilityState"): (
             "Available" if all(e.operative for e in c.evses.values()) else "Unavailable",
             _READ_ONLY, "OptionList"),
+        **local_list.variables_v201(c),
     }
     for key, value in s.extra.items():
         component, _, variable = key.partition("/")
@@ -433,7 +435,8 @@ _HANDLERS: dict[str, Handler] = {
     "GetLog": _get_log,
     "GetTransactionStatus": _transaction_status,
     "ClearCache": fixed({"status": "Accepted"}),
-    "GetLocalListVersion": fixed({"versionNumber": 0}),
+    "GetLocalListVersion": local_list.get_version_v201,
+    "SendLocalList": local_list.send_local_list_v201,
     "ReserveNow": fixed({"status": "Rejected"}),
     "CancelReservation": fixed({"status": "Rejected"}),
 }

@@ -35,26 +35,29 @@ OFFLINE = replace(QUICK, faults=replace(QUICK.faults, offline_min_s=4.0, offline
 async def csms_with_lists(tmp_path: Path) -> AsyncIterator[tuple[CsmsApp, httpx.AsyncClient]]:
     settings = make_settings(tmp_path, local_lists={"debounce_s": 0.5, "connect_check_s": 0.2},
                              alarms={"tick_s": 0.5})
-    async with running(settings, plugins=[alarms_plugin, local_lists_plugin]) as app:
-        async with httpx.AsyncClient(base_url=app.api_url, timeout=30) as api:
-            yield app, api
+    async with (running(settings, plugins=[alarms_plugin, local_lists_plugin]) as app,
+                httpx.AsyncClient(base_url=app.api_url, timeout=30) as api):
+        yield app, api
 
 
 async def seed_tags(app: CsmsApp, n: int) -> None:
     """``n`` accepted tags in tag group ``fleet`` (written in one statement: the setup, not the subject)."""
     assert app.store is not None
-    rows = [{"id_tag": f"TAG{i:05d}", "status": "Accepted", "expiry": None, "parent": None, "tag_group": "fleet"}
-            for i in range(n)]
+    rows = [
+        {"id_tag": f"TAG{i:05d}", "status": "Accepted", "expiry": None, "parent": None, "tag_group": "fleet"}
+        for i in range(n)
+    ]
     async with app.store.db.write() as conn:
         await conn.execute(schema.id_tags_grouped.insert(), rows)
 
 
 def station_charger(app: CsmsApp, version: OcppVersion, sid: str, **more: Any) -> VirtualCharger:
     charger = make_charger(app.ocpp_url, version, sid, arrivals=None, evses=2, **more)
-    v16 = version is OcppVersion.V16
-    charger.settings.extra["SendLocalListMaxLength" if v16 else "LocalAuthListCtrlr/ItemsPerMessage"] = str(ITEMS)
-    charger.settings.extra["AllowOfflineTxForUnknownId" if v16 else "AuthCtrlr/OfflineTxForUnknownIdEnabled"] = \
-        "false"
+    if version is OcppVersion.V16:
+        charger.settings.extra.update(SendLocalListMaxLength=str(ITEMS), AllowOfflineTxForUnknownId="false")
+    else:
+        charger.settings.extra["LocalAuthListCtrlr/ItemsPerMessage"] = str(ITEMS)
+        charger.settings.extra["AuthCtrlr/OfflineTxForUnknownIdEnabled"] = "false"
     return charger
 
 
@@ -75,7 +78,9 @@ async def in_sync(api: httpx.AsyncClient, sid: str, version: int) -> dict[str, A
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-async def test_full_then_differential_sync_and_offline_authorization(tmp_path: Path, version: OcppVersion) -> None:
+async def test_full_then_differential_sync_and_offline_authorization(
+    tmp_path: Path, version: OcppVersion,
+) -> None:
     sid = f"LL-{version.value}"
     async with csms_with_lists(tmp_path) as (app, api):
         await seed_tags(app, TAGS)
@@ -95,11 +100,13 @@ async def test_full_then_differential_sync_and_offline_authorization(tmp_path: P
             assert view["local_list_version"] == charger.local_list.version == 4
 
             # three quick changes: one Differential update of three items
-            assert (await api.post("/api/id-tags", json={"id_tag": "NEW00001", "group": "fleet"})).status_code == 201
-            assert (await api.post("/api/id-tags", json={"id_tag": "TAG00002", "status": "Blocked",
-                                                         "group": "fleet"})).status_code == 200
-            assert (await api.delete("/api/id-tags/TAG00003")).status_code == 204
-            assert (await api.post("/api/id-tags", json={"id_tag": "OTHER001", "group": "other"})).status_code == 201
+            changes = [
+                api.post("/api/id-tags", json={"id_tag": "NEW00001", "group": "fleet"}),
+                api.post("/api/id-tags", json={"id_tag": "TAG00002", "status": "Blocked", "group": "fleet"}),
+                api.delete("/api/id-tags/TAG00003"),
+                api.post("/api/id-tags", json={"id_tag": "OTHER001", "group": "other"}),  # not in the policy
+            ]
+            assert [(await c).status_code for c in changes] == [201, 200, 204, 201]
             await wait_until(lambda: in_sync(api, sid, 5), timeout=15, what="the differential update")
             assert charger.local_list.updates[4:] == [Update("Differential", 5, 3, "Accepted")]
             want = {k: v for k, v in (await registry(api)).items() if k != "OTHER001"}
@@ -114,7 +121,8 @@ async def test_full_then_differential_sync_and_offline_authorization(tmp_path: P
             await wait_until(lambda: recorder.counters["authorizations_rejected"] == 1, what="a refusal")
             await wait_until(lambda: charger.evses[2].ev is None, what="the refused driver to leave")
             assert charger.present("TAG00002", 2) is not None
-            await wait_until(lambda: recorder.counters["authorizations_rejected"] == 2, what="the blocked refusal")
+            await wait_until(lambda: recorder.counters["authorizations_rejected"] == 2,
+                             what="the blocked refusal")
             assert charger.evses[2].tx is None and not charger.online
 
             async def delivered() -> list[dict[str, Any]]:
@@ -125,7 +133,9 @@ async def test_full_then_differential_sync_and_offline_authorization(tmp_path: P
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-async def test_boot_mismatch_resyncs_fully_and_failures_raise_the_alarm(tmp_path: Path, version: OcppVersion) -> None:
+async def test_boot_mismatch_resyncs_fully_and_failures_raise_the_alarm(
+    tmp_path: Path, version: OcppVersion,
+) -> None:
     sid = f"LLM-{version.value}"
     async with csms_with_lists(tmp_path) as (app, api):
         await seed_tags(app, 30)

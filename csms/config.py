@@ -182,6 +182,7 @@ class LocalListsConfig(_Section):
     items_per_message: int = Field(50, ge=1, le=10_000)  # when the station does not say how many fit
     full_ratio: float = Field(0.5, gt=0, le=1)  # changes above this share of the list: a Full update
     concurrency: int = Field(8, ge=1, le=256)  # stations updated at once
+    reconcile_s: float = Field(3600.0, ge=0)  # re-plan every connected station this often; 0 = never
     call_timeout_s: float = Field(30.0, gt=0)
 
 

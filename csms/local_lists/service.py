@@ -85,6 +85,7 @@ class LocalListService:
         self.on_sent = on_sent  # (update type, items) per accepted message, for metrics
         self._checks: dict[str, datetime] = {}
         self._debounce = Debounce(cfg.debounce_s, cfg.max_delay_s)
+        self._reconcile_at = clock.now() + timedelta(seconds=cfg.reconcile_s) if cfg.reconcile_s else None
         self._limits: dict[str, Limits] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._slots = asyncio.Semaphore(cfg.concurrency)
@@ -112,13 +113,17 @@ class LocalListService:
     # --- decisions -----------------------------------------------------------------------
     def tick(self, now: datetime) -> list[SyncRequest]:
         """The syncs due at ``now``: version checks whose time came, and every connected station
-        once the debounce of id-tag changes has elapsed."""
+        once the debounce of id-tag changes has elapsed or the periodic reconciliation is due
+        (it catches what no event announces: tags changed by another process, group membership)."""
         out: list[SyncRequest] = []
+        reconcile = self._reconcile_at is not None and now >= self._reconcile_at
+        if reconcile:
+            self._reconcile_at = now + timedelta(seconds=self.cfg.reconcile_s)
         for station_id, at in list(self._checks.items()):
             if at <= now:
                 del self._checks[station_id]
                 out.append(SyncRequest(station_id, check_version=True))
-        if self._debounce.due(now):
+        if reconcile or self._debounce.due(now):
             self._debounce = self._debounce.reset()
             seen = {r.station_id for r in out}
             out += [SyncRequest(s) for s in sorted(self.connected()) if s not in seen]

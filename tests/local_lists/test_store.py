@@ -38,7 +38,8 @@ async def test_accepted_messages_build_the_station_list_and_failures_keep_it(sto
     a, b = Entry("A", AuthStatus.ACCEPTED, EXPIRY, "P"), Entry("B", AuthStatus.BLOCKED)
     assert await lists.known("CP1") is None
     await lists.accepted("CP1", Message(UpdateType.FULL, 1, (Change("A", a),)), entries=1, in_sync=False)
-    await lists.accepted("CP1", Message(UpdateType.DIFFERENTIAL, 2, (Change("B", b),)), entries=2, in_sync=True)
+    await lists.accepted("CP1", Message(UpdateType.DIFFERENTIAL, 2, (Change("B", b),)), entries=2,
+                         in_sync=True)
     assert await lists.known("CP1") == Known(2, {"A": a, "B": b}, True)
     await lists.accepted("CP1", Message(UpdateType.DIFFERENTIAL, 3, (Change("A", None),)), entries=1,
                          in_sync=True)

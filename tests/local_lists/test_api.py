@@ -33,12 +33,14 @@ async def test_policies_are_created_replaced_listed_and_removed(api: httpx.Async
     r = await api.put("/api/groups/depot-north/local-list", json={"tags": "all"})
     assert r.status_code == 200 and r.json()["group"] == "depot-north" and r.json()["tags"] == "all"
     assert (await api.put("/api/local-list-policies/default", json={"tags": "all"})).status_code == 201
-    assert (await api.put("/api/groups/zeta/local-list", json={"tags": {"tag_group": "z"}})).status_code == 201
+    r = await api.put("/api/groups/zeta/local-list", json={"tags": {"tag_group": "z"}})
+    assert r.status_code == 201
     assert (await api.get("/api/groups/zeta/local-list")).json()["tags"] == {"tag_group": "z"}
 
     first = await api.get("/api/local-list-policies", params={"limit": 2})
     assert [p["group"] for p in first.json()] == [None, "depot-north"]
-    rest = await api.get("/api/local-list-policies", params={"limit": 2, "cursor": first.headers["x-next-cursor"]})
+    cursor = first.headers["x-next-cursor"]
+    rest = await api.get("/api/local-list-policies", params={"limit": 2, "cursor": cursor})
     assert [p["group"] for p in rest.json()] == ["zeta"] and "x-next-cursor" not in rest.headers
 
     assert (await api.delete("/api/groups/zeta/local-list")).status_code == 204
@@ -101,7 +103,8 @@ async def test_id_tags_carry_their_group_and_every_change_is_announced(
 
 async def test_the_routes_say_when_local_lists_are_off(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, local_lists={"enabled": False})
-    async with running(settings, plugins=[local_lists_plugin]) as app, httpx.AsyncClient(base_url=app.api_url) as c:
+    async with (running(settings, plugins=[local_lists_plugin]) as app,
+                httpx.AsyncClient(base_url=app.api_url) as c):
         r = await c.get("/api/local-list-policies")
         assert r.status_code == 404 and "disabled" in r.json()["detail"]
         assert (await c.post("/api/id-tags", json={"id_tag": "A1", "group": "g"})).status_code == 201

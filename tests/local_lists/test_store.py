@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
 
 from csms.core.model import AuthStatus, IdTag
 from csms.local_lists.rules import Change, Entry, Known, Message, Policy, UpdateType
+from csms.store import schema
 from csms.store.sql import SqlStore
 
 EXPIRY = datetime(2030, 5, 1, 12, 0, tzinfo=UTC)
@@ -56,3 +60,23 @@ async def test_accepted_messages_build_the_station_list_and_failures_keep_it(sto
     await lists.failed("CP2", "not supported")
     assert [s.station_id for s in await lists.states(limit=10)] == ["CP1", "CP2"]
     assert [s.station_id for s in await lists.states(after="CP1", limit=10)] == ["CP2"]
+
+
+async def test_a_database_before_local_lists_keeps_its_id_tags_without_a_group(tmp_path: Path) -> None:
+    db = tmp_path / "before.sqlite3"
+    engine = sa.create_engine(f"sqlite:///{db}")
+    before = schema.MIGRATIONS.index(schema._v12_local_lists)
+    with engine.begin() as conn:
+        schema.schema_version.create(conn)
+        for number, step in enumerate(schema.MIGRATIONS[:before], start=1):
+            step(conn)
+            conn.execute(schema.schema_version.insert().values(version=number))
+        conn.execute(schema.id_tags.insert().values(id_tag="OLD", status="Blocked", parent="P"))
+    engine.dispose()
+    store = await SqlStore.open(str(db))
+    try:
+        assert await store.local_lists.list_tags() == [(IdTag("OLD", AuthStatus.BLOCKED, None, "P"), None)]
+        assert await store.local_lists.put_tag(IdTag("NEW"), "fleet")
+        assert await store.list_id_tags() == [IdTag("NEW"), IdTag("OLD", AuthStatus.BLOCKED, None, "P")]
+    finally:
+        await store.close()

@@ -8,6 +8,7 @@ from pathlib import Path
 from csms.alarms.plugin import alarms_plugin
 from csms.app import default_plugins, running
 from csms.balancer.plugin import balancer_plugin
+from csms.local_lists.plugin import local_lists_plugin
 from csms.plugins import Cleanup, PluginContext
 from csms.telemetry.plugin import influx_plugin, mqtt_plugin
 from tests.conftest import make_settings
@@ -15,7 +16,7 @@ from tests.conftest import make_settings
 
 def test_telemetry_plugins_start_before_the_balancer(tmp_path: Path) -> None:
     assert default_plugins(make_settings(tmp_path)) == [
-        influx_plugin, mqtt_plugin, balancer_plugin, alarms_plugin,
+        influx_plugin, mqtt_plugin, balancer_plugin, alarms_plugin, local_lists_plugin,
     ]
 
 

@@ -6,7 +6,8 @@ SetVariables change it), 1.6 key / 2.0.1 component/variable:
 
 - ``LocalAuthListEnabled`` / ``LocalAuthListCtrlr/Enabled`` (default true): the list is kept and used;
 - ``SendLocalListMaxLength`` / ``LocalAuthListCtrlr/ItemsPerMessage`` (default 250): items per update;
-- ``LocalAuthListMaxLength`` (default 10000): entries the list holds (2.0.1: the same bound);
+- ``LocalAuthListMaxLength`` / ``LocalAuthListCtrlr/Entries.maxLimit`` (default 10000): entries
+  the list holds (2.0.1: the maxLimit of the ``Entries`` variable);
 - ``LocalAuthorizeOffline`` / ``AuthCtrlr/LocalAuthorizeOffline`` (``Settings.local_authorize_offline``):
   listed tags are authorized from the list while offline;
 - ``AllowOfflineTxForUnknownId`` / ``AuthCtrlr/OfflineTxForUnknownIdEnabled`` (default true, as
@@ -39,7 +40,7 @@ _KEYS: dict[OcppVersion, dict[str, str]] = {
     },
     OcppVersion.V201: {
         "enabled": "LocalAuthListCtrlr/Enabled", "items": "LocalAuthListCtrlr/ItemsPerMessage",
-        "max": "LocalAuthListCtrlr/Storage", "unknown": "AuthCtrlr/OfflineTxForUnknownIdEnabled",
+        "max": "LocalAuthListCtrlr/Entries.maxLimit", "unknown": "AuthCtrlr/OfflineTxForUnknownIdEnabled",
     },
 }
 _DEFAULTS = {"enabled": "true", "items": str(ITEMS_PER_MESSAGE), "max": str(MAX_ENTRIES), "unknown": "true"}
@@ -142,7 +143,6 @@ def variables_v201(c: ChargerOps) -> dict[tuple[str, str], tuple[str, str, str]]
     return {
         ("LocalAuthListCtrlr", "Enabled"): (setting(c, "enabled"), "ReadWrite", "boolean"),
         ("LocalAuthListCtrlr", "ItemsPerMessage"): (setting(c, "items"), "ReadOnly", "integer"),
-        ("LocalAuthListCtrlr", "Storage"): (setting(c, "max"), "ReadOnly", "integer"),
         ("LocalAuthListCtrlr", "Entries"): (str(len(c.local_list.entries)), "ReadOnly", "integer"),
         ("AuthCtrlr", "OfflineTxForUnknownIdEnabled"): (setting(c, "unknown"), "ReadWrite", "boolean"),
     }

@@ -172,7 +172,7 @@ class LocalListService:
         """Bring one station's list to what its policy says (see the module docstring)."""
         station_id = request.station_id
         lock = self._locks.setdefault(station_id, asyncio.Lock())  # one sync per station at a time
-        async with self._slots, lock:
+        async with lock, self._slots:
             return await self._sync(request, tags, policies)
 
     async def _sync(

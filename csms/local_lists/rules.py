@@ -16,6 +16,7 @@ returns the ``SendLocalList`` messages that get it there:
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -145,6 +146,26 @@ def desired(tags: Iterable[tuple[IdTag, str | None]], chosen: Selection, limits:
         parent = tag.parent if tag.parent is not None and len(tag.parent) <= n else None
         out[tag.id_tag] = Entry(tag.id_tag, tag.status, tag.expiry, parent)
     return out
+
+
+def digest(entries: Mapping[str, Entry]) -> str:
+    """A fingerprint of a list: equal lists have equal digests, whatever their order."""
+    h = hashlib.sha256()
+    for key in sorted(entries):
+        e = entries[key]
+        h.update(f"{e.id_tag}\x1f{e.status.value}\x1f{e.expiry.isoformat() if e.expiry else ''}\x1f"
+                 f"{e.parent or ''}\x1e".encode())
+    return h.hexdigest()
+
+
+def current(
+    version: int, in_sync: bool, recorded: str | None, wanted: str, *, station_version: int | None = None,
+    force_full: bool = False,
+) -> bool:
+    """Whether a station is current without reading its entries: in sync at the recorded
+    ``version`` (the one it reports, if asked) with a list of the ``wanted`` digest."""
+    return (not force_full and in_sync and recorded == wanted
+            and (station_version is None or station_version == version))
 
 
 def diff(have: Mapping[str, Entry], want: Mapping[str, Entry]) -> list[Change]:

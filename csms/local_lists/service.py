@@ -30,7 +30,9 @@ from csms.local_lists.rules import (
     Policy,
     SendStatus,
     apply,
+    current,
     desired,
+    digest,
     plan,
     selection,
 )
@@ -198,6 +200,15 @@ class LocalListService:
             if tags is None:
                 tags = await self.store.list_tags()
             want = desired(tags, chosen, limits)
+            wanted = digest(want)
+            state = await self.store.state(sid)
+            if state is not None and current(
+                state.version, state.in_sync, state.digest, wanted, station_version=station_version,
+                force_full=request.force_full,
+            ):  # the common case of a reconnection or a change elsewhere: nothing to read or send
+                await self.store.confirmed(sid, state.version, wanted)
+                self.publish(LocalListSynced(station_id=sid, ok=True, version=state.version))
+                return SyncOutcome(sid, True, "up_to_date", state.version)
             known = await self.store.known(sid)
             todo = plan(known, want, limits, station_version=station_version, full_ratio=self.cfg.full_ratio,
                         force_full=request.force_full)
@@ -209,7 +220,7 @@ class LocalListService:
             return await self._fail(sid, str(exc))
         if not todo.messages:
             assert known is not None
-            await self.store.confirmed(sid, known.version)
+            await self.store.confirmed(sid, known.version, wanted)
             self.publish(LocalListSynced(station_id=sid, ok=True, version=known.version))
             return SyncOutcome(sid, True, todo.reason, known.version)
         entries = dict(known.entries) if known is not None else {}
@@ -225,7 +236,8 @@ class LocalListService:
                     f"SendLocalList {message.update_type.value} version {message.version}: {status.value}",
                 )
             entries = apply(entries, message)
-            await self.store.accepted(sid, message, entries=len(entries), in_sync=i == last)
+            await self.store.accepted(sid, message, entries=len(entries), in_sync=i == last,
+                                      digest=wanted if i == last else None)
             self.on_sent(message.update_type.value, len(message.changes))
         version = todo.messages[-1].version
         kind = todo.messages[0].update_type.value

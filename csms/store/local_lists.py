@@ -24,16 +24,20 @@ class StationListState:
     version: int
     in_sync: bool
     entries: int
+    digest: str | None  # of the entries, recorded when the station was made current
     update_type: str | None
     synced_at: datetime | None
     attempted_at: datetime | None
     error: str | None
 
 
+_STATUS = {s.value: s for s in AuthStatus}  # a dict lookup: ten thousand rows read in one go
+
+
 def _state(row: sa.Row[object]) -> StationListState:
     m = row._mapping
-    return StationListState(m["station_id"], m["version"], bool(m["in_sync"]), m["entries"], m["update_type"],
-                            m["synced_at"], m["attempted_at"], m["error"])
+    return StationListState(m["station_id"], m["version"], bool(m["in_sync"]), m["entries"], m["digest"],
+                            m["update_type"], m["synced_at"], m["attempted_at"], m["error"])
 
 
 class SqlLocalLists:
@@ -71,9 +75,7 @@ class SqlLocalLists:
             q = q.limit(limit)
         async with self._db.read() as conn:
             rows = (await conn.execute(q)).all()
-        return [
-            (IdTag(r.id_tag, AuthStatus(r.status), r.expiry, r.parent), r.tag_group) for r in rows
-        ]
+        return [(IdTag(r.id_tag, _STATUS[r.status], r.expiry, r.parent), r.tag_group) for r in rows]
 
     # --- policies ------------------------------------------------------------------------
     async def put_policy(self, policy: Policy) -> bool:
@@ -128,7 +130,7 @@ class SqlLocalLists:
             rows = (await conn.execute(
                 sa.select(t.local_list_entries).where(e.station_id == station_id)
             )).all()
-        entries = {r.id_tag: Entry(r.id_tag, AuthStatus(r.status), r.expiry, r.parent) for r in rows}
+        entries = {r.id_tag: Entry(r.id_tag, _STATUS[r.status], r.expiry, r.parent) for r in rows}
         return Known(state.version, entries, bool(state.in_sync))
 
     async def state(self, station_id: str) -> StationListState | None:
@@ -148,8 +150,11 @@ class SqlLocalLists:
         async with self._db.read() as conn:
             return [_state(r) for r in (await conn.execute(q)).all()]
 
-    async def accepted(self, station_id: str, message: Message, *, entries: int, in_sync: bool) -> None:
-        """Record that ``station_id`` accepted ``message`` (its list now has ``entries`` entries)."""
+    async def accepted(
+        self, station_id: str, message: Message, *, entries: int, in_sync: bool, digest: str | None = None,
+    ) -> None:
+        """Record that ``station_id`` accepted ``message`` (its list now has ``entries`` entries,
+        whose ``digest`` is given with the last message of an update)."""
         e = t.local_list_entries
         at = now()
         changed = [c.id_tag for c in message.changes]
@@ -167,15 +172,15 @@ class SqlLocalLists:
             if rows:
                 await conn.execute(e.insert(), rows)
             await self._put_state(conn, station_id, version=message.version, in_sync=in_sync, entries=entries,
-                                  update_type=message.update_type.value, synced_at=at if in_sync else None,
-                                  attempted_at=at, error=None)
+                                  digest=digest, update_type=message.update_type.value,
+                                  synced_at=at if in_sync else None, attempted_at=at, error=None)
 
-    async def confirmed(self, station_id: str, version: int) -> None:
-        """The station was found current at ``version``."""
+    async def confirmed(self, station_id: str, version: int, digest: str) -> None:
+        """The station was found current at ``version``, holding a list of ``digest``."""
         at = now()
         async with self._db.write() as conn:
-            await self._put_state(conn, station_id, version=version, in_sync=True, synced_at=at,
-                                  attempted_at=at, error=None)
+            await self._put_state(conn, station_id, version=version, in_sync=True, digest=digest,
+                                  synced_at=at, attempted_at=at, error=None)
 
     async def failed(self, station_id: str, error: str) -> None:
         """The station's list is not what it should be, because of ``error``."""

@@ -350,6 +350,7 @@ local_list_states = sa.Table(  # per station: the list version it accepted last 
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("in_sync", sa.Boolean, nullable=False),
     sa.Column("entries", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("digest", sa.String(64)),  # of the entries when in sync (csms.local_lists.rules.digest)
     sa.Column("update_type", sa.String(16)),  # of the last accepted message
     sa.Column("synced_at", UtcDateTime),  # the last time the station was found or made current
     sa.Column("attempted_at", UtcDateTime),

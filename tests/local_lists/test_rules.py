@@ -18,7 +18,9 @@ from csms.local_lists.rules import (
     Selection,
     UpdateType,
     apply,
+    current,
     desired,
+    digest,
     plan,
     selection,
 )
@@ -107,3 +109,16 @@ def test_debounce_waits_for_quiet_but_not_forever() -> None:
         d = d.changed(T0 + timedelta(seconds=s))
     assert d.due(T0 + timedelta(seconds=11))  # ten seconds after the first change of the stream
     assert not d.reset().due(T0 + timedelta(seconds=60))
+
+
+def test_a_current_station_is_known_by_its_digest_and_version() -> None:
+    have = entries(3)
+    wanted = digest(dict(reversed(list(have.items()))))
+    assert wanted == digest(have) and wanted != digest(entries(2))
+    blocked = dict(have, TAG0000=Entry("TAG0000", AuthStatus.BLOCKED))
+    assert digest(blocked) != wanted
+    assert current(4, True, wanted, wanted) and current(4, True, wanted, wanted, station_version=4)
+    assert not current(4, True, wanted, wanted, station_version=3)
+    assert not current(4, False, wanted, wanted)
+    assert not current(4, True, None, wanted)
+    assert not current(4, True, wanted, wanted, force_full=True)

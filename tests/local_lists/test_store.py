@@ -52,7 +52,7 @@ async def test_accepted_messages_build_the_station_list_and_failures_keep_it(sto
     assert known == Known(3, {"B": b}, False)
     state = await lists.state("CP1")
     assert state is not None and state.entries == 1 and state.error and state.update_type == "Differential"
-    await lists.confirmed("CP1", 3)
+    await lists.confirmed("CP1", 3, "d")
     state = await lists.state("CP1")
     assert state is not None and state.in_sync and state.error is None
     await lists.accepted("CP1", Message(UpdateType.FULL, 4, ()), entries=0, in_sync=True)

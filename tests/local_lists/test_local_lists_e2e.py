@@ -28,7 +28,7 @@ pytestmark = pytest.mark.e2e
 
 TAGS = 1000
 ITEMS = 250  # what the station takes per SendLocalList
-OFFLINE = replace(QUICK, faults=replace(QUICK.faults, offline_min_s=4.0, offline_max_s=4.0))
+OFFLINE = replace(QUICK, faults=replace(QUICK.faults, offline_min_s=6.0, offline_max_s=6.0))
 
 
 @contextlib.asynccontextmanager

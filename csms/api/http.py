@@ -26,7 +26,7 @@ from csms.api.context import ApiContext
 from csms.api.errors import ERROR_RESPONSES, ApiError, from_control_error
 from csms.api.events import events_router
 from csms.api.feeders import feeders_router
-from csms.api.local_lists import local_lists_router
+from csms.api.local_lists import NAME_PATTERN, local_lists_router
 from csms.api.outbound import absent, check_size
 from csms.api.pages import pages_router
 from csms.api.security import security_router
@@ -61,7 +61,7 @@ class IdTagIn(BaseModel):
     status: AuthStatus = AuthStatus.ACCEPTED
     expiry: datetime | None = None
     parent: str | None = Field(None, max_length=255)
-    group: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[^\s/][^/]*$",
+    group: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN,
                               description="tag group: local-list policies select tags by it")
 
 

@@ -24,7 +24,8 @@ from csms.store.local_lists import StationListState
 
 NEXT_CURSOR = "X-Next-Cursor"
 NAME_MAX = 64
-Name = Annotated[str, Field(min_length=1, max_length=NAME_MAX, pattern=r"^[^\s/][^/]*$")]
+NAME_PATTERN = r"^[^\s/\x00-\x1f\x7f][^/\x00-\x1f\x7f]*$"  # no '/', no control characters, no leading space
+Name = Annotated[str, Field(min_length=1, max_length=NAME_MAX, pattern=NAME_PATTERN)]
 GroupName = Annotated[str, Path(min_length=1, max_length=NAME_MAX)]
 ChargerId = Annotated[str, Path(min_length=1, max_length=MAX_STATION_ID)]
 

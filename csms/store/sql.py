@@ -5,7 +5,8 @@ A thin composition of the store's parts over one ``Database`` (``csms.store.engi
 ``SqlStations`` (stations, connectors, variables, id tags), ``SqlTransactions``,
 ``SqlStationEvents`` (station events, signed meter values) and ``SqlSecurity`` (credentials,
 certificates, security events); ``alarms`` (``SqlAlarms``) is used as a part of its own by
-the alarm service, and ``SqlAudit`` (operator commands). Each port method is the owning
+the alarm service, ``SqlAudit`` (operator commands) and ``SqlLocalLists`` (id tags with their
+tag group, local-list policies and each station's list). Each port method is the owning
 part's bound method, so a call costs no extra hop.
 
 Every write is committed before the method returns (the data-integrity contract: no

@@ -131,6 +131,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
         if not await ctx.service.store.delete_station(charger_id):
             raise ApiError(404, "not_registered", f"charger {charger_id!r} is not registered")
         ctx.service.forget(charger_id)
+        if ctx.local_lists is not None:
+            await ctx.local_lists.forget(charger_id)
         session = ctx.registry.get(charger_id)
         if session is not None:
             await session.close(1000, "deregistered")

@@ -256,6 +256,12 @@ class LocalListService:
     async def state(self, station_id: str) -> StationListState | None:
         return await self.store.state(station_id)
 
+    async def forget(self, station_id: str) -> None:
+        """A removed station: its recorded list goes, and no check is pending for it."""
+        self._checks.pop(station_id, None)
+        self._limits.pop(station_id, None)
+        await self.store.forget(station_id)
+
     async def states(self, *, after: str | None = None, limit: int = 100) -> list[StationListState]:
         return await self.store.states(after=after, limit=limit)
 

@@ -187,6 +187,13 @@ class SqlLocalLists:
         async with self._db.write() as conn:
             await self._put_state(conn, station_id, in_sync=False, attempted_at=now(), error=error[:2000])
 
+    async def forget(self, station_id: str) -> None:
+        """Drop what was recorded of a station's list (the station was removed)."""
+        e, s = t.local_list_entries, t.local_list_states
+        async with self._db.write() as conn:
+            await conn.execute(e.delete().where(e.c.station_id == station_id))
+            await conn.execute(s.delete().where(s.c.station_id == station_id))
+
     @staticmethod
     async def _put_state(conn: AsyncConnection, station_id: str, **values: object) -> None:
         s = t.local_list_states

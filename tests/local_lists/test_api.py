@@ -54,6 +54,7 @@ async def test_policies_are_created_replaced_listed_and_removed(api: httpx.Async
     ("/api/groups/g/local-list", {"tags": "some"}, 400, None),
     ("/api/groups/g/local-list", {"tags": {"tag_group": ""}}, 400, None),
     ("/api/groups/g/local-list", {"tags": {"tag_group": "a/b"}}, 400, None),
+    ("/api/groups/g/local-list", {"tags": {"tag_group": "a\x01"}}, 400, None),
     ("/api/groups/g/local-list", {"tags": "all", "extra": 1}, 400, None),
     ("/api/groups/%20/local-list", {"tags": "all"}, 400, "bad_request"),
     ("/api/groups/" + "g" * 65 + "/local-list", {"tags": "all"}, 400, None),

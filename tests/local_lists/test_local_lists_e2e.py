@@ -169,6 +169,10 @@ async def test_boot_mismatch_resyncs_fully_and_failures_raise_the_alarm(
             assert "LATE0001" in held(second)
             await wait_until(lambda: no_alarm(api, sid), timeout=15, what="the alarm to clear")
 
+        # a removed station's list record goes with it
+        assert (await api.delete(f"/api/chargers/{sid}")).status_code == 204
+        assert (await api.get(f"/api/chargers/{sid}/local-list")).status_code == 404
+
 
 async def active_alarms(api: httpx.AsyncClient, sid: str) -> list[dict[str, Any]]:
     r = await api.get("/api/alarms", params={"state": "active", "charger_id": sid})

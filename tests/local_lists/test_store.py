@@ -60,6 +60,8 @@ async def test_accepted_messages_build_the_station_list_and_failures_keep_it(sto
     await lists.failed("CP2", "not supported")
     assert [s.station_id for s in await lists.states(limit=10)] == ["CP1", "CP2"]
     assert [s.station_id for s in await lists.states(after="CP1", limit=10)] == ["CP2"]
+    await lists.forget("CP1")
+    assert await lists.known("CP1") is None and [s.station_id for s in await lists.states()] == ["CP2"]
 
 
 async def test_a_database_before_local_lists_keeps_its_id_tags_without_a_group(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ from csms.gateway.link import MAX_MESSAGE
 from csms.gateway.local import LocalEndpoint
 from csms.gateway.process import GatewaySettings
 from csms.gcpolicy import GcPolicy
+from csms.local_lists.plugin import local_lists_plugin
 from csms.metrics import Metrics
 from csms.ocpp.control import OcppControl
 from csms.ocpp.registry import SessionRegistry
@@ -61,6 +62,7 @@ def default_plugins(settings: Settings) -> list[Plugin]:
         profiles_plugin,
         display_plugin,
         firmware_plugin,
+        local_lists_plugin,
     ]
     return [influx_plugin, mqtt_plugin, balancer_plugin, alarms_plugin, *operations]
 
@@ -257,7 +259,7 @@ class CsmsApp:
         return sum(1 for x in self.registry if x.version.value == version)
 
     async def _start_api(self) -> None:
-        assert self.service is not None
+        assert self.service is not None and self.store is not None
         ctx = ApiContext(
             self.settings, self.service, self.control, self.registry, self.metrics, self.bus,
             balancer=self.parts.balancer, ca=self.ca, record_messages=self.record_messages,
@@ -269,6 +271,8 @@ class CsmsApp:
             profiles=self.parts.profiles,
             display=self.parts.display,
             firmware=self.parts.firmware,
+            local_lists=self.parts.local_lists,
+            id_tags=self.store.local_lists,
         )
         config = uvicorn.Config(
             create_app(ctx), log_config=None, access_log=False, lifespan="off",

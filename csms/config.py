@@ -201,6 +201,20 @@ class FirmwareConfig(_Section):
     call_timeout_s: float = Field(30.0, gt=0)
 
 
+class LocalListsConfig(_Section):
+    """Local authorization lists (``csms.local_lists``): how they are kept in step with the id tags."""
+
+    enabled: bool = True
+    debounce_s: float = Field(2.0, ge=0)  # id-tag changes this close together make one update
+    max_delay_s: float = Field(30.0, gt=0)  # ... but a stream of changes waits no longer than this
+    connect_check_s: float = Field(2.0, ge=0)  # after a (re)connection, check the station's version
+    items_per_message: int = Field(50, ge=1, le=10_000)  # when the station does not say how many fit
+    full_ratio: float = Field(0.5, gt=0, le=1)  # changes above this share of the list: a Full update
+    concurrency: int = Field(8, ge=1, le=256)  # stations updated at once
+    reconcile_s: float = Field(3600.0, ge=0)  # re-plan every connected station this often; 0 = never
+    call_timeout_s: float = Field(30.0, gt=0)
+
+
 class Settings(_Section):
     """All settings of one CSMS process."""
 
@@ -237,6 +251,7 @@ class Settings(_Section):
     tariffs: TariffsConfig = TariffsConfig()
     uploads: UploadsConfig = UploadsConfig()
     firmware: FirmwareConfig = FirmwareConfig()
+    local_lists: LocalListsConfig = LocalListsConfig()
     # where the CSMS keeps files (firmware images, uploaded logs); default: files/ beside the SQLite
     # database, or ./csms-files with a PostgreSQL database
     files_dir: str = ""
@@ -270,9 +285,19 @@ class Settings(_Section):
 
 
 _SECTIONS = {
-    "influx": InfluxConfig, "mqtt": MqttConfig, "balancer": BalancerConfig,
-    "tls": TlsConfig, "ca": CaConfig, "limits": LimitsConfig, "gc": GcConfig, "alarms": AlarmsConfig,
-    "events": EventsConfig, "tariffs": TariffsConfig, "uploads": UploadsConfig, "firmware": FirmwareConfig,
+    "influx": InfluxConfig,
+    "mqtt": MqttConfig,
+    "balancer": BalancerConfig,
+    "tls": TlsConfig,
+    "ca": CaConfig,
+    "limits": LimitsConfig,
+    "gc": GcConfig,
+    "alarms": AlarmsConfig,
+    "events": EventsConfig,
+    "tariffs": TariffsConfig,
+    "uploads": UploadsConfig,
+    "firmware": FirmwareConfig,
+    "local_lists": LocalListsConfig,
 }
 _ALIASES = {"CSMS_ALARM_WEBHOOK_URL": ("alarms", "webhook_url"),
             "CSMS_ALARM_WEBHOOK_SECRET": ("alarms", "webhook_secret")}

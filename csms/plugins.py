@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the parts' types only: the parts' packages import this cont
     from csms.desired_config.service import DesiredConfigService
     from csms.display.service import DisplayService
     from csms.firmware.service import FirmwareService
+    from csms.local_lists.service import LocalListService
     from csms.profiles.service import ProfileService
     from csms.tariffs.service import TariffService
     from csms.telemetry.influx import InfluxWriter
@@ -53,6 +54,7 @@ class Parts:
     profiles: ProfileService | None = None
     display: DisplayService | None = None
     firmware: FirmwareService | None = None
+    local_lists: LocalListService | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

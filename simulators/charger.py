@@ -43,6 +43,7 @@ from simulators.dialect import Dialect
 from simulators.ev import EVState, random_ev_config
 from simulators.firmware import FirmwareUpdater
 from simulators.link import CallFailed, Link, LinkClosed, Served
+from simulators.local_list import LocalList, authorize_offline
 from simulators.logs_upload import LogUploader
 from simulators.metrics import Recorder
 from simulators.model import (
@@ -73,6 +74,7 @@ class _RemoteStart:
     id_tag: str
     remote_start_id: int | None
     profile: ChargingProfile | None
+    presented: bool = False  # a card held to the reader: authorized like an arriving car's
 
 
 class VirtualCharger:
@@ -95,6 +97,7 @@ class VirtualCharger:
         self.rng = random.Random(spec.seed)
         self.profiles = ProfileSet()
         self.uploads = LogUploader(fail_share=self.behaviour.faults.upload_failure_share, seed=spec.seed)
+        self.local_list = LocalList()
         self.settings = Settings(
             heartbeat_interval_s=spec.heartbeat_interval_s or DEFAULT_HEARTBEAT_S,
             meter_interval_s=spec.meter_interval_s,
@@ -476,7 +479,8 @@ class VirtualCharger:
         cfg = self.arrivals or ArrivalConfig()
         departure_s = self.clock.elapsed_s() + dwell_s(self.rng, cfg)
         id_tag = remote.id_tag if remote is not None else self.rng.choice(self.id_tags)
-        if (remote is None or self.settings.authorize_remote_start) and not await self._authorize(id_tag):
+        check = remote is None or remote.presented or self.settings.authorize_remote_start
+        if check and not await self._authorize(id_tag):
             self.recorder.count("authorizations_rejected")
             await sleeper.sleep(min(2.0, self.clock.real_s(60.0)))
             self._leave(evse)
@@ -491,7 +495,7 @@ class VirtualCharger:
     async def _authorize(self, id_tag: str) -> bool:
         response = await self._request("Authorize", self.dialect.authorize(id_tag))
         if response is None:
-            return self.settings.local_authorize_offline
+            return authorize_offline(self, id_tag, self.clock.stamp())
         return self.dialect.authorized(response)
 
     def _begin(self, evse: EvseState, id_tag: str, remote: _RemoteStart | None) -> Tx:
@@ -596,6 +600,16 @@ class VirtualCharger:
         for evse in candidates:
             if evse.free and evse.id not in self._remote and self._accepted and not self._stopping:
                 self._remote[evse.id] = _RemoteStart(id_tag, remote_start_id, profile)
+                self._evse_wake[evse.id].wake()
+                return evse
+        return None
+
+    def present(self, id_tag: str, evse_id: int | None = None) -> EvseState | None:
+        """A driver plugs in at a free EVSE and holds ``id_tag`` to the reader (online or not)."""
+        candidates = [self.evses[evse_id]] if evse_id is not None else list(self.evses.values())
+        for evse in candidates:
+            if evse.free and evse.id not in self._remote and self._accepted and not self._stopping:
+                self._remote[evse.id] = _RemoteStart(id_tag, None, None, presented=True)
                 self._evse_wake[evse.id].wake()
                 return evse
         return None

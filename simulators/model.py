@@ -21,6 +21,7 @@ from simulators.firmware import FirmwareFaults, FirmwareOptions, FirmwareUpdater
 from simulators.profiles import ChargingProfile, CompositeSchedule, ProfileSet, RateUnit
 
 if TYPE_CHECKING:
+    from simulators.local_list import LocalList
     from simulators.logs_upload import LogUploader
 
 
@@ -214,6 +215,7 @@ class ChargerOps(Protocol):
     settings: Settings
     uploads: LogUploader  # log uploads in flight and sent
     firmware: FirmwareUpdater
+    local_list: LocalList
 
     @property
     def accepted(self) -> bool: ...

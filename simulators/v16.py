@@ -6,7 +6,7 @@ from typing import Any
 
 from ocppj.timestamps import format_datetime
 from ocppj.versions import OcppVersion
-from simulators import logs_upload
+from simulators import local_list, logs_upload
 from simulators.configuration import key_status
 from simulators.dialect import METER_CONTEXT, Build, OnAnswer, parse_positive_int, sampled_values, seconds
 from simulators.firmware import serve_signed_update_v16, serve_update_v16
@@ -176,7 +176,7 @@ def _change_availability(c: ChargerOps, p: dict[str, Any]) -> Served:
 _CONFIG_READONLY = {
     "NumberOfConnectors", "SupportedFeatureProfiles", "ChargeProfileMaxStackLevel",
     "ChargingScheduleAllowedChargingRateUnit", "ChargingScheduleMaxPeriods", "MaxChargingProfilesInstalled",
-    "MeterValuesSampledDataMaxLength", "GetConfigurationMaxKeys",
+    "MeterValuesSampledDataMaxLength", "GetConfigurationMaxKeys", *local_list.READONLY_V16,
 }
 
 
@@ -199,13 +199,15 @@ def _config(c: ChargerOps) -> dict[str, str]:
         "UnlockConnectorOnEVSideDisconnect": "true",
         "WebSocketPingInterval": "0",
         "NumberOfConnectors": str(len(c.evses)),
-        "SupportedFeatureProfiles": "Core,FirmwareManagement,RemoteTrigger,SmartCharging",
+        "SupportedFeatureProfiles":
+            "Core,FirmwareManagement,LocalAuthListManagement,RemoteTrigger,SmartCharging",
         "ChargeProfileMaxStackLevel": "10",
         "ChargingScheduleAllowedChargingRateUnit": "Current,Power",
         "ChargingScheduleMaxPeriods": "24",
         "MaxChargingProfilesInstalled": "20",
         "MeterValuesSampledDataMaxLength": "8",
         "GetConfigurationMaxKeys": "50",
+        **local_list.config_v16(),
     }
     values.update(s.extra)
     return values
@@ -301,8 +303,8 @@ _HANDLERS: dict[str, Handler] = {
     "GetDiagnostics": logs_upload.get_diagnostics,
     "GetLog": logs_upload.get_log,  # the security extension
     "ClearCache": fixed({"status": "Accepted"}),
-    "GetLocalListVersion": fixed({"listVersion": 0}),
-    "SendLocalList": fixed({"status": "NotSupported"}),
+    "GetLocalListVersion": local_list.get_version_v16,
+    "SendLocalList": local_list.send_local_list_v16,
     "ReserveNow": fixed({"status": "Rejected"}),
     "CancelReservation": fixed({"status": "Rejected"}),
 }

@@ -6,7 +6,7 @@ from typing import Any
 
 from ocppj.timestamps import format_datetime
 from ocppj.versions import OcppVersion
-from simulators import display, logs_upload, monitoring, profile_reports
+from simulators import display, local_list, logs_upload, monitoring, profile_reports
 from simulators.configuration import variable_status
 from simulators.dialect import (
     METER_CONTEXT,
@@ -262,6 +262,7 @@ def _variables(c: ChargerOps) -> dict[tuple[str, str], tuple[str, str, str]]:
         ("ChargingStation", "AvailabilityState"): (
             "Available" if all(e.operative for e in c.evses.values()) else "Unavailable",
             _READ_ONLY, "OptionList"),
+        **local_list.variables_v201(c),
     }
     for key, value in s.extra.items():
         component, _, variable = key.partition("/")
@@ -424,7 +425,8 @@ _HANDLERS: dict[str, Handler] = {
     "GetLog": logs_upload.get_log,
     "GetTransactionStatus": _transaction_status,
     "ClearCache": fixed({"status": "Accepted"}),
-    "GetLocalListVersion": fixed({"versionNumber": 0}),
+    "GetLocalListVersion": local_list.get_version_v201,
+    "SendLocalList": local_list.send_local_list_v201,
     "ReserveNow": fixed({"status": "Rejected"}),
     "CancelReservation": fixed({"status": "Rejected"}),
     **display.HANDLERS,

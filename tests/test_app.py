@@ -11,6 +11,7 @@ from csms.balancer.plugin import balancer_plugin
 from csms.desired_config.plugin import desired_config_plugin
 from csms.display.plugin import display_plugin
 from csms.firmware.plugin import firmware_plugin
+from csms.local_lists.plugin import local_lists_plugin
 from csms.plugins import Cleanup, PluginContext
 from csms.profiles.plugin import profiles_plugin
 from csms.tariffs.plugin import tariffs_plugin
@@ -29,6 +30,7 @@ def test_telemetry_plugins_start_before_the_balancer(tmp_path: Path) -> None:
         profiles_plugin,
         display_plugin,
         firmware_plugin,
+        local_lists_plugin,
     }
     assert operations <= set(plugins) and len(set(plugins)) == len(plugins)
 

@@ -42,6 +42,7 @@ from csms.core.events import (
     ClockOffsetMeasured,
     CommandFailed,
     Event,
+    LocalListSynced,
     SecurityEventReported,
     StationConnected,
     StationDisconnected,
@@ -66,7 +67,7 @@ class Removed(Clear):
 
 WATCHED: tuple[type[Event], ...] = (
     StatusChanged, StationReported, SecurityEventReported, ClockOffsetMeasured, TransactionStarted,
-    TransactionEnded, CommandFailed, StationConnected, StationDisconnected,
+    TransactionEnded, CommandFailed, StationConnected, StationDisconnected, LocalListSynced,
 )
 """The events the rules read."""
 

@@ -17,6 +17,7 @@ from csms.store.sites import SqlSites
 if TYPE_CHECKING:
     from csms.api.alarms import AlarmsView
     from csms.api.console.live import ConsoleHub
+    from csms.api.local_lists import IdTagRegistry, LocalListsView
     from csms.api.uploads import UploadsView
     from csms.desired_config.service import DesiredConfigService
     from csms.display.service import DisplayService
@@ -58,3 +59,5 @@ class ApiContext:
     profiles: ProfileService | None = None  # charging profiles by hand
     display: DisplayService | None = None  # 2.0.1 display messages and monitoring
     firmware: FirmwareService | None = None  # None: firmware campaigns are disabled
+    local_lists: LocalListsView | None = None  # None: local lists are disabled
+    id_tags: IdTagRegistry | None = None  # id tags with their tag group (None: the store's plain id tags)

@@ -29,6 +29,7 @@ from csms.api.errors import ERROR_RESPONSES, ApiError, from_control_error
 from csms.api.events import events_router
 from csms.api.feeders import feeders_router
 from csms.api.firmware import firmware_router
+from csms.api.local_lists import NAME_PATTERN, local_lists_router
 from csms.api.outbound import absent, check_size
 from csms.api.pages import pages_router
 from csms.api.profiles import profiles_router
@@ -37,6 +38,7 @@ from csms.api.sites import sites_router
 from csms.api.tariffs import tariffs_router
 from csms.api.uploads import receiver_router, uploads_router
 from csms.api.views import charger_detail, iso, registered_view
+from csms.core.events import IdTagsChanged
 from csms.core.model import AuthStatus, IdTag
 from csms.core.service import LiveStation
 from csms.errors import ControlError, UnknownAction
@@ -66,6 +68,8 @@ class IdTagIn(BaseModel):
     status: AuthStatus = AuthStatus.ACCEPTED
     expiry: datetime | None = None
     parent: str | None = Field(None, max_length=255)
+    group: str | None = Field(None, min_length=1, max_length=64, pattern=NAME_PATTERN,
+                              description="tag group: local-list policies select tags by it")
 
 
 class ChargerIn(BaseModel):
@@ -98,6 +102,9 @@ def create_app(ctx: ApiContext) -> FastAPI:
         view = await charger_detail(ctx, charger_id)
         if view is None:
             raise ApiError(404, "not_registered", f"charger {charger_id!r} is not registered")
+        state = await ctx.local_lists.state(charger_id) if ctx.local_lists is not None else None
+        view["local_list_version"] = state.version if state is not None else None
+        view["local_list_in_sync"] = state.in_sync if state is not None else None
         return view
 
     @app.get("/api/chargers/{charger_id}/variables", dependencies=secured, tags=["chargers"])
@@ -131,6 +138,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
         if not await ctx.service.store.delete_station(charger_id):
             raise ApiError(404, "not_registered", f"charger {charger_id!r} is not registered")
         ctx.service.forget(charger_id)
+        if ctx.local_lists is not None:
+            await ctx.local_lists.forget(charger_id)
         session = ctx.registry.get(charger_id)
         if session is not None:
             await session.close(1000, "deregistered")
@@ -165,22 +174,39 @@ def create_app(ctx: ApiContext) -> FastAPI:
     @app.post("/api/id-tags", dependencies=secured, tags=["id tags"], status_code=201,
               responses={200: {"description": "an existing id tag was updated"}})
     async def put_id_tag(body: IdTagIn, ctx: Ctx, response: Response) -> dict[str, Any]:
-        created = await ctx.service.put_id_tag(IdTag(body.id_tag, body.status, body.expiry, body.parent))
+        """Add or replace an id tag; stations' local lists follow (see docs/operations.md)."""
+        tag = IdTag(body.id_tag, body.status, body.expiry, body.parent)
+        if ctx.id_tags is not None:
+            created = await ctx.id_tags.put_tag(tag, body.group)
+        elif body.group is not None:
+            raise ApiError(400, "bad_request", "this store keeps no tag groups")
+        else:
+            created = await ctx.service.put_id_tag(tag)
+        ctx.bus.publish(IdTagsChanged(id_tags=(tag.id_tag,)))
         if not created:
             response.status_code = 200
         return body.model_dump(mode="json")
 
     @app.get("/api/id-tags", dependencies=secured, tags=["id tags"])
-    async def list_id_tags(ctx: Ctx) -> list[dict[str, Any]]:
+    async def list_id_tags(
+        ctx: Ctx, group: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    ) -> list[dict[str, Any]]:
+        """Every id tag by id (``group``: only that tag group's)."""
+        if ctx.id_tags is not None:
+            tags = await ctx.id_tags.list_tags(tag_group=group)
+        else:
+            tags = [(t, None) for t in await ctx.service.store.list_id_tags() if group is None]
         return [
-            {"id_tag": t.id_tag, "status": t.status.value, "expiry": iso(t.expiry), "parent": t.parent}
-            for t in await ctx.service.store.list_id_tags()
+            {"id_tag": t.id_tag, "status": t.status.value, "expiry": iso(t.expiry), "parent": t.parent,
+             "group": g}
+            for t, g in tags
         ]
 
     @app.delete("/api/id-tags/{id_tag}", dependencies=secured, tags=["id tags"], status_code=204)
     async def delete_id_tag(id_tag: str, ctx: Ctx) -> Response:
         if not await ctx.service.store.delete_id_tag(id_tag):
             raise ApiError(404, "not_found", f"id tag {id_tag!r} not found")
+        ctx.bus.publish(IdTagsChanged(id_tags=(id_tag,)))
         return Response(status_code=204)
 
     @app.get("/api/security-events", dependencies=secured, tags=["chargers"])
@@ -202,5 +228,6 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(profiles_router(secured))
     app.include_router(display_router(secured))
     app.include_router(firmware_router(secured))
+    app.include_router(local_lists_router(secured))
     app.include_router(console_router(ctx))
     return app

@@ -20,6 +20,7 @@ from csms.core.events import (
     ClockOffsetMeasured,
     CommandFailed,
     Event,
+    LocalListSynced,
     SecurityEventReported,
     StationReported,
     StatusChanged,
@@ -44,6 +45,7 @@ class Kind(enum.StrEnum):
     CLOCK_OFFSET = "clock_offset"
     METER_ANOMALY = "meter_anomaly"
     COMMAND_UNANSWERED = "command_unanswered"
+    LOCAL_LIST_OUT_OF_SYNC = "local_list_out_of_sync"
 
 
 class Severity(enum.StrEnum):
@@ -67,6 +69,7 @@ SEVERITY: dict[Kind, Severity] = {
     Kind.CLOCK_OFFSET: Severity.WARNING,
     Kind.METER_ANOMALY: Severity.WARNING,
     Kind.COMMAND_UNANSWERED: Severity.WARNING,
+    Kind.LOCAL_LIST_OUT_OF_SYNC: Severity.WARNING,
 }
 
 ACK_ONLY = frozenset({Kind.SECURITY_EVENT, Kind.METER_ANOMALY, Kind.COMMAND_UNANSWERED})
@@ -235,6 +238,9 @@ def decide(ev: Event, limits: Thresholds) -> list[Decision]:
     if isinstance(ev, CommandFailed):
         key = AlarmKey(ev.station_id, Kind.COMMAND_UNANSWERED, ev.action)
         return [Raise(key, f"{ev.action}: {ev.reason}")]
+    if isinstance(ev, LocalListSynced):
+        key = AlarmKey(ev.station_id, Kind.LOCAL_LIST_OUT_OF_SYNC)
+        return [Clear(key)] if ev.ok else [Raise(key, f"local authorization list out of sync: {ev.detail}")]
     return []
 
 

@@ -191,3 +191,21 @@ class AlarmChanged(Event):
     acknowledged_at: datetime | None = None
     acknowledged_by: str | None = None
 
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IdTagsChanged(Event):
+    """Operators added, changed or removed id tags (``id_tags``: which; empty: possibly any)."""
+
+    id_tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LocalListSynced(Event):
+    """A station's local authorization list was checked or updated: ``ok`` when it now holds what
+    its policy says (at ``version``), else ``detail`` says why not."""
+
+    ok: bool
+    version: int | None = None
+    update_type: str | None = None  # "Full" | "Differential" of the last message sent, if any
+    detail: str = ""

@@ -543,6 +543,59 @@ def _v9_firmware(conn: Connection) -> None:
     firmware_metadata.create_all(conn)
 
 
+local_list_metadata = sa.MetaData()
+
+local_list_policies = sa.Table(  # which id tags a station group's local lists hold
+    "local_list_policies",
+    local_list_metadata,
+    sa.Column("scope", sa.String(64), primary_key=True),  # a station group's name; "" = every station
+    sa.Column("tag_group", sa.String(64)),  # NULL: every id tag
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+local_list_states = sa.Table(  # per station: the list version it accepted last and whether it is current
+    "local_list_states",
+    local_list_metadata,
+    sa.Column("station_id", sa.String(48), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("in_sync", sa.Boolean, nullable=False),
+    sa.Column("entries", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("digest", sa.String(64)),  # of the entries when in sync (csms.local_lists.rules.digest)
+    sa.Column("update_type", sa.String(16)),  # of the last accepted message
+    sa.Column("synced_at", UtcDateTime),  # the last time the station was found or made current
+    sa.Column("attempted_at", UtcDateTime),
+    sa.Column("error", sa.Text),  # why it is out of sync
+)
+
+local_list_entries = sa.Table(  # the entries each station accepted (what it holds, as far as we know)
+    "local_list_entries",
+    local_list_metadata,
+    sa.Column("station_id", sa.String(48), primary_key=True),
+    sa.Column("id_tag", sa.String(255), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("expiry", UtcDateTime),
+    sa.Column("parent", sa.String(255)),
+)
+
+
+id_tags_grouped = sa.Table(  # ``id_tags`` as it is from version 12 on (never created from here)
+    "id_tags",
+    sa.MetaData(),
+    sa.Column("id_tag", sa.String(255), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("expiry", UtcDateTime),
+    sa.Column("parent", sa.String(255)),
+    sa.Column("tag_group", sa.String(64)),
+)
+
+
+def _v12_local_lists(conn: Connection) -> None:
+    """Id tag groups (a column of ``id_tags``), local-list policies and each station's accepted list."""
+    conn.execute(sa.text("ALTER TABLE id_tags ADD COLUMN tag_group VARCHAR(64)"))
+    conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_id_tags_tag_group ON id_tags (tag_group)"))
+    local_list_metadata.create_all(conn)
+
+
 MIGRATIONS: list[Callable[[Connection], Any]] = [  # in order; append new ones
     _v1_initial,
     _v2_security,
@@ -555,6 +608,7 @@ MIGRATIONS: list[Callable[[Connection], Any]] = [  # in order; append new ones
     _v9_firmware,
     _v10_uploads,
     _v11_desired_config,
+    _v12_local_lists,
     _v14_operator_profiles,
     _v15_tariffs,
 ]

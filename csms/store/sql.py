@@ -5,7 +5,8 @@ A thin composition of the store's parts over one ``Database`` (``csms.store.engi
 ``SqlStations`` (stations, connectors, variables, id tags), ``SqlTransactions``,
 ``SqlStationEvents`` (station events, signed meter values) and ``SqlSecurity`` (credentials,
 certificates, security events); ``alarms`` (``SqlAlarms``) is used as a part of its own by
-the alarm service, and ``SqlAudit`` (operator commands). Each port method is the owning
+the alarm service, ``SqlAudit`` (operator commands) and ``SqlLocalLists`` (id tags with their
+tag group, local-list policies and each station's list). Each port method is the owning
 part's bound method, so a call costs no extra hop.
 
 Every write is committed before the method returns (the data-integrity contract: no
@@ -17,6 +18,7 @@ from __future__ import annotations
 from csms.store.alarms import SqlAlarms
 from csms.store.audit import SqlAudit
 from csms.store.engine import Database
+from csms.store.local_lists import SqlLocalLists
 from csms.store.security import SqlSecurity
 from csms.store.sites import SqlSites
 from csms.store.station_events import SqlStationEvents
@@ -37,6 +39,7 @@ class SqlStore:
         self.station_events = events = SqlStationEvents(db)
         self.audit = audit = SqlAudit(db)
         self.sites = SqlSites(db)  # sites, groups, connector specs; resolves targets
+        self.local_lists = SqlLocalLists(db)  # id tag groups, local-list policies and station lists
 
         self.get_station = stations.get_station
         self.list_stations = stations.list_stations

@@ -212,6 +212,8 @@ MQTT: PerEvent[[str], Outbound] = PerEvent(
     clock_offset_measured=None,
     command_failed=None,
     alarm_changed=_alarm,
+    id_tags_changed=None,
+    local_list_synced=None,
 )
 """The MQTT message of every event kind, given the topic prefix (see ``csms.telemetry.outputs``)."""
 

@@ -26,6 +26,8 @@ from csms.core.events import (
     FeederLimitSignal,
     FeederLoadChanged,
     FeederMeterReading,
+    IdTagsChanged,
+    LocalListSynced,
     MessageExchanged,
     MeterSampled,
     SecurityEventReported,
@@ -68,6 +70,8 @@ EVENTS: Mapping[type[Event], ConsoleUpdate] = {
     ClockOffsetMeasured: ConsoleUpdate.STATION,
     CommandFailed: ConsoleUpdate.NONE,
     AlarmChanged: ConsoleUpdate.NONE,
+    IdTagsChanged: ConsoleUpdate.NONE,
+    LocalListSynced: ConsoleUpdate.NONE,
 }
 """Every concrete domain event with the console's update; the keys name ``PerEvent``'s fields."""
 
@@ -95,6 +99,8 @@ class PerEvent(Generic[P, T]):
     clock_offset_measured: Callable[Concatenate[ClockOffsetMeasured, P], T] | None
     command_failed: Callable[Concatenate[CommandFailed, P], T] | None
     alarm_changed: Callable[Concatenate[AlarmChanged, P], T] | None
+    id_tags_changed: Callable[Concatenate[IdTagsChanged, P], T] | None
+    local_list_synced: Callable[Concatenate[LocalListSynced, P], T] | None
 
 
 def builder_name(cls: type[Event]) -> str:

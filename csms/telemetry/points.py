@@ -394,6 +394,8 @@ INFLUX: PerEvent[[TagLookup, SiteLookup], list[Point]] = PerEvent(
     clock_offset_measured=None,
     command_failed=None,
     alarm_changed=None,
+    id_tags_changed=None,
+    local_list_synced=None,
 )
 """The InfluxDB output of every event kind (see ``csms.telemetry.outputs``)."""
 

@@ -25,14 +25,12 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         yield s
     finally:
         if request.param == "postgresql":  # shared cluster: leave it empty for the next test
+            import sqlalchemy as sa
+
             from csms.store import schema
 
+            every = [m for m in vars(schema).values() if isinstance(m, sa.MetaData)]  # every migration
             async with s.engine.begin() as conn:
-                await conn.run_sync(schema.metadata.drop_all)
-                await conn.run_sync(schema.security_metadata.drop_all)
-                await conn.run_sync(schema.device_metadata.drop_all)
-                await conn.run_sync(schema.alarm_metadata.drop_all)
-                await conn.run_sync(schema.events_metadata.drop_all)
-                await conn.run_sync(schema.audit_metadata.drop_all)
-                await conn.run_sync(schema.firmware_metadata.drop_all)
+                for tables in every:
+                    await conn.run_sync(tables.drop_all)
         await s.close()

@@ -1,0 +1,1 @@
+"""Local authorization lists: per-station versioned lists kept in step with the id-tag registry."""

@@ -1,0 +1,285 @@
+"""The local-list service: keeps each connected station's list in step with the registry.
+
+Its decisions are in ``tick(now)``: stations whose version is due for a check (after a boot or a
+reconnection) and, once id-tag or policy changes have settled (``rules.Debounce``), every
+connected station. ``sync`` does one station: read its bounds (and version when checking), plan
+with ``rules.plan``, send each message, and record each accepted one; any refusal or failed call
+leaves the station out of sync and publishes ``LocalListSynced(ok=False)`` (the alarm's cue).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+
+from csms.config import LocalListsConfig
+from csms.core.events import Event, IdTagsChanged, LocalListSynced, StationBooted, StationConnected
+from csms.core.model import IdTag
+from csms.core.ports import Clock
+from csms.errors import ControlError, CsmsError
+from csms.local_lists.ocpp import ListPort
+from csms.local_lists.rules import (
+    Debounce,
+    Limits,
+    ListTooLong,
+    Policy,
+    SendStatus,
+    apply,
+    current,
+    desired,
+    digest,
+    plan,
+    selection,
+)
+from csms.store.local_lists import SqlLocalLists, StationListState
+
+log = structlog.get_logger("csms.local_lists")
+
+WATCHED: tuple[type[Event], ...] = (StationBooted, StationConnected, IdTagsChanged)
+TICK_S = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRequest:
+    station_id: str
+    check_version: bool = False  # ask the station's version first (a mismatch: Full)
+    force_full: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SyncOutcome:
+    """What one sync did: ``ok`` when the station now holds what its policy says."""
+
+    station_id: str
+    ok: bool
+    reason: str  # the plan's reason, or no_policy / not_connected / failed
+    version: int | None = None
+    update_type: str | None = None
+    messages: int = 0
+    items: int = 0
+    detail: str = ""
+
+
+class _Failed(Exception):
+    pass
+
+
+class LocalListService:
+    """Plans and sends local lists; ``run`` is its worker."""
+
+    def __init__(
+        self, store: SqlLocalLists, port: ListPort, clock: Clock, cfg: LocalListsConfig, *,
+        groups_of: Callable[[str], Awaitable[Sequence[str]]], connected: Callable[[], Iterable[str]],
+        publish: Callable[[Event], None], on_sent: Callable[[str, int], None] = lambda _t, _n: None,
+    ) -> None:
+        self.store = store
+        self.port = port
+        self.clock = clock
+        self.cfg = cfg
+        self.groups_of = groups_of
+        self.connected = connected
+        self.publish = publish
+        self.on_sent = on_sent  # (update type, items) per accepted message, for metrics
+        self._checks: dict[str, datetime] = {}
+        self._debounce = Debounce(cfg.debounce_s, cfg.max_delay_s)
+        self._reconcile_at = clock.now() + timedelta(seconds=cfg.reconcile_s) if cfg.reconcile_s else None
+        self._limits: dict[str, Limits] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._slots = asyncio.Semaphore(cfg.concurrency)
+        self._wake = asyncio.Event()
+
+    # --- in: events --------------------------------------------------------------------
+    def on_event(self, ev: Event) -> None:
+        """Bus handler: a (re)connected station gets its version checked; a change of id tags
+        starts (or extends) the debounce of a round of updates."""
+        now = self.clock.now()
+        if isinstance(ev, StationBooted | StationConnected):
+            self._limits.pop(ev.station_id, None)  # a new connection: its bounds may have changed
+            delay = 0.0 if isinstance(ev, StationBooted) else self.cfg.connect_check_s
+            due = now + timedelta(seconds=delay)
+            self._checks[ev.station_id] = min(due, self._checks.get(ev.station_id, due))
+        elif isinstance(ev, IdTagsChanged):
+            self.changed()
+        self._wake.set()
+
+    def changed(self) -> None:
+        """The id tags or the policies changed: every connected station is due once they settle."""
+        self._debounce = self._debounce.changed(self.clock.now())
+        self._wake.set()
+
+    # --- decisions -----------------------------------------------------------------------
+    def tick(self, now: datetime) -> list[SyncRequest]:
+        """The syncs due at ``now``: version checks whose time came, and every connected station
+        once the debounce of id-tag changes has elapsed or the periodic reconciliation is due
+        (it catches what no event announces: tags changed by another process, group membership)."""
+        out: list[SyncRequest] = []
+        reconcile = self._reconcile_at is not None and now >= self._reconcile_at
+        if reconcile:
+            self._reconcile_at = now + timedelta(seconds=self.cfg.reconcile_s)
+        for station_id, at in list(self._checks.items()):
+            if at <= now:
+                del self._checks[station_id]
+                out.append(SyncRequest(station_id, check_version=True))
+        if reconcile or self._debounce.due(now):
+            self._debounce = self._debounce.reset()
+            seen = {r.station_id for r in out}
+            out += [SyncRequest(s) for s in sorted(self.connected()) if s not in seen]
+        return out
+
+    async def run(self) -> None:
+        """Act on ``tick`` every few hundred milliseconds (sooner when an event arrives)."""
+        tasks: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                requests = self.tick(self.clock.now())
+                if requests:
+                    task = asyncio.create_task(self._batch(requests), name="local-list-batch")
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), TICK_S)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _batch(self, requests: list[SyncRequest]) -> None:
+        """Sync ``requests`` (the registry and the policies read once for all of them)."""
+        try:
+            tags = await self.store.list_tags()
+            policies = {p.scope: p for p in await self.store.policies()}
+        except CsmsError:
+            log.exception("local lists: cannot read the id tags; the stations stay as they are")
+            return
+
+        async def one(request: SyncRequest) -> None:
+            try:
+                await self.sync(request, tags=tags, policies=policies)
+            except CsmsError:
+                log.exception("local list sync failed", station=request.station_id)
+
+        await asyncio.gather(*(one(r) for r in requests))
+
+    # --- one station -----------------------------------------------------------------------
+    async def sync(
+        self, request: SyncRequest, *, tags: Sequence[tuple[IdTag, str | None]] | None = None,
+        policies: Mapping[str, Policy] | None = None,
+    ) -> SyncOutcome:
+        """Bring one station's list to what its policy says (see the module docstring)."""
+        station_id = request.station_id
+        lock = self._locks.setdefault(station_id, asyncio.Lock())  # one sync per station at a time
+        async with lock, self._slots:
+            return await self._sync(request, tags, policies)
+
+    async def _sync(
+        self, request: SyncRequest, tags: Sequence[tuple[IdTag, str | None]] | None,
+        policies: Mapping[str, Policy] | None,
+    ) -> SyncOutcome:
+        sid = request.station_id
+        if not self.port.connected(sid):
+            return SyncOutcome(sid, False, "not_connected", detail="the station is not connected")
+        if policies is None:
+            policies = {p.scope: p for p in await self.store.policies()}
+        chosen = selection(policies, await self.groups_of(sid))
+        if chosen is None:
+            return SyncOutcome(sid, True, "no_policy", detail="no local-list policy covers the station")
+        known = None
+        try:
+            limits = self._limits.get(sid)
+            if limits is None:
+                limits = self._limits[sid] = await self.port.limits(sid, self.cfg.items_per_message)
+            station_version = await self.port.version(sid) if request.check_version else None
+            if station_version is not None and station_version < 0:
+                raise _Failed("the station does not support local authorization lists")
+            if tags is None:
+                tags = await self.store.list_tags()
+            want = desired(tags, chosen, limits)
+            wanted = digest(want)
+            state = await self.store.state(sid)
+            if state is not None and current(
+                state.version, state.in_sync, state.digest, wanted, station_version=station_version,
+                force_full=request.force_full,
+            ):  # the common case of a reconnection or a change elsewhere: nothing to read or send
+                await self.store.confirmed(sid, state.version, wanted)
+                self.publish(LocalListSynced(station_id=sid, ok=True, version=state.version))
+                return SyncOutcome(sid, True, "up_to_date", state.version)
+            known = await self.store.known(sid)
+            todo = plan(known, want, limits, station_version=station_version, full_ratio=self.cfg.full_ratio,
+                        force_full=request.force_full)
+        except ListTooLong as exc:
+            return await self._fail(sid, f"the list does not fit: {exc}")
+        except ControlError as exc:
+            return await self._fail(sid, f"{type(exc).__name__}: {exc}")
+        except _Failed as exc:
+            return await self._fail(sid, str(exc))
+        if not todo.messages:
+            assert known is not None
+            await self.store.confirmed(sid, known.version, wanted)
+            self.publish(LocalListSynced(station_id=sid, ok=True, version=known.version))
+            return SyncOutcome(sid, True, todo.reason, known.version)
+        entries = dict(known.entries) if known is not None else {}
+        last = len(todo.messages) - 1
+        for i, message in enumerate(todo.messages):
+            try:
+                status = await self.port.send(sid, message)
+            except ControlError as exc:
+                return await self._fail(sid, f"SendLocalList: {type(exc).__name__}: {exc}")
+            if status is not SendStatus.ACCEPTED:
+                return await self._fail(
+                    sid,
+                    f"SendLocalList {message.update_type.value} version {message.version}: {status.value}",
+                )
+            entries = apply(entries, message)
+            await self.store.accepted(sid, message, entries=len(entries), in_sync=i == last,
+                                      digest=wanted if i == last else None)
+            self.on_sent(message.update_type.value, len(message.changes))
+        version = todo.messages[-1].version
+        kind = todo.messages[0].update_type.value
+        log.info("local list updated", station=sid, reason=todo.reason, update_type=kind, version=version,
+                 messages=len(todo.messages), items=todo.items)
+        self.publish(LocalListSynced(station_id=sid, ok=True, version=version, update_type=kind))
+        return SyncOutcome(sid, True, todo.reason, version, kind, len(todo.messages), todo.items)
+
+    async def _fail(self, station_id: str, detail: str) -> SyncOutcome:
+        log.warning("local list out of sync", station=station_id, detail=detail)
+        await self.store.failed(station_id, detail)
+        self.publish(LocalListSynced(station_id=station_id, ok=False, detail=detail))
+        return SyncOutcome(station_id, False, "failed", detail=detail)
+
+    # --- views -----------------------------------------------------------------------------
+    async def state(self, station_id: str) -> StationListState | None:
+        return await self.store.state(station_id)
+
+    async def forget(self, station_id: str) -> None:
+        """A removed station: its recorded list goes, and no check is pending for it."""
+        self._checks.pop(station_id, None)
+        self._limits.pop(station_id, None)
+        await self.store.forget(station_id)
+
+    async def states(self, *, after: str | None = None, limit: int = 100) -> list[StationListState]:
+        return await self.store.states(after=after, limit=limit)
+
+    async def policy(self, scope: str) -> Policy | None:
+        return await self.store.policy(scope)
+
+    async def policies(self, *, after: str | None = None, limit: int | None = None) -> list[Policy]:
+        return await self.store.policies(after=after, limit=limit)
+
+    async def put_policy(self, policy: Policy) -> bool:
+        """Create or replace a policy (True: created); every connected station is updated."""
+        created = await self.store.put_policy(policy)
+        self.changed()
+        return created
+
+    async def delete_policy(self, scope: str) -> bool:
+        """Remove a policy; stations keep the list they hold (no policy: not managed)."""
+        removed = await self.store.delete_policy(scope)
+        if removed:
+            self.changed()
+        return removed

@@ -85,7 +85,8 @@ SERVER_CERT = Cause("server_certificate", "the CSMS's TLS certificate is not tru
                     "give the CA bundle that signed the CSMS's certificate with --ca-file, and use a "
                     "host name the certificate names")
 CLIENT_CERT = Cause("client_certificate", "the CSMS ended the TLS connection before answering (a "
-                    "rejected or missing client certificate)", "check the client certificates (--client-ca-cert/--client-ca-key or --client-cert-dir) "
+                    "rejected or missing client certificate)",
+                    "check the client certificates (--client-ca-cert/--client-ca-key or --client-cert-dir) "
                     "and that the CSMS trusts their CA")
 TLS = Cause("tls", "TLS failed",
             "does the URL point at a TLS port (wss://) and do both sides allow TLS 1.2+?")

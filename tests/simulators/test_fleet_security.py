@@ -18,13 +18,19 @@ from typing import Any
 import httpx
 import pytest
 import trustme
-from sim_support import wait_until
+from sim_support import QUICK, wait_until
+from sim_support import running as sim_running
 
 from csms.app import CsmsApp, running
 from csms.security.passwords import hash_password
+from ocppj.versions import OcppVersion
+from simulators.charger import VirtualCharger
+from simulators.clock import SimClock
 from simulators.fleet import FleetConfig, run_fleet
+from simulators.metrics import Recorder
+from simulators.model import ChargerSpec, EvseSpec
 from simulators.scenario import Scenario, load_scenario
-from simulators.security import SecurityOptions
+from simulators.security import Endpoints, SecurityOptions, issue_client_cert
 from tests.conftest import make_settings
 
 pytestmark = pytest.mark.e2e
@@ -107,7 +113,7 @@ async def test_profile2_and_profile3_fleets_of_both_versions_run_over_wss_withou
     make_csms: MakeCsms, pki: Pki
 ) -> None:
     app = await make_csms(tls=pki.tls)
-    basic, mutual = _fleet("BASIC").with_options(ramp_up_per_s=5), _fleet("MTLS")
+    basic, mutual = _fleet("BASIC"), _fleet("MTLS")
     await _register(app, _ids(basic), 2, PATTERN)
     await _register(app, _ids(mutual), 3)
     seen: set[str] = set()
@@ -134,7 +140,93 @@ async def test_profile2_and_profile3_fleets_of_both_versions_run_over_wss_withou
         assert data["connect_failure_causes"] == []
         assert data["boots"]["accepted"] == 4 and data["config"]["protocol"] == "mixed"  # 2 of each
     assert seen == set(_ids(basic) + _ids(mutual))  # the CSMS had each of them on its wss:// endpoint
-    assert p2.data["tls_sessions_resumed"] >= 2  # one shared context: later stations resume a session
+
+
+def _write_station_certs(pki: Pki, folder: Path, ids: list[str]) -> None:
+    """<id>.pem / <id>.key issued by the client CA the CSMS trusts."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    ca_cert = x509.load_pem_x509_certificate(pki.client_ca_cert.read_bytes())
+    ca_key = load_pem_private_key(pki.client_ca_key.read_bytes(), None)
+    folder.mkdir(exist_ok=True)
+    for sid in ids:
+        cert, key = issue_client_cert(sid, ca_cert, ca_key)  # type: ignore[arg-type]
+        (folder / f"{sid}.pem").write_bytes(cert)
+        (folder / f"{sid}.key").write_bytes(key)
+
+
+async def test_profile3_cli_run_over_worker_processes_with_certificates_from_a_directory(
+    make_csms: MakeCsms, pki: Pki, tmp_path: Path
+) -> None:
+    app = await make_csms(tls=pki.tls)
+    fleet = _fleet("DIR", chargers=4)
+    await _register(app, _ids(fleet), 3)
+    _write_station_certs(pki, tmp_path / "certs", _ids(fleet))
+    out = tmp_path / "report.json"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "simulators", "run", "--csms", app.ocpp_tls_url, "--chargers", "4",
+        "--id-prefix", "DIR", "--protocol", "mixed", "--duration", "3", "--workers", "2",
+        "--client-cert-dir", str(tmp_path / "certs"), "--ca-file", str(pki.server_ca), "--tls-resume",
+        "--report", str(out), "--quiet", stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        _, stderr = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, stderr.decode()
+    data = json.loads(out.read_text())
+    assert data["config"]["security"] == {"profile": 3, "passwords": None, "ca_file": str(pki.server_ca),
+                                          "client_certificates": "directory", "tls_resume": True}
+    assert data["connections"]["established"] == 4 and data["errors"]["total"] == 0
+
+
+async def test_profile2_stations_share_one_tls_context_and_a_later_one_resumes_the_session(
+    make_csms: MakeCsms, pki: Pki
+) -> None:
+    app = await make_csms(tls=pki.tls)
+    ids = ["SHARE1", "SHARE2"]
+    await _register(app, ids, 2, PATTERN)
+    endpoints = Endpoints([app.ocpp_tls_url], SecurityOptions(
+        password_pattern=PATTERN, ca_file=str(pki.server_ca), tls_resume=True))
+    recorder = Recorder()
+    first, second = (
+        VirtualCharger(ChargerSpec(sid, version, evses=(EvseSpec(),), seed=1), url=app.ocpp_tls_url,
+                       clock=SimClock(), recorder=recorder, behaviour=QUICK, arrivals=None,
+                       endpoints=endpoints)
+        for sid, version in zip(ids, (OcppVersion.V16, OcppVersion.V201), strict=True)
+    )
+    async with sim_running(first):
+        await wait_until(lambda: first.accepted, what="the first station")
+        async with sim_running(second):
+            await wait_until(lambda: second.accepted, what="the second station")
+    endpoints.close()
+    assert recorder.counters["tls_resumed"] == 1  # the second station, on the first one's ticket
+    assert recorder.counters["connections_established"] == 2
+
+
+async def test_a_profile3_station_resumes_its_tls_session_when_it_reconnects(
+    make_csms: MakeCsms, pki: Pki, tmp_path: Path
+) -> None:
+    app = await make_csms(tls=pki.tls)
+    await _register(app, ["RESUME1"], 3)
+    _write_station_certs(pki, tmp_path / "certs", ["RESUME1"])
+    endpoints = Endpoints([app.ocpp_tls_url], SecurityOptions(
+        ca_file=str(pki.server_ca), client_cert_dir=str(tmp_path / "certs"), tls_resume=True))
+    recorder = Recorder()
+    spec = ChargerSpec("RESUME1", OcppVersion.V201, evses=(EvseSpec(),), seed=1)
+    charger = VirtualCharger(spec, url=app.ocpp_tls_url, clock=SimClock(), recorder=recorder,
+                             behaviour=QUICK, arrivals=None, endpoints=endpoints)
+    async with sim_running(charger):
+        await wait_until(lambda: charger.accepted and charger.online, what="connected")
+        charger.inject("drop")
+        await wait_until(lambda: recorder.counters["connections_established"] == 2 and charger.online,
+                         what="reconnected")
+    endpoints.close()
+    assert recorder.counters["tls_resumed"] == 1  # the reconnect, not the first connection
+    assert dict(recorder.connect_failures) == {}
 
 
 async def test_wrong_passwords_fail_with_the_401_hint_and_exit_code_3(

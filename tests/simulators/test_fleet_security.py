@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
@@ -18,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import trustme
+from lifeline_child import watch_for_a_minute
 from sim_support import QUICK, wait_until
 from sim_support import running as sim_running
 
@@ -430,30 +432,20 @@ def test_a_worker_whose_parent_pipe_closes_exits_even_without_the_kernel_signal(
 
     ctx = multiprocessing.get_context("spawn")
     reader, writer = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_watching_child, args=(reader,), daemon=True)
+    watching = ctx.Event()
+    child = ctx.Process(target=watch_for_a_minute, args=(reader, watching), daemon=True)
     child.start()
     try:
         reader.close()
-        child.join(1.5)
-        assert child.is_alive()  # watching, not crashed
+        assert watching.wait(30)
         writer.close()  # as if this process had died: the child sees end-of-file
+        t0 = time.monotonic()
         child.join(10)
-        assert child.exitcode == 70
+        assert child.exitcode == 70 and time.monotonic() - t0 < 2
     finally:
         if child.is_alive():
             child.kill()
             child.join(5)
-
-
-def _watching_child(reader: Any) -> None:
-    """Watches the pipe only (no parent-death signal) and would otherwise run for a minute."""
-    from simulators.lifeline import watch_parent
-
-    async def main() -> None:
-        watch_parent(reader, lambda: None)
-        await asyncio.sleep(60)
-
-    asyncio.run(main())
 
 
 # --- output to a closed pipe ----------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """``csms-sim``: run a fleet of virtual OCPP chargers against a CSMS and report.
 
-Exit codes: 0 run clean; 1 protocol errors seen; 2 bad options or scenario;
-3 the CSMS could not be reached (or no charger ever connected).
+Exit codes: 0 run clean; 1 protocol errors seen; 2 bad options or scenario (or a refused
+--register); 3 the CSMS could not be reached (or no charger ever connected).
 """
 
 from __future__ import annotations
@@ -179,11 +179,12 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_OK
     urls = [u.strip().rstrip("/") for arg in args.csms for u in arg.split(",") if u.strip()]
     problems = [p for p in (check_url(u) for u in urls) if p is not None]
-    for problem in problems:
-        print(f"csms-sim: {problem}", file=sys.stderr)
+    some_reachable = len(problems) < len(urls)
+    for problem in problems:  # with failover URLs, one that is down now need not stop the run
+        print(f"csms-sim: {'warning: ' if some_reachable else ''}{problem}", file=sys.stderr)
     if any(p.startswith("--csms") for p in problems) or not urls:
         return EXIT_USAGE
-    if len(problems) == len(urls):
+    if not some_reachable:
         return EXIT_UNREACHABLE
     try:
         security = _security(args, [scenario.station_id(i) for i in range(scenario.chargers)])
@@ -322,7 +323,10 @@ async def _register(config: FleetConfig, args: argparse.Namespace) -> int:
         return EXIT_USAGE
     print(f"csms-sim: --register {args.register} (security profile {profile}): {result.summary()}",
           file=sys.stderr)
-    return EXIT_UNREACHABLE if result.failed else EXIT_OK
+    if not result.failed:
+        return EXIT_OK
+    unreachable = any(e.startswith("cannot reach") for e in result.failed.values())
+    return EXIT_UNREACHABLE if unreachable else EXIT_USAGE
 
 
 def _topology_text(topology: dict[str, Any], fmt: str) -> str:

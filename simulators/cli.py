@@ -177,6 +177,11 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.command == "topology":
         print(_topology_text(balancer_topology(scenario), args.format))
         return EXIT_OK
+    try:
+        security = _security(args, [scenario.station_id(i) for i in range(scenario.chargers)])
+    except SecurityError as exc:
+        print(f"csms-sim: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     urls = [u.strip().rstrip("/") for arg in args.csms for u in arg.split(",") if u.strip()]
     problems = [p for p in (check_url(u) for u in urls) if p is not None]
     some_reachable = len(problems) < len(urls)
@@ -186,11 +191,6 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_USAGE
     if not some_reachable:
         return EXIT_UNREACHABLE
-    try:
-        security = _security(args, [scenario.station_id(i) for i in range(scenario.chargers)])
-    except SecurityError as exc:
-        print(f"csms-sim: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     configure_logging(args.log_level)
     raise_nofile()
     tune_gc()

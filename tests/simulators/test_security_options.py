@@ -102,3 +102,23 @@ def test_failures_are_classified_through_their_cause_chain() -> None:
     grouped = explain({"http_404": 3, "refused": 5, "timeout": 0}, ["ws://a/ocpp", "ws://b/ocpp"])
     assert [g["cause"] for g in grouped] == ["refused", "unknown_station"]
     assert grouped[0]["hint"] == "is the CSMS running at ws://a/ocpp, ws://b/ocpp?"
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--passwords", "{dir}/one.csv"], "the password file has no password for SIM00002"),
+    (["--password-pattern", "fixed"], "must contain '{id}'"),
+    (["--client-ca-cert", "{dir}/one.csv"], "give both the client CA certificate and its key"),
+    (["--client-ca-cert", "{dir}/one.csv", "--client-ca-key", "{dir}/one.csv"], "cannot load the client CA"),
+    (["--client-cert-dir", "{dir}"], "no client certificate file"),
+    (["--ca-file", "{dir}/missing.pem"], "no CA bundle at"),
+])
+def test_the_cli_refuses_unusable_security_options_before_connecting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    from simulators.cli import main
+
+    (tmp_path / "one.csv").write_text("SIM00001,password-0123456789\n")
+    argv = ["run", "--csms", "ws://127.0.0.1:9/ocpp", "--chargers", "2",
+            *(a.replace("{dir}", str(tmp_path)) for a in extra)]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err

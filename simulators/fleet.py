@@ -62,7 +62,7 @@ class FleetConfig:
 
     @property
     def all_urls(self) -> tuple[str, ...]:
-        return (self.csms_url, *(u for u in self.urls if u != self.csms_url))
+        return tuple(dict.fromkeys((self.csms_url, *self.urls)))
 
     def describe(self) -> dict[str, Any]:
         s = self.scenario

@@ -31,12 +31,14 @@ from simulators.clock import SimClock
 from simulators.fleet import FleetConfig, run_fleet
 from simulators.metrics import Recorder
 from simulators.model import ChargerSpec, EvseSpec
+from simulators.registration import register_stations
 from simulators.scenario import Scenario, load_scenario
 from simulators.security import Endpoints, SecurityOptions, issue_client_cert
 from tests.conftest import make_settings
 
 pytestmark = pytest.mark.e2e
 PATTERN = "pw-{id}-0123456789"  # 16+ characters for every station id
+TOKEN = "operator-token-0123456789abcdef"
 
 
 @dataclass
@@ -293,13 +295,13 @@ async def test_each_connection_failure_is_grouped_by_cause_with_its_hint(
 async def test_register_then_run_with_generated_passwords_over_wss(
     make_csms: MakeCsms, pki: Pki, tmp_path: Path
 ) -> None:
-    app = await make_csms(tls=pki.tls)
+    app = await make_csms(tls=pki.tls, api_token=TOKEN)
     passwords = tmp_path / "passwords.csv"
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "simulators", "run", "--csms", app.ocpp_tls_url, "--chargers", "3",
         "--id-prefix", "REG", "--duration", "2", "--generate-passwords", str(passwords),
         "--ca-file", str(pki.server_ca), "--register", app.api_url, "--quiet",
-        stderr=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env={**os.environ, "CSMS_API_TOKEN": TOKEN},
     )
     try:
         _, stderr = await asyncio.wait_for(proc.communicate(), 60)
@@ -314,22 +316,57 @@ async def test_register_then_run_with_generated_passwords_over_wss(
     assert lines[0] == "id,password" and [line.split(",")[0] for line in lines[1:]] == [
         "REG00001", "REG00002", "REG00003"]
     assert oct(passwords.stat().st_mode & 0o777) == "0o600"
-    async with httpx.AsyncClient(base_url=app.api_url) as api:
+    async with httpx.AsyncClient(base_url=app.api_url, headers={"Authorization": f"Bearer {TOKEN}"}) as api:
         view = (await api.get("/api/chargers/REG00002")).json()
     assert view["security_profile"] == 2
+    assert "connections failed" not in text  # every station got in with its generated password
 
 
-async def test_registration_errors_are_reported_from_the_api(make_csms: MakeCsms) -> None:
-    app = await make_csms()
+@pytest.mark.parametrize(("extra", "error"), [
+    (["--password-pattern", "{id}", "--api-token", TOKEN],
+     "HTTP 400: invalid_payload: password: String should have at least 16 characters"),
+    (["--password-pattern", "{id}-0123456789abcdef", "--api-token", "not-the-token-0123456789"],
+     "HTTP 401: "),
+])
+async def test_registration_errors_are_reported_from_the_api(
+    make_csms: MakeCsms, extra: list[str], error: str
+) -> None:
+    app = await make_csms(api_token=TOKEN)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "simulators", "run", "--csms", app.ocpp_url, "--chargers", "1",
-        "--duration", "1", "--password-pattern", "{id}", "--register", app.api_url, "--quiet",
-        stderr=asyncio.subprocess.PIPE,
+        "--duration", "1", *extra, "--register", app.api_url, "--quiet", stderr=asyncio.subprocess.PIPE,
     )
     _, stderr = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 2  # the request was refused: fix the options
-    assert ("(security profile 1): registered 0 stations, 1 failed (e.g. SIM00001: HTTP 400: "
-            "invalid_payload: password: String should have at least 16 characters)") in stderr.decode()
+    assert f"(security profile 1): registered 0 stations, 1 failed (e.g. SIM00001: {error}" in stderr.decode()
+
+
+async def test_registration_runs_concurrently_but_bounded() -> None:
+    in_flight, peak, bodies = 0, 0, []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal in_flight, peak
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length")))
+        bodies.append((head.split(b" ")[1].decode(), json.loads(await reader.readexactly(length))))
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.05)
+        in_flight -= 1
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        ids = [f"B{i:02d}" for i in range(12)]
+        result = await register_stations(f"http://127.0.0.1:{port}", ids, profile=3,
+                                         password_for=lambda _: None, concurrency=3)
+    assert result.registered == 12 and not result.failed
+    assert peak == 3
+    assert sorted(bodies) == [(f"/api/chargers/{sid}", {"security_profile": 3}) for sid in ids]
 
 
 # --- several CSMS URLs ----------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import csv
-import datetime as dt
 import json
 import os
 import secrets
@@ -28,13 +27,11 @@ import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
+if TYPE_CHECKING:
+    from simulators.certificates import IssuingCa
 
 MIN_PASSWORD, MAX_PASSWORD = 16, 40  # 2.0.1 BasicAuthPassword; a 1.6 key is 16-20 bytes as hex
 
@@ -148,7 +145,12 @@ class SecurityOptions:
                     if not (folder / f"{sid}{suffix}").is_file():
                         raise SecurityError(f"no client certificate file {folder / (sid + suffix)}")
         if self.client_ca_cert is not None and self.client_ca_key is not None:
-            _load_ca(self.client_ca_cert, self.client_ca_key)
+            from simulators.certificates import CertificateError, load_ca  # cryptography: profile 3 only
+
+            try:
+                load_ca(self.client_ca_cert, self.client_ca_key)
+            except CertificateError as exc:
+                raise SecurityError(str(exc)) from None
         if self.ca_file is not None and not Path(self.ca_file).is_file():
             raise SecurityError(f"no CA bundle at {self.ca_file}")
 
@@ -182,7 +184,7 @@ class Endpoints:
         self._shared: ssl.SSLContext | None = None
         self._own: dict[str, ssl.SSLContext] = {}  # profile 3 with resumption: kept per station
         self._alive: weakref.WeakValueDictionary[str, ssl.SSLContext] = weakref.WeakValueDictionary()
-        self._ca: tuple[x509.Certificate, Any] | None = None
+        self._ca: IssuingCa | None = None
         self._pems: dict[str, tuple[bytes, bytes]] = {}  # issued certificates, per station
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
 
@@ -248,9 +250,11 @@ class Endpoints:
             return
         pems = self._pems.get(station_id)
         if pems is None:
+            from simulators.certificates import issue_client_cert, load_ca  # cryptography: only here
+
             if self._ca is None:
                 assert o.client_ca_cert is not None and o.client_ca_key is not None
-                self._ca = _load_ca(o.client_ca_cert, o.client_ca_key)
+                self._ca = load_ca(o.client_ca_cert, o.client_ca_key)
             pems = self._pems[station_id] = issue_client_cert(station_id, *self._ca)
         if self._tmp is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="csms-sim-certs-")
@@ -265,42 +269,3 @@ class Endpoints:
         finally:
             cert_path.unlink(missing_ok=True)
             key_path.unlink(missing_ok=True)
-
-
-# --- client certificates ------------------------------------------------------------------------
-
-CaKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
-
-
-def _load_ca(cert_path: str, key_path: str) -> tuple[x509.Certificate, CaKey]:
-    try:
-        cert = x509.load_pem_x509_certificate(Path(cert_path).read_bytes())
-        key = serialization.load_pem_private_key(Path(key_path).read_bytes(), password=None)
-    except (OSError, ValueError) as exc:
-        raise SecurityError(f"cannot load the client CA ({cert_path}, {key_path}): {exc}") from None
-    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
-        raise SecurityError(f"the client CA key {key_path} must be an EC or RSA key")
-    return cert, key
-
-
-def issue_client_cert(
-    station_id: str, ca_cert: x509.Certificate, ca_key: CaKey, *, days: int = 30
-) -> tuple[bytes, bytes]:
-    """A P-256 client certificate with CN = ``station_id`` signed by the CA: (cert PEM, key PEM)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, station_id)]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem

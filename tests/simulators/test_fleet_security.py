@@ -26,6 +26,7 @@ from sim_support import running as sim_running
 from csms.app import CsmsApp, running
 from csms.security.passwords import hash_password
 from ocppj.versions import OcppVersion
+from simulators.certificates import issue_client_cert
 from simulators.charger import VirtualCharger
 from simulators.clock import SimClock
 from simulators.fleet import FleetConfig, run_fleet
@@ -33,7 +34,7 @@ from simulators.metrics import Recorder
 from simulators.model import ChargerSpec, EvseSpec
 from simulators.registration import register_stations
 from simulators.scenario import Scenario, load_scenario
-from simulators.security import Endpoints, SecurityOptions, issue_client_cert
+from simulators.security import Endpoints, SecurityOptions
 from tests.conftest import make_settings
 
 pytestmark = pytest.mark.e2e

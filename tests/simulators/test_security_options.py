@@ -9,13 +9,13 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from simulators.certificates import issue_client_cert
 from simulators.failures import cause_of, classify, explain
 from simulators.security import (
     Endpoints,
     SecurityError,
     SecurityOptions,
     generate_passwords,
-    issue_client_cert,
     load_passwords,
 )
 

@@ -244,7 +244,9 @@ class VirtualCharger:
                 ssl=self.endpoints.ssl_for(sid, self.url), additional_headers=self.endpoints.headers(sid),
             )
         except (InvalidHandshake, InvalidURI, OSError, TimeoutError) as exc:
-            self._connect_failed(classify(exc, tls=self.url.startswith("wss:")))
+            kind = classify(exc, tls=self.url.startswith("wss:"))
+            urls = self.endpoints.urls
+            self._connect_failed(f"{kind}@{urls[self._url_index]}" if len(urls) > 1 else kind)
             return None
         self._urls_tried = 0
         if self.endpoints.connected(ws.transport.get_extra_info("ssl_object")):

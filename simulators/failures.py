@@ -104,6 +104,8 @@ _HTTP = {"http_404": UNKNOWN_STATION, "http_401": BAD_PASSWORD, "http_403": FORB
 
 
 def cause_of(kind: str) -> Cause:
+    """The cause of a failure kind (``kind@url`` when a run has several URLs)."""
+    kind = kind.split("@", 1)[0]
     if kind in _HTTP:
         return _HTTP[kind]
     if kind.startswith("http_"):
@@ -128,12 +130,12 @@ def explain(failures: Mapping[str, int], urls: Sequence[str]) -> list[dict[str, 
     for kind, n in failures.items():
         if n > 0:
             groups.setdefault(cause_of(kind), {})[kind] = n
-    where = ", ".join(urls)
-    out = [
-        {"cause": c.name, "title": c.title, "count": sum(kinds.values()),
-         "kinds": dict(sorted(kinds.items())), "hint": c.hint.replace("{urls}", where)}
-        for c, kinds in groups.items()
-    ]
+    out = []
+    for c, kinds in groups.items():
+        failed_at = sorted({k.split("@", 1)[1] for k in kinds if "@" in k})
+        where = ", ".join(failed_at or urls)
+        out.append({"cause": c.name, "title": c.title, "count": sum(kinds.values()),
+                    "kinds": dict(sorted(kinds.items())), "hint": c.hint.replace("{urls}", where)})
     return sorted(out, key=lambda g: (-g["count"], g["cause"]))
 
 

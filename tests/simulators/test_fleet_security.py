@@ -393,6 +393,8 @@ async def test_stations_fail_over_to_the_next_url_when_theirs_goes_down(
         report = await asyncio.wait_for(fleet, 20)
         await stack.aclose()
     assert report.data["config"]["csms_urls"] == [first.ocpp_url, second.ocpp_url]
+    failed = report.data["connections"]["failures_by_kind"]
+    assert failed and all(kind.endswith(f"@{first.ocpp_url}") for kind in failed), failed
     assert report.data["connections"]["established"] >= 8
     assert report.protocol_errors == 0, report.data["errors"]
 

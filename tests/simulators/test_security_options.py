@@ -102,6 +102,9 @@ def test_failures_are_classified_through_their_cause_chain() -> None:
     grouped = explain({"http_404": 3, "refused": 5, "timeout": 0}, ["ws://a/ocpp", "ws://b/ocpp"])
     assert [g["cause"] for g in grouped] == ["refused", "unknown_station"]
     assert grouped[0]["hint"] == "is the CSMS running at ws://a/ocpp, ws://b/ocpp?"
+    several = explain({"refused@ws://b/ocpp": 2, "http_404@ws://a/ocpp": 1}, ["ws://a/ocpp", "ws://b/ocpp"])
+    assert several[0]["hint"] == "is the CSMS running at ws://b/ocpp?"  # only where it was refused
+    assert several[1]["cause"] == "unknown_station"
 
 
 @pytest.mark.parametrize(("extra", "message"), [

@@ -32,7 +32,7 @@ from urllib.parse import quote
 
 import structlog
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.exceptions import InvalidHandshake, InvalidURI
 from websockets.typing import Subprotocol
 
 from ocppj.versions import OcppVersion
@@ -41,6 +41,7 @@ from simulators.arrivals import ArrivalConfig, dwell_s, first_arrival_wall_s, ne
 from simulators.clock import SimClock, Sleeper
 from simulators.dialect import Dialect
 from simulators.ev import EVState, random_ev_config
+from simulators.failures import classify
 from simulators.firmware import FirmwareUpdater
 from simulators.link import CallFailed, Link, LinkClosed, Served
 from simulators.local_list import LocalList, authorize_offline
@@ -58,6 +59,7 @@ from simulators.model import (
 )
 from simulators.outbox import Outbox, Outgoing
 from simulators.profiles import ChargingProfile, CompositeSchedule, ProfileSet, RateUnit
+from simulators.security import Endpoints
 from simulators.v16 import V16
 from simulators.v201 import V201
 
@@ -83,11 +85,15 @@ class VirtualCharger:
     def __init__(
         self, spec: ChargerSpec, *, url: str, clock: SimClock, recorder: Recorder,
         behaviour: Behaviour | None = None, arrivals: ArrivalConfig | None = None,
-        id_tags: Sequence[str] = ("SIMTAG",),
+        id_tags: Sequence[str] = ("SIMTAG",), endpoints: Endpoints | None = None,
     ) -> None:
-        """``arrivals`` None: no cars arrive by themselves (only remote starts)."""
+        """``arrivals`` None: no cars arrive by themselves (only remote starts). ``endpoints``:
+        the CSMS URLs to try in turn and the credentials (default: ``url``, no security)."""
         self.spec = spec
-        self.url = f"{url.rstrip('/')}/{quote(spec.station_id, safe='')}"
+        self.endpoints = endpoints or Endpoints((url,))
+        self._url_index = 0
+        self._urls_tried = 0  # failed attempts since the last connection, to try each URL once
+        self.url = self._station_url()
         self.clock = clock
         self.recorder = recorder
         self.behaviour = behaviour or Behaviour()
@@ -204,6 +210,8 @@ class VirtualCharger:
             ws = await self._connect()
             if ws is None:
                 attempt += 1
+                if self._next_url():
+                    continue
                 await self._pause_wake.sleep(self._backoff(attempt))
                 continue
             attempt = 0
@@ -222,31 +230,37 @@ class VirtualCharger:
         ceiling = min(b.reconnect_max_s, b.reconnect_base_s * 2 ** min(attempt, 16))
         return self.rng.uniform(ceiling / 2, ceiling)
 
+    def _station_url(self) -> str:
+        return f"{self.endpoints.urls[self._url_index]}/{quote(self.spec.station_id, safe='')}"
+
+    def _next_url(self) -> bool:
+        """After a failure, switch to the next CSMS URL; False when each was tried since the
+        last connection (time to back off)."""
+        self._urls_tried += 1
+        self._url_index = (self._url_index + 1) % len(self.endpoints.urls)
+        self.url = self._station_url()
+        return self._urls_tried < len(self.endpoints.urls)
+
     async def _connect(self) -> ClientConnection | None:
         self.recorder.count("connections_requested")
         b = self.behaviour
+        sid = self.spec.station_id
         try:
             ws = await connect(
                 self.url, subprotocols=[Subprotocol(self.spec.version.value)],
                 open_timeout=b.open_timeout_s, ping_interval=b.ws_ping_interval_s or None,
                 ping_timeout=b.ws_ping_interval_s or None, close_timeout=2, compression=None,
                 max_size=1 << 20, max_queue=64, user_agent_header=f"csms-sim/{self.spec.model}", proxy=None,
+                ssl=self.endpoints.ssl_for(sid, self.url), additional_headers=self.endpoints.headers(sid),
             )
-        except InvalidStatus as exc:
-            self._connect_failed(f"http_{exc.response.status_code}")
+        except (InvalidHandshake, InvalidURI, OSError, TimeoutError) as exc:
+            kind = classify(exc, tls=self.url.startswith("wss:"))
+            urls = self.endpoints.urls
+            self._connect_failed(f"{kind}@{urls[self._url_index]}" if len(urls) > 1 else kind)
             return None
-        except (InvalidHandshake, InvalidURI) as exc:
-            self._connect_failed(f"handshake:{type(exc).__name__}")
-            return None
-        except ConnectionRefusedError:
-            self._connect_failed("refused")
-            return None
-        except TimeoutError:
-            self._connect_failed("timeout")
-            return None
-        except OSError as exc:
-            self._connect_failed(f"os_error:{exc.errno}")
-            return None
+        self._urls_tried = 0
+        if self.endpoints.connected(ws.transport.get_extra_info("ssl_object")):
+            self.recorder.count("tls_resumed")
         if ws.subprotocol != self.spec.version.value:
             self.recorder.error(f"subprotocol:{ws.subprotocol}")
             ws.transport.abort()

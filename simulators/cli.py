@@ -1,7 +1,7 @@
 """``csms-sim``: run a fleet of virtual OCPP chargers against a CSMS and report.
 
-Exit codes: 0 run clean; 1 protocol errors seen; 2 bad options or scenario;
-3 the CSMS could not be reached (or no charger ever connected).
+Exit codes: 0 run clean; 1 protocol errors seen; 2 bad options or scenario (or a refused
+--register); 3 the CSMS could not be reached (or no charger ever connected).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import socket
 import sys
@@ -17,9 +18,11 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from simulators import failures
 from simulators.fleet import FleetConfig, run_fleet
 from simulators.logs import LEVELS, configure_logging
 from simulators.metrics import Progress
+from simulators.registration import register_stations
 from simulators.report import progress_line, write_plots
 from simulators.runtime import fast_loop, raise_nofile, tune_gc
 from simulators.scenario import (
@@ -29,6 +32,13 @@ from simulators.scenario import (
     balancer_topology,
     load_scenario,
     scenario_summary,
+)
+from simulators.security import (
+    SecurityError,
+    SecurityOptions,
+    generate_passwords,
+    load_passwords,
+    passwords_csv,
 )
 
 EXIT_OK, EXIT_PROTOCOL, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
@@ -98,8 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
                          formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
                          description="Run a fleet until --duration passes (or Ctrl-C), print a "
                                      "summary, optionally write a JSON report.")
-    run.add_argument("--csms", required=True, metavar="URL",
-                     help="OCPP endpoint without the station id, e.g. ws://127.0.0.1:9000/ocpp")
+    run.add_argument("--csms", "--url", required=True, metavar="URL", action="append",
+                     help="OCPP endpoint without the station id, e.g. ws://127.0.0.1:9000/ocpp; repeat "
+                          "(or separate with commas) to fail over: a station that cannot connect tries "
+                          "the next")
     _scenario_options(run)
     run.add_argument("--duration", type=_duration, metavar="SECONDS",
                      help="wall-clock run time (default: the scenario's; 0 = until Ctrl-C)")
@@ -116,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="live progress on stderr every SECONDS (default 5)")
     run.add_argument("--quiet", action="store_true", help="no live progress")
     run.add_argument("--log-level", choices=list(LEVELS), default="warning")
+    _security_options(run)
     topo = sub.add_parser("topology", help="print a scenario's feeder topology for the CSMS balancer",
                           description="Print the [balancer] nodes and evses of a scenario, as JSON "
                                       "or as a TOML table for the CSMS configuration file.")
@@ -135,6 +148,18 @@ def _scenario_options(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``csms-sim`` command; a reader that goes away early (``| head``) ends it quietly."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)  # no second error when Python flushes at exit
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "scenarios":
@@ -152,15 +177,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "topology":
         print(_topology_text(balancer_topology(scenario), args.format))
         return EXIT_OK
-    problem = check_url(args.csms)
-    if problem is not None:
-        print(f"csms-sim: {problem}", file=sys.stderr)
-        return EXIT_USAGE if problem.startswith("--csms") else EXIT_UNREACHABLE
+    try:
+        security = _security(args, [scenario.station_id(i) for i in range(scenario.chargers)])
+    except SecurityError as exc:
+        print(f"csms-sim: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    urls = [u.strip().rstrip("/") for arg in args.csms for u in arg.split(",") if u.strip()]
+    problems = [p for p in (check_url(u) for u in urls) if p is not None]
+    some_reachable = len(problems) < len(urls)
+    for problem in problems:  # with failover URLs, one that is down now need not stop the run
+        print(f"csms-sim: {'warning: ' if some_reachable else ''}{problem}", file=sys.stderr)
+    if any(p.startswith("--csms") for p in problems) or not urls:
+        return EXIT_USAGE
+    if not some_reachable:
+        return EXIT_UNREACHABLE
     configure_logging(args.log_level)
     raise_nofile()
     tune_gc()
-    config = FleetConfig(csms_url=args.csms.rstrip("/"), scenario=scenario, workers=args.workers,
-                         progress_interval_s=args.progress_interval)
+    config = FleetConfig(csms_url=urls[0], urls=tuple(urls[1:]), scenario=scenario, workers=args.workers,
+                         progress_interval_s=args.progress_interval, security=security)
     return fast_loop(_run(config, args))
 
 
@@ -175,8 +210,14 @@ async def _run(config: FleetConfig, args: argparse.Namespace) -> int:
         if not args.quiet:
             print(progress_line(p), file=sys.stderr, flush=True)
 
+    if args.register:
+        code = await _register(config, args)
+        if code != EXIT_OK:
+            return code
     report = await run_fleet(config, stop=stop, progress=show)
     print(report.summary(), file=sys.stderr)
+    for line in failures.summary_lines(report.data["connect_failure_causes"]):
+        print(line, file=sys.stderr)
     if args.report:
         report.write(args.report)
         print(f"report written to {args.report}", file=sys.stderr)
@@ -187,7 +228,7 @@ async def _run(config: FleetConfig, args: argparse.Namespace) -> int:
         else:
             print(f"plots written: {', '.join(str(p) for p in plots)}", file=sys.stderr)
     if report.connections_established == 0:
-        print(f"csms-sim: no charger could connect to {config.csms_url}", file=sys.stderr)
+        print(f"csms-sim: no charger could connect to {', '.join(config.all_urls)}", file=sys.stderr)
         return EXIT_UNREACHABLE
     return EXIT_PROTOCOL if report.protocol_errors else EXIT_OK
 
@@ -196,17 +237,96 @@ def check_url(url: str, *, timeout_s: float = 3.0) -> str | None:
     """Why ``url`` cannot be used (None: a TCP connection to it succeeds)."""
     parts = urlsplit(url)
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        return f"--csms must be a ws:// or wss:// URL such as ws://127.0.0.1:9000/ocpp, got {url!r}"
+        return f"--csms/--url must be a ws:// or wss:// URL such as ws://127.0.0.1:9000/ocpp, got {url!r}"
     try:
         port = parts.port or (443 if parts.scheme == "wss" else 80)
     except ValueError:
-        return f"--csms has an invalid port: {url!r}"
+        return f"--csms/--url has an invalid port: {url!r}"
     try:
         with socket.create_connection((parts.hostname, port), timeout=timeout_s):
             return None
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         return f"cannot reach the CSMS at {parts.hostname}:{port} ({url}): {reason}"
+
+
+# --- security profiles and registration ------------------------------------------------------
+
+
+def _security_options(run: argparse.ArgumentParser) -> None:
+    g = run.add_argument_group(
+        "security profiles and registration",
+        "Profile 1: a password over ws://. Profile 2: a password over wss://. Profile 3: a client "
+        "certificate over wss://. Basic auth uses the station id as the username.")
+    pw = g.add_mutually_exclusive_group()
+    pw.add_argument("--passwords", metavar="FILE",
+                    help="passwords per station: CSV 'id,password' lines or JSON")
+    pw.add_argument("--password-pattern", metavar="PATTERN",
+                    help="password from the id, e.g. 'pw-{id}-secret'")
+    pw.add_argument("--generate-passwords", metavar="FILE.csv",
+                    help="random passwords, written as 'id,password' CSV to FILE ('-': stdout) for "
+                         "registration")
+    g.add_argument("--ca-file", metavar="PEM", help="CA bundle to verify the CSMS's wss:// certificate (and "
+                   "the API's https://) against (default: the system's)")
+    g.add_argument("--client-ca-cert", metavar="PEM", help="profile 3: issue each station a client "
+                   "certificate (CN = station id) with this CA...")
+    g.add_argument("--client-ca-key", metavar="PEM", help="...and its private key (unencrypted PEM)")
+    g.add_argument("--client-cert-dir", metavar="DIR", help="profile 3: load DIR/<id>.pem and DIR/<id>.key")
+    g.add_argument("--tls-resume", action="store_true",
+                   help="resume TLS sessions (fewer full handshakes when reconnecting)")
+    g.add_argument("--register", metavar="API_URL", help="register the stations with our CSMS first "
+                   "(PUT API_URL/api/chargers/{id} with their security profile and password)")
+    g.add_argument("--api-token", metavar="TOKEN", default=os.environ.get("CSMS_API_TOKEN"),
+                   help="operator API token for --register (default: $CSMS_API_TOKEN)")
+
+
+def _security(args: argparse.Namespace, station_ids: list[str]) -> SecurityOptions | None:
+    """The fleet's security options from the command line (None: no credentials, no TLS trust set)."""
+    passwords: dict[str, str] = {}
+    if args.passwords:
+        passwords = load_passwords(args.passwords)
+    elif args.generate_passwords:
+        passwords = generate_passwords(station_ids)
+        text = passwords_csv(passwords)
+        if args.generate_passwords == "-":
+            sys.stdout.write(text)
+        else:
+            try:
+                fd = os.open(args.generate_passwords, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    f.write(text)
+            except OSError as exc:
+                raise SecurityError(f"cannot write {args.generate_passwords}: {exc.strerror}") from None
+            print(f"passwords of {len(passwords)} stations written to {args.generate_passwords}",
+                  file=sys.stderr)
+    options = SecurityOptions(
+        passwords=passwords, password_pattern=args.password_pattern, ca_file=args.ca_file,
+        client_ca_cert=args.client_ca_cert, client_ca_key=args.client_ca_key,
+        client_cert_dir=args.client_cert_dir, tls_resume=args.tls_resume,
+    )
+    if options == SecurityOptions():
+        return None
+    options.check(station_ids)
+    return options
+
+
+async def _register(config: FleetConfig, args: argparse.Namespace) -> int:
+    s = config.scenario
+    security = config.security or SecurityOptions()
+    profile = security.profile(config.csms_url)
+    try:
+        result = await register_stations(
+            args.register, [s.station_id(i) for i in range(s.chargers)], profile=profile,
+            password_for=security.password_for, token=args.api_token, ca_file=security.ca_file)
+    except ValueError as exc:
+        print(f"csms-sim: --register: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"csms-sim: --register {args.register} (security profile {profile}): {result.summary()}",
+          file=sys.stderr)
+    if not result.failed:
+        return EXIT_OK
+    unreachable = any(e.startswith("cannot reach") for e in result.failed.values())
+    return EXIT_UNREACHABLE if unreachable else EXIT_USAGE
 
 
 def _topology_text(topology: dict[str, Any], fmt: str) -> str:

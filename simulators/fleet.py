@@ -9,7 +9,12 @@ Chargers start at ``scenario.ramp_up_per_s``; the run ends after ``duration_s``
 (wall-clock; 0 means "until ``stop`` is set"), then every charger ends its sessions,
 sends what it queued and closes (bounded by ``behaviour.stop_grace_s``). With
 ``workers > 1`` the chargers are split over processes (charger i goes to worker
-i mod K); their progress and reports are merged.
+i mod K); their progress and reports are merged. Workers die with the parent process
+(:mod:`simulators.lifeline`), however it ends.
+
+``urls`` adds CSMS URLs to fail over to (a station that cannot connect tries the next one);
+``security`` gives the stations passwords, CAs and client certificates
+(:mod:`simulators.security`).
 """
 
 from __future__ import annotations
@@ -18,22 +23,27 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import os
 import queue
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from multiprocessing.synchronize import Event as MpEvent
+from multiprocessing.connection import Connection
+from multiprocessing.context import SpawnProcess
 from typing import Any
 
-from simulators import host
+from simulators import failures, host
 from simulators.charger import VirtualCharger
 from simulators.clock import SimClock
+from simulators.lifeline import die_with_parent, watch_parent
 from simulators.logs import LEVELS, configure_logging
 from simulators.metrics import Progress, Recorder
 from simulators.report import Report, build_report
 from simulators.runtime import fast_loop, raise_nofile, tune_gc
 from simulators.scenario import Scenario, balancer_topology
+from simulators.security import Endpoints, SecurityOptions
 
 ProgressCallback = Callable[[Progress], None]
 
@@ -47,10 +57,22 @@ class FleetConfig:
     duration_s: float | None = None  # None: the scenario's; 0: until ``stop``
     workers: int = 1
     progress_interval_s: float = 5.0
+    urls: tuple[str, ...] = ()  # more CSMS URLs to fail over to, after ``csms_url``
+    security: SecurityOptions | None = None
+
+    @property
+    def all_urls(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((self.csms_url, *self.urls)))
 
     def describe(self) -> dict[str, Any]:
         s = self.scenario
+        extra: dict[str, Any] = {}
+        if self.urls:
+            extra["csms_urls"] = list(self.all_urls)
+        if self.security is not None:
+            extra["security"] = {"profile": self.security.profile(self.csms_url), **self.security.describe()}
         return {
+            **extra,
             "csms_url": self.csms_url, "scenario": s.name, "chargers": s.chargers, "protocol": s.protocol,
             "workers": self.workers, "seed": s.seed, "ramp_up_per_s": s.ramp_up_per_s,
             "time_acceleration": s.time_acceleration, "meter_interval_s": s.meter_interval_s,
@@ -83,9 +105,12 @@ async def run_fleet(
         await _run_local(config, range(config.scenario.chargers), recorder, stop, progress)
     else:
         await _run_workers(config, recorder, stop, progress)
-    return build_report(recorder, config=config.describe(), started_at=started_at,
-                        finished_at=datetime.now(UTC), duration_s=time.monotonic() - t0,
-                        host=host.usage(before, host.sample(), workers=config.workers))
+    report = build_report(recorder, config=config.describe(), started_at=started_at,
+                          finished_at=datetime.now(UTC), duration_s=time.monotonic() - t0,
+                          host=host.usage(before, host.sample(), workers=config.workers))
+    causes = failures.explain(recorder.connect_failures, config.all_urls)
+    return Report({**report.data, "connect_failure_causes": causes,
+                   "tls_sessions_resumed": recorder.counters["tls_resumed"]})
 
 
 async def _run_local(
@@ -95,9 +120,10 @@ async def _run_local(
     """Run the chargers at ``indices`` in this event loop."""
     s = config.scenario
     clock = SimClock(s.start_time, s.time_acceleration, skew_s=s.clock_skew_s)
+    endpoints = Endpoints(config.all_urls, config.security)
     chargers = [
         VirtualCharger(spec, url=config.csms_url, clock=clock, recorder=recorder, behaviour=s.behaviour,
-                       arrivals=s.arrivals, id_tags=s.id_tags)
+                       arrivals=s.arrivals, id_tags=s.id_tags, endpoints=endpoints)
         for spec in s.charger_specs(indices)
     ]
     tasks: list[asyncio.Task[None]] = []
@@ -114,6 +140,7 @@ async def _run_local(
         await _stop_all(chargers, tasks, s.behaviour.stop_grace_s)
         reporter.cancel()
         await asyncio.gather(reporter, return_exceptions=True)
+        endpoints.close()
         if progress is not None:
             progress(recorder.snapshot())
 
@@ -158,25 +185,40 @@ async def _report_progress(recorder: Recorder, interval_s: float, progress: Prog
 async def _run_workers(
     config: FleetConfig, recorder: Recorder, stop: asyncio.Event, progress: ProgressCallback | None
 ) -> None:
-    """Split the fleet over ``config.workers`` processes and merge what they report."""
+    """Split the fleet over ``config.workers`` processes and merge what they report.
+
+    Each worker gets the read end of its own pipe: a message asks it to stop, end-of-file
+    (this process died) makes it exit."""
     log_level = logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
     ctx = multiprocessing.get_context("spawn")
     messages: multiprocessing.Queue[tuple[str, int, dict[str, Any]]] = ctx.Queue()
-    stop_flag = ctx.Event()
-    procs = [
-        ctx.Process(target=_worker_main, args=(config, i, messages, stop_flag, log_level), daemon=True,
-                    name=f"csms-sim-worker-{i}")
-        for i in range(config.workers)
-    ]
-    for proc in procs:
+    procs: list[SpawnProcess] = []
+    lifelines: list[Connection] = []
+    for i in range(config.workers):
+        reader, writer = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_worker_main, args=(config, i, messages, reader, os.getpid(), log_level),
+                           daemon=True, name=f"csms-sim-worker-{i}")
         proc.start()
+        reader.close()  # the worker holds the only read end, this process the only write end
+        procs.append(proc)
+        lifelines.append(writer)
     latest: dict[int, dict[str, Any]] = {}
     done: set[int] = set()
+    stopped = False
     loop = asyncio.get_running_loop()
+
+    def stop_workers() -> None:
+        nonlocal stopped
+        if not stopped:
+            stopped = True
+            for writer in lifelines:
+                with contextlib.suppress(OSError):
+                    writer.send_bytes(b"stop")
+
     try:
         while len(done) < len(procs):
             if stop.is_set():
-                stop_flag.set()
+                stop_workers()
             try:
                 kind, index, payload = await loop.run_in_executor(None, messages.get, True, 0.25)
             except queue.Empty:
@@ -194,44 +236,43 @@ async def _run_workers(
                 recorder.merge(payload)
                 done.add(index)
     finally:
-        stop_flag.set()
+        stop_workers()
         for proc in procs:
             await loop.run_in_executor(None, proc.join, 15)
             if proc.is_alive():
                 proc.kill()
                 await loop.run_in_executor(None, proc.join, 5)  # reaped: its CPU counts in ``host``
+        for writer in lifelines:
+            writer.close()
 
 
 def _worker_main(
     config: FleetConfig, index: int, messages: multiprocessing.Queue[tuple[str, int, dict[str, Any]]],
-    stop_flag: MpEvent, log_level: str,
+    lifeline: Connection, parent_pid: int, log_level: str,
 ) -> None:
     """Entry point of a worker process: its share of the chargers, in its own loop."""
+    die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
     configure_logging(log_level if log_level in LEVELS else "warning")
     raise_nofile()
     tune_gc()
-    fast_loop(_worker(config, index, messages, stop_flag))
+    fast_loop(_worker(config, index, messages, lifeline))
 
 
 async def _worker(
     config: FleetConfig, index: int, messages: multiprocessing.Queue[tuple[str, int, dict[str, Any]]],
-    stop_flag: MpEvent,
+    lifeline: Connection,
 ) -> None:
     recorder = Recorder()
     stop = asyncio.Event()
 
-    async def watch() -> None:  # a multiprocessing.Event cannot be awaited: poll it
-        while not stop_flag.is_set():  # noqa: ASYNC110
-            await asyncio.sleep(0.2)
-        stop.set()
-
     def on_progress(p: Progress) -> None:
         messages.put(("progress", index, p.export()))
 
-    watcher = asyncio.create_task(watch())
+    unwatch = watch_parent(lifeline, stop.set)
     try:
         await _run_local(config, range(index, config.scenario.chargers, config.workers), recorder, stop,
                          on_progress)
     finally:
-        watcher.cancel()
         messages.put(("done", index, recorder.export()))
+        unwatch()

@@ -37,6 +37,7 @@ from csms.ocpp.control import OcppControl
 from csms.ocpp.registry import SessionRegistry
 from csms.ocpp.server import OcppServer, OcppServerSettings
 from csms.plugins import Cleanup, Parts, Plugin, PluginContext
+from csms.reservations.plugin import reservations_plugin
 from csms.security.ca import CaProvider
 from csms.security.wiring import security_parts
 from csms.store.sql import SqlStore
@@ -48,7 +49,7 @@ log = structlog.get_logger("csms")
 def default_plugins(settings: Settings) -> list[Plugin]:
     """Plugins for ``settings``; parts that are not configured are simply absent."""
     # telemetry first: it sees the balancer's first events; each says at start when it is off
-    return [influx_plugin, mqtt_plugin, balancer_plugin, alarms_plugin]
+    return [influx_plugin, mqtt_plugin, balancer_plugin, alarms_plugin, reservations_plugin]
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -247,7 +248,7 @@ class CsmsApp:
         ctx = ApiContext(
             self.settings, self.service, self.control, self.registry, self.metrics, self.bus,
             balancer=self.parts.balancer, ca=self.ca, record_messages=self.record_messages,
-            alarms=self.parts.alarms,
+            alarms=self.parts.alarms, reservations=self.parts.reservations,
         )
         config = uvicorn.Config(
             create_app(ctx), log_config=None, access_log=False, lifespan="off",

@@ -172,6 +172,14 @@ class EventsConfig(_Section):
     retention_days: float = Field(90.0, gt=0)
 
 
+class ReservationsConfig(_Section):
+    """Reservations (``csms.reservations``): how often expiry is checked, how far ahead one may reach."""
+
+    enabled: bool = True
+    tick_s: float = Field(1.0, gt=0)  # how often reservations past their expiry are marked expired
+    max_duration_s: float = Field(7 * 86_400.0, gt=0)  # the latest expires_at accepted, from now
+
+
 class Settings(_Section):
     """All settings of one CSMS process."""
 
@@ -205,6 +213,7 @@ class Settings(_Section):
     gc: GcConfig = GcConfig()
     alarms: AlarmsConfig = AlarmsConfig()
     events: EventsConfig = EventsConfig()
+    reservations: ReservationsConfig = ReservationsConfig()
     # where the CSMS keeps files (firmware images, uploaded logs); default: files/ beside the SQLite
     # database, or ./csms-files with a PostgreSQL database
     files_dir: str = ""
@@ -240,7 +249,7 @@ class Settings(_Section):
 _SECTIONS = {
     "influx": InfluxConfig, "mqtt": MqttConfig, "balancer": BalancerConfig,
     "tls": TlsConfig, "ca": CaConfig, "limits": LimitsConfig, "gc": GcConfig, "alarms": AlarmsConfig,
-    "events": EventsConfig,
+    "events": EventsConfig, "reservations": ReservationsConfig,
 }
 _ALIASES = {"CSMS_ALARM_WEBHOOK_URL": ("alarms", "webhook_url"),
             "CSMS_ALARM_WEBHOOK_SECRET": ("alarms", "webhook_secret")}

@@ -25,6 +25,7 @@ from csms.store.engine import Database
 if TYPE_CHECKING:  # the parts' types only: the parts' packages import this contract, not the reverse
     from csms.alarms.service import AlarmService
     from csms.balancer.service import BalancerService
+    from csms.reservations.service import ReservationService
     from csms.telemetry.influx import InfluxWriter
     from csms.telemetry.mqtt import MqttBridge
 
@@ -41,6 +42,7 @@ class Parts:
     mqtt: MqttBridge | None = None
     balancer: BalancerService | None = None
     alarms: AlarmService | None = None
+    reservations: ReservationService | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

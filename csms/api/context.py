@@ -16,6 +16,7 @@ from csms.security.ca import CaProvider
 if TYPE_CHECKING:
     from csms.api.alarms import AlarmsView
     from csms.api.console.live import ConsoleHub
+    from csms.api.reservations import ReservationsView
 
 
 class BalancerView(Protocol):
@@ -42,3 +43,4 @@ class ApiContext:
     record_messages: bool = True  # the console keeps each station's recent OCPP messages
     console: ConsoleHub | None = None  # set when the console's routes are created
     alarms: AlarmsView | None = None  # None: alarms are disabled
+    reservations: ReservationsView | None = None  # None: reservations are disabled

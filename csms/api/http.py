@@ -28,6 +28,7 @@ from csms.api.events import events_router
 from csms.api.feeders import feeders_router
 from csms.api.outbound import absent, check_size
 from csms.api.pages import pages_router
+from csms.api.reservations import reservations_router
 from csms.api.security import security_router
 from csms.api.views import charger_detail, iso, registered_view
 from csms.core.model import AuthStatus, IdTag
@@ -187,5 +188,6 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(alarms_router(secured))
     app.include_router(security_router(secured))
     app.include_router(audit_router(secured))
+    app.include_router(reservations_router(secured))
     app.include_router(console_router(ctx))
     return app

@@ -212,6 +212,7 @@ MQTT: PerEvent[[str], Outbound] = PerEvent(
     clock_offset_measured=None,
     command_failed=None,
     alarm_changed=_alarm,
+    reservation_consumed=None,  # the reservation's own record says it
 )
 """The MQTT message of every event kind, given the topic prefix (see ``csms.telemetry.outputs``)."""
 

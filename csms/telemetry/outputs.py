@@ -28,6 +28,7 @@ from csms.core.events import (
     FeederMeterReading,
     MessageExchanged,
     MeterSampled,
+    ReservationConsumed,
     SecurityEventReported,
     StationBooted,
     StationConnected,
@@ -68,6 +69,7 @@ EVENTS: Mapping[type[Event], ConsoleUpdate] = {
     ClockOffsetMeasured: ConsoleUpdate.STATION,
     CommandFailed: ConsoleUpdate.NONE,
     AlarmChanged: ConsoleUpdate.NONE,
+    ReservationConsumed: ConsoleUpdate.NONE,
 }
 """Every concrete domain event with the console's update; the keys name ``PerEvent``'s fields."""
 
@@ -95,6 +97,7 @@ class PerEvent(Generic[P, T]):
     clock_offset_measured: Callable[Concatenate[ClockOffsetMeasured, P], T] | None
     command_failed: Callable[Concatenate[CommandFailed, P], T] | None
     alarm_changed: Callable[Concatenate[AlarmChanged, P], T] | None
+    reservation_consumed: Callable[Concatenate[ReservationConsumed, P], T] | None
 
 
 def builder_name(cls: type[Event]) -> str:

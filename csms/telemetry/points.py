@@ -394,6 +394,7 @@ INFLUX: PerEvent[[TagLookup, SiteLookup], list[Point]] = PerEvent(
     clock_offset_measured=None,
     command_failed=None,
     alarm_changed=None,
+    reservation_consumed=None,  # the reservation's own record says it
 )
 """The InfluxDB output of every event kind (see ``csms.telemetry.outputs``)."""
 

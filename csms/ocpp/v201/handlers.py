@@ -72,7 +72,9 @@ async def transaction_event(s: StationSession, p: dict[str, Any]) -> dict[str, A
         stopped_reason=info.get("stoppedReason"), offline=bool(p.get("offline", False)),
     )
     lookup = token["idToken"] if token is not None and token.get("type") != "NoAuthorization" else None
-    _, auth = await s.service.transaction_event(record, readings, id_token=lookup)
+    result, auth = await s.service.transaction_event(record, readings, id_token=lookup)
+    if "reservationId" in p:
+        s.service.reservation_used(s.station_id, p["reservationId"], result.transaction.tx_id)
     if token is None:
         return {}
     return {"idTokenInfo": id_token_info(auth) if auth is not None else {"status": "Accepted"}}

@@ -12,12 +12,15 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ocppj.versions import OcppVersion
 from simulators.clock import SimClock
 from simulators.ev import EVState, SupplyKind, SupplySpec
 from simulators.profiles import ChargingProfile, CompositeSchedule, ProfileSet, RateUnit
+
+if TYPE_CHECKING:
+    from simulators.reservations import ReservationBook
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,7 @@ class Status(enum.StrEnum):
     FINISHING = "Finishing"
     UNAVAILABLE = "Unavailable"
     FAULTED = "Faulted"
+    RESERVED = "Reserved"
 
 
 class StopReason(enum.StrEnum):
@@ -126,6 +130,7 @@ class Tx:
     charging_state: Status = Status.CHARGING
     stop_reason: StopReason | None = None
     deauthorized: bool = False
+    reservation_id: int | None = None  # the reservation the session uses up
 
 
 @dataclass(slots=True)
@@ -205,6 +210,7 @@ class ChargerOps(Protocol):
     evses: dict[int, EvseState]
     profiles: ProfileSet
     settings: Settings
+    reservations: ReservationBook
 
     @property
     def accepted(self) -> bool: ...

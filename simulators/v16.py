@@ -10,6 +10,7 @@ from simulators.dialect import METER_CONTEXT, Build, OnAnswer, parse_positive_in
 from simulators.link import Served
 from simulators.model import ChargerOps, EvseState, Sample, Status, StopReason, Tx
 from simulators.profiles import ProfileRejected
+from simulators.reservations import cancel_reservation, reserve_now_v16
 from simulators.serving import (
     FIRMWARE_STEPS,
     Handler,
@@ -73,6 +74,8 @@ class V16:
             "connectorId": evse.id, "idTag": tx.id_tag, "meterStart": int(tx.meter_start_wh),
             "timestamp": format_datetime(tx.started_stamp),
         }
+        if tx.reservation_id is not None:
+            payload["reservationId"] = tx.reservation_id
 
         def on_answer(response: dict[str, Any]) -> None:
             tx.csms_id = int(response["transactionId"])
@@ -312,6 +315,6 @@ _HANDLERS: dict[str, Handler] = {
     "ClearCache": fixed({"status": "Accepted"}),
     "GetLocalListVersion": fixed({"listVersion": 0}),
     "SendLocalList": fixed({"status": "NotSupported"}),
-    "ReserveNow": fixed({"status": "Rejected"}),
-    "CancelReservation": fixed({"status": "Rejected"}),
+    "ReserveNow": reserve_now_v16,
+    "CancelReservation": cancel_reservation,
 }

@@ -18,6 +18,7 @@ from simulators.dialect import (
 from simulators.link import Served
 from simulators.model import ChargerOps, EvseState, Sample, Status, StopReason, Tx
 from simulators.profiles import ProfileRejected
+from simulators.reservations import cancel_reservation, reserve_now_v201
 from simulators.serving import (
     FIRMWARE_STEPS,
     Handler,
@@ -130,6 +131,8 @@ class V201:
                               offline=offline, info=info, sample=sample, context=METER_CONTEXT["begin"])
         payload["timestamp"] = format_datetime(tx.started_stamp)
         payload["idToken"] = _token(tx.id_tag, remote)
+        if tx.reservation_id is not None:
+            payload["reservationId"] = tx.reservation_id
 
         def on_answer(response: dict[str, Any]) -> None:
             info = response.get("idTokenInfo")
@@ -434,6 +437,6 @@ _HANDLERS: dict[str, Handler] = {
     "GetTransactionStatus": _transaction_status,
     "ClearCache": fixed({"status": "Accepted"}),
     "GetLocalListVersion": fixed({"versionNumber": 0}),
-    "ReserveNow": fixed({"status": "Rejected"}),
-    "CancelReservation": fixed({"status": "Rejected"}),
+    "ReserveNow": reserve_now_v201,
+    "CancelReservation": cancel_reservation,
 }

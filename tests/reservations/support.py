@@ -29,12 +29,14 @@ QUICK = Behaviour(call_timeout_s=5.0, reconnect_base_s=0.2, reconnect_max_s=1.0,
 
 
 @contextlib.asynccontextmanager
-async def reservations_csms(tmp_path: Path, **settings: Any) -> AsyncIterator[tuple[CsmsApp, httpx.AsyncClient]]:
+async def reservations_csms(
+    tmp_path: Path, **settings: Any
+) -> AsyncIterator[tuple[CsmsApp, httpx.AsyncClient]]:
     """A running CSMS with the reservations plugin (expiry checked every 0.1 s) and its API client."""
     cfg = make_settings(tmp_path, reservations={"tick_s": 0.1}, **settings)
-    async with running(cfg, plugins=[reservations_plugin]) as app:
-        async with httpx.AsyncClient(base_url=app.api_url, timeout=10) as api:
-            yield app, api
+    async with (running(cfg, plugins=[reservations_plugin]) as app,
+                httpx.AsyncClient(base_url=app.api_url, timeout=10) as api):
+        yield app, api
 
 
 def sid(version: OcppVersion, name: str) -> str:

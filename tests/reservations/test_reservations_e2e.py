@@ -89,7 +89,8 @@ async def test_a_reservation_admits_only_its_tag_and_the_session_carries_it(
             assert reservation["transaction_id"] == str(tx["id"])
             detail = (await api.get(f"/api/transactions/{station}/{tx['id']}")).json()
             assert detail["reservation_id"] == rid
-            listed = (await api.get("/api/reservations", params={"charger_id": station, "active": "false"})).json()
+            ended = {"charger_id": station, "active": "false"}
+            listed = (await api.get("/api/reservations", params=ended)).json()
             assert [r["id"] for r in listed] == [rid]
 
 
@@ -149,23 +150,25 @@ async def test_a_cancelled_reservation_frees_the_evse_and_cannot_be_cancelled_tw
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-async def test_a_refusing_station_leaves_a_kept_rejected_reservation(tmp_path: Path, version: OcppVersion) -> None:
+async def test_a_refusing_station_leaves_a_kept_rejected_reservation(
+    tmp_path: Path, version: OcppVersion
+) -> None:
     station = sid(version, "RES-REFUSE")
-    async with reservations_csms(tmp_path) as (app, api):
-        async with charging(charger(app.ocpp_url, version, station)) as cp:
-            await wait_until(lambda: online(api, station), what="the station online and Available")
-            cp.reservations.refuse_with = "Occupied"
-            refused = await api.post("/api/reservations", json=_body(version, station, in_s(60)))
-            assert refused.status_code == 409, refused.text
-            assert refused.json()["error"] == "reservation_rejected"
-            assert "Occupied" in refused.json()["detail"]
-            [kept] = (await api.get("/api/reservations", params={"charger_id": station})).json()
-            assert kept["status"] == "rejected" and kept["station_answer"] == "Occupied"
-            assert await connector_status(api, station) == "Available"
-            cp.reservations.refuse_with = None
-            missing = dict(_body(version, station, in_s(60)), **{"connector_id": 9, "evse_id": 9})
-            unknown = await api.post("/api/reservations", json=missing)
-            assert unknown.status_code == 409 and unknown.json()["error"] == "reservation_rejected"
+    async with (reservations_csms(tmp_path) as (app, api),
+                charging(charger(app.ocpp_url, version, station)) as cp):
+        await wait_until(lambda: online(api, station), what="the station online and Available")
+        cp.reservations.refuse_with = "Occupied"
+        refused = await api.post("/api/reservations", json=_body(version, station, in_s(60)))
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["error"] == "reservation_rejected"
+        assert "Occupied" in refused.json()["detail"]
+        [kept] = (await api.get("/api/reservations", params={"charger_id": station})).json()
+        assert kept["status"] == "rejected" and kept["station_answer"] == "Occupied"
+        assert await connector_status(api, station) == "Available"
+        cp.reservations.refuse_with = None
+        missing = dict(_body(version, station, in_s(60)), **{"connector_id": 9, "evse_id": 9})
+        unknown = await api.post("/api/reservations", json=missing)
+        assert unknown.status_code == 409 and unknown.json()["error"] == "reservation_rejected"
 
 
 async def test_api_errors_are_precise_and_nothing_is_sent_for_a_bad_request(tmp_path: Path) -> None:
@@ -206,5 +209,6 @@ async def test_api_errors_are_precise_and_nothing_is_sent_for_a_bad_request(tmp_
             assert (await api.get("/api/reservations", params={"limit": 0})).status_code == 400
             page = await api.get("/api/reservations", params={"limit": 1})
             assert page.headers["X-Next-Cursor"] == str(first.json()["id"])
-            after = await api.get("/api/reservations", params={"limit": 1, "cursor": page.headers["X-Next-Cursor"]})
+            after = await api.get("/api/reservations",
+                                  params={"limit": 1, "cursor": page.headers["X-Next-Cursor"]})
             assert after.json() == []

@@ -34,4 +34,5 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
                 await conn.run_sync(schema.alarm_metadata.drop_all)
                 await conn.run_sync(schema.events_metadata.drop_all)
                 await conn.run_sync(schema.audit_metadata.drop_all)
+                await conn.run_sync(schema.reservations_metadata.drop_all)
         await s.close()

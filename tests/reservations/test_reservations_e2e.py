@@ -147,6 +147,11 @@ async def test_a_cancelled_reservation_frees_the_evse_and_cannot_be_cancelled_tw
             again = await api.delete(f"/api/reservations/{rid}")
             assert again.status_code == 409 and again.json()["error"] == "not_active"
             assert (await api.delete("/api/reservations/999999")).status_code == 404
+            trail = (await api.get("/api/audit", params={"limit": 4})).json()["items"]
+            assert [(e["action"], e["target"], e["result"]) for e in reversed(trail)] == [
+                ("create_reservation", station, "ok"), ("cancel_reservation", str(rid), "ok"),
+                ("cancel_reservation", str(rid), "not_active"), ("cancel_reservation", "999999", "not_found"),
+            ]
 
 
 @pytest.mark.parametrize("version", VERSIONS)

@@ -1,12 +1,13 @@
 """Reservations on the virtual charger: ReserveNow and CancelReservation in both versions.
 
-A reserved EVSE reports ``Reserved`` and admits only the reservation's id tag (or its parent's,
-when the CSMS sent one): other drivers are refused at the EVSE without asking the CSMS, remote
-starts for them are rejected, and the fleet's own arrivals keep off it. The session started with
-the reservation's tag carries its id (1.6 StartTransaction, 2.0.1 TransactionEvent
-``reservationId``). At its expiry the EVSE is free again (2.0.1 also sends
-ReservationStatusUpdate ``Expired``); CancelReservation frees it at once. ``refuse_with`` makes
-every ReserveNow answer that status instead (Occupied, Faulted, Unavailable, Rejected).
+A reserved EVSE reports ``Reserved`` and admits only the reservation's id tag (a parent tag the
+CSMS sends is kept, not used: the charger does not learn a tag's parent). Other drivers are
+refused at the EVSE without asking the CSMS, remote starts for them are rejected, and the
+fleet's own arrivals keep off it. The session started with the reservation's tag carries its id
+(1.6 StartTransaction, 2.0.1 TransactionEvent ``reservationId``). At its expiry the EVSE is free
+again (2.0.1 also sends ReservationStatusUpdate ``Expired``); CancelReservation frees it at once.
+``refuse_with`` makes every ReserveNow answer that status instead (Occupied, Faulted,
+Unavailable, Rejected).
 """
 
 from __future__ import annotations
@@ -55,12 +56,12 @@ class ReservationBook:
     def admits(self, evse_id: int, id_tag: str) -> bool:
         """Whether ``id_tag`` may start on the EVSE (free, or reserved for it)."""
         h = self.held.get(evse_id)
-        return h is None or id_tag in (h.id_tag, h.parent_id_tag)
+        return h is None or id_tag == h.id_tag
 
     def consume(self, evse_id: int, id_tag: str) -> int | None:
         """The reservation a session of ``id_tag`` on the EVSE uses up (None: there is none)."""
         h = self.held.get(evse_id)
-        if h is None or id_tag not in (h.id_tag, h.parent_id_tag):
+        if h is None or id_tag != h.id_tag:
             return None
         del self.held[evse_id]
         return h.reservation_id

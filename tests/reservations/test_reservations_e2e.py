@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from ocppj.versions import OcppVersion
+from simulators.arrivals import ArrivalConfig
 from tests.reservations.support import (
     OTHER,
     TAG,
@@ -217,3 +218,59 @@ async def test_api_errors_are_precise_and_nothing_is_sent_for_a_bad_request(tmp_
             after = await api.get("/api/reservations",
                                   params={"limit": 1, "cursor": page.headers["X-Next-Cursor"]})
             assert after.json() == []
+
+
+BUSY = ArrivalConfig(first_share=0.0, sessions_per_day=2 * 86_400.0, daily_profile=(1.0,) * 24,
+                     dwell_mean_s=1.0, dwell_min_s=0.5, dwell_max_s=1.5)
+"""A car about every half second on each EVSE, staying about a second."""
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_the_fleets_own_drivers_keep_off_a_reserved_evse(tmp_path: Path, version: OcppVersion) -> None:
+    station = sid(version, "RES-BUSY")
+    async with reservations_csms(tmp_path) as (app, api):
+        await _tags(api)
+        cp = charger(app.ocpp_url, version, station, evses=2)
+        cp.arrivals = BUSY
+        async with charging(cp):
+            await wait_until(lambda: online(api, station), what="the station online")
+
+            async def reserved() -> dict[str, Any] | None:
+                r = await api.post("/api/reservations", json=_body(version, station, in_s(60), tag=OTHER))
+                return r.json() if r.status_code == 201 else None  # Occupied while a car is there
+
+            rid = (await wait_until(reserved, what="EVSE 1 reserved between two cars"))["id"]
+            since = len([t for t in await _txs(api, station) if t["evse_id"] == 1])
+            await wait_until(lambda: status_is(api, station, "Reserved"), what="EVSE 1 Reserved")
+
+            async def others_charged() -> bool:
+                return len([t for t in await _txs(api, station) if t["evse_id"] == 2]) >= 3
+
+            await wait_until(others_charged, what="three sessions on EVSE 2", timeout=20)
+            assert len([t for t in await _txs(api, station) if t["evse_id"] == 1]) == since
+            assert await connector_status(api, station) == "Reserved"
+            assert (await _reservation(api, rid))["status"] == "active"
+
+
+async def _txs(api: httpx.AsyncClient, station: str) -> list[dict[str, Any]]:
+    txs: list[dict[str, Any]] = (await api.get("/api/transactions", params={"charger_id": station})).json()
+    return txs
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_a_reservation_of_any_evse_holds_a_free_one_and_clashes_with_the_others(
+    tmp_path: Path, version: OcppVersion
+) -> None:
+    station = sid(version, "RES-ANY")
+    async with (reservations_csms(tmp_path) as (app, api),
+                charging(charger(app.ocpp_url, version, station, evses=2)) as cp):
+        await wait_until(lambda: online(api, station), what="the station online")
+        body = {"charger_id": station, "id_tag": TAG, "expires_at": in_s(60)}  # no evse_id, no connector_id
+        created = await api.post("/api/reservations", json=body)
+        assert created.status_code == 201, created.text
+        assert created.json()["evse_id"] == 0
+        await wait_until(lambda: status_is(api, station, "Reserved"), what="a free EVSE Reserved")
+        assert [h.evse_id for h in cp.reservations.held.values()] == [1]
+        clash = await api.post("/api/reservations", json=dict(body, evse_id=2))
+        assert clash.status_code == 409 and clash.json()["error"] == "reservation_clash"
+        assert str(created.json()["id"]) in clash.json()["detail"]

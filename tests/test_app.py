@@ -9,13 +9,14 @@ from csms.alarms.plugin import alarms_plugin
 from csms.app import default_plugins, running
 from csms.balancer.plugin import balancer_plugin
 from csms.plugins import Cleanup, PluginContext
+from csms.reservations.plugin import reservations_plugin
 from csms.telemetry.plugin import influx_plugin, mqtt_plugin
 from tests.conftest import make_settings
 
 
 def test_telemetry_plugins_start_before_the_balancer(tmp_path: Path) -> None:
     assert default_plugins(make_settings(tmp_path)) == [
-        influx_plugin, mqtt_plugin, balancer_plugin, alarms_plugin,
+        influx_plugin, mqtt_plugin, balancer_plugin, alarms_plugin, reservations_plugin,
     ]
 
 

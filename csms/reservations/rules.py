@@ -19,7 +19,11 @@ from datetime import datetime, timedelta
 MAX_RESERVATION_ID = 2**31 - 1  # reservationId is a 32-bit integer in both versions
 MAX_EVSE_ID = 2**31 - 1
 MAX_ID_TAG = {"ocpp1.6": 20, "ocpp2.0.1": 36}  # CiString20 idTag / IdToken's 36 characters
-MAX_CONNECTOR_TYPE = 20
+CONNECTOR_TYPES = frozenset({  # 2.0.1 ConnectorEnumType
+    "cCCS1", "cCCS2", "cG105", "cTesla", "cType1", "cType2", "s309-1P-16A", "s309-1P-32A", "s309-3P-16A",
+    "s309-3P-32A", "sBS1361", "sCEE-7-7", "sType2", "sType3", "Other1PhMax16A", "Other1PhOver16A", "Other3Ph",
+    "Pan", "wInductive", "wResonant", "Undetermined", "Unknown",
+})
 
 
 class Status(enum.StrEnum):
@@ -94,8 +98,8 @@ def check_request(
     if req.connector_type is not None:
         if protocol != "ocpp2.0.1":
             raise ReservationInvalid("connector_type is a 2.0.1 field; 1.6 stations reserve by connector_id")
-        if not req.connector_type or len(req.connector_type) > MAX_CONNECTOR_TYPE:
-            raise ReservationInvalid(f"connector_type must be 1 to {MAX_CONNECTOR_TYPE} characters")
+        if req.connector_type not in CONNECTOR_TYPES:
+            raise ReservationInvalid(f"connector_type must be one of {', '.join(sorted(CONNECTOR_TYPES))}")
     return req
 
 

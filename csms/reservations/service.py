@@ -19,7 +19,7 @@ import structlog
 
 from csms.core.events import Event, ReservationConsumed, StationReported
 from csms.core.ports import Clock
-from csms.errors import CallErrorReceived, CallTimeout, ControlError, StationNotConnected
+from csms.errors import CallErrorReceived, CallTimeout, ControlError, PayloadInvalid, StationNotConnected
 from csms.ocpp.v201.reservations import status_update
 from csms.reservations import rules
 from csms.reservations.rules import OPEN, Reservation, ReservationRequest, Status
@@ -65,6 +65,8 @@ def _why(exc: ControlError) -> str:
         return "not_connected"
     if isinstance(exc, CallErrorReceived):
         return f"CallError:{exc.code}"[:32]
+    if isinstance(exc, PayloadInvalid):
+        return "not_sent"
     return "invalid_response"
 
 
@@ -102,8 +104,8 @@ class ReservationService:
             req, await self.store.list_reservations(station_id=req.station_id, open=True, limit=1000))
         if held is not None:
             raise ReservationClash(held)
-        r = await self.store.create(req, now)
         parent = await self.parent_of(req.id_tag) if self.parent_of is not None else None
+        r = await self.store.create(req, now)
         try:
             answer = await self.stations.reserve(r, parent)
         except ControlError as exc:

@@ -36,6 +36,7 @@ def test_a_request_in_the_future_within_the_limit_passes() -> None:
     (_req(id_tag=""), "ocpp2.0.1", "1 to 36"),
     (_req(evse_id=-1), "ocpp2.0.1", "evse_id"),
     (_req(connector_type="cType2"), "ocpp1.6", "2.0.1 field"),
+    (_req(connector_type="Type2"), "ocpp2.0.1", "one of"),
 ])
 def test_a_request_a_station_could_not_take_is_refused_with_the_reason(
     req: ReservationRequest, protocol: str, why: str

@@ -175,6 +175,14 @@ async def test_a_refusing_station_leaves_a_kept_rejected_reservation(
         missing = dict(_body(version, station, in_s(60)), **{"connector_id": 9, "evse_id": 9})
         unknown = await api.post("/api/reservations", json=missing)
         assert unknown.status_code == 409 and unknown.json()["error"] == "reservation_rejected"
+        cp.change_availability(1, False)
+        unavailable = await api.post("/api/reservations", json=_body(version, station, in_s(60)))
+        assert "answered Unavailable" in unavailable.json()["detail"]
+        cp.inject("connector", 1)
+        faulted = await api.post("/api/reservations", json=_body(version, station, in_s(60)))
+        assert "answered Faulted" in faulted.json()["detail"]
+        answers = [r["station_answer"] for r in (await api.get("/api/reservations")).json()]
+        assert answers == ["Faulted", "Unavailable", "Rejected", "Occupied"]
 
 
 async def test_api_errors_are_precise_and_nothing_is_sent_for_a_bad_request(tmp_path: Path) -> None:

@@ -610,7 +610,6 @@ class VirtualCharger:
         evse = self.evses[evse_id]
         if not self.reservations.admits(evse_id, id_tag):
             self.reservations.refused_locally += 1
-            self.recorder.count("reservation_refusals")
             return False
         if not evse.free or evse.id in self._remote or not self._accepted or self._stopping:
             return False

@@ -69,6 +69,7 @@ async def test_a_reservation_admits_only_its_tag_and_the_session_carries_it(
             await wait_until(lambda: status_is(api, station, "Reserved"), what="the EVSE Reserved")
 
             assert cp.present(1, OTHER) is False  # refused at the EVSE
+            assert cp.reservations.refused_locally == 1
             action, payload = _remote_start(version, OTHER)
             answer = await api.post(f"/api/chargers/{station}/actions/{action}", json=payload)
             assert answer.status_code == 200 and answer.json()["status"] == "Rejected"

@@ -113,8 +113,12 @@ class ReservationService:
             await self.store.save(failed, was=(Status.PENDING,))
             raise
         done = rules.answered(r, answer, self.clock.now())
-        await self.store.save(done, was=(Status.PENDING,))
-        if done.status is not Status.ACTIVE:
+        if not await self.store.save(done, was=(Status.PENDING,)):  # used or expired before the answer
+            current = await self.store.get(r.id)
+            if current is not None:
+                done = replace(current, station_answer=answer)
+                await self.store.save(done, was=(current.status,))
+        if answer != "Accepted":
             raise StationRefused(done, answer)
         log.info("reserved", station_id=r.station_id, reservation_id=r.id, evse_id=r.evse_id)
         return done

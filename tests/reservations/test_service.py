@@ -197,3 +197,23 @@ async def test_the_worker_applies_queued_station_events_and_ticks(
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)
     assert [s.status for s in statuses if s is not None] == [Status.USED, Status.EXPIRED]
+
+
+async def test_a_session_that_used_the_reservation_before_its_answer_arrived_wins(
+    db: Database, clock: FakeClock
+) -> None:
+    class StartsAtOnce(ScriptedStation):
+        """Uses the reservation for a session before its ReserveNow answer is read."""
+
+        service: ReservationService
+
+        async def reserve(self, r: Reservation, parent_id_tag: str | None) -> str:
+            await self.service.apply(ReservationConsumed(station_id="CP1", reservation_id=r.id, tx_id="5"))
+            return "Accepted"
+
+    station = StartsAtOnce()
+    service = ReservationService(SqlReservations(db), station, clock, max_duration=timedelta(days=1))
+    station.service = service
+    r = await service.reserve(_req())
+    assert (r.status, r.transaction_id, r.station_answer) == (Status.USED, "5", "Accepted")
+    assert await service.get(r.id) == r

@@ -105,12 +105,12 @@ async def test_an_unused_reservation_expires_and_the_evse_is_available_again(
         await _tags(api)
         async with charging(charger(app.ocpp_url, version, station)) as cp:
             await wait_until(lambda: online(api, station), what="the station online and Available")
-            created = await api.post("/api/reservations", json=_body(version, station, in_s(1.5)))
+            created = await api.post("/api/reservations", json=_body(version, station, in_s(3)))
             assert created.status_code == 201, created.text
             rid = created.json()["id"]
-            await wait_until(lambda: status_is(api, station, "Reserved"), what="the EVSE Reserved")
             active = (await api.get("/api/reservations", params={"active": "true"})).json()
             assert [r["id"] for r in active] == [rid]
+            await wait_until(lambda: status_is(api, station, "Reserved"), what="the EVSE Reserved")
 
             async def expired() -> dict[str, Any] | None:
                 r = await _reservation(api, rid)

@@ -42,6 +42,7 @@ from csms.ocpp.registry import SessionRegistry
 from csms.ocpp.server import OcppServer, OcppServerSettings
 from csms.plugins import Cleanup, Parts, Plugin, PluginContext
 from csms.profiles.plugin import profiles_plugin
+from csms.reservations.plugin import reservations_plugin
 from csms.security.ca import CaProvider
 from csms.security.wiring import security_parts
 from csms.store.sql import SqlStore
@@ -63,6 +64,7 @@ def default_plugins(settings: Settings) -> list[Plugin]:
         display_plugin,
         firmware_plugin,
         local_lists_plugin,
+        reservations_plugin,
     ]
     return [influx_plugin, mqtt_plugin, balancer_plugin, alarms_plugin, *operations]
 
@@ -273,6 +275,7 @@ class CsmsApp:
             firmware=self.parts.firmware,
             local_lists=self.parts.local_lists,
             id_tags=self.store.local_lists,
+            reservations=self.parts.reservations,
         )
         config = uvicorn.Config(
             create_app(ctx), log_config=None, access_log=False, lifespan="off",

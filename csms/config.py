@@ -189,6 +189,8 @@ class UploadsConfig(_Section):
     token_ttl_s: float = Field(6 * 3600.0, gt=0)  # how long an upload URL takes its file
     retention_days: float = Field(30.0, gt=0)  # files older than this are deleted (the record stays)
     prune_interval_s: float = Field(3600.0, gt=0)
+
+
 class FirmwareConfig(_Section):
     """Firmware images and campaigns (``csms.firmware``)."""
 
@@ -213,6 +215,14 @@ class LocalListsConfig(_Section):
     concurrency: int = Field(8, ge=1, le=256)  # stations updated at once
     reconcile_s: float = Field(3600.0, ge=0)  # re-plan every connected station this often; 0 = never
     call_timeout_s: float = Field(30.0, gt=0)
+
+
+class ReservationsConfig(_Section):
+    """Reservations (``csms.reservations``): how often expiry is checked, how far ahead one may reach."""
+
+    enabled: bool = True
+    tick_s: float = Field(1.0, gt=0)  # how often reservations past their expiry are marked expired
+    max_duration_s: float = Field(7 * 86_400.0, gt=0)  # the latest expires_at accepted, from now
 
 
 class Settings(_Section):
@@ -252,6 +262,7 @@ class Settings(_Section):
     uploads: UploadsConfig = UploadsConfig()
     firmware: FirmwareConfig = FirmwareConfig()
     local_lists: LocalListsConfig = LocalListsConfig()
+    reservations: ReservationsConfig = ReservationsConfig()
     # where the CSMS keeps files (firmware images, uploaded logs); default: files/ beside the SQLite
     # database, or ./csms-files with a PostgreSQL database
     files_dir: str = ""
@@ -298,6 +309,7 @@ _SECTIONS = {
     "uploads": UploadsConfig,
     "firmware": FirmwareConfig,
     "local_lists": LocalListsConfig,
+    "reservations": ReservationsConfig,
 }
 _ALIASES = {"CSMS_ALARM_WEBHOOK_URL": ("alarms", "webhook_url"),
             "CSMS_ALARM_WEBHOOK_SECRET": ("alarms", "webhook_secret")}

@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # the parts' types only: the parts' packages import this cont
     from csms.firmware.service import FirmwareService
     from csms.local_lists.service import LocalListService
     from csms.profiles.service import ProfileService
+    from csms.reservations.service import ReservationService
     from csms.tariffs.service import TariffService
     from csms.telemetry.influx import InfluxWriter
     from csms.telemetry.mqtt import MqttBridge
@@ -55,6 +56,7 @@ class Parts:
     display: DisplayService | None = None
     firmware: FirmwareService | None = None
     local_lists: LocalListService | None = None
+    reservations: ReservationService | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -59,6 +59,7 @@ from simulators.model import (
 )
 from simulators.outbox import Outbox, Outgoing
 from simulators.profiles import ChargingProfile, CompositeSchedule, ProfileSet, RateUnit
+from simulators.reservations import ReservationBook
 from simulators.security import Endpoints
 from simulators.v16 import V16
 from simulators.v201 import V201
@@ -76,7 +77,7 @@ class _RemoteStart:
     id_tag: str
     remote_start_id: int | None
     profile: ChargingProfile | None
-    presented: bool = False  # a card held to the reader: authorized like an arriving car's
+    local: bool = False  # a driver at the EVSE (authorized first), not a remote start
 
 
 class VirtualCharger:
@@ -104,6 +105,7 @@ class VirtualCharger:
         self.profiles = ProfileSet()
         self.uploads = LogUploader(fail_share=self.behaviour.faults.upload_failure_share, seed=spec.seed)
         self.local_list = LocalList()
+        self.reservations = ReservationBook()
         self.settings = Settings(
             heartbeat_interval_s=spec.heartbeat_interval_s or DEFAULT_HEARTBEAT_S,
             meter_interval_s=spec.meter_interval_s,
@@ -446,6 +448,8 @@ class VirtualCharger:
     def _idle_status(self, evse: EvseState) -> Status:
         if evse.faulted:
             return Status.FAULTED
+        if self.reservations.holds(evse.id) is not None and evse.operative:
+            return Status.RESERVED
         return Status.AVAILABLE if evse.operative else Status.UNAVAILABLE
 
     async def _evse_loop(self, evse: EvseState) -> None:
@@ -465,6 +469,8 @@ class VirtualCharger:
                     continue
             if not evse.free or not self._accepted or self._reboot:
                 continue
+            if remote is None and self.reservations.holds(evse.id) is not None:
+                continue  # the fleet's drivers keep off a reserved EVSE
             self._sessions += 1
             try:
                 await self._session(evse, remote)
@@ -493,8 +499,8 @@ class VirtualCharger:
         cfg = self.arrivals or ArrivalConfig()
         departure_s = self.clock.elapsed_s() + dwell_s(self.rng, cfg)
         id_tag = remote.id_tag if remote is not None else self.rng.choice(self.id_tags)
-        check = remote is None or remote.presented or self.settings.authorize_remote_start
-        if check and not await self._authorize(id_tag):
+        ask = remote is None or remote.local or self.settings.authorize_remote_start
+        if ask and not await self._authorize(id_tag):
             self.recorder.count("authorizations_rejected")
             await sleeper.sleep(min(2.0, self.clock.real_s(60.0)))
             self._leave(evse)
@@ -519,7 +525,8 @@ class VirtualCharger:
         else:
             local_id = f"{self.spec.station_id}-{self._tx_counter}"
         tx = Tx(local_id, evse.id, id_tag, self.clock.now(), evse.register_wh, self.clock.stamp(),
-                remote_start_id=remote.remote_start_id if remote else None)
+                remote_start_id=remote.remote_start_id if remote and not remote.local else None,
+                reservation_id=self.reservations.consume(evse.id, id_tag))
         evse.tx = tx
         evse.last_step_s = self.clock.elapsed_s()
         if remote is not None and remote.profile is not None:
@@ -613,20 +620,25 @@ class VirtualCharger:
         candidates = [self.evses[evse_id]] if evse_id is not None else list(self.evses.values())
         for evse in candidates:
             if evse.free and evse.id not in self._remote and self._accepted and not self._stopping:
+                if not self.reservations.admits(evse.id, id_tag):
+                    continue
                 self._remote[evse.id] = _RemoteStart(id_tag, remote_start_id, profile)
                 self._evse_wake[evse.id].wake()
                 return evse
         return None
 
-    def present(self, id_tag: str, evse_id: int | None = None) -> EvseState | None:
-        """A driver plugs in at a free EVSE and holds ``id_tag`` to the reader (online or not)."""
-        candidates = [self.evses[evse_id]] if evse_id is not None else list(self.evses.values())
-        for evse in candidates:
-            if evse.free and evse.id not in self._remote and self._accepted and not self._stopping:
-                self._remote[evse.id] = _RemoteStart(id_tag, None, None, presented=True)
-                self._evse_wake[evse.id].wake()
-                return evse
-        return None
+    def present(self, evse_id: int, id_tag: str) -> bool:
+        """A driver presents ``id_tag`` at the EVSE: False when it is busy or reserved for another
+        tag (refused at the EVSE, nothing sent); else the charger authorizes it and starts."""
+        evse = self.evses[evse_id]
+        if not self.reservations.admits(evse_id, id_tag):
+            self.reservations.refused_locally += 1
+            return False
+        if not evse.free or evse.id in self._remote or not self._accepted or self._stopping:
+            return False
+        self._remote[evse_id] = _RemoteStart(id_tag, None, None, local=True)
+        self._evse_wake[evse_id].wake()
+        return True
 
     def remote_stop(self, tx_id: str) -> bool:
         for evse in self.evses.values():

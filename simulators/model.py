@@ -23,6 +23,7 @@ from simulators.profiles import ChargingProfile, CompositeSchedule, ProfileSet, 
 if TYPE_CHECKING:
     from simulators.local_list import LocalList
     from simulators.logs_upload import LogUploader
+    from simulators.reservations import ReservationBook
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,7 @@ class Status(enum.StrEnum):
     FINISHING = "Finishing"
     UNAVAILABLE = "Unavailable"
     FAULTED = "Faulted"
+    RESERVED = "Reserved"
 
 
 class StopReason(enum.StrEnum):
@@ -132,6 +134,7 @@ class Tx:
     charging_state: Status = Status.CHARGING
     stop_reason: StopReason | None = None
     deauthorized: bool = False
+    reservation_id: int | None = None  # the reservation the session uses up
 
 
 @dataclass(slots=True)
@@ -216,6 +219,7 @@ class ChargerOps(Protocol):
     uploads: LogUploader  # log uploads in flight and sent
     firmware: FirmwareUpdater
     local_list: LocalList
+    reservations: ReservationBook
 
     @property
     def accepted(self) -> bool: ...

@@ -13,6 +13,7 @@ from simulators.firmware import serve_signed_update_v16, serve_update_v16
 from simulators.link import Served
 from simulators.model import ChargerOps, EvseState, Sample, Status, StopReason, Tx
 from simulators.profiles import ProfileRejected
+from simulators.reservations import cancel_reservation, reserve_now_v16
 from simulators.serving import (
     Handler,
     clear_profile,
@@ -74,6 +75,8 @@ class V16:
             "connectorId": evse.id, "idTag": tx.id_tag, "meterStart": int(tx.meter_start_wh),
             "timestamp": format_datetime(tx.started_stamp),
         }
+        if tx.reservation_id is not None:
+            payload["reservationId"] = tx.reservation_id
 
         def on_answer(response: dict[str, Any]) -> None:
             tx.csms_id = int(response["transactionId"])
@@ -305,6 +308,6 @@ _HANDLERS: dict[str, Handler] = {
     "ClearCache": fixed({"status": "Accepted"}),
     "GetLocalListVersion": local_list.get_version_v16,
     "SendLocalList": local_list.send_local_list_v16,
-    "ReserveNow": fixed({"status": "Rejected"}),
-    "CancelReservation": fixed({"status": "Rejected"}),
+    "ReserveNow": reserve_now_v16,
+    "CancelReservation": cancel_reservation,
 }

@@ -21,6 +21,7 @@ from simulators.firmware import serve_update_v201
 from simulators.link import Served
 from simulators.model import ChargerOps, EvseState, Sample, Status, StopReason, Tx
 from simulators.profiles import ProfileRejected
+from simulators.reservations import cancel_reservation, reserve_now_v201
 from simulators.serving import (
     Handler,
     clear_profile,
@@ -131,6 +132,8 @@ class V201:
                               offline=offline, info=info, sample=sample, context=METER_CONTEXT["begin"])
         payload["timestamp"] = format_datetime(tx.started_stamp)
         payload["idToken"] = _token(tx.id_tag, remote)
+        if tx.reservation_id is not None:
+            payload["reservationId"] = tx.reservation_id
 
         def on_answer(response: dict[str, Any]) -> None:
             info = response.get("idTokenInfo")
@@ -427,8 +430,8 @@ _HANDLERS: dict[str, Handler] = {
     "ClearCache": fixed({"status": "Accepted"}),
     "GetLocalListVersion": local_list.get_version_v201,
     "SendLocalList": local_list.send_local_list_v201,
-    "ReserveNow": fixed({"status": "Rejected"}),
-    "CancelReservation": fixed({"status": "Rejected"}),
+    "ReserveNow": reserve_now_v201,
+    "CancelReservation": cancel_reservation,
     **display.HANDLERS,
     **monitoring.HANDLERS,
     **profile_reports.HANDLERS,

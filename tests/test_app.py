@@ -14,6 +14,7 @@ from csms.firmware.plugin import firmware_plugin
 from csms.local_lists.plugin import local_lists_plugin
 from csms.plugins import Cleanup, PluginContext
 from csms.profiles.plugin import profiles_plugin
+from csms.reservations.plugin import reservations_plugin
 from csms.tariffs.plugin import tariffs_plugin
 from csms.telemetry.plugin import influx_plugin, mqtt_plugin
 from csms.uploads.plugin import uploads_plugin
@@ -31,6 +32,7 @@ def test_telemetry_plugins_start_before_the_balancer(tmp_path: Path) -> None:
         display_plugin,
         firmware_plugin,
         local_lists_plugin,
+        reservations_plugin,
     }
     assert operations <= set(plugins) and len(set(plugins)) == len(plugins)
 

@@ -28,7 +28,7 @@ from ocppj.timestamps import format_datetime
 
 log = structlog.get_logger("csms.api.audit")
 
-_TARGETS = ("charger_id", "station_id", "id_tag", "node_id", "alarm_id")
+_TARGETS = ("charger_id", "station_id", "id_tag", "node_id", "alarm_id", "reservation_id")
 _NAMED_BY = ("action", "intent")
 REDACTED = "<redacted>"
 
@@ -87,8 +87,8 @@ def _entry(request: Request, body: bytes, result: str, ctx: ApiContext) -> Audit
     action = next((str(params[k]) for k in _NAMED_BY if k in params), named)
     parsed = _parsed(body)
     target = "/".join(str(params[k]) for k in _TARGETS if k in params)
-    if not target and isinstance(parsed, dict) and isinstance(parsed.get("id_tag"), str):
-        target = parsed["id_tag"]
+    if not target and isinstance(parsed, dict):  # a body naming its charger (a reservation) or id tag
+        target = next((parsed[k] for k in ("charger_id", "id_tag") if isinstance(parsed.get(k), str)), "")
     # a body that does not parse may still hold a secret: its digest is a constant, never its bytes
     hashed = digest(redacted(parsed)) if parsed is not None or not body else digest(b"<unparsable>")
     return AuditEntry(ctx.service.clock.now(), actor_of(request), action, target, hashed, result)

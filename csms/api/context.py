@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from csms.api.alarms import AlarmsView
     from csms.api.console.live import ConsoleHub
     from csms.api.local_lists import IdTagRegistry, LocalListsView
+    from csms.api.reservations import ReservationsView
     from csms.api.uploads import UploadsView
     from csms.desired_config.service import DesiredConfigService
     from csms.display.service import DisplayService
@@ -61,3 +62,4 @@ class ApiContext:
     firmware: FirmwareService | None = None  # None: firmware campaigns are disabled
     local_lists: LocalListsView | None = None  # None: local lists are disabled
     id_tags: IdTagRegistry | None = None  # id tags with their tag group (None: the store's plain id tags)
+    reservations: ReservationsView | None = None  # None: reservations are disabled

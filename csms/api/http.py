@@ -33,6 +33,7 @@ from csms.api.local_lists import NAME_PATTERN, local_lists_router
 from csms.api.outbound import absent, check_size
 from csms.api.pages import pages_router
 from csms.api.profiles import profiles_router
+from csms.api.reservations import reservations_router
 from csms.api.security import security_router
 from csms.api.sites import sites_router
 from csms.api.tariffs import tariffs_router
@@ -229,5 +230,6 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(display_router(secured))
     app.include_router(firmware_router(secured))
     app.include_router(local_lists_router(secured))
+    app.include_router(reservations_router(secured))
     app.include_router(console_router(ctx))
     return app

@@ -106,4 +106,5 @@ def transaction_view(ctx: ApiContext, tx: Transaction) -> dict[str, Any]:
         "stop_reason": tx.stop_reason,
         "active": tx.active,
         "flags": list(tx.flags),
+        "reservation_id": tx.reservation_id,
     }

@@ -71,6 +71,15 @@ class TransactionEnded(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ReservationConsumed(Event):
+    """A transaction named the reservation it started on (1.6 StartTransaction, 2.0.1
+    TransactionEvent ``reservationId``); repeated when the station repeats the message."""
+
+    reservation_id: int
+    tx_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MeterSampled(Event):
     sample: MeterSample
 

@@ -190,6 +190,7 @@ class Transaction:
     protocol: OcppVersion = OcppVersion.V16
     last_seq_no: int | None = None
     flags: tuple[str, ...] = field(default_factory=tuple)
+    reservation_id: int | None = None  # the reservation it consumed (read back from the store)
 
     @property
     def active(self) -> bool:

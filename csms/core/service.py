@@ -24,6 +24,7 @@ from csms.core.events import (
     ClockOffsetMeasured,
     Event,
     MeterSampled,
+    ReservationConsumed,
     SecurityEventReported,
     StationBooted,
     StatusChanged,
@@ -458,6 +459,13 @@ class ChargingService:
                 self._ev_needs.pop((record.station_id, tx.evse_id), None)
         auth = await self.authorize(id_token) if id_token is not None else None
         return result, auth
+
+    def reservation_used(self, station_id: str, reservation_id: object, tx_id: str) -> None:
+        """A transaction message named a reservation: published (after the transaction committed)
+        for the reservations' owner; an id that is not an integer is ignored."""
+        if isinstance(reservation_id, int) and not isinstance(reservation_id, bool):
+            self.publish(ReservationConsumed(station_id=station_id, reservation_id=reservation_id,
+                                             tx_id=tx_id))
 
     # --- security -----------------------------------------------------------------------
     async def security_event(self, station_id: str, kind: str, ts: datetime, tech_info: str | None) -> None:

@@ -92,6 +92,7 @@ transactions = sa.Table(
     sa.Column("flags", sa.String(255), nullable=False, server_default=""),
     sa.Column("start_key", sa.String(400), unique=True),
     sa.Column("received_at", UtcDateTime, nullable=False),
+    sa.Column("reservation_id", sa.Integer),  # the reservation the session consumed (migration 13)
     sa.UniqueConstraint("station_id", "tx_id", name="uq_transactions_station_tx"),
 )
 sa.Index("ix_transactions_active", transactions.c.station_id, transactions.c.stopped_at)
@@ -596,6 +597,35 @@ def _v12_local_lists(conn: Connection) -> None:
     local_list_metadata.create_all(conn)
 
 
+reservations_metadata = sa.MetaData()
+
+reservations = sa.Table(  # ids are the OCPP reservationId (32-bit in both versions)
+    "reservations",
+    reservations_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("station_id", sa.String(48), nullable=False),
+    sa.Column("evse_id", sa.Integer, nullable=False),  # 0: any EVSE of the station
+    sa.Column("connector_type", sa.String(20)),
+    sa.Column("id_tag", sa.String(36), nullable=False),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # csms.reservations.rules.Status
+    sa.Column("station_answer", sa.String(32)),  # ReserveNow's status, or why none came
+    sa.Column("cancel_answer", sa.String(32)),  # CancelReservation's status, or why none came
+    sa.Column("transaction_id", sa.String(64)),  # the session that consumed it
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("ended_at", UtcDateTime),  # when it stopped being pending or active
+)
+sa.Index("ix_reservations_station", reservations.c.station_id, reservations.c.id)
+sa.Index("ix_reservations_open", reservations.c.status, reservations.c.expires_at)
+
+
+def _v13_reservations(conn: Connection) -> None:
+    """Reservations, and the reservation a transaction consumed."""
+    reservations_metadata.create_all(conn)
+    if "reservation_id" not in {c["name"] for c in sa.inspect(conn).get_columns("transactions")}:
+        conn.execute(sa.text("ALTER TABLE transactions ADD COLUMN reservation_id INTEGER"))
+
+
 MIGRATIONS: list[Callable[[Connection], Any]] = [  # in order; append new ones
     _v1_initial,
     _v2_security,
@@ -609,6 +639,7 @@ MIGRATIONS: list[Callable[[Connection], Any]] = [  # in order; append new ones
     _v10_uploads,
     _v11_desired_config,
     _v12_local_lists,
+    _v13_reservations,
     _v14_operator_profiles,
     _v15_tariffs,
 ]

@@ -105,7 +105,7 @@ def _tx_map(m: Mapping[Any, Any]) -> Transaction:
     return Transaction(
         m["station_id"], m["tx_id"], m["evse_id"], m["connector_id"], m["id_tag"], m["started_at"],
         m["stopped_at"], m["meter_start_wh"], m["meter_stop_wh"], m["stop_reason"],
-        _PROTOCOLS[m["protocol"]], m["last_seq_no"], _flags(m["flags"]),
+        _PROTOCOLS[m["protocol"]], m["last_seq_no"], _flags(m["flags"]), m.get("reservation_id"),
     )
 
 

@@ -214,6 +214,7 @@ MQTT: PerEvent[[str], Outbound] = PerEvent(
     alarm_changed=_alarm,
     id_tags_changed=None,
     local_list_synced=None,
+    reservation_consumed=None,  # the reservation's own record says it
 )
 """The MQTT message of every event kind, given the topic prefix (see ``csms.telemetry.outputs``)."""
 

@@ -30,6 +30,7 @@ from csms.core.events import (
     LocalListSynced,
     MessageExchanged,
     MeterSampled,
+    ReservationConsumed,
     SecurityEventReported,
     StationBooted,
     StationConnected,
@@ -72,6 +73,7 @@ EVENTS: Mapping[type[Event], ConsoleUpdate] = {
     AlarmChanged: ConsoleUpdate.NONE,
     IdTagsChanged: ConsoleUpdate.NONE,
     LocalListSynced: ConsoleUpdate.NONE,
+    ReservationConsumed: ConsoleUpdate.NONE,
 }
 """Every concrete domain event with the console's update; the keys name ``PerEvent``'s fields."""
 
@@ -101,6 +103,7 @@ class PerEvent(Generic[P, T]):
     alarm_changed: Callable[Concatenate[AlarmChanged, P], T] | None
     id_tags_changed: Callable[Concatenate[IdTagsChanged, P], T] | None
     local_list_synced: Callable[Concatenate[LocalListSynced, P], T] | None
+    reservation_consumed: Callable[Concatenate[ReservationConsumed, P], T] | None
 
 
 def builder_name(cls: type[Event]) -> str:

@@ -396,6 +396,7 @@ INFLUX: PerEvent[[TagLookup, SiteLookup], list[Point]] = PerEvent(
     alarm_changed=None,
     id_tags_changed=None,
     local_list_synced=None,
+    reservation_consumed=None,  # the reservation's own record says it
 )
 """The InfluxDB output of every event kind (see ``csms.telemetry.outputs``)."""
 

@@ -115,12 +115,12 @@ async def test_full_then_differential_sync_and_offline_authorization(
             # offline: a listed Accepted tag starts a transaction, an unlisted or blocked one is refused
             charger.inject("offline")
             await wait_until(lambda: not charger.online, what="the charger to go offline")
-            assert charger.present("TAG00010", 1) is not None
+            assert charger.present(1, "TAG00010") is True
             await wait_until(lambda: charger.evses[1].tx is not None, what="the offline start")
-            assert charger.present("OTHER001", 2) is not None
+            assert charger.present(2, "OTHER001") is True
             await wait_until(lambda: recorder.counters["authorizations_rejected"] == 1, what="a refusal")
             await wait_until(lambda: charger.evses[2].ev is None, what="the refused driver to leave")
-            assert charger.present("TAG00002", 2) is not None
+            assert charger.present(2, "TAG00002") is True
             await wait_until(lambda: recorder.counters["authorizations_rejected"] == 2,
                              what="the blocked refusal")
             assert charger.evses[2].tx is None and not charger.online

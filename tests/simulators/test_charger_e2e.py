@@ -241,8 +241,8 @@ _CALLS_16: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("UpdateFirmware", {"location": "http://127.0.0.1:9/1.1.bin", "retrieveDate": "2020-01-01T00:00:00Z"},
      {}),
     ("GetDiagnostics", {"location": "ftp://logs.example/"}, {"fileName": "CALLS-16-diagnostics.log"}),
-    ("ReserveNow", {"connectorId": 1, "expiryDate": "2030-01-01T00:00:00Z", "idTag": TAG,
-                    "reservationId": 1}, {"status": "Rejected"}),
+    ("ReserveNow", {"connectorId": 7, "expiryDate": "2030-01-01T00:00:00Z", "idTag": TAG,
+                    "reservationId": 1}, {"status": "Rejected"}),  # no connector 7
     ("ChangeAvailability", {"connectorId": 1, "type": "Inoperative"}, {"status": "Accepted"}),
     ("Reset", {"type": "Soft"}, {"status": "Accepted"}),
 ]

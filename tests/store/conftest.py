@@ -33,4 +33,11 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             async with s.engine.begin() as conn:
                 for tables in every:
                     await conn.run_sync(tables.drop_all)
+                await conn.run_sync(schema.metadata.drop_all)
+                await conn.run_sync(schema.security_metadata.drop_all)
+                await conn.run_sync(schema.device_metadata.drop_all)
+                await conn.run_sync(schema.alarm_metadata.drop_all)
+                await conn.run_sync(schema.events_metadata.drop_all)
+                await conn.run_sync(schema.audit_metadata.drop_all)
+                await conn.run_sync(schema.reservations_metadata.drop_all)
         await s.close()

@@ -64,3 +64,27 @@ async def test_a_version_3_database_gains_station_events_and_signed_meter_values
         assert await store.list_signed_meter_values("OLD-1", "7") == [signed]
     finally:
         await store.close()
+
+
+async def test_a_database_before_reservations_gains_them_and_its_transactions_keep_their_data(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "pre-reservations.sqlite3"
+    before = schema.MIGRATIONS.index(schema._v13_reservations)
+    _database_of_version(db, before)
+    engine = sa.create_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:  # the transactions table as it was before the column
+        conn.execute(sa.text("ALTER TABLE transactions DROP COLUMN reservation_id"))
+        conn.execute(schema.transactions.insert().values(
+            station_id="OLD-1", tx_id="7", protocol="ocpp1.6", evse_id=1, connector_id=1, started_at=T0,
+            flags="", received_at=T0))
+    engine.dispose()
+    store = await SqlStore.open(str(db))
+    try:
+        tx = await store.get_transaction("OLD-1", "7")
+        assert tx is not None and tx.reservation_id is None and tx.started_at == T0
+        async with store.engine.connect() as conn:
+            count = sa.select(sa.func.count()).select_from(schema.reservations)
+            assert (await conn.execute(count)).scalar() == 0
+    finally:
+        await store.close()

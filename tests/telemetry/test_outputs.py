@@ -23,6 +23,7 @@ from csms.core.events import (
     LocalListSynced,
     MessageExchanged,
     MeterSampled,
+    ReservationConsumed,
     SecurityEventReported,
     StationBooted,
     StationConnected,
@@ -98,7 +99,7 @@ def test_a_table_leaves_out_the_kinds_an_output_ignores_and_keeps_registry_order
 
 
 def test_outputs_subscribe_to_the_kinds_they_build() -> None:
-    no_output = (ClockOffsetMeasured, CommandFailed, IdTagsChanged, LocalListSynced)
+    no_output = (ClockOffsetMeasured, CommandFailed, IdTagsChanged, LocalListSynced, ReservationConsumed)
     not_points = (MessageExchanged, StationReported, AlarmChanged, *no_output)
     not_mqtt = (MessageExchanged, FeederLimitSignal, FeederMeterReading, *no_output)  # signals are not echoed
     assert tuple(cls for cls in EVENTS if cls not in not_points) == POINT_EVENTS
@@ -114,7 +115,7 @@ def test_console_updates_per_event_kind() -> None:
     assert console_events(ConsoleUpdate.FEEDER) == (FeederLoadChanged,)
     assert console_events(ConsoleUpdate.NONE) == (
         SecurityEventReported, MessageExchanged, FeederLimitSignal, FeederMeterReading, StationReported,
-        CommandFailed, AlarmChanged, IdTagsChanged, LocalListSynced,
+        CommandFailed, AlarmChanged, IdTagsChanged, LocalListSynced, ReservationConsumed,
     )
 
 
@@ -212,6 +213,7 @@ CASES: list[tuple[Event, list[str], Message]] = [
     (CommandFailed(station_id="CP1", action="Reset", reason="timeout", event_id="E", ts=TS), [], None),
     (IdTagsChanged(id_tags=("TAG1",), event_id="E", ts=TS), [], None),
     (LocalListSynced(station_id="CP1", ok=False, detail="Failed", event_id="E", ts=TS), [], None),
+    (ReservationConsumed(station_id="CP1", reservation_id=3, tx_id="42", event_id="E", ts=TS), [], None),
     (AlarmChanged(station_id="CP1", alarm_id=1, kind="connector_faulted", severity="major", state="raised",
                   detail="EVSE 1 connector 1 faulted", raised_at=TS, event_id="E", ts=TS), [],
      ("city/alarms/connector_faulted/CP1",

@@ -50,6 +50,8 @@ async def start_transaction(s: StationSession, p: dict[str, Any]) -> dict[str, A
         s.station_id, connector_id=p["connectorId"], id_tag=p["idTag"],
         meter_start_wh=float(p["meterStart"]), ts=read_timestamp(p["timestamp"]),
     )
+    if "reservationId" in p:
+        s.service.reservation_used(s.station_id, p["reservationId"], tx.tx_id)
     return {"transactionId": int(tx.tx_id), "idTagInfo": id_tag_info(auth)}
 
 

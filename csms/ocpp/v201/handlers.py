@@ -73,6 +73,8 @@ async def transaction_event(s: StationSession, p: dict[str, Any]) -> dict[str, A
     )
     lookup = token["idToken"] if token is not None and token.get("type") != "NoAuthorization" else None
     result, auth = await s.service.transaction_event(record, readings, id_token=lookup)
+    if "reservationId" in p:
+        s.service.reservation_used(s.station_id, p["reservationId"], result.transaction.tx_id)
     answer: dict[str, Any] = {}
     if token is not None:
         answer["idTokenInfo"] = id_token_info(auth) if auth is not None else {"status": "Accepted"}

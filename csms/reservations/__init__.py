@@ -1,0 +1,1 @@
+"""Reservations: an EVSE held for one id tag until it is used, cancelled or expires."""

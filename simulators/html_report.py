@@ -30,6 +30,7 @@ table { border-collapse: collapse; margin-top: 6px; }
 th, td { border-bottom: 1px solid #e4e4e4; padding: 3px 10px; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 td.failed { color: #a50e0e; font-weight: 600; }
+table.totals td, table.params td, table.params th { text-align: left; }
 svg text { font: 11px system-ui, sans-serif; fill: #444; }
 """
 
@@ -65,7 +66,7 @@ def svg_chart(
     if not xs or not series:
         parts.append(f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle">no data</text></svg>')
         return "".join(parts)
-    x0, x1 = min(xs), max(xs)
+    x0, x1 = min(0.0, min(xs)), max(xs)  # from the start of the run
     x_span = (x1 - x0) or 1.0
     y_ticks = nice_ticks(max((max(values, default=0.0) for _, values in series), default=0.0))
     y_top = y_ticks[-1]

@@ -11,7 +11,7 @@ import pytest
 
 from simulators.html_report import nice_ticks, render_html, svg_chart
 from simulators.live_metrics import LATENCY_BUCKETS_S, FleetCollector
-from simulators.metrics import TIMELINE_ROWS, Histogram, Recorder, coalesce_timeline
+from simulators.metrics import TIMELINE_ROWS, Histogram, Progress, Recorder, coalesce_timeline
 from simulators.report import build_report
 from simulators.thresholds import ThresholdError, evaluate, parse_thresholds
 
@@ -118,3 +118,23 @@ def test_the_page_has_a_chart_per_plot_with_a_point_per_interval_and_escapes_nam
     assert "no data" in empty
     assert nice_ticks(0)[0] == 0 and nice_ticks(0)[-1] == 1.0
     assert nice_ticks(47)[-1] >= 47 and len(nice_ticks(47)) <= 7
+
+
+def test_live_totals_of_workers_add_up_for_the_metrics_endpoint() -> None:
+    a, b = Recorder(), Recorder()
+    a.connection_up()
+    b.connection_up()
+    a.call_done("Heartbeat", 0.002)
+    b.call_done("Heartbeat", 0.004)
+    b.call_failed("Authorize", "timeout")
+    combined = Progress.combine([a.snapshot().export(), b.snapshot().export()])
+    collector = FleetCollector()
+    collector.update(combined)
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in collector.collect() for s in family.samples}
+    assert samples[("csms_sim_connected", ())] == 2
+    assert samples[("csms_sim_calls_total", (("action", "Heartbeat"),))] == 2
+    assert samples[("csms_sim_call_errors_total", (("action", "Authorize"),))] == 1
+    assert samples[("csms_sim_call_latency_seconds_bucket", (("action", "Heartbeat"), ("le", "0.005")))] == 2
+    assert samples[("csms_sim_call_latency_seconds_bucket", (("action", "Heartbeat"), ("le", "0.0025")))] == 1
+    assert samples[("csms_sim_errors_total", (("kind", "timeout"),))] == 1

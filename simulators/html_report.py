@@ -15,7 +15,8 @@ from html import escape
 from typing import Any
 
 WIDTH, HEIGHT = 640, 220
-_LEFT, _RIGHT, _TOP, _BOTTOM = 64, 16, 28, 36
+_LEFT, _RIGHT, _TOP, _BOTTOM = 64, 16, 28, 48
+_LEGEND_ROW = 14
 COLORS = ("#1f77b4", "#ff7f0e", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 MAX_ERROR_KINDS = 6  # the most frequent kinds get a line each; the rest add up to "other"
 
@@ -58,8 +59,10 @@ def svg_chart(
 ) -> str:
     """A line chart as an inline ``<svg>``: one polyline per series over ``xs`` (seconds)."""
     plot_w, plot_h = WIDTH - _LEFT - _RIGHT, HEIGHT - _TOP - _BOTTOM
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{WIDTH}" height="{HEIGHT}" '
-             f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(title)}" '
+    legend = _legend([name for name, _ in series], plot_w)
+    height = HEIGHT + _LEGEND_ROW * max((row for _, row in legend), default=0)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{WIDTH}" height="{height}" '
+             f'viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{escape(title)}" '
              f'data-points="{len(xs)}" data-series="{len(series)}">',
              f'<text x="{_LEFT}" y="16" style="font-weight:600;font-size:13px">{escape(title)}'
              f'{f" ({escape(unit)})" if unit else ""}</text>']
@@ -85,13 +88,12 @@ def svg_chart(
         if tick > x_span + 1e-9:
             break
         x = px(x0 + tick)
-        parts.append(f'<text x="{x:.1f}" y="{HEIGHT - _BOTTOM + 16}" text-anchor="middle">'
+        parts.append(f'<text x="{x:.1f}" y="{_TOP + plot_h + 16}" text-anchor="middle">'
                      f'{_fmt(x0 + tick)}</text>')
-    parts.append(f'<text x="{WIDTH - _RIGHT}" y="{HEIGHT - 4}" text-anchor="end">seconds</text>'
+    parts.append(f'<text x="{WIDTH - _RIGHT}" y="{_TOP + plot_h + 30}" text-anchor="end">seconds</text>'
                  f'<rect x="{_LEFT}" y="{_TOP}" width="{plot_w}" height="{plot_h}" fill="none" '
                  'stroke="#bbb"/>')
-    legend_x = _LEFT
-    for i, (name, values) in enumerate(series):
+    for i, ((name, values), (legend_x, row)) in enumerate(zip(series, legend, strict=True)):
         color = COLORS[i % len(COLORS)]
         points = " ".join(f"{px(x):.1f},{py(max(0.0, y)):.1f}" for x, y in zip(xs, values, strict=False))
         parts.append(f'<polyline class="series" data-name="{escape(name)}" fill="none" stroke="{color}" '
@@ -99,11 +101,24 @@ def svg_chart(
         if len(xs) == 1:
             parts.append(f'<circle cx="{px(xs[0]):.1f}" cy="{py(max(0.0, values[0])):.1f}" r="3" '
                          f'fill="{color}"/>')
-        parts.append(f'<rect x="{legend_x}" y="{HEIGHT - 12}" width="10" height="3" fill="{color}"/>'
-                     f'<text x="{legend_x + 14}" y="{HEIGHT - 8}">{escape(name)}</text>')
-        legend_x += 22 + 7 * len(name)
+        y = _TOP + plot_h + 42 + _LEGEND_ROW * row
+        parts.append(f'<rect x="{legend_x}" y="{y - 4}" width="10" height="3" fill="{color}"/>'
+                     f'<text x="{legend_x + 14}" y="{y}">{escape(name)}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _legend(names: Sequence[str], width: float) -> list[tuple[float, int]]:
+    """(x, row) of each legend entry: left to right, wrapping at ``width``."""
+    out = []
+    x, row = float(_LEFT), 0
+    for name in names:
+        size = 22 + 6.5 * len(name)
+        if x > _LEFT and x + size > _LEFT + width:
+            x, row = float(_LEFT), row + 1
+        out.append((x, row))
+        x += size
+    return out
 
 
 def error_series(timeline: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[float]]]:

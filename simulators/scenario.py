@@ -172,6 +172,7 @@ class Scenario:
                 self.station_id(index), version, serial_number=f"{group.name.upper()[:12]}-{index + 1:06d}",
                 meter_interval_s=self.meter_interval_s, heartbeat_interval_s=self.heartbeat_interval_s,
                 node=None if node is None else node.id, seed=rng.getrandbits(32),
+                grid_voltage_v=self.phase_voltage_v,
             ))
         return out
 

@@ -89,13 +89,15 @@ class StationTemplate:
 
     def charger_spec(
         self, station_id: str, version: OcppVersion, *, serial_number: str, meter_interval_s: float,
-        heartbeat_interval_s: float, node: str | None, seed: int,
+        heartbeat_interval_s: float, node: str | None, seed: int, grid_voltage_v: float = 230.0,
     ) -> ChargerSpec:
+        """A station of this template (``grid_voltage_v``: the phase voltage of its grid)."""
         config = dict(self.configuration)
         if version is OcppVersion.V16:
             config.setdefault("SupportedFeatureProfiles", ",".join(self.feature_profiles))
         return ChargerSpec(
-            station_id=station_id, version=version, evses=self.evses_for(version), vendor=self.vendor,
+            station_id=station_id, version=version, vendor=self.vendor,
+            evses=tuple(replace(e, grid_voltage_v=grid_voltage_v) for e in self.evses_for(version)),
             model=self.model, serial_number=serial_number, firmware_version=self.firmware_version,
             meter_interval_s=meter_interval_s, heartbeat_interval_s=heartbeat_interval_s, node=node,
             seed=seed, configuration=tuple(config.items()),

@@ -205,3 +205,11 @@ protocol = "2.0.1"
     assert values == {"SupportedFeatureProfiles": "Core,RemoteTrigger", "ConnectionTimeOut": "45",
                       "NumberOfConnectors": "4"}
     assert report.protocol_errors == 0, report.data["errors"]
+
+
+def test_template_stations_take_the_grids_phase_voltage() -> None:
+    s = parse_scenario({"grid": {"phase_voltage_v": 240},
+                        "stations": [{"template": "hpc-dc150", "count": 1, "protocol": "2.0.1"}]}, "f.toml")
+    (spec,) = s.charger_specs()
+    assert {e.grid_voltage_v for e in spec.evses} == {240.0}
+    assert balancer_topology(s)["evses"] == []  # no grid node hosts it

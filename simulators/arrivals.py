@@ -3,15 +3,19 @@
 Arrivals at an idle EVSE form an inhomogeneous Poisson process whose rate follows a
 24-hour profile of the simulated clock (sampled by thinning). Optionally a share of
 EVSEs gets its first car within the first seconds of a run, so short runs see
-sessions at once. Parking time is log-normal, clipped to [min, max].
+sessions at once. Parking time is log-normal, clipped to [min, max]; so is the energy
+a car wants when ``energy_kwh_mean`` is set (else it charges from its arrival state of
+charge to its target).
 """
 
 from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+
+from simulators.ev import EVConfig, random_ev_config
 
 # Public and workplace charging in a car-dense city: a morning bump, a long evening peak.
 CITY_PROFILE: tuple[float, ...] = (
@@ -34,9 +38,16 @@ class ArrivalConfig:
     dwell_min_s: float = 60.0
     dwell_max_s: float = 8 * 3600.0
     dwell_sigma: float = 0.6
+    energy_kwh_mean: float = 0.0  # 0: the car's own need (arrival SoC to target SoC)
+    energy_kwh_min: float = 1.0
+    energy_kwh_max: float = 100.0
+    energy_sigma: float = 0.5
 
     def __post_init__(self) -> None:
         problems = []
+        energy = (self.energy_kwh_min, self.energy_kwh_mean, self.energy_kwh_max)
+        if self.energy_kwh_mean and not 0 < energy[0] <= energy[1] <= energy[2]:
+            problems.append("need 0 < energy_kwh_min <= energy_kwh_mean <= energy_kwh_max")
         if len(self.daily_profile) != 24 or any(w < 0 for w in self.daily_profile):
             problems.append("daily_profile needs 24 weights >= 0")
         if not 0 <= self.first_share <= 1:
@@ -83,8 +94,23 @@ def next_arrival_s(
     return t
 
 
+def _lognormal(rng: random.Random, mean: float, sigma: float, low: float, high: float) -> float:
+    mu = math.log(mean) - sigma * sigma / 2
+    return min(high, max(low, rng.lognormvariate(mu, sigma)))
+
+
 def dwell_s(rng: random.Random, cfg: ArrivalConfig) -> float:
     """Simulated seconds a car stays plugged in."""
-    sigma = cfg.dwell_sigma
-    mu = math.log(cfg.dwell_mean_s) - sigma * sigma / 2
-    return min(cfg.dwell_max_s, max(cfg.dwell_min_s, rng.lognormvariate(mu, sigma)))
+    return _lognormal(rng, cfg.dwell_mean_s, cfg.dwell_sigma, cfg.dwell_min_s, cfg.dwell_max_s)
+
+
+def session_ev(rng: random.Random, cfg: ArrivalConfig | None) -> EVConfig:
+    """The car of one session; with ``cfg.energy_kwh_mean`` its state of charge is set so
+    it wants a log-normal energy (battery side, at most a full battery)."""
+    car = random_ev_config(rng)
+    if cfg is None or not cfg.energy_kwh_mean:
+        return car
+    want = _lognormal(rng, cfg.energy_kwh_mean, cfg.energy_sigma, cfg.energy_kwh_min, cfg.energy_kwh_max)
+    share = min(100.0, 100.0 * want / car.battery_capacity_kwh)
+    start = min(car.initial_soc_percent, 100.0 - share)
+    return replace(car, initial_soc_percent=round(start, 2), target_soc_percent=round(start + share, 2))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import time
 import uuid
@@ -37,10 +38,10 @@ from websockets.typing import Subprotocol
 
 from ocppj.versions import OcppVersion
 from simulators import metering
-from simulators.arrivals import ArrivalConfig, dwell_s, first_arrival_wall_s, next_arrival_s
+from simulators.arrivals import ArrivalConfig, dwell_s, first_arrival_wall_s, next_arrival_s, session_ev
 from simulators.clock import SimClock, Sleeper
 from simulators.dialect import Dialect
-from simulators.ev import EVState, random_ev_config
+from simulators.ev import EVState
 from simulators.failures import classify
 from simulators.firmware import FirmwareUpdater
 from simulators.link import CallFailed, Link, LinkClosed, Served
@@ -109,6 +110,7 @@ class VirtualCharger:
         self.settings = Settings(
             heartbeat_interval_s=spec.heartbeat_interval_s or DEFAULT_HEARTBEAT_S,
             meter_interval_s=spec.meter_interval_s,
+            extra=dict(spec.configuration),
         )
         self.evses = {
             i: EvseState(i, e, e.supply(), register_wh=round(self.rng.uniform(1e5, 5e6)))
@@ -419,9 +421,8 @@ class VirtualCharger:
     def send_status(self, evse: EvseState) -> None:
         if self.link is None:
             return
-        payload = self.dialect.status(self, evse)
-        if payload is not None:
-            self.enqueue("StatusNotification", lambda: payload)
+        for payload in self.dialect.status(self, evse):
+            self.enqueue("StatusNotification", functools.partial(dict, payload))
 
     def send_meter(self, evse: EvseState, *, transaction_event: bool = True) -> None:
         self._settle(evse)
@@ -492,7 +493,7 @@ class VirtualCharger:
     async def _session(self, evse: EvseState, remote: _RemoteStart | None) -> None:
         """One car: plug in, authorize, charge, stop, leave."""
         sleeper = self._evse_wake[evse.id]
-        evse.ev = EVState.arrive(random_ev_config(self.rng))
+        evse.ev = EVState.arrive(session_ev(self.rng, self.arrivals))
         evse.last_step_s = self.clock.elapsed_s()
         evse.stop_request = None
         self._set_status(evse, Status.PREPARING)

@@ -1,7 +1,8 @@
 """``csms-sim``: run a fleet of virtual OCPP chargers against a CSMS and report.
 
 Exit codes: 0 run clean; 1 protocol errors seen; 2 bad options or scenario (or a refused
---register); 3 the CSMS could not be reached (or no charger ever connected).
+--register); 3 the CSMS could not be reached (or no charger ever connected); 4 a ``--fail-on``
+threshold failed.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from urllib.parse import urlsplit
 
 from simulators import failures
 from simulators.fleet import FleetConfig, run_fleet
+from simulators.live_metrics import MetricsServer
 from simulators.logs import LEVELS, configure_logging
 from simulators.metrics import Progress
 from simulators.registration import register_stations
-from simulators.report import progress_line, write_plots
+from simulators.report import progress_line, write_plots, write_report
 from simulators.runtime import fast_loop, raise_nofile, tune_gc
 from simulators.scenario import (
     BUNDLED,
@@ -40,8 +42,9 @@ from simulators.security import (
     load_passwords,
     passwords_csv,
 )
+from simulators.thresholds import METRICS, Threshold, ThresholdError, evaluate, parse_thresholds
 
-EXIT_OK, EXIT_PROTOCOL, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+EXIT_OK, EXIT_PROTOCOL, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_THRESHOLD = 0, 1, 2, 3, 4
 
 DESCRIPTION = """\
 Simulate OCPP 1.6J and 2.0.1 charging stations against any CSMS.
@@ -57,13 +60,14 @@ Without --scenario the bundled 'default' scenario runs: sessions start on most
 chargers within ~10 s. Bundled scenarios: {bundled}.
 
 Exit codes: 0 clean run, 1 protocol errors seen, 2 bad options or scenario,
-3 CSMS unreachable.
+3 CSMS unreachable, 4 a --fail-on threshold failed.
 """
 
 EPILOG = """\
 examples:
   csms-sim run --csms ws://127.0.0.1:9000/ocpp --chargers 100 --duration 60 --report out.json
   csms-sim run --csms ws://127.0.0.1:9000/ocpp --scenario model-city --workers 2
+  csms-sim run --csms ws://127.0.0.1:9000/ocpp --fail-on "p99_ms>50,errors>0" --report out.html
   csms-sim topology --scenario model-city > balancer.json
 """
 
@@ -98,6 +102,23 @@ def _duration(text: str) -> float:
     return value
 
 
+def _thresholds(text: str) -> tuple[Threshold, ...]:
+    try:
+        return parse_thresholds(text)
+    except ThresholdError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0..65535, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="csms-sim", description=DESCRIPTION.format(bundled=", ".join(BUNDLED)),
@@ -122,13 +143,24 @@ def build_parser() -> argparse.ArgumentParser:
                      help="new connections per second (default: the scenario's)")
     run.add_argument("--workers", type=_positive_int, default=1, metavar="K",
                      help="processes to spread the chargers over (default 1)")
-    run.add_argument("--report", metavar="FILE.json", help="write the JSON report here")
+    run.add_argument("--report", metavar="FILE",
+                     help="write the report here: FILE.json, or FILE.html (HTML with plots, and the JSON "
+                          "alongside as FILE.json)")
     run.add_argument("--plots", metavar="DIR", help="write latency/throughput PNGs here (needs matplotlib)")
     run.add_argument("--progress-interval", type=_positive_float, default=5.0, metavar="SECONDS",
                      help="live progress on stderr every SECONDS (default 5)")
     run.add_argument("--quiet", action="store_true", help="no live progress")
     run.add_argument("--log-level", choices=list(LEVELS), default="warning")
     _security_options(run)
+    # load-test verdict and live metrics
+    run.add_argument("--fail-on", type=_thresholds, metavar="CONDITIONS", default=(),
+                     help="fail the run (exit 4) when any condition holds, e.g. "
+                          "'p99_ms>50,errors>0,connect_failures>0,p99_ms{action=StartTransaction}>200'; "
+                          f"metrics: {', '.join(METRICS)}")
+    run.add_argument("--metrics-port", type=_port, metavar="PORT",
+                     help="serve live Prometheus metrics of the fleet on PORT (/metrics)")
+    run.add_argument("--metrics-host", default="127.0.0.1", metavar="ADDR",
+                     help="address for --metrics-port (default 127.0.0.1)")
     topo = sub.add_parser("topology", help="print a scenario's feeder topology for the CSMS balancer",
                           description="Print the [balancer] nodes and evses of a scenario, as JSON "
                                       "or as a TOML table for the CSMS configuration file.")
@@ -206,21 +238,41 @@ async def _run(config: FleetConfig, args: argparse.Namespace) -> int:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
 
+    metrics: MetricsServer | None = None
+    if args.metrics_port is not None:
+        try:
+            metrics = MetricsServer(args.metrics_port, args.metrics_host)
+        except OSError as exc:
+            print(f"csms-sim: cannot serve metrics on {args.metrics_host}:{args.metrics_port}: "
+                  f"{exc.strerror or exc}", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"live metrics on http://{args.metrics_host}:{metrics.port}/metrics", file=sys.stderr)
+
     def show(p: Progress) -> None:
+        if metrics is not None:
+            metrics.update(p)
         if not args.quiet:
             print(progress_line(p), file=sys.stderr, flush=True)
 
     if args.register:
         code = await _register(config, args)
         if code != EXIT_OK:
+            if metrics is not None:
+                metrics.close()
             return code
-    report = await run_fleet(config, stop=stop, progress=show)
+    try:
+        report = await run_fleet(config, stop=stop, progress=show)
+    finally:
+        if metrics is not None:
+            metrics.close()
+    if args.fail_on:
+        report = report.with_thresholds(evaluate(args.fail_on, report.data))
     print(report.summary(), file=sys.stderr)
     for line in failures.summary_lines(report.data["connect_failure_causes"]):
         print(line, file=sys.stderr)
     if args.report:
-        report.write(args.report)
-        print(f"report written to {args.report}", file=sys.stderr)
+        written = write_report(report, args.report)
+        print(f"report written to {', '.join(str(p) for p in written)}", file=sys.stderr)
     if args.plots:
         plots = write_plots(report, args.plots)
         if plots is None:
@@ -230,6 +282,10 @@ async def _run(config: FleetConfig, args: argparse.Namespace) -> int:
     if report.connections_established == 0:
         print(f"csms-sim: no charger could connect to {', '.join(config.all_urls)}", file=sys.stderr)
         return EXIT_UNREACHABLE
+    failed = report.thresholds_failed
+    if failed:
+        print(f"csms-sim: thresholds failed: {', '.join(failed)}", file=sys.stderr)
+        return EXIT_THRESHOLD
     return EXIT_PROTOCOL if report.protocol_errors else EXIT_OK
 
 

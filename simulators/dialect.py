@@ -30,8 +30,9 @@ class Dialect(Protocol):
         """``(status, interval_s)`` of a BootNotification response."""
         ...
 
-    def status(self, c: ChargerOps, evse: EvseState) -> dict[str, Any] | None:
-        """A StatusNotification for the EVSE's status, or None if the CSMS has it already."""
+    def status(self, c: ChargerOps, evse: EvseState) -> list[dict[str, Any]]:
+        """StatusNotifications for the EVSE's status (one per connector), none if the CSMS has it
+        already."""
         ...
 
     def authorize(self, id_tag: str) -> dict[str, Any]: ...

@@ -10,9 +10,11 @@ Error kinds are ``"<kind>"`` or ``"<kind>:<detail>"``; the kinds in
 
 from __future__ import annotations
 
+import bisect
 import math
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +72,19 @@ class Histogram:
                 return min(mid, self.max_s)
         return self.max_s
 
+    def cumulative(self, bounds: Sequence[float]) -> list[int]:
+        """Counts at or below each bound in seconds (Prometheus ``le`` buckets; a 2 % bucket
+        counts under the first bound at or above its upper edge)."""
+        out = [0] * len(bounds)
+        for idx, n in self.counts.items():
+            upper = math.expm1((idx + 1) / _SCALE) / 1e6
+            at = bisect.bisect_left(bounds, upper)
+            if at < len(out):
+                out[at] += n
+        for i in range(1, len(out)):
+            out[i] += out[i - 1]
+        return out
+
     def merge(self, other: Histogram) -> None:
         for idx, n in other.counts.items():
             self.counts[idx] = self.counts.get(idx, 0) + n
@@ -78,11 +93,12 @@ class Histogram:
         self.max_s = max(self.max_s, other.max_s)
 
     def summary_ms(self) -> dict[str, float]:
-        """p50/p90/p99/max/mean in milliseconds."""
+        """p50/p90/p95/p99/max/mean in milliseconds."""
         mean = self.sum_s / self.total if self.total else 0.0
         return {
             "p50": round(self.quantile(0.5) * 1e3, 3),
             "p90": round(self.quantile(0.9) * 1e3, 3),
+            "p95": round(self.quantile(0.95) * 1e3, 3),
             "p99": round(self.quantile(0.99) * 1e3, 3),
             "max": round(self.max_s * 1e3, 3),
             "mean": round(mean * 1e3, 3),
@@ -122,6 +138,7 @@ class Progress:
     window_latency: Histogram
     transactions_started: int
     transactions_stopped: int
+    live: LiveTotals | None = None  # per-action totals for the live metrics endpoint
 
     @property
     def calls_per_s(self) -> float:
@@ -139,6 +156,7 @@ class Progress:
             "window_calls": self.window_calls, "window_latency": self.window_latency.export(),
             "transactions_started": self.transactions_started,
             "transactions_stopped": self.transactions_stopped,
+            "live": None if self.live is None else self.live.export(),
         }
 
     @classmethod
@@ -158,7 +176,47 @@ class Progress:
             window_latency=latency,
             transactions_started=sum(p["transactions_started"] for p in parts),
             transactions_stopped=sum(p["transactions_stopped"] for p in parts),
+            live=LiveTotals.combine([LiveTotals.load(p["live"]) for p in parts if p.get("live")]),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class LiveTotals:
+    """Totals since the start, by action and by error kind: what ``--metrics-port`` serves."""
+
+    connected: int
+    calls: dict[str, ActionStats]
+    errors: dict[str, int]
+    connect_failures: dict[str, int]
+
+    def export(self) -> dict[str, Any]:
+        return {
+            "connected": self.connected,
+            "calls": {a: {"count": s.count, "errors": s.errors, "latency": s.latency.export()}
+                      for a, s in self.calls.items()},
+            "errors": dict(self.errors), "connect_failures": dict(self.connect_failures),
+        }
+
+    @classmethod
+    def load(cls, data: dict[str, Any]) -> LiveTotals:
+        calls = {a: ActionStats(int(s["count"]), int(s["errors"]), Histogram.load(s["latency"]))
+                 for a, s in data["calls"].items()}
+        return cls(int(data["connected"]), calls, dict(data["errors"]), dict(data["connect_failures"]))
+
+    @classmethod
+    def combine(cls, parts: list[LiveTotals]) -> LiveTotals:
+        calls: dict[str, ActionStats] = {}
+        errors: Counter[str] = Counter()
+        failures: Counter[str] = Counter()
+        for part in parts:
+            for action, s in part.calls.items():
+                mine = calls.setdefault(action, ActionStats())
+                mine.count += s.count
+                mine.errors += s.errors
+                mine.latency.merge(s.latency)
+            errors.update(part.errors)
+            failures.update(part.connect_failures)
+        return cls(sum(p.connected for p in parts), calls, dict(errors), dict(failures))
 
 
 _COUNTERS = (
@@ -183,12 +241,13 @@ class Recorder:
         self.connect_failures: Counter[str] = Counter()
         self.energy_wh = 0.0
         self.counters: Counter[str] = Counter()
-        self.timeline: list[dict[str, Any]] = []
+        self.timeline: list[dict[str, Any]] = []  # one row per snapshot, at most TIMELINE_ROWS
         self.until_stop = Histogram()  # latencies before the fleet began to stop
         self.stopping = False
         self._window = Histogram()
         self._window_calls = 0
         self._window_start = self.started
+        self._window_errors: Counter[str] = Counter()  # error counts when the window began
         self._calls_total = 0
 
     # --- hot path ---------------------------------------------------------------------
@@ -238,6 +297,15 @@ class Recorder:
     def calls_total(self) -> int:
         return self._calls_total
 
+    def live_totals(self) -> LiveTotals:
+        """A copy of the totals by action and error kind."""
+        calls = {}
+        for action, s in self.calls.items():
+            latency = Histogram()
+            latency.merge(s.latency)
+            calls[action] = ActionStats(s.count, s.errors, latency)
+        return LiveTotals(self.connected, calls, dict(self.errors), dict(self.connect_failures))
+
     def snapshot(self) -> Progress:
         """Totals plus the window since the previous snapshot (which it closes)."""
         now = time.monotonic()
@@ -248,13 +316,21 @@ class Recorder:
             window_latency=self._window,
             transactions_started=self.counters["transactions_started"],
             transactions_stopped=self.counters["transactions_stopped"],
+            live=self.live_totals(),
         )
+        window_errors = {k: n - self._window_errors[k] for k, n in self.errors.items()
+                         if n > self._window_errors[k]}
+        self._window_errors = Counter(self.errors)
         self.timeline.append({
             "t_s": round(progress.elapsed_s, 3), "connected": progress.connected,
             "calls_per_s": round(progress.calls_per_s, 2), "errors": progress.errors,
             "p50_ms": round(self._window.quantile(0.5) * 1e3, 3),
+            "p95_ms": round(self._window.quantile(0.95) * 1e3, 3),
             "p99_ms": round(self._window.quantile(0.99) * 1e3, 3),
+            "window_s": round(progress.window_s, 3), "errors_by_kind": window_errors,
         })
+        if len(self.timeline) > TIMELINE_ROWS:
+            self.timeline = coalesce_timeline(self.timeline)
         self._window = Histogram()
         self._window_calls = 0
         self._window_start = now
@@ -294,6 +370,39 @@ class Recorder:
         self.timeline = _merge_timelines(self.timeline, data["timeline"])
 
 
+TIMELINE_ROWS = 720
+"""Rows a timeline keeps: past it, neighbouring rows are paired (the resolution halves),
+so a day-long run holds as much memory as a one-hour one."""
+
+_QUANTILES = ("p50_ms", "p95_ms", "p99_ms")
+
+
+def _add_kinds(x: dict[str, int], y: dict[str, int]) -> dict[str, int]:
+    out = dict(x)
+    for kind, n in y.items():
+        out[kind] = out.get(kind, 0) + n
+    return out
+
+
+def coalesce_timeline(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Half as many rows: each pair becomes one (rates averaged over time, error counts
+    added, quantiles the worse of the two, totals and time of the later one)."""
+    out = []
+    for i in range(0, len(rows) - 1, 2):
+        x, y = rows[i], rows[i + 1]
+        wx, wy = x.get("window_s", 1.0), y.get("window_s", 1.0)
+        span = wx + wy
+        rate = (x["calls_per_s"] * wx + y["calls_per_s"] * wy) / span if span > 0 else 0.0
+        out.append({
+            **y, "calls_per_s": round(rate, 2), "window_s": round(span, 3),
+            "errors_by_kind": _add_kinds(x.get("errors_by_kind", {}), y.get("errors_by_kind", {})),
+            **{q: max(x.get(q, 0.0), y.get(q, 0.0)) for q in _QUANTILES},
+        })
+    if len(rows) % 2:
+        out.append(rows[-1])
+    return out
+
+
 def _merge_timelines(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Pair the i-th snapshots of two workers (they snapshot on the same schedule)."""
     if not a:
@@ -308,9 +417,14 @@ def _merge_timelines(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[d
             "t_s": max(x["t_s"], y["t_s"]), "connected": x["connected"] + y["connected"],
             "calls_per_s": round(x["calls_per_s"] + y["calls_per_s"], 2),
             "errors": x["errors"] + y["errors"],
-            "p50_ms": max(x["p50_ms"], y["p50_ms"]), "p99_ms": max(x["p99_ms"], y["p99_ms"]),
+            **{q: max(x.get(q, 0.0), y.get(q, 0.0)) for q in _QUANTILES},
+            "window_s": max(x.get("window_s", 0.0), y.get("window_s", 0.0)),
+            "errors_by_kind": _add_kinds(x.get("errors_by_kind", {}), y.get("errors_by_kind", {})),
         })
     return out
 
 
-__all__ = ["PROTOCOL_KINDS", "ActionStats", "Histogram", "Progress", "Recorder", "is_protocol_error"]
+__all__ = [
+    "PROTOCOL_KINDS", "TIMELINE_ROWS", "ActionStats", "Histogram", "LiveTotals", "Progress", "Recorder",
+    "coalesce_timeline", "is_protocol_error",
+]

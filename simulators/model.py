@@ -27,6 +27,15 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True, slots=True)
+class ConnectorSpec:
+    """One plug of an EVSE: its type (OCPP 2.0.1 ``ConnectorEnumType`` names such as ``cType2``,
+    ``cCCS2``, ``cCHAdeMO``) and its maximum power (None: the EVSE's)."""
+
+    type: str = "cType2"
+    max_power_w: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class EvseSpec:
     """One outlet: AC with 1-3 phases at ``max_current_a``, or DC at ``max_power_w``.
 
@@ -40,6 +49,7 @@ class EvseSpec:
     max_power_w: float | None = None
     grid_voltage_v: float = 230.0
     dc_voltage_v: float = 400.0
+    connectors: tuple[ConnectorSpec, ...] = (ConnectorSpec(),)  # a car always plugs into the first
 
     def supply(self) -> SupplySpec:
         if self.kind is SupplyKind.DC:
@@ -74,6 +84,7 @@ class ChargerSpec:
     node: str | None = None  # feeder node of the balancer topology
     seed: int = 0
     firmware_faults: FirmwareFaults | None = None  # None: the fleet's (Behaviour.firmware)
+    configuration: tuple[tuple[str, str], ...] = ()  # 1.6 keys / 2.0.1 "Component/Variable" values
 
 
 class Status(enum.StrEnum):

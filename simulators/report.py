@@ -1,4 +1,4 @@
-"""The load-test report: live progress lines, the end summary, the JSON file, optional plots.
+"""The load-test report: live progress lines, the end summary, the JSON (and HTML) file, optional plots.
 
 The JSON schema (``csms-sim-report/1``) is documented in ``docs/simulator.md``.
 """
@@ -14,7 +14,9 @@ from typing import Any
 import orjson
 
 from simulators.host import warnings
+from simulators.html_report import render_html
 from simulators.metrics import Histogram, Progress, Recorder, is_protocol_error
+from simulators.thresholds import Verdict
 
 SCHEMA = "csms-sim-report/1"
 
@@ -32,6 +34,15 @@ class Report:
     @property
     def connections_established(self) -> int:
         return int(self.data["connections"]["established"])
+
+    @property
+    def thresholds_failed(self) -> list[str]:
+        """The ``--fail-on`` conditions that held (the run failed on them)."""
+        return [v["condition"] for v in self.data.get("thresholds", []) if v["failed"]]
+
+    def with_thresholds(self, verdicts: list[Verdict]) -> Report:
+        """This report with the verdicts of its thresholds (key ``thresholds``)."""
+        return Report({**self.data, "thresholds": [v.export() for v in verdicts]})
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
@@ -60,6 +71,13 @@ class Report:
         if c["failures_by_kind"]:
             failures = ", ".join(f"{k} {v}" for k, v in sorted(c["failures_by_kind"].items()))
             lines.append(f"  connect failures: {failures}")
+        verdicts = d.get("thresholds", [])
+        if verdicts:
+            failed = sum(1 for v in verdicts if v["failed"])
+            lines.append(f"  thresholds   {len(verdicts) - failed} passed, {failed} failed")
+            for v in verdicts:
+                word = "FAILED" if v["failed"] else "ok"
+                lines.append(f"    {word:>6}  {v['condition']}  (observed {v['observed']:g})")
         h = d.get("host")
         if h is not None:
             steal = "n/a" if h["steal_percent"] is None else f"{h['steal_percent']} %"
@@ -139,6 +157,19 @@ def build_report(
     if host is not None:
         data["host"] = host
     return Report(data)
+
+
+def write_report(report: Report, path: str | Path) -> list[Path]:
+    """Write the report chosen by extension: ``.html`` writes the HTML page and, alongside,
+    the JSON (``out.html`` + ``out.json``); anything else writes the JSON only."""
+    target = Path(path)
+    if target.suffix.lower() not in (".html", ".htm"):
+        report.write(target)
+        return [target]
+    target.write_text(render_html(report.data), encoding="utf-8")
+    companion = target.with_suffix(".json")
+    report.write(companion)
+    return [target, companion]
 
 
 def progress_line(p: Progress) -> str:

@@ -1,7 +1,9 @@
 """Scenarios: which chargers a fleet has, how they behave, and the grid they hang on.
 
-A scenario is a TOML file (schema in ``docs/simulator.md``) or one of the bundled
-names (``default``, ``smoke``, ``model-city``). Loading validates everything once and
+A scenario is a TOML or JSON file (schema in ``docs/simulator.md``) or one of the bundled
+names (``default``, ``smoke``, ``model-city``, ``model-city-fleet``...). Its chargers come from
+``[[models]]`` or, in a fleet file, from station templates with counts (``[[stations]]``,
+see :mod:`simulators.templates`). Loading validates everything once and
 yields a frozen :class:`Scenario`; unknown keys and wrong types raise
 :class:`ScenarioError` naming the file, the table and the key.
 
@@ -12,6 +14,7 @@ plain dicts (:func:`balancer_topology`) in the shape of ``csms/balancer/topology
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import tomllib
@@ -28,9 +31,10 @@ from simulators.arrivals import CITY_PROFILE, FLAT_PROFILE, ArrivalConfig
 from simulators.ev import SupplyKind
 from simulators.firmware import FirmwareFaults, FirmwareOptions
 from simulators.model import Behaviour, ChargerSpec, EvseSpec, FaultConfig
+from simulators.templates import StationGroup, TemplateError, parse_groups
 
 PROTOCOLS = ("1.6", "2.0.1", "mixed")
-BUNDLED = ("default", "smoke", "model-city", "demo")
+BUNDLED = ("default", "smoke", "model-city", "demo", "model-city-fleet")
 _PROFILES = {"city": CITY_PROFILE, "flat": FLAT_PROFILE}
 
 T = TypeVar("T")
@@ -102,6 +106,7 @@ class Scenario:
     firmware_faults: FirmwareFaults | None = None  # given to the chargers picked below
     firmware_fault_share: float = 0.0  # share of chargers picked (by the seed)
     firmware_fault_stations: tuple[str, ...] = ()  # chargers picked by id
+    stations: tuple[StationGroup, ...] = ()  # template groups; when set, ``models`` is not used
 
     def with_options(
         self, *, chargers: int | None = None, protocol: str | None = None, ramp_up_per_s: float | None = None,
@@ -125,6 +130,8 @@ class Scenario:
     def charger_specs(self, indices: Iterable[int] | None = None) -> list[ChargerSpec]:
         """The chargers (all, or those at ``indices``); the same for the same seed."""
         nodes = self.node_of_chargers()
+        if self.stations:
+            return self._template_specs(nodes, range(self.chargers) if indices is None else indices)
         models = {m.name: m for m in self.models}
         out = []
         for index in range(self.chargers) if indices is None else indices:
@@ -156,6 +163,31 @@ class Scenario:
         picked = (self.station_id(index) in self.firmware_fault_stations
                   or random.Random(f"{self.seed}/{index}/firmware").random() < self.firmware_fault_share)
         return self.firmware_faults if picked else None
+    def _template_specs(self, nodes: list[GridNode | None], indices: Iterable[int]) -> list[ChargerSpec]:
+        """Chargers from station templates: the groups' counts, apportioned to the fleet size, as
+        contiguous id ranges; on grid nodes that name groups, drawn by count among those."""
+        groups = {g.name: g for g in self.stations}
+        exact: list[StationGroup] = []
+        for group, n in zip(self.stations, apportion(self.chargers, [g.count for g in self.stations]),
+                            strict=True):
+            exact.extend([group] * n)
+        out = []
+        for index in indices:
+            rng = random.Random(f"{self.seed}/{index}")
+            node = nodes[index]
+            group = exact[index]
+            if node is not None and node.models:
+                allowed = [groups[name] for name in node.models]
+                group = rng.choices(allowed, [g.count for g in allowed])[0]
+            version = self._version(rng) if group.protocol is None else OcppVersion(f"ocpp{group.protocol}")
+            spec = group.template.charger_spec(
+                self.station_id(index), version, serial_number=f"{group.name.upper()[:12]}-{index + 1:06d}",
+                meter_interval_s=self.meter_interval_s, heartbeat_interval_s=self.heartbeat_interval_s,
+                node=None if node is None else node.id, seed=rng.getrandbits(32),
+                grid_voltage_v=self.phase_voltage_v,
+            )
+            out.append(replace(spec, firmware_faults=self._firmware_faults(index)))
+        return out
 
     def _version(self, rng: random.Random) -> OcppVersion:
         share = {"1.6": 0.0, "2.0.1": 1.0}.get(self.protocol, self.v201_share)
@@ -223,8 +255,11 @@ def balancer_topology(scenario: Scenario) -> dict[str, Any]:
 
 
 def bundled_path(name: str) -> Path:
-    """The file of a bundled scenario."""
-    return Path(str(resources.files("simulators") / "scenarios" / f"{name}.toml"))
+    """The file of a bundled scenario (fleet files are with the station templates)."""
+    scenarios = Path(str(resources.files("simulators") / "scenarios" / f"{name}.toml"))
+    if scenarios.exists():
+        return scenarios
+    return Path(str(resources.files("simulators") / "templates" / f"{name}.toml"))
 
 
 def load_scenario(source: str | Path | None = None) -> Scenario:
@@ -241,14 +276,16 @@ def load_scenario(source: str | Path | None = None) -> Scenario:
         raise ScenarioError(f"cannot read scenario {str(source)!r}: {exc.strerror} "
                             f"(bundled scenarios: {names})") from None
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"{path.name}: not valid TOML: {exc}") from None
-    return parse_scenario(data, path.name)
+        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
+        raise ScenarioError(f"{path.name}: not valid {kind}: {exc}") from None
+    return parse_scenario(data, path.name, base=path.parent)
 
 
-def parse_scenario(data: Mapping[str, Any], where: str = "scenario") -> Scenario:
-    """A :class:`Scenario` from parsed TOML; raises ScenarioError."""
+def parse_scenario(data: Mapping[str, Any], where: str = "scenario", *, base: Path | None = None) -> Scenario:
+    """A :class:`Scenario` from parsed TOML or JSON; raises ScenarioError. ``base``: where
+    template files of ``[[stations]]`` are looked up (the scenario file's folder)."""
     top = _Table(data, where)
     fleet = top.table("fleet")
     charger = top.table("charger")
@@ -258,6 +295,13 @@ def parse_scenario(data: Mapping[str, Any], where: str = "scenario") -> Scenario
     nodes = _grid_nodes(grid, where)
     weights = sum(n.chargers for n in nodes)
     firmware, faults, share, picked = _firmware(top.table("firmware"))
+    top.used.update(("stations", "templates"))
+    try:
+        stations = parse_groups(_array(top, "stations"), _array(top, "templates"), base, where)
+    except TemplateError as exc:
+        raise ScenarioError(str(exc)) from None
+    if not weights and stations:
+        weights = sum(g.count for g in stations)
     scenario = Scenario(
         name=top.get("name", str, Path(where).stem),
         description=top.get("description", str, ""),
@@ -281,6 +325,7 @@ def parse_scenario(data: Mapping[str, Any], where: str = "scenario") -> Scenario
         arrivals=_arrivals(top.table("arrivals")),
         grid=nodes,
         phase_voltage_v=grid.number("phase_voltage_v", 230.0),
+        stations=stations,
     )
     for table in (top, fleet, charger, grid):
         table.done()
@@ -306,7 +351,7 @@ def _check_scenario(s: Scenario, where: str) -> None:
         problems.append("id_prefix must be non-empty, without '/', short enough for 48-character ids")
     if not s.id_tags:
         problems.append("id_tags must not be empty")
-    names = {m.name for m in s.models}
+    names = {g.name for g in s.stations} if s.stations else {m.name for m in s.models}
     ids = {n.id for n in s.grid}
     for n in s.grid:
         if n.parent is not None and n.parent not in ids:
@@ -318,6 +363,13 @@ def _check_scenario(s: Scenario, where: str) -> None:
         problems.append("grid node ids must be unique")
     if problems:
         raise ScenarioError(f"{where}: " + "; ".join(problems))
+
+
+def _array(top: _Table, key: str) -> list[Any]:
+    items = top.data.get(key, [])
+    if not isinstance(items, list):
+        raise ScenarioError(f"{top.where}: {key} must be an array of tables ([[{key}]])")
+    return items
 
 
 class _Table:
@@ -516,6 +568,11 @@ def _arrivals(t: _Table) -> ArrivalConfig:
             dwell_mean_s=t.number("dwell_mean_s", d.dwell_mean_s),
             dwell_min_s=t.number("dwell_min_s", d.dwell_min_s),
             dwell_max_s=t.number("dwell_max_s", d.dwell_max_s),
+            dwell_sigma=t.number("dwell_sigma", d.dwell_sigma),
+            energy_kwh_mean=t.number("energy_kwh_mean", d.energy_kwh_mean),
+            energy_kwh_min=t.number("energy_kwh_min", d.energy_kwh_min),
+            energy_kwh_max=t.number("energy_kwh_max", d.energy_kwh_max),
+            energy_sigma=t.number("energy_sigma", d.energy_sigma),
         )
     except ValueError as exc:
         raise ScenarioError(f"{t.where}: {exc}") from None
@@ -595,5 +652,6 @@ def generate_city(t: _Table) -> list[GridNode]:
 
 def scenario_summary(s: Scenario) -> str:
     """One line about a scenario, for ``csms-sim scenarios`` and logs."""
-    return (f"{s.name}: {s.chargers} chargers, protocol {s.protocol}, {len(s.grid)} grid nodes, "
+    templates = f", templates {'/'.join(g.name for g in s.stations)}" if s.stations else ""
+    return (f"{s.name}: {s.chargers} chargers{templates}, protocol {s.protocol}, {len(s.grid)} grid nodes, "
             f"x{s.time_acceleration:g} time, {s.duration_s:g} s - {s.description}")

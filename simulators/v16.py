@@ -51,16 +51,16 @@ class V16:
     def boot_result(self, response: dict[str, Any]) -> tuple[str, int]:
         return str(response["status"]), int(response["interval"])
 
-    def status(self, c: ChargerOps, evse: EvseState) -> dict[str, Any] | None:
+    def status(self, c: ChargerOps, evse: EvseState) -> list[dict[str, Any]]:
         value = evse.status.value
         if evse.sent_status == value:
-            return None
+            return []
         evse.sent_status = value
         payload: dict[str, Any] = {
             "connectorId": evse.id, "status": value, "timestamp": format_datetime(c.clock.stamp()),
             "errorCode": "GroundFailure" if evse.status is Status.FAULTED else "NoError",
         }
-        return payload
+        return [payload]
 
     def authorize(self, id_tag: str) -> dict[str, Any]:
         return {"idTag": id_tag}

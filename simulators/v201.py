@@ -72,6 +72,13 @@ def _token(id_tag: str, remote: bool) -> dict[str, Any]:
     return {"idToken": id_tag, "type": "Central" if remote else "ISO14443"}
 
 
+def connector_statuses(first: str, connectors: int) -> list[str]:
+    """The status of each connector of an EVSE whose cars use the first: the others are
+    Unavailable while it is occupied, and share its Available / Unavailable / Faulted."""
+    others = "Unavailable" if first in ("Occupied", "Reserved") else first
+    return [first] + [others] * (connectors - 1)
+
+
 class V201:
     """The OCPP 2.0.1 dialect."""
 
@@ -89,13 +96,14 @@ class V201:
     def boot_result(self, response: dict[str, Any]) -> tuple[str, int]:
         return str(response["status"]), int(response["interval"])
 
-    def status(self, c: ChargerOps, evse: EvseState) -> dict[str, Any] | None:
+    def status(self, c: ChargerOps, evse: EvseState) -> list[dict[str, Any]]:
         value = connector_status(evse.status)
         if evse.sent_status == value:
-            return None
+            return []
         evse.sent_status = value
-        return {"timestamp": format_datetime(c.clock.stamp()), "connectorStatus": value, "evseId": evse.id,
-                "connectorId": 1}
+        stamp = format_datetime(c.clock.stamp())
+        return [{"timestamp": stamp, "connectorStatus": status, "evseId": evse.id, "connectorId": connector}
+                for connector, status in enumerate(connector_statuses(value, len(evse.spec.connectors)), 1)]
 
     def authorize(self, id_tag: str) -> dict[str, Any]:
         return {"idToken": _token(id_tag, False)}

@@ -66,12 +66,14 @@ def test_the_fleet_wheel_holds_the_fleet_and_the_protocol_package_only(
         scripts = zf.read(entry_points).decode()
     packages = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert packages == {"ocppj", "simulators"}
-    assert {"ocppj/py.typed", "simulators/py.typed", *_tracked("simulators/scenarios")} <= names
+    bundled = _tracked("simulators/scenarios", "simulators/templates")
+    assert {"ocppj/py.typed", "simulators/py.typed", *bundled} <= names
     assert "csms-sim = simulators.cli:main" in scripts
 
 
 def test_wheel_contains_the_dashboards_console_assets_and_scenarios(wheel_names: set[str]) -> None:
-    needed = _tracked("csms/telemetry/dashboards", "csms/api/console/static", "simulators/scenarios")
+    needed = _tracked("csms/telemetry/dashboards", "csms/api/console/static", "simulators/scenarios",
+                      "simulators/templates")
     assert any(n.endswith(".json") for n in needed) and any(n.endswith(".toml") for n in needed)
     assert {"csms/py.typed", "simulators/py.typed", "ocppj/py.typed", *needed} <= wheel_names
 

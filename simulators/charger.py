@@ -23,11 +23,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import random
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -528,6 +530,8 @@ class VirtualCharger:
         tx = Tx(local_id, evse.id, id_tag, self.clock.now(), evse.register_wh, self.clock.stamp(),
                 remote_start_id=remote.remote_start_id if remote and not remote.local else None,
                 reservation_id=self.reservations.consume(evse.id, id_tag))
+        if self.behaviour.signed_meter_values:
+            tx.sign = self._signer(tx)
         evse.tx = tx
         evse.last_step_s = self.clock.elapsed_s()
         if remote is not None and remote.profile is not None:
@@ -540,6 +544,21 @@ class VirtualCharger:
         self.recorder.count("transactions_started")
         self._set_status(evse, tx.charging_state)
         return tx
+
+    def _signer(self, tx: Tx) -> Callable[[float, datetime, str], str]:
+        """Signs the session's register readings as OCMF with the fixed test key."""
+        from simulators import ocmf  # only when signing: cryptography costs memory in every worker
+
+        pages = itertools.count(1)
+
+        def sign(register_wh: float, ts: datetime, context: str) -> str:
+            return ocmf.reading(
+                gateway_id=self.spec.station_id, meter_serial=self.spec.serial_number,
+                pagination=f"T{next(pages)}", tx_id=tx.local_id, id_tag=tx.id_tag, ts=ts,
+                register_wh=register_wh, context=context,
+            )
+
+        return sign
 
     async def _charge(self, evse: EvseState, tx: Tx, departure_s: float) -> StopReason:
         """Charge until the driver leaves or something stops the transaction."""

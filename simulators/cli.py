@@ -139,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--clock-skew", type=float, metavar="SECONDS",
                      help="shift every timestamp the chargers send by SECONDS (negative: behind), to "
                           "test a CSMS's clock handling (default: the scenario's clock_skew_s, 0)")
+    run.add_argument("--signed-meter-values", action="store_true",
+                     help="sessions' start and end readings carry signed OCMF data (a fixed, public test "
+                          "key: for testing a CSMS's calibration-law handling, never for billing)")
     run.add_argument("--ramp-up", type=_positive_float, metavar="PER_SECOND",
                      help="new connections per second (default: the scenario's)")
     run.add_argument("--workers", type=_positive_int, default=1, metavar="K",
@@ -202,6 +205,7 @@ def _main(argv: Sequence[str] | None) -> int:
             chargers=args.chargers, protocol=args.protocol, id_prefix=args.id_prefix, seed=args.seed,
             ramp_up_per_s=getattr(args, "ramp_up", None), duration_s=getattr(args, "duration", None),
             clock_skew_s=getattr(args, "clock_skew", None),
+            signed_meter_values=True if getattr(args, "signed_meter_values", False) else None,
         )
     except ScenarioError as exc:
         print(f"csms-sim: bad scenario: {exc}", file=sys.stderr)

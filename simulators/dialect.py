@@ -8,7 +8,9 @@ Both versions live in modules with the same shape: :mod:`simulators.v16`,
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Protocol
 
 from ocppj.versions import OcppVersion
@@ -110,6 +112,28 @@ def sampled_values(sample: Sample, context: str, *, strings: bool) -> list[dict[
             sv["phase"] = phase
         out.append(sv)
     return out
+
+
+def sign_v16(tx: Tx, register_wh: float, ts: datetime, context: str) -> dict[str, Any] | None:
+    """1.6: a signed reading as its own sampled value (``format: SignedData``), when the charger signs."""
+    if tx.sign is None:
+        return None
+    return {"value": tx.sign(register_wh, ts, context), "format": "SignedData", "context": context,
+            "measurand": "Energy.Active.Import.Register", "location": "Outlet", "unit": "Wh"}
+
+
+def sign_v201(tx: Tx, values: list[dict[str, Any]], register_wh: float, ts: datetime, context: str) -> None:
+    """2.0.1: the signed reading attached to the energy register's sampled value, when the charger signs."""
+    if tx.sign is None:
+        return
+    from simulators import ocmf  # only when signing: cryptography costs memory in every worker
+
+    data = base64.b64encode(tx.sign(register_wh, ts, context).encode("utf-8")).decode("ascii")
+    for sv in values:
+        if sv.get("measurand") == "Energy.Active.Import.Register":
+            sv["signedMeterValue"] = {"signedMeterData": data, "signingMethod": ocmf.SIGNING_METHOD,
+                                      "encodingMethod": "OCMF", "publicKey": ocmf.public_key_b64()}
+            return
 
 
 def in_use(status: Status) -> bool:

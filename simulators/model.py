@@ -146,6 +146,8 @@ class Tx:
     stop_reason: StopReason | None = None
     deauthorized: bool = False
     reservation_id: int | None = None  # the reservation the session uses up
+    sign: Callable[[float, datetime, str], str] | None = None  # OCMF signer of register readings, if any
+    total_cost: float | None = None  # the running cost the CSMS told (2.0.1 CostUpdated)
 
 
 @dataclass(slots=True)
@@ -206,6 +208,7 @@ class Behaviour:
     transaction_message_attempts: int = 3
     faults: FaultConfig = FaultConfig()
     firmware: FirmwareOptions = field(default_factory=FirmwareOptions)
+    signed_meter_values: bool = False  # begin/end readings carry signed OCMF data (simulators.ocmf)
 
 
 @dataclass

@@ -111,13 +111,15 @@ class Scenario:
     def with_options(
         self, *, chargers: int | None = None, protocol: str | None = None, ramp_up_per_s: float | None = None,
         id_prefix: str | None = None, seed: int | None = None, duration_s: float | None = None,
-        clock_skew_s: float | None = None,
+        clock_skew_s: float | None = None, signed_meter_values: bool | None = None,
     ) -> Scenario:
         """This scenario with command-line overrides applied (None: keep)."""
         changes: dict[str, Any] = {
             "chargers": chargers, "protocol": protocol, "ramp_up_per_s": ramp_up_per_s,
             "id_prefix": id_prefix, "seed": seed, "duration_s": duration_s, "clock_skew_s": clock_skew_s,
         }
+        if signed_meter_values is not None:
+            changes["behaviour"] = replace(self.behaviour, signed_meter_values=signed_meter_values)
         new = replace(self, **{k: v for k, v in changes.items() if v is not None})
         _check_scenario(new, "options")
         return new
@@ -497,6 +499,7 @@ def _behaviour(fleet: _Table, faults: _Table) -> Behaviour:
         reconnect_base_s=fleet.number("reconnect_base_s", d.reconnect_base_s),
         reconnect_max_s=fleet.number("reconnect_max_s", d.reconnect_max_s),
         faults=fault_config,
+        signed_meter_values=fleet.get("signed_meter_values", bool, d.signed_meter_values),
     )
     if min(behaviour.call_timeout_s, behaviour.open_timeout_s, behaviour.reconnect_base_s) <= 0:
         raise ScenarioError(f"{fleet.where}: timeouts and reconnect_base_s must be > 0")

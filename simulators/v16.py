@@ -8,7 +8,15 @@ from ocppj.timestamps import format_datetime
 from ocppj.versions import OcppVersion
 from simulators import local_list, logs_upload
 from simulators.configuration import key_status
-from simulators.dialect import METER_CONTEXT, Build, OnAnswer, parse_positive_int, sampled_values, seconds
+from simulators.dialect import (
+    METER_CONTEXT,
+    Build,
+    OnAnswer,
+    parse_positive_int,
+    sampled_values,
+    seconds,
+    sign_v16,
+)
 from simulators.firmware import serve_signed_update_v16, serve_update_v16
 from simulators.link import Served
 from simulators.model import ChargerOps, EvseState, Sample, Status, StopReason, Tx
@@ -105,11 +113,17 @@ class V16:
     def tx_ended(
         self, evse: EvseState, tx: Tx, sample: Sample, reason: StopReason, *, offline: bool
     ) -> tuple[str, Build]:
+        end_values = sampled_values(sample, METER_CONTEXT["end"], strings=True)
+        data = [{"timestamp": format_datetime(sample.ts), "sampledValue": end_values}]
+        begin = sign_v16(tx, tx.meter_start_wh, tx.started_stamp, METER_CONTEXT["begin"])
+        if begin is not None:  # the calibration-law pair: the signed start and end readings
+            data.insert(0, {"timestamp": format_datetime(tx.started_stamp), "sampledValue": [begin]})
+            end = sign_v16(tx, sample.register_wh, sample.ts, METER_CONTEXT["end"])
+            assert end is not None
+            end_values.append(end)
         payload: dict[str, Any] = {
             "meterStop": int(sample.register_wh), "timestamp": format_datetime(sample.ts),
-            "reason": _STOP_REASON[reason],
-            "transactionData": [{"timestamp": format_datetime(sample.ts),
-                                 "sampledValue": sampled_values(sample, METER_CONTEXT["end"], strings=True)}],
+            "reason": _STOP_REASON[reason], "transactionData": data,
         }
         if reason is StopReason.LOCAL:
             payload["idTag"] = tx.id_tag

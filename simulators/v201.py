@@ -16,6 +16,7 @@ from simulators.dialect import (
     parse_positive_int,
     sampled_values,
     seconds,
+    sign_v201,
 )
 from simulators.firmware import serve_update_v201
 from simulators.link import Served
@@ -125,8 +126,10 @@ class V201:
         if offline:
             payload["offline"] = True
         if sample is not None:
-            payload["meterValue"] = [{"timestamp": format_datetime(sample.ts),
-                                      "sampledValue": sampled_values(sample, context, strings=False)}]
+            values = sampled_values(sample, context, strings=False)
+            if event in ("Started", "Ended"):  # the calibration-law pair: signed start and end readings
+                sign_v201(tx, values, sample.register_wh, sample.ts, context)
+            payload["meterValue"] = [{"timestamp": format_datetime(sample.ts), "sampledValue": values}]
         return payload
 
     def tx_started(
@@ -418,7 +421,16 @@ def _transaction_status(c: ChargerOps, p: dict[str, Any]) -> Served:
     return Served(result)
 
 
+def _cost_updated(c: ChargerOps, p: dict[str, Any]) -> Served:
+    """The running cost the CSMS computed: kept on the session (a display would show it)."""
+    for evse in c.evses.values():
+        if evse.tx is not None and evse.tx.local_id == p["transactionId"]:
+            evse.tx.total_cost = float(p["totalCost"])
+    return Served({})
+
+
 _HANDLERS: dict[str, Handler] = {
+    "CostUpdated": _cost_updated,
     "RequestStartTransaction": _request_start,
     "RequestStopTransaction": _request_stop,
     "Reset": _reset,

@@ -77,6 +77,13 @@ class SqlLocalLists:
             rows = (await conn.execute(q)).all()
         return [(IdTag(r.id_tag, _STATUS[r.status], r.expiry, r.parent), r.tag_group) for r in rows]
 
+    async def tag_group_of(self, id_tag: str) -> str | None:
+        """The tag group of ``id_tag`` (None: no such tag, or in no group)."""
+        c = t.id_tags_grouped.c
+        async with self._db.read() as conn:
+            value = (await conn.execute(sa.select(c.tag_group).where(c.id_tag == id_tag))).scalar()
+        return value if isinstance(value, str) else None
+
     # --- policies ------------------------------------------------------------------------
     async def put_policy(self, policy: Policy) -> bool:
         """Create or replace the policy of ``policy.scope``; True when it was created."""

@@ -10,6 +10,7 @@ from csms.core.events import MeterSampled, TransactionEnded, TransactionStarted
 from csms.core.model import Transaction
 from csms.core.ports import TxOrder
 from csms.plugins import Cleanup, PluginContext
+from csms.store.local_lists import SqlLocalLists
 from csms.store.sites import SqlSites
 from csms.store.tariffs import SqlTariffs
 from csms.tariffs.running_cost import RunningCost
@@ -27,7 +28,7 @@ async def tariffs_plugin(ctx: PluginContext) -> Cleanup | None:
     store = ctx.service.store
     service = TariffService(
         SqlTariffs(ctx.db), store, SqlSites(ctx.db), ctx.clock,
-        reading_interval_s=cfg.reading_interval_s,
+        reading_interval_s=cfg.reading_interval_s, tag_group_of=SqlLocalLists(ctx.db).tag_group_of,
     )
     unsubscribe = [ctx.bus.subscribe(service.on_event, MeterSampled, TransactionStarted, TransactionEnded)]
 

@@ -142,3 +142,17 @@ def test_invalid_tariffs_are_refused(bad: dict[str, object]) -> None:
         Tariff(**args)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         PriceComponent(Dimension.ENERGY, D("-0.1"))
+
+
+def test_the_most_specific_assignment_prices_the_session() -> None:
+    from csms.tariffs.assign import pick_tariff
+
+    table = [("default", "", "D"), ("site", "harbour", "S"), ("group", "north", "G1"),
+             ("group", "fast", "G0"), ("tag_group", "fleet-a", "T"), ("station", "CP1", "X")]
+    everything = {"groups": ("north",), "site_id": "harbour", "tag_group": "fleet-a"}
+    assert pick_tariff(table, station_id="CP1", **everything) == "X"  # type: ignore[arg-type]
+    assert pick_tariff(table, station_id="CP2", **everything) == "T"  # type: ignore[arg-type]
+    assert pick_tariff(table, station_id="CP2", groups=("north", "fast"), site_id="harbour") == "G0"
+    assert pick_tariff(table, station_id="CP2", site_id="harbour") == "S"
+    assert pick_tariff(table, station_id="CP2") == "D"
+    assert pick_tariff([], station_id="CP2") is None

@@ -17,6 +17,7 @@ from csms.app import CsmsApp, default_plugins
 from csms.config import BalancerConfig, Settings
 from csms.errors import ConfigError
 from csms.runtime import stop_on_signals, wait_stopped
+from csms.tariffs import codec
 from simulators.fleet import FleetConfig, run_fleet
 from simulators.metrics import Progress
 from simulators.scenario import GridNode, Scenario, ScenarioError, balancer_topology, load_scenario
@@ -33,7 +34,8 @@ def _scenario(args: argparse.Namespace) -> Scenario:
     try:
         scenario = load_scenario(args.scenario or "demo")
         protocol = {"1.6": "1.6", "2.0.1": "2.0.1"}.get(args.protocol, "mixed")
-        scenario = scenario.with_options(chargers=args.chargers, protocol=protocol, id_prefix="DEMO")
+        scenario = scenario.with_options(chargers=args.chargers, protocol=protocol, id_prefix="DEMO",
+                                         signed_meter_values=True)
     except (ScenarioError, ValueError) as exc:
         raise ConfigError(f"scenario: {exc}") from None
     if not scenario.grid:
@@ -61,6 +63,31 @@ def demo_settings(
     })
 
 
+DEMO_TARIFF = {
+    "tariff_id": "city-standard", "currency": "EUR", "vat_percent": "19", "idle_grace_s": 300,
+    "alt_text": [{"language": "en", "text": "0.40 EUR/kWh (0.55 from 17:00 to 20:00), 1.00 EUR per session, "
+                                            "0.10 EUR/min idle after 5 min"}],
+    "elements": [
+        {"price_components": [{"type": "ENERGY", "price": "0.55"}],
+         "restrictions": {"start_time": "17:00", "end_time": "20:00"}},
+        {"price_components": [{"type": "ENERGY", "price": "0.40"}, {"type": "FLAT", "price": "1.00"},
+                              {"type": "PARKING_TIME", "price": "6.00", "step_size": 60}]},
+    ],
+}
+
+
+async def _seed_tariff(app: CsmsApp) -> bool:
+    """Price every demo session, so the console shows running costs and charge records."""
+    tariffs = app.parts.tariffs
+    if tariffs is None:
+        return False
+    if await tariffs.store.get_tariff(DEMO_TARIFF["tariff_id"]) is None:  # type: ignore[arg-type]
+        await tariffs.store.save_tariff(codec.from_json(DEMO_TARIFF))
+    if not await tariffs.store.assignments():
+        await tariffs.store.assign("default", "", str(DEMO_TARIFF["tariff_id"]))
+    return True
+
+
 def _banner(app: CsmsApp, scenario: Scenario) -> str:
     return "\n".join([
         "",
@@ -73,6 +100,8 @@ def _banner(app: CsmsApp, scenario: Scenario) -> str:
         f"    fleet          {scenario.chargers} simulated chargers ({scenario.protocol}), ids "
         f"{scenario.station_id(0)}..{scenario.station_id(scenario.chargers - 1)}",
         f"    database       {app.settings.db}",
+        f"    billing        tariff {DEMO_TARIFF['tariff_id']} for every session (signed OCMF readings): "
+        f"{app.api_url}/#/cdrs",
         "  Ctrl-C stops it.",
         "",
     ])
@@ -88,6 +117,7 @@ async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
         stop = stop_on_signals()
         try:
             await app.start()
+            await _seed_tariff(app)
             print(_banner(app, scenario), file=sys.stderr, flush=True)
 
             def progress(p: Progress) -> None:

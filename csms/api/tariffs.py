@@ -3,7 +3,7 @@ and charge detail records: JSON pages and a streamed CSV export."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import IntegrityError
 
 from csms.api.context import ApiContext
 from csms.api.cursors import BadCursor, cdr_cursor, read_cdr_cursor
@@ -21,12 +22,13 @@ from csms.tariffs import codec
 from csms.tariffs.assign import Scope
 from csms.tariffs.cdr import cdr_json, line_json
 from csms.tariffs.export import csv_chunks
-from csms.tariffs.pricing import Cost, MeterReading, SessionUsage, price_session
+from csms.tariffs.pricing import Cost, MeterReading, SessionUsage, decimal_text, price_session
 from csms.tariffs.service import TariffService
 
 TARIFF_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,35}$"
 TariffId = Annotated[str, Path(pattern=TARIFF_ID, description="1-36 letters, digits or . _ -")]
 MAX_PAGE = 1000
+MAX_PREVIEW = timedelta(days=31)
 EXPORT_CHUNK = 1000
 
 
@@ -59,7 +61,7 @@ def cost_view(cost: Cost) -> dict[str, Any]:
         "tariff_id": cost.tariff_id,
         "tariff_version": cost.tariff_version,
         "currency": cost.currency,
-        "energy_wh": str(cost.energy_wh),
+        "energy_wh": decimal_text(cost.energy_wh, 3),
         "charging_s": str(cost.charging_s),
         "idle_s": str(cost.idle_s),
         "billed_idle_s": str(cost.billed_idle_s),
@@ -117,7 +119,12 @@ def tariffs_router(secured: list[Any]) -> APIRouter:
         tariff = _parse(body)
         if await tariffs.store.get_tariff(tariff.tariff_id) is not None:
             raise ApiError(409, "exists", f"tariff {tariff.tariff_id!r} exists: PUT a new version")
-        return tariff_view(await tariffs.store.save_tariff(tariff))
+        try:
+            return tariff_view(await tariffs.store.save_tariff(tariff))
+        except IntegrityError:  # a concurrent create or version of the same id won
+            raise ApiError(
+                409, "exists", f"tariff {tariff.tariff_id!r} was just created: PUT a new version"
+            ) from None
 
     @router.get("/api/tariffs/{tariff_id}", tags=["tariffs"])
     async def get_tariff(
@@ -143,7 +150,12 @@ def tariffs_router(secured: list[Any]) -> APIRouter:
         """A new version of the tariff (201 when the tariff is new). Sessions that started before
         keep the version valid at their start."""
         tariff = _parse(body, tariff_id)
-        saved = await tariffs.store.save_tariff(tariff)
+        try:
+            saved = await tariffs.store.save_tariff(tariff)
+        except IntegrityError:
+            raise ApiError(
+                409, "conflict", "another version of this tariff was saved at the same moment"
+            ) from None
         if saved.tariff.version == 1:
             response.status_code = 201
         return tariff_view(saved)
@@ -167,13 +179,20 @@ def tariffs_router(secured: list[Any]) -> APIRouter:
             raise ApiError(
                 400, "invalid_payload", f"time_zone {body.time_zone!r} is not an IANA time zone"
             ) from None
-        if any(x.tzinfo is None for x in (body.started_at, body.stopped_at)):
+        times = [body.started_at, body.stopped_at, *(r.at for r in body.readings)]
+        if body.charging_ended_at is not None:
+            times.append(body.charging_ended_at)
+        if any(x.tzinfo is None for x in times):
             raise ApiError(400, "invalid_payload", "times need a zone, e.g. 2026-12-07T18:00:00Z")
+        if not timedelta(0) <= body.stopped_at - body.started_at <= MAX_PREVIEW:
+            raise ApiError(400, "invalid_payload", "an example session lasts from 0 to 31 days")
+        if any(not Decimal(0) <= r.register_wh < Decimal(10) ** 12 for r in body.readings):
+            raise ApiError(400, "invalid_payload", "register_wh must be from 0 to below 10^12 Wh")
         readings = tuple(MeterReading(r.at, r.register_wh) for r in body.readings)
         try:
             usage = SessionUsage(body.started_at, body.stopped_at, readings, body.charging_ended_at)
             return cost_view(price_session(found.tariff, usage, zone))
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, ArithmeticError) as exc:
             raise ApiError(400, "invalid_payload", str(exc)) from None
 
     @router.get("/api/tariff-assignments", tags=["tariffs"])
@@ -271,4 +290,3 @@ def tariffs_router(secured: list[Any]) -> APIRouter:
         return cdr_json(again)
 
     return router
-

@@ -324,7 +324,7 @@ connector_specs = sa.Table(  # what a station's connectors are (OCPI Connector: 
     sa.Column("connector_id", sa.Integer, primary_key=True),
     sa.Column("standard", sa.String(32), nullable=False),  # e.g. IEC_62196_T2, IEC_62196_T2_COMBO
     sa.Column("format", sa.String(8), nullable=False, server_default="SOCKET"),  # SOCKET | CABLE
-    sa.Column("power_type", sa.String(8), nullable=False, server_default="AC_3_PHASE"),
+    sa.Column("power_type", sa.String(16), nullable=False, server_default="AC_3_PHASE"),
     sa.Column("max_power_w", sa.Integer, nullable=False),
 )
 
@@ -360,7 +360,17 @@ transaction_readings = sa.Table(  # the energy register over each transaction, f
     sa.Column("station_id", sa.String(48), primary_key=True),
     sa.Column("tx_id", sa.String(64), primary_key=True),
     sa.Column("at", UtcDateTime, primary_key=True),
-    sa.Column("register_wh", sa.String(24), nullable=False),  # decimal string
+    sa.Column("register_wh", sa.String(40), nullable=False),  # decimal string
+)
+
+transaction_tariffs = sa.Table(  # the tariff (and version) in force when each transaction started
+    "transaction_tariffs",
+    tariff_metadata,
+    sa.Column("station_id", sa.String(48), primary_key=True),
+    sa.Column("tx_id", sa.String(64), primary_key=True),
+    sa.Column("tariff_id", sa.String(36), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("time_zone", sa.String(64), nullable=False),
 )
 
 cdrs = sa.Table(  # a charge detail record per completed session (money as decimal strings)
@@ -375,15 +385,15 @@ cdrs = sa.Table(  # a charge detail record per completed session (money as decim
     sa.Column("id_tag", sa.String(255)),
     sa.Column("started_at", UtcDateTime, nullable=False),
     sa.Column("stopped_at", UtcDateTime, nullable=False),
-    sa.Column("energy_wh", sa.String(24), nullable=False),
+    sa.Column("energy_wh", sa.String(40), nullable=False),
     sa.Column("duration_s", sa.Integer, nullable=False),
     sa.Column("idle_s", sa.Integer, nullable=False),
     sa.Column("tariff_id", sa.String(36)),
     sa.Column("tariff_version", sa.Integer),
     sa.Column("currency", sa.String(3)),
-    sa.Column("excl_vat", sa.String(24)),
-    sa.Column("vat", sa.String(24)),
-    sa.Column("incl_vat", sa.String(24)),
+    sa.Column("excl_vat", sa.String(40)),
+    sa.Column("vat", sa.String(40)),
+    sa.Column("incl_vat", sa.String(40)),
     sa.Column("breakdown", sa.Text, nullable=False),  # JSON: the cost lines
     sa.Column("stop_reason", sa.String(64)),
     sa.Column("signed_data", sa.Text, nullable=False),  # JSON: signed meter values as received

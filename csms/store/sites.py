@@ -23,6 +23,9 @@ def _site(row: sa.Row[Any]) -> Site:
     )
 
 
+CHUNK = 5000  # ids per statement (PostgreSQL allows at most 32,767 parameters)
+
+
 class SqlSites:
     """The ``sites``, ``station_sites``, ``station_groups`` and ``connector_specs`` tables."""
 
@@ -142,11 +145,14 @@ class SqlSites:
 
     async def remove_from_group(self, group: str, station_ids: Sequence[str]) -> int:
         g = t.station_groups.c
+        ids, removed = list(station_ids), 0
         async with self._db.write() as conn:
-            res = await conn.execute(
-                t.station_groups.delete().where(g.group_name == group, g.station_id.in_(list(station_ids)))
-            )
-        return int(res.rowcount)
+            for i in range(0, len(ids), CHUNK):
+                res = await conn.execute(
+                    t.station_groups.delete().where(g.group_name == group, g.station_id.in_(ids[i:i + CHUNK]))
+                )
+                removed += int(res.rowcount)
+        return removed
 
     async def set_group_members(self, group: str, station_ids: Sequence[str]) -> None:
         """Replace ``group``'s members (an empty list removes the group)."""
@@ -201,9 +207,15 @@ class SqlSites:
     async def resolve(self, targets: Targets) -> list[str]:
         """The registered stations ``targets`` name, sorted (``csms.core.targets.TargetResolver``)."""
         s = t.stations.c
-        if targets.stations:
-            q = sa.select(s.station_id).where(s.station_id.in_(list(targets.stations)))
-        elif targets.group is not None:
+        if targets.stations:  # in chunks: a database bounds the parameters of one statement
+            found: list[str] = []
+            ids = list(targets.stations)
+            async with self._db.read() as conn:
+                for i in range(0, len(ids), CHUNK):
+                    q = sa.select(s.station_id).where(s.station_id.in_(ids[i:i + CHUNK]))
+                    found.extend(str(x) for x in (await conn.execute(q)).scalars())
+            return sorted(found)
+        if targets.group is not None:
             g = t.station_groups.c
             q = sa.select(s.station_id).join(t.station_groups, g.station_id == s.station_id).where(
                 g.group_name == targets.group

@@ -17,7 +17,7 @@ from csms.store.engine import Database, now
 from csms.tariffs import codec
 from csms.tariffs.cdr import Cdr
 from csms.tariffs.model import Tariff
-from csms.tariffs.pricing import MeterReading
+from csms.tariffs.pricing import MeterReading, decimal_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +87,7 @@ def _cdr_values(c: Cdr) -> dict[str, Any]:
         "id_tag": c.id_tag,
         "started_at": c.started_at,
         "stopped_at": c.stopped_at,
-        "energy_wh": str(c.energy_wh),
+        "energy_wh": decimal_text(c.energy_wh, 3),
         "duration_s": c.duration_s,
         "idle_s": c.idle_s,
         "tariff_id": c.tariff_id,
@@ -154,7 +154,8 @@ class SqlTariffs:
         return [_version(r) for r in rows]
 
     async def tariff_at(self, tariff_id: str, at: datetime) -> TariffVersion | None:
-        """The version valid at ``at`` (the newest by then, else the first); None if retired by then."""
+        """The version valid at ``at`` (the newest created by then); None if none was, or the
+        tariff was withdrawn by then."""
         c = t.tariffs.c
         async with self._db.read() as conn:
             row = (
@@ -165,12 +166,6 @@ class SqlTariffs:
                     .limit(1)
                 )
             ).first()
-            if row is None:
-                row = (
-                    await conn.execute(
-                        sa.select(t.tariffs).where(c.tariff_id == tariff_id).order_by(c.version).limit(1)
-                    )
-                ).first()
         if row is None:
             return None
         found = _version(row)
@@ -184,6 +179,13 @@ class SqlTariffs:
                 await conn.execute(sa.select(sa.func.max(c.version)).where(c.tariff_id == tariff_id))
             ).scalar()
             if latest is None:
+                return False
+            retired = (
+                await conn.execute(
+                    sa.select(c.retired_at).where(c.tariff_id == tariff_id, c.version == latest)
+                )
+            ).scalar()
+            if retired is not None:
                 return False
             await conn.execute(
                 t.tariffs.update()
@@ -218,6 +220,38 @@ class SqlTariffs:
         async with self._db.read() as conn:
             rows = (await conn.execute(sa.select(t.tariff_assignments).order_by(a.scope, a.target))).all()
         return [(r.scope, r.target, r.tariff_id) for r in rows]
+
+    # --- the tariff each transaction started under ----------------------------------------
+    async def remember_tariff(
+        self, station_id: str, tx_id: str, tariff_id: str, version: int, zone: str
+    ) -> None:
+        """Keep the tariff a transaction started under (the first one kept stays)."""
+        try:
+            async with self._db.write() as conn:
+                await conn.execute(
+                    t.transaction_tariffs.insert().values(
+                        station_id=station_id,
+                        tx_id=tx_id,
+                        tariff_id=tariff_id,
+                        version=version,
+                        time_zone=zone,
+                    )
+                )
+        except IntegrityError:
+            pass
+
+    async def tariff_of(self, station_id: str, tx_id: str) -> tuple[str, int, str] | None:
+        """(tariff_id, version, time zone) the transaction started under, if kept."""
+        c = t.transaction_tariffs.c
+        async with self._db.read() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(c.tariff_id, c.version, c.time_zone).where(
+                        c.station_id == station_id, c.tx_id == tx_id
+                    )
+                )
+            ).first()
+        return None if row is None else (row.tariff_id, row.version, row.time_zone)
 
     # --- readings ------------------------------------------------------------------------
     async def add_readings(self, rows: Sequence[tuple[str, str, MeterReading]]) -> None:
@@ -307,6 +341,7 @@ class SqlTariffs:
                 t.transactions.outerjoin(t.cdrs, (c.station_id == x.station_id) & (c.tx_id == x.tx_id))
             )
             .where(x.stopped_at.is_not(None), c.cdr_id.is_(None))
+            .order_by(x.stopped_at)
             .limit(limit)
         )
         async with self._db.read() as conn:

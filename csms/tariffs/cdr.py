@@ -15,7 +15,7 @@ from typing import Any
 
 from csms.core.model import Transaction
 from csms.core.station_events import SignedMeterValue
-from csms.tariffs.pricing import Cost, CostLine
+from csms.tariffs.pricing import Cost, CostLine, decimal_text
 from ocppj.timestamps import format_datetime
 
 
@@ -49,8 +49,9 @@ class Cdr:
 
 def line_json(ln: CostLine) -> dict[str, str | int]:
     return {
-        "dimension": ln.dimension.value, "element": ln.element, "quantity": str(ln.quantity),
-        "unit_price": str(ln.unit_price), "amount": str(ln.amount), "vat_percent": str(ln.vat_percent),
+        "dimension": ln.dimension.value, "element": ln.element, "quantity": decimal_text(ln.quantity),
+        "unit_price": str(ln.unit_price), "amount": decimal_text(ln.amount),
+        "vat_percent": str(ln.vat_percent),
     }
 
 
@@ -93,7 +94,7 @@ def cdr_json(c: Cdr) -> dict[str, Any]:
         "id": c.cdr_id, "charger_id": c.station_id, "transaction_id": c.tx_id, "site_id": c.site_id,
         "evse_id": c.evse_id, "connector_id": c.connector_id, "id_tag": c.id_tag,
         "started_at": format_datetime(c.started_at), "stopped_at": format_datetime(c.stopped_at),
-        "energy_wh": str(c.energy_wh), "duration_s": c.duration_s, "idle_s": c.idle_s,
+        "energy_wh": decimal_text(c.energy_wh, 3), "duration_s": c.duration_s, "idle_s": c.idle_s,
         "tariff_id": c.tariff_id, "tariff_version": c.tariff_version, "currency": c.currency,
         "total_excl_vat": _money(c.excl_vat), "total_vat": _money(c.vat),
         "total_incl_vat": _money(c.incl_vat),
@@ -112,8 +113,20 @@ CSV_COLUMNS = (
 )
 
 
+_TEXT_COLUMNS = frozenset({"charger_id", "transaction_id", "site_id", "id_tag", "tariff_id", "currency",
+                           "stop_reason", "flags"})
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(name: str, value: str) -> str:
+    """Text a station or operator chose never reaches a spreadsheet as a formula: a cell starting
+    with = + - @ or a control character gets a leading apostrophe."""
+    return "'" + value if name in _TEXT_COLUMNS and value.startswith(_FORMULA_START) else value
+
+
 def csv_row(c: Cdr) -> list[str]:
-    """The record as CSV cells: lists as compact JSON, absent values empty."""
+    """The record as CSV cells: lists as compact JSON, absent values empty, text cells that a
+    spreadsheet would take for a formula escaped with a leading apostrophe."""
     view = cdr_json(c)
     cells = []
     for name in CSV_COLUMNS:
@@ -123,5 +136,5 @@ def csv_row(c: Cdr) -> list[str]:
         elif name == "flags":
             cells.append(" ".join(value))
         else:
-            cells.append("" if value is None else str(value))
+            cells.append("" if value is None else _cell(name, str(value)))
     return cells

@@ -10,9 +10,12 @@ billed only from that long after charging ended (OCPI tariffs bill parking from 
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
+
+TARIFF_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,35}$")
 
 
 class Dimension(enum.StrEnum):
@@ -74,6 +77,18 @@ class Restrictions:
     max_power_kw: Decimal | None = None  # exclusive
     day_of_week: frozenset[DayOfWeek] = frozenset()
 
+    def __post_init__(self) -> None:
+        for name in ("min_kwh", "max_kwh", "min_power_kw", "max_power_kw"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name} cannot be negative")
+        for name in ("min_duration_s", "max_duration_s"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name} cannot be negative")
+        if self.start_time is not None and self.start_time == self.end_time:
+            raise ValueError("start_time and end_time are equal: the element would never apply")
+
     @property
     def clock_times(self) -> tuple[time, ...]:
         """The local times of day where this restriction may start or stop holding."""
@@ -111,6 +126,10 @@ class Tariff:
             raise ValueError("currency must be an ISO 4217 code such as EUR")
         if not Decimal(0) <= self.vat_percent <= Decimal(100):
             raise ValueError("vat_percent must be from 0 to 100")
+        if any(p is not None and p < 0 for p in (self.min_price, self.max_price)):
+            raise ValueError("min_price and max_price cannot be negative")
+        if not TARIFF_ID.match(self.tariff_id):
+            raise ValueError("tariff_id must be 1-36 letters, digits or . _ - (starting alphanumeric)")
         if self.min_price is not None and self.max_price is not None and self.min_price > self.max_price:
             raise ValueError("min_price is above max_price")
         if self.idle_grace_s < 0:

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import structlog
 
-from csms.core.events import MeterSampled, TransactionEnded, TransactionStarted
+from csms.core.events import MeterSampled, StationBooted, TransactionEnded, TransactionStarted
 from csms.core.model import Transaction
 from csms.core.ports import TxOrder
 from csms.plugins import Cleanup, PluginContext
@@ -42,7 +42,8 @@ async def tariffs_plugin(ctx: PluginContext) -> Cleanup | None:
         for tx in await store.list_transactions(active=True, limit=100_000, order=TxOrder.STARTED_DESC):
             if tx.protocol is OcppVersion.V201:
                 running.open[(tx.station_id, tx.tx_id)] = tx
-        unsubscribe.append(ctx.bus.subscribe(running.on_event, TransactionStarted, TransactionEnded))
+        kinds = (TransactionStarted, TransactionEnded, StationBooted)
+        unsubscribe.append(ctx.bus.subscribe(running.on_event, *kinds))
         ctx.spawn(running.run(), "running-cost")
     ctx.spawn(service.run(reconcile_s=cfg.reconcile_s), "tariffs")
     ctx.parts.tariffs = service

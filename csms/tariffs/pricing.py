@@ -112,16 +112,25 @@ def _intervals(usage: SessionUsage, start: int, stop: int, flags: list[str]) -> 
         flags.append("no_meter_data")
         return []
     out = []
-    for a, b in itertools.pairwise(readings):
+    base = readings[0]
+    for following in readings[1:]:
+        a, b = base, following
         wh = b.register_wh - a.register_wh
-        if wh < 0:  # the register restarted: what it counts since is known, what came before the reset is not
-            flags.append("meter_reset")
-            wh = b.register_wh
-        t1, t2 = max(_us(a.at), start), min(_us(b.at), stop)
-        if _us(b.at) < start or _us(a.at) > stop:
+        base = b
+        if wh < 0:
+            if b.register_wh < a.register_wh / 2:  # the register restarted: bill what it counted since
+                flags.append("meter_reset")
+                wh = b.register_wh
+            else:  # a reading that went back a little (rounding, a late sample): no energy, never a
+                flags.append("meter_backwards")  # refund; the higher register stays the base
+                wh = Decimal(0)
+                base = MeterReading(b.at, a.register_wh)
+        a_us, b_us = _us(a.at), _us(b.at)
+        if b_us < start or a_us > stop:
             continue
-        if t2 < t1:
-            t1 = t2 = min(max(t1, start), stop)
+        t1, t2 = max(a_us, start), min(b_us, stop)
+        if b_us > a_us and (t1 > a_us or t2 < b_us):  # cut at the session's edges: its share only
+            wh = _CTX.divide(_CTX.multiply(wh, Decimal(t2 - t1)), Decimal(b_us - a_us))
         out.append(_Interval(t1, t2, wh))
     return out
 
@@ -196,18 +205,51 @@ def _first(
 
 
 def _clock_breaks(tariff: Tariff, zone: ZoneInfo, start: int, stop: int) -> set[int]:
-    """Local midnights and restriction clock times within the session, in UTC microseconds."""
+    """Where the local clock may change which element holds, in UTC microseconds: local midnights
+    and restriction clock times (both instants of a time the autumn change repeats) and the
+    zone's own offset changes (a spring change skips clock times: the jump itself is the cut)."""
     times = {time(0)} | {t for e in tariff.elements for t in e.restrictions.clock_times}
     day = _dt(start).astimezone(zone).date() - timedelta(days=1)
     last = _dt(stop).astimezone(zone).date() + timedelta(days=1)
     out = set()
     while day <= last:
         for t in times:
-            at = _us(datetime.combine(day, t, tzinfo=zone))
-            if start < at < stop:
-                out.add(at)
+            for fold in (0, 1):
+                at = _us(datetime.combine(day, t, tzinfo=zone).replace(fold=fold))
+                if start < at < stop:
+                    out.add(at)
         day += timedelta(days=1)
+    out |= _offset_changes(zone, start, stop)
     return out
+
+
+def _offset_changes(zone: ZoneInfo, start: int, stop: int) -> set[int]:
+    """The instants in (start, stop) where ``zone``'s UTC offset changes (to the second)."""
+    hour = 3_600_000_000
+    out: set[int] = set()
+    at = start - start % hour
+    before = _dt(at).astimezone(zone).utcoffset()
+    while at < stop:
+        nxt = at + hour
+        after = _dt(nxt).astimezone(zone).utcoffset()
+        if after != before:
+            lo, hi = at, nxt  # offset(lo) == before, offset(hi) == after
+            while hi - lo > 1_000_000:
+                mid = (lo + hi) // 2
+                if _dt(mid).astimezone(zone).utcoffset() == before:
+                    lo = mid
+                else:
+                    hi = mid
+            if start < hi < stop:
+                out.add(hi - hi % 1_000_000)
+        at, before = nxt, after
+    return out
+
+
+def decimal_text(value: Decimal, places: int = 6) -> str:
+    """``value`` rounded half up to ``places`` decimals, without trailing zeros or exponent."""
+    rounded = value.quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP).normalize()
+    return f"{rounded:f}"
 
 
 def minor_unit(currency: str) -> Decimal:
@@ -308,7 +350,8 @@ def price_session(tariff: Tariff, usage: SessionUsage, zone: ZoneInfo | None = N
     vat_exact = sum((ln.amount * ln.vat_percent / 100 for ln in lines), Decimal(0))
     vat = vat_exact.quantize(unit, ROUND_HALF_UP)
     return Cost(
-        tariff.currency, tariff.tariff_id, tariff.version, tuple(lines), energy_so_far,
+        tariff.currency, tariff.tariff_id, tariff.version, tuple(lines),
+        energy_so_far.quantize(Decimal("0.001"), ROUND_HALF_UP),
         Decimal(charging_us) / _US, Decimal(idle_us) / _US, Decimal(billed_idle_us) / _US,
         excl, vat, excl + vat, tuple(dict.fromkeys(flags)),
     )

@@ -13,8 +13,9 @@ from typing import Any
 
 import structlog
 
-from csms.core.events import TransactionEnded, TransactionStarted
+from csms.core.events import StationBooted, TransactionEnded, TransactionStarted
 from csms.core.model import Transaction
+from csms.errors import CallErrorReceived
 from csms.tariffs.pricing import Cost
 from ocppj.versions import OcppVersion
 
@@ -31,6 +32,7 @@ class RunningCost:
         self.interval_s = interval_s
         self.open: dict[tuple[str, str], Transaction] = {}
         self.sent: dict[tuple[str, str], Decimal] = {}
+        self.unsupported: set[str] = set()  # stations that answered NotImplemented/NotSupported
         self.updates_sent = 0
 
     def on_event(self, event: object) -> None:
@@ -41,9 +43,13 @@ class RunningCost:
             key = (event.transaction.station_id, event.transaction.tx_id)
             self.open.pop(key, None)
             self.sent.pop(key, None)
+        elif isinstance(event, StationBooted):  # new firmware may support it now
+            self.unsupported.discard(event.station_id)
 
     async def send_updates(self) -> None:
         for key, tx in list(self.open.items()):
+            if tx.station_id in self.unsupported:
+                continue
             try:
                 cost = await self.quote(tx)
             except Exception:
@@ -54,7 +60,12 @@ class RunningCost:
             try:
                 await self.call(tx.station_id, "CostUpdated",
                                 {"totalCost": float(cost.incl_vat), "transactionId": tx.tx_id})
-            except Exception as exc:  # offline, CALLERROR, timeout: the next round tries again
+            except CallErrorReceived as exc:
+                if exc.code in ("NotImplemented", "NotSupported"):  # asked again after its next boot
+                    self.unsupported.add(tx.station_id)
+                log.info("CostUpdated refused", charger_id=tx.station_id, reason=str(exc))
+                continue
+            except Exception as exc:  # offline, timeout: the next round tries again
                 log.info("CostUpdated not delivered", charger_id=tx.station_id, reason=str(exc))
                 continue
             self.sent[key] = cost.incl_vat

@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -51,12 +52,14 @@ class PlacementReader(Protocol):
 class _Running:
     readings: list[MeterReading] = field(default_factory=list)
     latest: MeterReading | None = None
+    touched: float = 0.0  # monotonic time of the last reading
 
 
 def _exact(wh: float) -> Decimal:
-    """A register value as the station sent it (``10000``, not ``10000.0``)."""
-    d = Decimal(str(wh))
-    return Decimal(int(d)) if d == d.to_integral_value() else d
+    """A register value to the mWh, without the float's noise (131.069 kWh is 131069 Wh, not
+    131068.99999999999)."""
+    d = Decimal(repr(wh)).quantize(Decimal("0.001"), ROUND_HALF_UP)
+    return Decimal(int(d)) if d == d.to_integral_value() else d.normalize()
 
 
 def _zone(name: str | None) -> ZoneInfo:
@@ -64,6 +67,11 @@ def _zone(name: str | None) -> ZoneInfo:
         return ZoneInfo(name or "UTC")
     except (ValueError, KeyError):
         return ZoneInfo("UTC")
+
+
+MAX_CDR_ATTEMPTS = 10  # then the reconciling pass takes the transaction over
+STALE_RUNNING_S = 6 * 3600.0  # readings of a session silent this long stay in the store only
+RECENTLY_BILLED = 10_000  # ended transactions whose late samples are ignored
 
 
 class TariffService:
@@ -85,7 +93,9 @@ class TariffService:
         self.tag_group_of = tag_group_of
         self._running: dict[TxKey, _Running] = {}
         self._pending: list[tuple[str, str, MeterReading]] = []
-        self._ended: dict[TxKey, float] = {}  # ended transactions: when the end was seen (monotonic)
+        self._started: list[Transaction] = []  # whose tariff is still to be kept
+        self._ended: dict[TxKey, tuple[float, int]] = {}  # ended: when seen (monotonic), attempts
+        self._billed: OrderedDict[TxKey, None] = OrderedDict()  # CDR made: late samples are ignored
         self.cdr_delay_s = 3.0  # lets write-behind data of the session's last seconds (signed values) land
         self.cdrs_made = 0
 
@@ -96,21 +106,21 @@ class TariffService:
             energy = sample.energy_wh
             if sample.transaction_id is None or energy is None:
                 return
-            self._keep(
-                (sample.station_id, sample.transaction_id), MeterReading(sample.ts, _exact(energy))
-            )
+            self._keep((sample.station_id, sample.transaction_id), MeterReading(sample.ts, _exact(energy)))
         elif isinstance(event, TransactionStarted):
             tx = event.transaction
+            self._started.append(tx)
             if tx.meter_start_wh is not None and tx.started_at is not None:
-                self._keep(
-                    (tx.station_id, tx.tx_id), MeterReading(tx.started_at, _exact(tx.meter_start_wh))
-                )
+                self._keep((tx.station_id, tx.tx_id), MeterReading(tx.started_at, _exact(tx.meter_start_wh)))
         elif isinstance(event, TransactionEnded):
-            self._ended[(event.transaction.station_id, event.transaction.tx_id)] = time.monotonic()
+            self._ended[(event.transaction.station_id, event.transaction.tx_id)] = (time.monotonic(), 0)
 
     def _keep(self, key: TxKey, reading: MeterReading) -> None:
+        if key in self._billed:
+            return
         run = self._running.setdefault(key, _Running())
         run.latest = reading
+        run.touched = time.monotonic()
         if run.readings and reading.at - run.readings[-1].at < self.reading_interval:
             return
         run.readings.append(reading)
@@ -127,25 +137,45 @@ class TariffService:
             raise
 
     async def step(self) -> None:
-        """Flush readings, then make the CDRs of the transactions that ended meanwhile."""
+        """Flush readings, keep the tariff of sessions that started, make the CDRs of those that
+        ended meanwhile, and let go of the memory of sessions silent for hours."""
         await self.flush()
-        due = time.monotonic() - self.cdr_delay_s
-        for key, seen in sorted(self._ended.items()):
-            if seen > due:
+        started, self._started = self._started, []
+        for i, tx in enumerate(started):
+            try:
+                await self._remember_tariff(tx)
+            except Exception:
+                self._started[:0] = started[i:]
+                raise
+        now = time.monotonic()
+        for key, (seen, attempts) in sorted(self._ended.items()):
+            if seen > now - self.cdr_delay_s:
                 continue
             try:
                 await self.make_cdr(*key)
             except Exception:
                 log.exception("CDR not made yet; retried", charger_id=key[0], transaction_id=key[1])
-                continue
+                if attempts + 1 < MAX_CDR_ATTEMPTS:
+                    self._ended[key] = (seen, attempts + 1)
+                    continue
             self._ended.pop(key, None)
+        for key in [k for k, run in self._running.items() if now - run.touched > STALE_RUNNING_S]:
+            del self._running[key]
 
     async def reconcile(self) -> int:
-        """Make the CDR of every ended transaction that has none; returns how many were made."""
+        """Make the CDR of every ended transaction that has none; returns how many were made. One
+        that fails is logged and skipped: it never holds up the others."""
         made = 0
         for station_id, tx_id in await self.store.ended_without_cdr():
-            if await self.make_cdr(station_id, tx_id) is not None:
-                made += 1
+            if (station_id, tx_id) in self._ended:  # ended moments ago: its own turn comes
+                continue
+            try:
+                if await self.make_cdr(station_id, tx_id) is not None:
+                    made += 1
+            except Exception:
+                log.exception(
+                    "CDR not made; tried again next pass", charger_id=station_id, transaction_id=tx_id
+                )
         if made:
             log.info("CDRs made for ended transactions that had none", count=made)
         return made
@@ -169,22 +199,57 @@ class TariffService:
             await self.flush()
 
     # --- pricing -------------------------------------------------------------------------
-    async def tariff_for(self, tx: Transaction) -> tuple[TariffVersion | None, Placement, ZoneInfo]:
+    async def _place(self, tx: Transaction) -> tuple[Placement, ZoneInfo]:
         placement = await self.sites.placement(tx.station_id)
         zone = ZoneInfo("UTC")
         if placement.site_id is not None:
             site = await self.sites.get_site(placement.site_id)
             zone = _zone(getattr(site, "time_zone", None))
+        return placement, zone
+
+    async def _assigned(self, tx: Transaction, placement: Placement) -> str | None:
         tag_group = await self.tag_group_of(tx.id_tag) if self.tag_group_of and tx.id_tag else None
-        tariff_id = pick_tariff(
+        return pick_tariff(
             await self.store.assignments(),
             station_id=tx.station_id,
             groups=placement.groups,
             site_id=placement.site_id,
             tag_group=tag_group,
         )
+
+    async def _remember_tariff(self, tx: Transaction) -> None:
+        """Keep the tariff (and version) in force as the session starts: later changes of
+        assignments, placement or tariffs do not reprice it."""
+        if tx.started_at is None:
+            return
+        placement, zone = await self._place(tx)
+        tariff_id = await self._assigned(tx, placement)
+        if tariff_id is None:
+            return
+        version = await self.store.tariff_at(tariff_id, tx.started_at) or await self.store.get_tariff(
+            tariff_id
+        )
+        if version is not None and version.retired_at is None:
+            await self.store.remember_tariff(
+                tx.station_id, tx.tx_id, tariff_id, version.tariff.version, zone.key
+            )
+
+    async def tariff_for(
+        self, tx: Transaction, *, current: bool = False
+    ) -> tuple[TariffVersion | None, Placement, ZoneInfo]:
+        """The tariff a session is priced with: the one kept when it started; else (it started while
+        pricing was off, or moments ago) the one assigned now, in the version valid at its start.
+        ``current``: the one assigned now, in its latest version (an explicit re-pricing)."""
+        placement, zone = await self._place(tx)
+        if not current:
+            kept = await self.store.tariff_of(tx.station_id, tx.tx_id)
+            if kept is not None:
+                return await self.store.get_tariff(kept[0], kept[1]), placement, _zone(kept[2])
+        tariff_id = await self._assigned(tx, placement)
         if tariff_id is None or tx.started_at is None:
             return None, placement, zone
+        if current:
+            return await self.store.get_tariff(tariff_id), placement, zone
         return await self.store.tariff_at(tariff_id, tx.started_at), placement, zone
 
     async def _readings(self, tx: Transaction) -> list[MeterReading]:
@@ -206,33 +271,49 @@ class TariffService:
         return readings
 
     async def quote(self, tx: Transaction, at: datetime | None = None) -> Cost | None:
-        """The session's cost: final when it ended, else as if it stopped at ``at`` (default now)."""
+        """The session's cost: final when it ended, else as if it stopped at ``at`` (default now);
+        None without a tariff or when it cannot be priced."""
         version, _, zone = await self.tariff_for(tx)
         if version is None or tx.started_at is None:
             return None
         stop = tx.stopped_at or max(at or self.clock.now(), tx.started_at)
         usage = SessionUsage(tx.started_at, stop, tuple(await self._readings(tx)))
-        return price_session(version.tariff, usage, zone)
+        try:
+            return price_session(version.tariff, usage, zone)
+        except (ValueError, ArithmeticError):
+            return None
 
     async def make_cdr(self, station_id: str, tx_id: str, *, reprice: bool = False) -> Cdr | None:
-        """The CDR of an ended transaction (made once; ``reprice`` replaces its cost)."""
+        """The CDR of an ended transaction (made once; ``reprice`` prices it again with the tariff
+        assigned now). Every ended transaction gets one: one that cannot be priced is kept with
+        its flags and no price."""
         existing = await self.store.cdr_of(station_id, tx_id)
         if existing is not None and not reprice:
             return existing
         tx = await self.transactions.get_transaction(station_id, tx_id)
-        if tx is None or tx.stopped_at is None or tx.started_at is None:
+        if tx is None or tx.stopped_at is None:
             return None
-        version, placement, zone = await self.tariff_for(tx)
+        flags: list[str] = []
+        if tx.started_at is None:  # a stop of a transaction the CSMS never saw start
+            tx = replace(tx, started_at=tx.stopped_at)
+            flags.append("unknown_start")
+        assert tx.started_at is not None and tx.stopped_at is not None
+        version, placement, zone = await self.tariff_for(tx, current=reprice)
         readings = await self._readings(tx)
         cost = None
-        flags: list[str] = []
         if version is None:
             flags.append("no_tariff")
         else:
-            cost = price_session(
-                version.tariff, SessionUsage(tx.started_at, tx.stopped_at, tuple(readings)), zone
-            )
-        energy = _exact(tx.energy_wh) if tx.energy_wh is not None else Decimal(0)
+            try:
+                cost = price_session(
+                    version.tariff, SessionUsage(tx.started_at, tx.stopped_at, tuple(readings)), zone
+                )
+            except (ValueError, ArithmeticError) as exc:  # stop before start, absurd registers
+                flags.append("unpriceable")
+                log.warning(
+                    "session not priced", charger_id=station_id, transaction_id=tx_id, reason=str(exc)
+                )
+        energy = _exact(tx.energy_wh) if tx.energy_wh is not None and tx.energy_wh >= 0 else Decimal(0)
         signed = await self.transactions.list_signed_meter_values(station_id, tx_id)
         cdr = build_cdr(tx, cost, signed, site_id=placement.site_id, energy_wh=energy, extra_flags=flags)
         if existing is not None and existing.cdr_id is not None:
@@ -240,4 +321,7 @@ class TariffService:
         elif await self.store.insert_cdr(cdr):
             self.cdrs_made += 1
         self._running.pop((station_id, tx_id), None)
+        self._billed[(station_id, tx_id)] = None
+        while len(self._billed) > RECENTLY_BILLED:
+            self._billed.popitem(last=False)
         return await self.store.cdr_of(station_id, tx_id)

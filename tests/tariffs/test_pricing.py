@@ -37,9 +37,15 @@ def line(cost: object, dim: Dimension, element: int = 0) -> D:
 
 
 REFERENCE = tariff(
-    TariffElement((comp(Dimension.ENERGY, "0.40"), comp(Dimension.FLAT, "1.00"),
-                   comp(Dimension.PARKING_TIME, "6.00", 60))),  # 0.10 a minute, billed per started minute
-    vat_percent=D(19), idle_grace_s=300,
+    TariffElement(
+        (
+            comp(Dimension.ENERGY, "0.40"),
+            comp(Dimension.FLAT, "1.00"),
+            comp(Dimension.PARKING_TIME, "6.00", 60),
+        )
+    ),  # 0.10 a minute, billed per started minute
+    vat_percent=D(19),
+    idle_grace_s=300,
 )
 
 
@@ -72,8 +78,10 @@ def test_a_price_period_boundary_splits_the_energy_at_the_local_clock_time() -> 
 
 
 def test_midnight_moves_a_session_into_the_weekend_price() -> None:
-    weekend = TariffElement((comp(Dimension.ENERGY, "0.20"),),
-                            Restrictions(day_of_week=frozenset({DayOfWeek.SATURDAY, DayOfWeek.SUNDAY})))
+    weekend = TariffElement(
+        (comp(Dimension.ENERGY, "0.20"),),
+        Restrictions(day_of_week=frozenset({DayOfWeek.SATURDAY, DayOfWeek.SUNDAY})),
+    )
     weekday = TariffElement((comp(Dimension.ENERGY, "0.40"),))
     # Friday 11 December 2026, 23:30 to Saturday 00:30 Berlin time, 2 kWh evenly
     cost = price_session(tariff(weekend, weekday), usage((at(22, 30, 11), 0), (at(23, 30, 11), 2000)), BERLIN)
@@ -117,8 +125,12 @@ def test_energy_bands_price_the_first_kwh_differently() -> None:
 
 
 def test_min_and_max_price_bound_the_total_excl_vat() -> None:
-    t = tariff(TariffElement((comp(Dimension.ENERGY, "0.40"),)), min_price=D("2.00"), max_price=D("3.00"),
-               vat_percent=D(19))
+    t = tariff(
+        TariffElement((comp(Dimension.ENERGY, "0.40"),)),
+        min_price=D("2.00"),
+        max_price=D("3.00"),
+        vat_percent=D(19),
+    )
     small = price_session(t, usage((at(10), 0), (at(10, 5), 500)))
     assert (small.excl_vat, small.vat, small.flags) == (D("2.00"), D("0.38"), ("min_price",))
     big = price_session(t, usage((at(10), 0), (at(12), 20000)))
@@ -131,13 +143,22 @@ def test_prices_stay_exact_where_floats_would_drift() -> None:
     assert line(cost, Dimension.ENERGY) == D("0.03")  # 0.1 + 0.1 + 0.1 kWh at 0.1, not 0.030000000000000006
 
 
-@pytest.mark.parametrize("bad", [
-    {"currency": "eur"}, {"vat_percent": D(120)}, {"min_price": D(5), "max_price": D(1)},
-    {"idle_grace_s": -1},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"currency": "eur"},
+        {"vat_percent": D(120)},
+        {"min_price": D(5), "max_price": D(1)},
+        {"idle_grace_s": -1},
+    ],
+)
 def test_invalid_tariffs_are_refused(bad: dict[str, object]) -> None:
-    args: dict[str, object] = {"tariff_id": "T", "currency": "EUR",
-                               "elements": (TariffElement((comp(Dimension.FLAT, "1"),)),), **bad}
+    args: dict[str, object] = {
+        "tariff_id": "T",
+        "currency": "EUR",
+        "elements": (TariffElement((comp(Dimension.FLAT, "1"),)),),
+        **bad,
+    }
     with pytest.raises(ValueError):
         Tariff(**args)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
@@ -147,8 +168,14 @@ def test_invalid_tariffs_are_refused(bad: dict[str, object]) -> None:
 def test_the_most_specific_assignment_prices_the_session() -> None:
     from csms.tariffs.assign import pick_tariff
 
-    table = [("default", "", "D"), ("site", "harbour", "S"), ("group", "north", "G1"),
-             ("group", "fast", "G0"), ("tag_group", "fleet-a", "T"), ("station", "CP1", "X")]
+    table = [
+        ("default", "", "D"),
+        ("site", "harbour", "S"),
+        ("group", "north", "G1"),
+        ("group", "fast", "G0"),
+        ("tag_group", "fleet-a", "T"),
+        ("station", "CP1", "X"),
+    ]
     everything = {"groups": ("north",), "site_id": "harbour", "tag_group": "fleet-a"}
     assert pick_tariff(table, station_id="CP1", **everything) == "X"  # type: ignore[arg-type]
     assert pick_tariff(table, station_id="CP2", **everything) == "T"  # type: ignore[arg-type]
@@ -156,3 +183,60 @@ def test_the_most_specific_assignment_prices_the_session() -> None:
     assert pick_tariff(table, station_id="CP2", site_id="harbour") == "S"
     assert pick_tariff(table, station_id="CP2") == "D"
     assert pick_tariff([], station_id="CP2") is None
+
+
+def test_a_reading_a_little_below_the_last_is_no_energy_not_a_reset() -> None:
+    t = tariff(TariffElement((comp(Dimension.ENERGY, "0.40"),)))
+    # 131.069 kWh read as 131068.999.. Wh (a float), then the stop register 10 kWh later
+    cost = price_session(t, usage((at(10), 131069), (at(10, 1), D("131068.999")), (at(11), 141069)))
+    assert cost.energy_wh == D(10000) and cost.flags == ("meter_backwards",) and cost.excl_vat == D("4.00")
+
+
+def test_the_spring_clock_change_ends_a_night_price_at_the_jump() -> None:
+    night = TariffElement(
+        (comp(Dimension.TIME, "2.00"),), Restrictions(start_time=time(22), end_time=time(2, 30))
+    )
+    day = TariffElement((comp(Dimension.TIME, "1.00"),))
+    # 29 March 2026: 02:00 CET becomes 03:00 CEST (01:00 UTC). 00:00-04:00 local is three real
+    # hours; 02:00-02:30 never happens, so the night price ends at the jump: 2 h night, 1 h day.
+    start = datetime(2026, 3, 28, 23, 0, tzinfo=UTC)
+    cost = price_session(tariff(night, day), usage((start, 0), (start + timedelta(hours=3), 3000)), BERLIN)
+    assert (line(cost, Dimension.TIME, 0), line(cost, Dimension.TIME, 1)) == (D("4.00"), D("1.00"))
+
+
+def test_the_autumn_clock_change_meets_a_repeated_local_time_twice() -> None:
+    early = TariffElement(
+        (comp(Dimension.TIME, "2.00"),), Restrictions(start_time=time(2, 30), end_time=time(6))
+    )
+    rest = TariffElement((comp(Dimension.TIME, "1.00"),))
+    # 25 October 2026, five real hours from local midnight (22:00 UTC): 02:30-03:00 CEST, then
+    # 02:30-04:00 CET after the clocks went back: 2 h at the early price, 3 h at the other
+    start = datetime(2026, 10, 24, 22, 0, tzinfo=UTC)
+    cost = price_session(tariff(early, rest), usage((start, 0), (start + timedelta(hours=5), 5000)), BERLIN)
+    assert (line(cost, Dimension.TIME, 0), line(cost, Dimension.TIME, 1)) == (D("4.00"), D("3.00"))
+
+
+def test_readings_beyond_the_session_count_only_their_share() -> None:
+    t = tariff(TariffElement((comp(Dimension.ENERGY, "1.00"),)))
+    # a reading interval 09:00-11:00 of 2 kWh; the session is 10:00-11:00: half of it
+    session = SessionUsage(at(10), at(11), (MeterReading(at(9), D(0)), MeterReading(at(11), D(2000))))
+    cost = price_session(t, session)
+    assert cost.energy_wh == D(1000) and cost.excl_vat == D("1.00")
+
+
+@pytest.mark.parametrize(
+    "restrictions",
+    [
+        {"min_kwh": D(-1)},
+        {"max_power_kw": D(-5)},
+        {"min_duration_s": -1},
+        {"start_time": time(8), "end_time": time(8)},
+    ],
+)
+def test_restrictions_that_cannot_hold_are_refused(restrictions: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        Restrictions(**restrictions)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        tariff(TariffElement((comp(Dimension.FLAT, "1"),)), max_price=D("-5"))
+    with pytest.raises(ValueError):
+        Tariff("has space", "EUR", (TariffElement((comp(Dimension.FLAT, "1"),)),))

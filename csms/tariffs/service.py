@@ -51,7 +51,7 @@ class PlacementReader(Protocol):
 @dataclass(slots=True)
 class _Running:
     readings: list[MeterReading] = field(default_factory=list)
-    latest: MeterReading | None = None
+    latest: tuple[datetime, float] | None = None  # the newest reading (time, Wh), kept or not
     touched: float = 0.0  # monotonic time of the last reading
 
 
@@ -101,28 +101,30 @@ class TariffService:
 
     # --- events (synchronous, from the bus) --------------------------------------------------
     def on_event(self, event: object) -> None:
-        if isinstance(event, MeterSampled):
+        if isinstance(event, MeterSampled):  # on the hot path: no Decimal unless the reading is kept
             sample = event.sample
             energy = sample.energy_wh
-            if sample.transaction_id is None or energy is None:
-                return
-            self._keep((sample.station_id, sample.transaction_id), MeterReading(sample.ts, _exact(energy)))
+            if sample.transaction_id is not None and energy is not None:
+                self._keep((sample.station_id, sample.transaction_id), sample.ts, energy)
         elif isinstance(event, TransactionStarted):
             tx = event.transaction
             self._started.append(tx)
             if tx.meter_start_wh is not None and tx.started_at is not None:
-                self._keep((tx.station_id, tx.tx_id), MeterReading(tx.started_at, _exact(tx.meter_start_wh)))
+                self._keep((tx.station_id, tx.tx_id), tx.started_at, tx.meter_start_wh)
         elif isinstance(event, TransactionEnded):
             self._ended[(event.transaction.station_id, event.transaction.tx_id)] = (time.monotonic(), 0)
 
-    def _keep(self, key: TxKey, reading: MeterReading) -> None:
+    def _keep(self, key: TxKey, at: datetime, wh: float) -> None:
         if key in self._billed:
             return
-        run = self._running.setdefault(key, _Running())
-        run.latest = reading
+        run = self._running.get(key)
+        if run is None:
+            run = self._running[key] = _Running()
+        run.latest = (at, wh)
         run.touched = time.monotonic()
-        if run.readings and reading.at - run.readings[-1].at < self.reading_interval:
+        if run.readings and at - run.readings[-1].at < self.reading_interval:
             return
+        reading = MeterReading(at, _exact(wh))
         run.readings.append(reading)
         self._pending.append((*key, reading))
 
@@ -260,7 +262,7 @@ class TariffService:
         if run is not None:
             by_time.update({r.at: r for r in run.readings})
             if run.latest is not None:
-                by_time[run.latest.at] = run.latest
+                by_time[run.latest[0]] = MeterReading(run.latest[0], _exact(run.latest[1]))
         readings = [by_time[k] for k in sorted(by_time)]
         if tx.started_at is not None and tx.meter_start_wh is not None:
             readings = [r for r in readings if r.at > tx.started_at]

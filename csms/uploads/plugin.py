@@ -37,6 +37,7 @@ async def uploads_plugin(ctx: PluginContext) -> Cleanup | None:
         UploadLimits(max_bytes=max_bytes, token_ttl_s=cfg.token_ttl_s, retention_days=cfg.retention_days,
                      prune_interval_s=cfg.prune_interval_s),
         on_received=kept, on_refused=lambda reason: refused.labels(reason).inc(),
+        public_base=ctx.public_base_url,
     )
     unsubscribe = ctx.bus.subscribe(service.on_event, *WATCHED)
     ctx.spawn(service.run(), "uploads")

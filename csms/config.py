@@ -192,6 +192,9 @@ class UploadsConfig(_Section):
     token_ttl_s: float = Field(6 * 3600.0, gt=0)  # how long an upload URL takes its file
     retention_days: float = Field(30.0, gt=0)  # files older than this are deleted (the record stays)
     prune_interval_s: float = Field(3600.0, gt=0)
+    # longest time to read an upload's body (408 past it); an upload still marked as arriving after
+    # this long broke off unseen (a crash) and its address takes a new one
+    receive_timeout_s: float = Field(600.0, gt=0)
 
 
 class FirmwareConfig(_Section):

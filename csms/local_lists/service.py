@@ -263,6 +263,11 @@ class LocalListService:
         self.publish(LocalListSynced(station_id=station_id, ok=False, detail=detail))
         return SyncOutcome(station_id, False, "failed", detail=detail)
 
+    async def sent_by_hand(self, station_id: str, detail: str) -> None:
+        """A SendLocalList went out by another way than this service (the raw action route): the
+        station's list is no longer known, so it is recorded out of sync and its next sync is Full."""
+        await self.store.failed(station_id, detail)
+
     # --- views -----------------------------------------------------------------------------
     async def state(self, station_id: str) -> StationListState | None:
         return await self.store.state(station_id)

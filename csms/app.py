@@ -189,10 +189,16 @@ class CsmsApp:
             ),
             service, self.registry, self.metrics, self.bus, security_store=self.store, ca=ca,
         )
+        self._api_sock = _bind(s.host, s.api_port)  # bound first: plugins hand out its address
+        if s.public_url_is_guessed and (s.uploads.enabled or s.firmware.enabled):
+            log.warning("public_url is not set and the CSMS listens on every address: firmware download "
+                        "links and upload addresses name 127.0.0.1, which only this machine can reach; "
+                        "set public_url", public_base_url=s.public_base_url(self.api_port))
         plugin_ctx = PluginContext(
             settings=s, clock=self.clock, bus=self.bus, metrics=self.metrics, service=service,
             sessions=self.registry, control=self.control, commands=self.control, db=self.store.db,
             targets=self.store.sites, spawn=self.spawn, parts=self.parts, alarm_store=self.store.alarms,
+            public_base_url=s.public_base_url(self.api_port),
         )
         for plugin in self.plugins:
             cleanup = await plugin(plugin_ctx)
@@ -282,11 +288,7 @@ class CsmsApp:
             ws="websockets-sansio", timeout_graceful_shutdown=3,
         )
         self._api = _EmbeddedUvicorn(config)
-        self._api_sock = _bind(self.settings.host, self.settings.api_port)
-        if self.parts.uploads is not None:  # stations upload to the API's own port
-            self.parts.uploads.public_base = self.settings.public_base_url(self.api_port)
-        if self.parts.firmware is not None:  # download links point at the HTTP server
-            self.parts.firmware.public_base_url = self.settings.public_base_url(self.api_port)
+        assert self._api_sock is not None  # bound in start(), before the plugins
         self._tasks.append(asyncio.create_task(self._api.serve([self._api_sock]), name="api"))
         while not self._api.started:
             if self._tasks[-1].done():
@@ -324,6 +326,8 @@ class CsmsApp:
             except Exception:  # what is still buffered (station events, last-seen) is lost: say so
                 log.exception("final flush failed: buffered station events and last-seen times not written",
                               station_events_buffered=self.service.events.pending)
+        if self._api is None and self._api_sock is not None:  # bound, but start() failed before serving
+            self._api_sock.close()
         if self.store is not None:
             await self.store.close()
         log.info("csms stopped")

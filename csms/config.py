@@ -181,6 +181,9 @@ class EventsConfig(_Section):
     retention_days: float = Field(90.0, gt=0)
 
 
+_WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+
+
 class UploadsConfig(_Section):
     """Diagnostics and log uploads (``csms.uploads``): the receiver's bounds and how long files stay."""
 
@@ -189,6 +192,9 @@ class UploadsConfig(_Section):
     token_ttl_s: float = Field(6 * 3600.0, gt=0)  # how long an upload URL takes its file
     retention_days: float = Field(30.0, gt=0)  # files older than this are deleted (the record stays)
     prune_interval_s: float = Field(3600.0, gt=0)
+    # longest time to read an upload's body (408 past it); an upload still marked as arriving after
+    # this long broke off unseen (a crash) and its address takes a new one
+    receive_timeout_s: float = Field(600.0, gt=0)
 
 
 class FirmwareConfig(_Section):
@@ -197,7 +203,9 @@ class FirmwareConfig(_Section):
     enabled: bool = True
     max_file_bytes: int = Field(256 << 20, ge=1)  # largest image accepted by POST /api/firmware-files
     download_ttl_s: float = Field(86_400.0, gt=0)  # a download link lives this long past its retrieve time
-    url_secret: str = ""  # HMAC key of download links; empty: random per process (set it alike on every node)
+    # HMAC key of download links; empty: a random key made once and kept in files_path()/firmware-url.key
+    # (mode 0600). Nodes not sharing the files directory need it set alike.
+    url_secret: str = ""
     tick_s: float = Field(1.0, gt=0)  # how often campaigns are advanced
     max_parallel_sends: int = Field(50, ge=1)  # UpdateFirmware calls in flight at once
     call_timeout_s: float = Field(30.0, gt=0)
@@ -267,7 +275,8 @@ class Settings(_Section):
     # database, or ./csms-files with a PostgreSQL database
     files_dir: str = ""
     # base URL stations use to reach the CSMS's HTTP server (firmware downloads, log uploads), e.g.
-    # https://csms.example.com; default: http://{host}:{api_port}
+    # https://csms.example.com; default: http://{host}:{api_port}, with 127.0.0.1 for a wildcard host
+    # (0.0.0.0, ::, ""), which stations on other machines cannot reach: set it when host is a wildcard
     public_url: str = ""
 
     def files_path(self) -> Path:
@@ -282,9 +291,14 @@ class Settings(_Section):
         """``public_url`` without a trailing slash, else the API's own address."""
         if self.public_url:
             return self.public_url.rstrip("/")
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host
+        host = "127.0.0.1" if self.host in _WILDCARD_HOSTS else self.host
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{api_port}"
+
+    @property
+    def public_url_is_guessed(self) -> bool:
+        """No ``public_url`` and a wildcard host: the default base names 127.0.0.1."""
+        return not self.public_url and self.host in _WILDCARD_HOSTS
 
     @property
     def api_needs_token(self) -> bool:

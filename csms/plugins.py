@@ -76,6 +76,7 @@ class PluginContext:
     spawn: Spawn
     parts: Parts
     alarm_store: SqlAlarms | None = None  # the alarm tables (None: a store without them)
+    public_base_url: str = ""  # http(s) base stations use to reach the HTTP server ("": not known)
 
 
 Plugin = Callable[[PluginContext], Awaitable[Cleanup | None]]

@@ -154,7 +154,9 @@ def create_app(ctx: ApiContext) -> FastAPI:
         """Send any CSMS-initiated OCPP action; the body is the payload in the station's version.
 
         Refused before anything is sent: a station->CSMS action (400 ``wrong_direction``), an
-        unknown action or invalid payload (400), a frame over the station's limit (413)."""
+        unknown action or invalid payload (400), a frame over the station's limit (413). A
+        SendLocalList sent here leaves the station's local list recorded out of sync (its next
+        sync sends a Full list); other features do not track what is sent here."""
         version = ctx.control.protocol_of(charger_id)
         if version is None:
             raise await absent(ctx, charger_id)
@@ -171,6 +173,9 @@ def create_app(ctx: ApiContext) -> FastAPI:
             raise ApiError(400, "unknown_action", f"{exc}; known actions: {known}") from None
         except ControlError as exc:
             raise from_control_error(exc) from None
+        finally:  # answered or not, the station may hold the list now
+            if action == "SendLocalList" and ctx.local_lists is not None:
+                await ctx.local_lists.sent_by_hand(charger_id, "SendLocalList sent by the raw action route")
 
     @app.post("/api/id-tags", dependencies=secured, tags=["id tags"], status_code=201,
               responses={200: {"description": "an existing id tag was updated"}})

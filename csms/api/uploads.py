@@ -290,7 +290,8 @@ def receiver_router() -> APIRouter:
     @router.api_route("/uploads/{token}", methods=["PUT", "POST"], include_in_schema=False)
     async def receive(token: str, request: Request, uploads: Uploads) -> Response:
         """Take a station's file: 201 ``{id, size_bytes, sha256}``; 404 unknown or expired address,
-        409 a second upload, 413 over ``uploads.max_mb``, 400 a multipart body without one file."""
+        409 a second upload, 413 over ``uploads.max_mb``, 408 slower than ``uploads.receive_timeout_s``,
+        400 a multipart body without one file."""
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > uploads.max_bytes + 65_536:  # room for multipart framing
             return _error(413, "payload_too_large", f"the upload is over {uploads.max_bytes} bytes")

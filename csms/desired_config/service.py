@@ -68,6 +68,7 @@ class DesiredConfigService:
         self._protocol_of_registered = protocol_of_registered
         self._boot_delay_s = boot_delay_s
         self._booted: dict[str, float] = {}  # monotonic time of each station's latest boot
+        self._not_accepted: set[str] = set()  # stations whose latest boot was refused: never called
         self._concurrency = concurrency
         self._slots = asyncio.Semaphore(concurrency)
         self._locks: dict[str, asyncio.Lock] = {}
@@ -83,7 +84,8 @@ class DesiredConfigService:
         created = await self.store.put_set(kept)
         self.sets[kept.group] = kept
         members = await self.groups.members(kept.group)
-        targets = [s for s in members if self.stations.protocol_of(s) is not None]
+        targets = [s for s in members
+                   if self.stations.protocol_of(s) is not None and s not in self._not_accepted]
         if targets:
             self._track(asyncio.create_task(self._apply_all(targets), name=f"desired-config:{kept.group}"))
         return kept, created, len(targets)
@@ -106,10 +108,17 @@ class DesiredConfigService:
 
     # --- applying -------------------------------------------------------------------------
     def on_event(self, event: Event) -> None:
-        if isinstance(event, StationBooted) and event.accepted:
+        """A boot sends everything, a reconnection what is not applied; nothing while no set exists,
+        and nothing to a station whose boot was refused (it must not be called until accepted)."""
+        if isinstance(event, StationBooted):
             self._booted[event.station_id] = time.monotonic()
-            self._start(event.station_id, at_boot=True, delay_s=self._boot_delay_s)
-        elif isinstance(event, StationConnected):
+            if not event.accepted:
+                self._not_accepted.add(event.station_id)
+                return
+            self._not_accepted.discard(event.station_id)
+            if self.sets:
+                self._start(event.station_id, at_boot=True, delay_s=self._boot_delay_s)
+        elif isinstance(event, StationConnected) and self.sets and event.station_id not in self._not_accepted:
             self._start(event.station_id, at_boot=False, delay_s=2 * self._boot_delay_s,
                         unless_booted_since=time.monotonic())
 
@@ -140,10 +149,12 @@ class DesiredConfigService:
 
     async def apply_to(self, station_id: str, *, at_boot: bool) -> list[KeyResult]:
         """Send the station what it should have (see the module) and keep every answer."""
+        if not self.sets or station_id in self._not_accepted:
+            return []
         lock = self._locks.setdefault(station_id, asyncio.Lock())
         async with lock, self._slots:
             version = self.stations.protocol_of(station_id)
-            if version is None:
+            if version is None or station_id in self._not_accepted:
                 return []
             desired = await self.desired_for(station_id, version)
             kept = (await self.store.results([station_id]))[station_id]

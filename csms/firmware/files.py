@@ -1,11 +1,13 @@
 """Firmware images on disk (content-addressed by SHA-256) and the signed, expiring download tokens.
 
 A token is ``<file_id>.<expiry epoch s>.<HMAC-SHA256>`` (URL-safe base64 signature) under the
-``firmware.url_secret`` (random per process when empty: set it alike on every node of a cluster).
+``firmware.url_secret``; when that is empty, a random key made once and kept in a file (mode 0600)
+under the files directory, so links outlive restarts (nodes sharing the directory share the key).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hashlib
@@ -13,11 +15,13 @@ import hmac
 import os
 import re
 import secrets
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 FILE_ID = re.compile(r"^[0-9a-f]{32}$")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
@@ -63,32 +67,59 @@ class FirmwareBlobs:
         return self.root / sha256
 
     async def store(self, chunks: AsyncIterator[bytes]) -> Stored:
-        """Write ``chunks`` (TooLarge past ``max_bytes``, EmptyImage without any; nothing is left behind)."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        """Write ``chunks`` (TooLarge past ``max_bytes``, EmptyImage without any; nothing is left behind).
+
+        The file work runs in threads: an image may be hundreds of megabytes.
+        """
+        await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
         tmp = self.root / f".upload-{secrets.token_hex(8)}"
         digest = hashlib.sha256()
         size = 0
+        out: BinaryIO = await asyncio.to_thread(tmp.open, "wb")
         try:
-            with tmp.open("wb") as out:
+            try:
                 async for chunk in chunks:
                     size += len(chunk)
                     if size > self.max_bytes:
                         raise TooLarge(f"the image is larger than {self.max_bytes} bytes "
                                        "(firmware.max_file_bytes)")
                     digest.update(chunk)
-                    out.write(chunk)
+                    await asyncio.to_thread(out.write, chunk)
+            finally:
+                await asyncio.to_thread(out.close)
             if size == 0:
                 raise EmptyImage("the image is empty")
             sha = digest.hexdigest()
-            os.replace(tmp, self.path_of(sha))
+            await asyncio.to_thread(os.replace, tmp, self.path_of(sha))
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+            await asyncio.to_thread(_unlink, tmp)
         return Stored(new_file_id(), size, sha)
 
-    def remove(self, sha256: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.path_of(sha256).unlink()
+    async def remove(self, sha256: str) -> None:
+        await asyncio.to_thread(_unlink, self.path_of(sha256))
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def kept_secret(path: Path) -> str:
+    """The key kept in ``path``, made (random, mode 0600) by the first caller; blocking file work."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):  # another node may have created it and not written it yet
+            key = path.read_text().strip()
+            if key:
+                return key
+            time.sleep(0.02)
+        raise ValueError(f"the firmware URL key file {path} is empty") from None
+    key = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w") as out:
+        out.write(key + "\n")
+    return key
 
 
 class DownloadTokens:

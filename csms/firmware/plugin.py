@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import structlog
 
 from csms.firmware.campaign import LiveStation
-from csms.firmware.files import DownloadTokens, FirmwareBlobs
+from csms.firmware.files import DownloadTokens, FirmwareBlobs, kept_secret
 from csms.firmware.sender import OcppUpdateSender
 from csms.firmware.service import WATCHED, FirmwareService
 from csms.plugins import Cleanup, PluginContext
@@ -13,6 +15,8 @@ from csms.store.firmware import SqlFirmware
 from ocppj.versions import OcppVersion
 
 log = structlog.get_logger("csms.firmware")
+
+URL_KEY_FILE = "firmware-url.key"  # under settings.files_path(): the download links' key when not configured
 
 
 async def firmware_plugin(ctx: PluginContext) -> Cleanup | None:
@@ -32,13 +36,16 @@ async def firmware_plugin(ctx: PluginContext) -> Cleanup | None:
         session = ctx.sessions.get(charger_id)
         return session.version if session is not None else None
 
+    files = ctx.settings.files_path()
+    secret = cfg.url_secret or await asyncio.to_thread(kept_secret, files / URL_KEY_FILE)
     service = FirmwareService(
-        SqlFirmware(ctx.db), FirmwareBlobs(ctx.settings.files_path() / "firmware", cfg.max_file_bytes),
-        DownloadTokens(cfg.url_secret or None),
+        SqlFirmware(ctx.db), FirmwareBlobs(files / "firmware", cfg.max_file_bytes),
+        DownloadTokens(secret),
         OcppUpdateSender(ctx.commands, protocol_of, cfg.call_timeout_s),
         ctx.clock, live, ctx.targets, tick_s=cfg.tick_s, download_ttl_s=cfg.download_ttl_s,
         max_parallel_sends=cfg.max_parallel_sends,
     )
+    service.public_base_url = ctx.public_base_url
     await service.load()
     unsubscribe = ctx.bus.subscribe(service.on_event, *WATCHED)
     ctx.spawn(service.run(), "firmware-campaigns")

@@ -74,7 +74,7 @@ class FirmwareService:
         self.targets = targets
         self.tick_s = tick_s
         self.download_ttl_s = download_ttl_s
-        self.public_base_url = ""  # set by the composition root once the HTTP server listens
+        self.public_base_url = ""  # where stations reach the HTTP server; campaigns hold while unset
         self.campaigns: dict[int, Campaign] = {}
         self._wake = asyncio.Event()
         self._sends = asyncio.Semaphore(max_parallel_sends)
@@ -100,7 +100,7 @@ class FirmwareService:
             raise Conflict(f"firmware file {file_id} is used by campaign {used}, which is still active")
         deleted, shared = await self.store.delete_file(file_id)
         if deleted and not shared:
-            self.blobs.remove(f.sha256)
+            await self.blobs.remove(f.sha256)
 
     async def download(self, token: str) -> FirmwareFile:
         """The file a download token grants (TokenInvalid, TokenExpired, NotFound)."""
@@ -179,7 +179,12 @@ class FirmwareService:
 
     # --- the loop ----------------------------------------------------------------------------
     def tick(self, now: datetime) -> list[Order]:
-        """Every active campaign's decisions at ``now``: the UpdateFirmware calls to send."""
+        """Every active campaign's decisions at ``now``: the UpdateFirmware calls to send.
+
+        Nothing moves while the public base URL is unknown: a download link needs it.
+        """
+        if not self.public_base_url:
+            return []
         orders: list[Order] = []
         for c in list(self.campaigns.values()):
             orders.extend(Order(c.id, o) for o in c.tick(now, self.live))

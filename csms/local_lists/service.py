@@ -86,6 +86,7 @@ class LocalListService:
         self.publish = publish
         self.on_sent = on_sent  # (update type, items) per accepted message, for metrics
         self._checks: dict[str, datetime] = {}
+        self._not_accepted: set[str] = set()  # stations whose latest boot was refused: never called
         self._debounce = Debounce(cfg.debounce_s, cfg.max_delay_s)
         self._reconcile_at = clock.now() + timedelta(seconds=cfg.reconcile_s) if cfg.reconcile_s else None
         self._limits: dict[str, Limits] = {}
@@ -98,6 +99,12 @@ class LocalListService:
         """Bus handler: a (re)connected station gets its version checked; a change of id tags
         starts (or extends) the debounce of a round of updates."""
         now = self.clock.now()
+        if isinstance(ev, StationBooted) and not ev.accepted:  # it must not be called until accepted
+            self._not_accepted.add(ev.station_id)
+            self._checks.pop(ev.station_id, None)
+            return
+        if isinstance(ev, StationBooted):
+            self._not_accepted.discard(ev.station_id)
         if isinstance(ev, StationBooted | StationConnected):
             self._limits.pop(ev.station_id, None)  # a new connection: its bounds may have changed
             delay = 0.0 if isinstance(ev, StationBooted) else self.cfg.connect_check_s
@@ -124,11 +131,13 @@ class LocalListService:
         for station_id, at in list(self._checks.items()):
             if at <= now:
                 del self._checks[station_id]
-                out.append(SyncRequest(station_id, check_version=True))
+                if station_id not in self._not_accepted:
+                    out.append(SyncRequest(station_id, check_version=True))
         if reconcile or self._debounce.due(now):
             self._debounce = self._debounce.reset()
             seen = {r.station_id for r in out}
-            out += [SyncRequest(s) for s in sorted(self.connected()) if s not in seen]
+            out += [SyncRequest(s) for s in sorted(self.connected())
+                    if s not in seen and s not in self._not_accepted]
         return out
 
     async def run(self) -> None:
@@ -184,6 +193,8 @@ class LocalListService:
         sid = request.station_id
         if not self.port.connected(sid):
             return SyncOutcome(sid, False, "not_connected", detail="the station is not connected")
+        if sid in self._not_accepted:
+            return SyncOutcome(sid, False, "not_accepted", detail="the station's boot was not accepted")
         if policies is None:
             policies = {p.scope: p for p in await self.store.policies()}
         chosen = selection(policies, await self.groups_of(sid))
@@ -251,6 +262,11 @@ class LocalListService:
         await self.store.failed(station_id, detail)
         self.publish(LocalListSynced(station_id=station_id, ok=False, detail=detail))
         return SyncOutcome(station_id, False, "failed", detail=detail)
+
+    async def sent_by_hand(self, station_id: str, detail: str) -> None:
+        """A SendLocalList went out by another way than this service (the raw action route): the
+        station's list is no longer known, so it is recorded out of sync and its next sync is Full."""
+        await self.store.failed(station_id, detail)
 
     # --- views -----------------------------------------------------------------------------
     async def state(self, station_id: str) -> StationListState | None:

@@ -11,7 +11,14 @@ from csms.store.profiles import SqlOperatorCommands, SqlProfiles
 
 async def profiles_plugin(ctx: PluginContext) -> Cleanup | None:
     calls = RecordedCalls(ctx.commands, SqlOperatorCommands(ctx.db), ctx.clock)
-    service = ctx.parts.profiles = ProfileService(calls, SqlProfiles(ctx.db))
+    def balanced(station_id: str, evse_id: int) -> bool:
+        """The running balancer drives the EVSE (EVSE 0: any EVSE of the station)."""
+        balancer = ctx.parts.balancer
+        if balancer is None:
+            return False
+        return any(e.station_id == station_id and evse_id in (0, e.evse_id) for e in balancer.topology.evses)
+
+    service = ctx.parts.profiles = ProfileService(calls, SqlProfiles(ctx.db), balanced=balanced)
     unsubscribe = ctx.bus.subscribe(service.on_event, StationReported)
 
     async def cleanup() -> None:

@@ -41,6 +41,9 @@ PURPOSES: dict[OcppVersion, frozenset[Purpose]] = {
     OcppVersion.V201: frozenset({Purpose.CHARGING_STATION_MAX, Purpose.TX_DEFAULT, Purpose.TX}),
 }
 _STATION_MAX = frozenset({Purpose.CHARGE_POINT_MAX, Purpose.CHARGING_STATION_MAX})
+# the balancer's places on an EVSE it drives (csms.balancer): its fail-safe TxDefaultProfile at
+# stack level 0 and its live TxProfile at stack level 1
+BALANCER_STACKS = frozenset({(Purpose.TX_DEFAULT, 0), (Purpose.TX, 1)})
 
 
 class Kind(enum.StrEnum):
@@ -135,6 +138,18 @@ def check_id(profile_id: int) -> None:
     if profile_id in BALANCER_IDS:
         raise ProfileInvalid(
             f"profile_id: {BALANCER_IDS.start}..{BALANCER_IDS.stop - 1} are the load balancer's own ids"
+        )
+
+
+def check_balancer_place(profile: Profile, balanced: bool) -> None:
+    """``balanced``: the load balancer drives the profile's EVSE (EVSE 0: any EVSE of the station).
+    A station keeps one profile per purpose and stack level (1.6 replaces the older), so the
+    operator's would replace the balancer's and each would overwrite the other."""
+    if balanced and (profile.purpose, profile.stack_level) in BALANCER_STACKS:
+        where = "the station" if profile.evse_id == 0 else f"EVSE {profile.evse_id}"
+        raise ProfileInvalid(
+            f"stack_level: {profile.purpose.value} at stack level {profile.stack_level} is the load "
+            f"balancer's on {where}; use another stack level"
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -21,6 +21,7 @@ from csms.profiles.rules import (
     Profile,
     RateUnit,
     StoredProfile,
+    check_balancer_place,
     check_composite_request,
     check_id,
     check_profile,
@@ -72,10 +73,12 @@ class ProfileService:
     ``ControlError``)."""
 
     def __init__(
-        self, calls: RecordedCalls, store: SqlProfiles, *, first_request_id: int | None = None
+        self, calls: RecordedCalls, store: SqlProfiles, *, first_request_id: int | None = None,
+        balanced: Callable[[str, int], bool] = lambda _station, _evse: False,
     ) -> None:
         self.calls = calls
         self.store = store
+        self.balanced = balanced  # (station, EVSE): the load balancer drives it (0: any of the station's)
         start = first_request_id if first_request_id is not None else int(time.time()) % 1_000_000_000
         self._request_ids = itertools.count(max(1, start))
         self.reports = ReportCollector("ReportChargingProfiles", _reported)
@@ -92,6 +95,7 @@ class ProfileService:
         if profile.kind is Kind.ABSOLUTE and profile.start_schedule is None:
             profile = replace(profile, start_schedule=self.calls.clock.now().replace(microsecond=0))
         check_profile(profile, version)
+        check_balancer_place(profile, self.balanced(station_id, profile.evse_id))
         answer = await self.calls.send(station_id, CODECS[version].set_profile(profile))
         at = self.calls.clock.now()
         await self.store.put_profile(station_id, profile, answer, at)

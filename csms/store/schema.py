@@ -602,7 +602,8 @@ id_tags_grouped = sa.Table(  # ``id_tags`` as it is from version 12 on (never cr
 
 def _v12_local_lists(conn: Connection) -> None:
     """Id tag groups (a column of ``id_tags``), local-list policies and each station's accepted list."""
-    conn.execute(sa.text("ALTER TABLE id_tags ADD COLUMN tag_group VARCHAR(64)"))
+    if "tag_group" not in {c["name"] for c in sa.inspect(conn).get_columns("id_tags")}:
+        conn.execute(sa.text("ALTER TABLE id_tags ADD COLUMN tag_group VARCHAR(64)"))
     conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_id_tags_tag_group ON id_tags (tag_group)"))
     local_list_metadata.create_all(conn)
 
@@ -655,8 +656,17 @@ MIGRATIONS: list[Callable[[Connection], Any]] = [  # in order; append new ones
 ]
 
 
+MIGRATION_LOCK_KEY = 0x0C5D5_5C4E  # PostgreSQL advisory lock held while migrating
+
+
 def migrate(conn: Connection) -> int:
-    """Apply pending migrations; returns the schema version now in place."""
+    """Apply pending migrations; returns the schema version now in place.
+
+    On PostgreSQL a transaction-scoped advisory lock serialises nodes starting together: the second
+    waits, then sees the first one's versions and has nothing left to do.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
     schema_version.create(conn, checkfirst=True)
     current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
     for number, step in enumerate(MIGRATIONS, start=1):

@@ -113,19 +113,27 @@ class SqlUploads:
             row = (await conn.execute(q)).first()
         return _upload(row._mapping) if row is not None else None
 
-    async def claim(self, token_hash: str, now: datetime) -> Upload | Claim:
-        """Take the token's one upload: the upload (now ``receiving``), or why not."""
+    async def claim(
+        self, token_hash: str, now: datetime, *, stale_before: datetime | None = None
+    ) -> Upload | Claim:
+        """Take the token's one upload: the upload (now ``receiving``), or why not. A ``receiving``
+        claim last touched before ``stale_before`` broke off without a word (a crash): it is free again."""
         c = t.uploads.c
+        free = c.receipt == Receipt.WAITING.value
+        if stale_before is not None:
+            free = sa.or_(free, sa.and_(c.receipt == Receipt.RECEIVING.value, c.updated_at < stale_before))
         async with self._db.write() as conn:
             upload = await self._one(conn, c.token_hash == token_hash)
             if upload is None or not accepts_file(upload, now):
                 return Claim.UNKNOWN
             done = await conn.execute(
-                t.uploads.update().where(c.id == upload.id, c.receipt == Receipt.WAITING.value)
+                t.uploads.update().where(c.id == upload.id, free)
                 .values(receipt=Receipt.RECEIVING.value, updated_at=now)
             )
             if not done.rowcount:
                 return Claim.TAKEN
+            if upload.receipt is Receipt.RECEIVING:
+                await _step(conn, upload.id, now, "UploadAborted", "a stale upload was taken over")
         return replace(upload, receipt=Receipt.RECEIVING)
 
     async def release(self, upload_id: int, at: datetime, detail: str) -> None:

@@ -25,7 +25,8 @@ async def uploads_plugin(ctx: PluginContext) -> Cleanup | None:
     received = Counter("csms_uploads_received", "Files uploaded by stations and kept", registry=registry)
     received_bytes = Counter("csms_upload_bytes", "Bytes of the files kept", registry=registry)
     refused = Counter("csms_uploads_refused", "Uploads turned away or broken off, by reason "
-                      "(not_found, conflict, payload_too_large, broken)", ["reason"], registry=registry)
+                      "(not_found, conflict, payload_too_large, timeout, broken)",
+                      ["reason"], registry=registry)
 
     def kept(size: int) -> None:
         received.inc()
@@ -35,8 +36,9 @@ async def uploads_plugin(ctx: PluginContext) -> Cleanup | None:
         SqlUploads(ctx.db), FileStore(ctx.settings.files_path() / "uploads", max_bytes),
         OcppLogRequests(ctx.commands), ctx.clock,
         UploadLimits(max_bytes=max_bytes, token_ttl_s=cfg.token_ttl_s, retention_days=cfg.retention_days,
-                     prune_interval_s=cfg.prune_interval_s),
+                     prune_interval_s=cfg.prune_interval_s, receive_timeout_s=cfg.receive_timeout_s),
         on_received=kept, on_refused=lambda reason: refused.labels(reason).inc(),
+        public_base=ctx.public_base_url,
     )
     unsubscribe = ctx.bus.subscribe(service.on_event, *WATCHED)
     ctx.spawn(service.run(), "uploads")

@@ -12,7 +12,7 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import structlog
@@ -60,6 +60,7 @@ class UploadLimits:
     token_ttl_s: float
     retention_days: float
     prune_interval_s: float
+    receive_timeout_s: float = 600.0  # longest read of a body; a claim older than this is free again
     queue: int = 10_000
 
 
@@ -173,7 +174,9 @@ class UploadService:
         """Keep the file streamed in ``chunks`` for ``token``'s upload (``filename()``: the name the
         upload carried, read once it is in); ``Refused`` 404 for an unknown or expired token, 409 when
         its upload arrived already, 413 over ``max_bytes``."""
-        claim = await self.store.claim(token_digest(token), self.clock.now())
+        now = self.clock.now()
+        stale_before = now - timedelta(seconds=self.limits.receive_timeout_s)
+        claim = await self.store.claim(token_digest(token), now, stale_before=stale_before)
         if claim is Claim.UNKNOWN:
             self.on_refused("not_found")
             raise Refused(404, "not_found", "no upload is expected at this address (unknown or expired)")
@@ -182,22 +185,42 @@ class UploadService:
             raise Refused(409, "conflict", "this address took its upload already")
         assert isinstance(claim, Upload)
         try:
-            written = await self.files.write(claim.id, chunks)
+            async with asyncio.timeout(self.limits.receive_timeout_s):
+                written = await self.files.write(claim.id, chunks)
         except TooLarge as exc:
             await self.store.release(claim.id, self.clock.now(), str(exc))
             self.on_refused("payload_too_large")
             raise Refused(413, "payload_too_large", str(exc)) from None
+        except TimeoutError:
+            detail = f"the upload took longer than {self.limits.receive_timeout_s:g} s"
+            await self.store.release(claim.id, self.clock.now(), detail)
+            self.on_refused("timeout")
+            raise Refused(408, "timeout", f"{detail} (uploads.receive_timeout_s)") from None
         except BaseException as exc:
             await asyncio.shield(self.store.release(claim.id, self.clock.now(),
                                                     f"the upload broke off: {type(exc).__name__}"))
             self.on_refused("broken")
             raise
-        kept = await self.store.received(claim.id, self.clock.now(), size_bytes=written.size_bytes,
-                                         sha256=written.sha256, filename=filename())
+        try:
+            kept = await self.store.received(claim.id, self.clock.now(), size_bytes=written.size_bytes,
+                                             sha256=written.sha256, filename=filename())
+        except BaseException as exc:  # not recorded: the address takes the station's retry
+            await asyncio.shield(self._forget(claim.id, f"the file was not recorded: {type(exc).__name__}"))
+            self.on_refused("broken")
+            raise
         assert kept is not None
         self.on_received(written.size_bytes)
         log.info("upload received", upload=claim.id, station=claim.charger_id, size=written.size_bytes)
         return kept
+
+    async def _forget(self, upload_id: int, detail: str) -> None:
+        """Remove a received file the store did not record, and free its address (best effort)."""
+        await self.files.delete(upload_id)
+        try:
+            await self.store.release(upload_id, self.clock.now(), detail)
+        except Exception:
+            log.exception("upload claim not released; it frees itself after uploads.receive_timeout_s",
+                          upload=upload_id)
 
     # --- reading ------------------------------------------------------------------------------
     async def get(self, upload_id: int) -> Upload | None:

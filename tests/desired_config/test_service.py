@@ -4,7 +4,7 @@ reconnects, and failed calls kept as such."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,7 +13,7 @@ import pytest
 from csms.core.events import StationBooted, StationConnected
 from csms.core.model import StationInfo
 from csms.desired_config.ports import Answer
-from csms.desired_config.rules import DesiredItem, DesiredSet, Reading, ResultStatus
+from csms.desired_config.rules import DesiredItem, DesiredSet, KeyResult, Reading, ResultStatus
 from csms.desired_config.service import DesiredConfigService
 from csms.store.desired_config import SqlDesiredConfig
 from csms.store.sql import SqlStore
@@ -133,3 +133,43 @@ async def test_a_boot_resends_everything_and_a_connect_followed_by_a_boot_sends_
     svc.on_event(StationConnected(station_id="A", protocol=OcppVersion.V16))  # a reconnect: all applied
     await svc.idle()
     assert stations.sent == [("A", ["K"])]
+
+
+async def test_a_station_whose_boot_was_refused_is_not_called_until_a_boot_is_accepted(
+    store: SqlDesiredConfig
+) -> None:
+    stations = RecordingStations(["A"])
+    svc = service(store, stations, {"g": ["A"]}, boot_delay_s=0.02)
+    info = StationInfo(vendor="V", model="M")
+    svc.on_event(StationConnected(station_id="A", protocol=OcppVersion.V16))
+    svc.on_event(StationBooted(station_id="A", info=info, accepted=False))
+    await svc.put(DesiredSet("g", 0, {"K": "1"}))  # a change meanwhile
+    await svc.idle()
+    svc.on_event(StationConnected(station_id="A", protocol=OcppVersion.V16))  # reconnects, still refused
+    await svc.idle()
+    assert await svc.apply_to("A", at_boot=True) == []
+    assert stations.sent == []
+    svc.on_event(StationBooted(station_id="A", info=info, accepted=True))
+    await svc.idle()
+    assert stations.sent == [("A", ["K"])]
+
+
+class CountingStore(SqlDesiredConfig):
+    """Counts the reads of kept answers."""
+
+    reads = 0
+
+    async def results(self, station_ids: Iterable[str]) -> dict[str, dict[str, KeyResult]]:
+        self.reads += 1
+        return await super().results(station_ids)
+
+
+async def test_without_any_set_boots_and_reconnects_read_nothing(store: SqlDesiredConfig) -> None:
+    counting = CountingStore(store._db)
+    stations = RecordingStations(["A"])
+    svc = service(counting, stations, {"g": ["A"]}, boot_delay_s=0.01)
+    svc.on_event(StationBooted(station_id="A", info=StationInfo(vendor="V", model="M"), accepted=True))
+    svc.on_event(StationConnected(station_id="B", protocol=OcppVersion.V16))
+    await svc.idle()
+    assert await svc.apply_to("A", at_boot=False) == []
+    assert counting.reads == 0 and stations.sent == []

@@ -15,6 +15,8 @@ from csms.firmware.campaign import (
     TransitionNotAllowed,
     Window,
 )
+from csms.firmware.files import DownloadTokens
+from csms.firmware.service import FirmwareService
 
 T0 = datetime(2030, 5, 1, 12, 0, tzinfo=UTC)
 IDS = [f"CP{i:02d}" for i in range(7)]
@@ -238,3 +240,14 @@ def test_specs_that_make_no_sense_are_refused(kw: dict[str, object], message: st
 def test_a_campaign_needs_stations() -> None:
     with pytest.raises(ValueError, match="no registered station"):
         Campaign.new(1, spec(), [], T0)
+
+
+def test_the_service_holds_every_order_while_no_download_address_is_known() -> None:
+    service = FirmwareService(
+        None, None, DownloadTokens("k"), None, None, all_online, None,  # type: ignore[arg-type]
+    )
+    service.campaigns[1] = Campaign.new(1, spec(), IDS, T0)
+    assert service.tick(T0) == []  # the HTTP server's address is not known yet
+    assert all(r.state is StationState.PENDING for r in service.campaigns[1].stations.values())
+    service.public_base_url = "http://csms.example"
+    assert [o.order.charger_id for o in service.tick(T0)] == IDS[:3]

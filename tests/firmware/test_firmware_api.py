@@ -241,3 +241,20 @@ async def test_a_campaign_over_a_group_takes_its_registered_members(
     r = await api.post("/api/firmware-campaigns", json={
         "version": "2", "location": "http://127.0.0.1:9/fw.bin", "targets": {"group": "nobody"}})
     assert r.status_code == 400 and "no registered station" in r.json()["detail"]
+
+
+async def test_a_download_link_still_works_after_a_restart_without_a_configured_secret(
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(tmp_path, api_token=TOKEN)
+    body = b"SIMFW 3.0\n" + b"r" * 50
+    async with running(settings, plugins=[firmware_plugin]) as first:
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        async with httpx.AsyncClient(base_url=first.api_url, headers=auth) as api:
+            f = (await _upload(api, body)).json()
+        token = _service(first).download_url(f["file_id"], datetime.now(UTC)).rsplit("/", 1)[1]
+    key_file = settings.files_path() / "firmware-url.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    async with running(settings, plugins=[firmware_plugin]) as second, httpx.AsyncClient() as anonymous:
+        r = await anonymous.get(f"{second.api_url}/firmware/{token}")
+        assert r.status_code == 200 and r.content == body

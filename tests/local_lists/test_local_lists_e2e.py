@@ -181,3 +181,33 @@ async def active_alarms(api: httpx.AsyncClient, sid: str) -> list[dict[str, Any]
 
 async def no_alarm(api: httpx.AsyncClient, sid: str) -> bool:
     return not await active_alarms(api, sid)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_a_list_sent_by_the_raw_action_route_is_recorded_out_of_sync_and_replaced_fully(
+    tmp_path: Path, version: OcppVersion,
+) -> None:
+    sid = f"RAW-{version.value}"
+    async with csms_with_lists(tmp_path) as (app, api):
+        await seed_tags(app, 5)
+        r = await api.put("/api/local-list-policies/default", json={"tags": {"tag_group": "fleet"}})
+        assert r.status_code == 201, r.text
+        charger = station_charger(app, version, sid)
+        async with charging(charger):
+            await wait_until(lambda: in_sync(api, sid, 1), timeout=20, what="the first list")
+            if version is OcppVersion.V16:
+                raw = {"listVersion": 99, "updateType": "Full", "localAuthorizationList": [
+                    {"idTag": "BYHAND", "idTagInfo": {"status": "Accepted"}}]}
+            else:
+                token = {"idToken": "BYHAND", "type": "ISO14443"}
+                raw = {"versionNumber": 99, "updateType": "Full", "localAuthorizationList": [
+                    {"idToken": token, "idTokenInfo": {"status": "Accepted"}}]}
+            r = await api.post(f"/api/chargers/{sid}/actions/SendLocalList", json=raw)
+            assert r.status_code == 200 and r.json()["status"] == "Accepted", r.text
+            assert set(held(charger)) == {"BYHAND"}  # sent as asked
+            state = (await api.get(f"/api/chargers/{sid}/local-list")).json()
+            assert state["in_sync"] is False and "raw action route" in state["error"]
+            outcome = (await api.post(f"/api/chargers/{sid}/local-list/sync")).json()
+            assert outcome["ok"] and outcome["update_type"] == "Full", outcome
+            assert set(held(charger)) == {f"TAG{i:05d}" for i in range(5)}
+            assert (await api.get(f"/api/chargers/{sid}/local-list")).json()["in_sync"] is True

@@ -168,3 +168,23 @@ async def test_a_station_found_current_at_boot_is_confirmed_without_sending(stor
     port.version_answer = 7  # changed behind the CSMS's back
     outcome = await service.sync(SyncRequest("CP1", check_version=True))
     assert (outcome.reason, outcome.update_type, outcome.version) == ("version_mismatch", "Full", 8)
+
+
+async def test_a_refused_station_gets_no_list_until_a_boot_is_accepted(store: SqlStore) -> None:
+    clock, port, events = FakeClock(), RecordingPort(), []
+    service = make(store, port, clock, events)
+    await seed(store, 3)
+    await service.put_policy(Policy("", None))
+    info = StationInfo(vendor="Acme", model="AC")
+    service.on_event(StationConnected(station_id="CP1", protocol=OcppVersion.V16))
+    service.on_event(StationBooted(station_id="CP1", info=info, accepted=False))
+    clock.advance(1.0)
+    assert service.tick(clock.now()) == []  # the connection's check is dropped
+    service.on_event(IdTagsChanged(id_tags=("T000",)))
+    clock.advance(600.0)
+    assert service.tick(clock.now()) == [SyncRequest("CP2")]  # rounds leave it out
+    refused = await service.sync(SyncRequest("CP1"))
+    assert (refused.ok, refused.reason, port.sent) == (False, "not_accepted", [])
+    service.on_event(StationBooted(station_id="CP1", info=info, accepted=True))
+    assert service.tick(clock.now()) == [SyncRequest("CP1", check_version=True)]
+    assert (await service.sync(SyncRequest("CP1", check_version=True))).ok and port.sent[0][0] == "CP1"

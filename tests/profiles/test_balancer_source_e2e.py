@@ -50,3 +50,17 @@ async def test_the_balancer_s_profiles_are_listed_apart_from_the_operator_s(tmp_
         assert {(3, "operator"), (900_001, "balancer")} <= installed
         r = await api.delete("/api/chargers/BAL-1/charging-profiles/900001")
         assert r.status_code == 400 and "load balancer" in r.json()["detail"]
+        # the balancer's places (purpose and stack level) on an EVSE it drives are refused
+        tx = {"transaction_id": own["transaction_id"]}
+        places = ((1, "TxProfile", 1), (1, "TxDefaultProfile", 0), (0, "TxDefaultProfile", 0))
+        for evse_id, purpose, level in places:
+            r = await api.post("/api/chargers/BAL-1/charging-profiles", json={
+                "profile_id": 4, "evse_id": evse_id, "purpose": purpose, "stack_level": level,
+                "kind": "Relative", "periods": [{"start_s": 0, "limit": 16}],
+                **(tx if purpose == "TxProfile" else {})})
+            assert r.status_code == 400 and r.json()["error"] == "invalid_profile", r.text
+            assert "load balancer's" in r.json()["detail"]
+        r = await api.post("/api/chargers/BAL-1/charging-profiles", json={
+            "profile_id": 4, "evse_id": 1, "purpose": "TxDefaultProfile", "stack_level": 2,
+            "kind": "Relative", "periods": [{"start_s": 0, "limit": 16}]})
+        assert r.json()["status"] == "Accepted", r.text

@@ -3,6 +3,7 @@ recording station port: claims, releases, answers overtaken by notifications, pr
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +15,16 @@ from csms.store import schema
 from csms.store.sql import SqlStore
 from csms.store.uploads import Claim, SqlUploads
 from csms.uploads.files import FileStore
-from csms.uploads.rules import Kind, LogType, Progress, Receipt, RequestAnswer, UploadParams, token_digest
+from csms.uploads.rules import (
+    Kind,
+    LogType,
+    Progress,
+    Receipt,
+    RequestAnswer,
+    Upload,
+    UploadParams,
+    token_digest,
+)
 from csms.uploads.service import Refused, UploadLimits, UploadService
 
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
@@ -162,3 +172,69 @@ async def test_accepted_canceled_ends_the_stations_open_log_upload(
     assert statuses == {done.id: "Uploaded", running.id: "Canceled", other_station.id: "Accepted",
                         newer.id: "AcceptedCanceled"}
     assert (await service.timeline(running.id))[-1].detail == f"canceled by upload {newer.id}"
+
+
+async def test_a_claim_left_by_a_crash_frees_itself_after_the_receive_timeout(uploads: SqlUploads) -> None:
+    u = await uploads.create("CP1", LOG, status="Requested", token_hash=token_digest("t"),
+                             expires_at=T0 + timedelta(hours=1), at=T0)
+    assert not isinstance(await uploads.claim(token_digest("t"), T0), Claim)  # then the process died
+    later = T0 + timedelta(minutes=5)
+    assert await uploads.claim(token_digest("t"), later, stale_before=T0) is Claim.TAKEN  # still fresh
+    much_later = T0 + timedelta(minutes=11)
+    stale_before = much_later - timedelta(minutes=10)
+    taken = await uploads.claim(token_digest("t"), much_later, stale_before=stale_before)
+    assert not isinstance(taken, Claim) and taken.id == u.id and taken.receipt is Receipt.RECEIVING
+    assert [s.event for s in await uploads.steps(u.id)] == ["Requested", "UploadAborted"]
+
+
+class FailingReceipt(SqlUploads):
+    """The store refuses to record the receipt once."""
+
+    def __init__(self, inner: SqlUploads) -> None:
+        super().__init__(inner._db)
+        self.fail = True
+
+    async def received(self, upload_id: int, at: datetime, *, size_bytes: int, sha256: str,
+                       filename: str | None) -> Upload | None:
+        if self.fail:
+            self.fail = False
+            raise OSError("disk full")
+        return await super().received(upload_id, at, size_bytes=size_bytes, sha256=sha256, filename=filename)
+
+
+async def test_a_receipt_the_store_could_not_record_frees_the_address_and_removes_the_file(
+    uploads: SqlUploads, tmp_path: Path
+) -> None:
+    clock, station = FakeClock(), RecordingStation()
+    failing = FailingReceipt(uploads)
+    service = make_service(failing, tmp_path, clock, station)
+    u = await service.request("CP1", LOG)
+    token = station.locations[0][1].rsplit("/", 1)[1]
+    with pytest.raises(OSError):
+        await service.receive(token, chunks(b"abc"), lambda: None)
+    assert not service.file_path(u.id).exists()
+    kept = await service.receive(token, chunks(b"again"), lambda: None)  # the station's retry
+    assert kept.size_bytes == 5 and service.file_path(u.id).read_bytes() == b"again"
+
+
+async def test_a_body_slower_than_the_receive_timeout_is_refused_and_its_address_freed(
+    uploads: SqlUploads, tmp_path: Path
+) -> None:
+    clock, station = FakeClock(), RecordingStation()
+    limits = UploadLimits(max_bytes=100, token_ttl_s=600, retention_days=30, prune_interval_s=3600,
+                          receive_timeout_s=0.2)
+    service = UploadService(uploads, FileStore(tmp_path / "uploads", 100), station, clock, limits,
+                            public_base="http://csms.example")
+    u = await service.request("CP1", LOG)
+    token = station.locations[0][1].rsplit("/", 1)[1]
+
+    async def trickle() -> AsyncIterator[bytes]:
+        yield b"a"
+        await asyncio.sleep(5)
+        yield b"b"
+
+    with pytest.raises(Refused) as slow:
+        await service.receive(token, trickle(), lambda: None)
+    assert slow.value.status == 408 and not list((tmp_path / "uploads").iterdir())
+    kept = await service.receive(token, chunks(b"quick"), lambda: None)
+    assert kept.id == u.id and kept.size_bytes == 5

@@ -44,7 +44,7 @@ async def tariffs_plugin(ctx: PluginContext) -> Cleanup | None:
                 running.open[(tx.station_id, tx.tx_id)] = tx
         unsubscribe.append(ctx.bus.subscribe(running.on_event, TransactionStarted, TransactionEnded))
         ctx.spawn(running.run(), "running-cost")
-    ctx.spawn(service.run(reconcile_s=cfg.reconcile_s), "tariffs")
+    ctx.spawn(service.run(reconcile_s=cfg.reconcile_s, elected=ctx.elected("tariff-reconcile")), "tariffs")
     ctx.parts.tariffs = service
 
     async def cleanup() -> None:

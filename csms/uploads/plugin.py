@@ -39,7 +39,7 @@ async def uploads_plugin(ctx: PluginContext) -> Cleanup | None:
         on_received=kept, on_refused=lambda reason: refused.labels(reason).inc(),
     )
     unsubscribe = ctx.bus.subscribe(service.on_event, *WATCHED)
-    ctx.spawn(service.run(), "uploads")
+    ctx.spawn(service.run(elected=ctx.elected("upload-retention")), "uploads")
     ctx.parts.uploads = service
 
     async def cleanup() -> None:

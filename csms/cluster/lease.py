@@ -161,7 +161,7 @@ class SqlElector:
         sent = self._monotonic()
         try:
             claim = await asyncio.wait_for(
-                self.store.claim(lease.name, self.node_id, lease.token, self.ttl_s), self.renew_s
+                self.store.claim(lease.name, self.node_id, lease.token, self.ttl_s), self.ttl_s / 2
             )
         except Exception as exc:  # the database is away: the lease runs out by itself
             log.warning("lease not renewed", lease=lease.name, node=self.node_id, error=repr(exc))
@@ -192,7 +192,8 @@ class SqlElector:
             if token is not None and lease.held():
                 lease.lost()
                 with contextlib.suppress(CsmsError, OSError, TimeoutError):
-                    await asyncio.wait_for(self.store.release(lease.name, self.node_id, token), self.renew_s)
+                    release = self.store.release(lease.name, self.node_id, token)
+                    await asyncio.wait_for(release, self.ttl_s / 2)
 
     async def leases(self) -> list[LeaseInfo]:
         out = []

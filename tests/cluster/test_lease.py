@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from csms.cluster.lease import Lease, LocalElector, SqlElector
-from csms.config import ClusterConfig
+from csms.config import ClusterConfig, load_settings
 from csms.errors import ConfigError, StoreUnavailable
 from csms.store.leases import Claim
 from tests.conftest import make_settings
@@ -106,3 +106,9 @@ def test_cluster_settings_default_and_validate() -> None:
     assert s.cluster.node_id == "core-a"
     with pytest.raises(ConfigError, match="renew_s must be at most half"):
         make_settings(Path("/tmp"), cluster={"lease_ttl_s": 4, "renew_s": 3})
+
+
+def test_cluster_settings_come_from_the_environment() -> None:
+    env = {"CSMS_CLUSTER_NODE_ID": "core-b", "CSMS_CLUSTER_LEASE_TTL_S": "20"}
+    s = load_settings(None, None, environ=env)
+    assert (s.cluster.node_id, s.cluster.lease_ttl_s, s.cluster.renew_s) == ("core-b", 20.0, 3.0)

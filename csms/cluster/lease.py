@@ -63,8 +63,9 @@ class Lease:
         return new
 
     def lost(self) -> bool:
-        """Record that another node holds it; True when this node believed it held it."""
-        was = self.held()
+        """Record that another node holds it; True when this node had held it (even if its belief
+        had run out already, e.g. after a pause)."""
+        was = self.token is not None
         self.token = None
         self._deadline = -math.inf
         return was

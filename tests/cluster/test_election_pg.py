@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TTL_S, RENEW_S = 2.0, 0.5
 
 HOLDER = f"""
-import asyncio, sys
+import asyncio, sys, time
 from csms.cluster.lease import SqlElector
 from csms.store.engine import Database
 from csms.store.leases import SqlLeases
@@ -31,7 +31,11 @@ async def main(url: str, name: str) -> None:
     lease = elector.lease(name)
     await elector.start()
     print("held" if lease.held() else "not held", lease.token, flush=True)
-    await elector.run()
+    renewing = asyncio.create_task(elector.run())
+    while True:  # the singleton's rounds: act only while elected, say when
+        if lease.held():
+            print("act", lease.token, time.time(), flush=True)
+        await asyncio.sleep(0.05)
 
 asyncio.run(main(sys.argv[1], sys.argv[2]))
 """
@@ -43,6 +47,11 @@ async def _answer(out: asyncio.StreamReader) -> str:
         if line.startswith(("held", "not held")):
             return line
     return ""
+
+
+async def _collect(out: asyncio.StreamReader, into: list[str]) -> None:
+    while line := (await out.readline()).decode():
+        into.append(line)
 
 
 @pytest.fixture
@@ -119,6 +128,45 @@ async def test_a_paused_leader_learns_on_waking_that_it_lost_before_acting(
     assert lb.held()
     [row] = [x for x in await a.leases() if x.name == "paused"]
     assert (row.holder, row.token, row.held_here) == ("node-b", 2, False)
+
+
+async def test_a_process_stopped_with_sigstop_does_not_act_after_the_takeover(
+    pg_url: str, two_nodes: tuple[SqlElector, SqlElector],
+) -> None:
+    _, survivor = two_nodes
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HOLDER, pg_url, "stopped", env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=asyncio.subprocess.PIPE,
+    )
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        assert (await asyncio.wait_for(_answer(proc.stdout), 30)).split() == ["held", "1"]
+        reading = asyncio.create_task(_collect(proc.stdout, lines))
+        await asyncio.sleep(0.5)
+        proc.send_signal(signal.SIGSTOP)  # paused: it neither renews nor acts
+        lease = survivor.lease("stopped")
+        while True:
+            asked_at = time.time()
+            if await survivor.renew(lease):
+                break
+            await asyncio.sleep(RENEW_S)
+        assert lease.token == 2
+        proc.send_signal(signal.SIGCONT)  # it wakes up with its rounds due at once
+        await asyncio.sleep(1.5)
+        proc.kill()
+        await proc.wait()
+        await asyncio.wait_for(reading, 10)
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGCONT)
+            proc.kill()
+            await proc.wait()
+    acts = [float(x.split()[2]) for x in lines if x.startswith("act")]
+    assert acts, "the holder never acted"
+    assert max(acts) < asked_at  # nothing after the survivor asked for the lease it got
+    assert any("lease lost" in x for x in lines)  # and its renewal learnt it lost
+    assert await survivor.renew(lease) and lease.token == 2
 
 
 async def test_a_clean_stop_hands_over_without_waiting_for_expiry(

@@ -28,14 +28,14 @@ def cluster_router(secured: list[Any]) -> APIRouter:
     @router.get("")
     async def cluster(elector: Cluster) -> dict[str, Any]:
         """``{node_id, leases: [{name, holder, token, expires_at, held_here}]}``: one lease per
-        singleton loop (at most a few hundred); ``expires_at`` is null where one process runs
+        singleton loop (at most 200); ``expires_at`` is null where one process runs
         everything (SQLite)."""
         leases = await elector.leases()
         return {
             "node_id": elector.node_id,
             "leases": [
                 {"name": x.name, "holder": x.holder, "token": x.token,
-                 "expires_at": iso(x.expires_at) if x.expires_at is not None else None,
+                 "expires_at": iso(x.expires_at),
                  "held_here": x.held_here}
                 for x in leases
             ],

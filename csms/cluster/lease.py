@@ -42,6 +42,7 @@ from csms.store.leases import SqlLeases
 
 log = structlog.get_logger("csms.cluster")
 
+
 class Lease:
     """This node's belief about one named lease, bounded by its own monotonic clock."""
 

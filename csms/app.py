@@ -23,6 +23,7 @@ from csms.api.context import ApiContext
 from csms.api.http import create_app
 from csms.balancer.plugin import balancer_plugin
 from csms.bus import Bus
+from csms.cluster.lease import Elector, LocalElector, elector_for
 from csms.config import Settings
 from csms.core.ports import Clock, SystemClock
 from csms.core.service import ChargingService, ServiceSettings
@@ -45,6 +46,7 @@ from csms.profiles.plugin import profiles_plugin
 from csms.reservations.plugin import reservations_plugin
 from csms.security.ca import CaProvider
 from csms.security.wiring import security_parts
+from csms.store.leases import SqlLeases
 from csms.store.sql import SqlStore
 from csms.tariffs.plugin import tariffs_plugin
 from csms.telemetry.plugin import influx_plugin, mqtt_plugin
@@ -126,6 +128,7 @@ class CsmsApp:
         self._api_sock: socket.socket | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._cleanups: list[Cleanup] = []
+        self.elector: Elector = LocalElector(settings.cluster.node_id)  # replaced at start for the store
 
     @property
     def ocpp_port(self) -> int:
@@ -159,6 +162,7 @@ class CsmsApp:
     async def start(self) -> None:
         s = self.settings
         self.store = await SqlStore.open(s.db, synchronous=s.db_synchronous)
+        self.elector = elector_for(SqlLeases(self.store.db), s.cluster)
         self.service = service = ChargingService(
             self.store, self.bus.publish, self.clock,
             ServiceSettings(
@@ -199,11 +203,15 @@ class CsmsApp:
             sessions=self.registry, control=self.control, commands=self.control, db=self.store.db,
             targets=self.store.sites, spawn=self.spawn, parts=self.parts, alarm_store=self.store.alarms,
             public_base_url=s.public_base_url(self.api_port),
+            elector=self.elector,
         )
         for plugin in self.plugins:
             cleanup = await plugin(plugin_ctx)
             if cleanup is not None:
                 self._cleanups.append(cleanup)
+        await self.elector.start()  # the singletons' leases claimed once before their loops tick
+        self.metrics.watch_singletons(self.elector.names)
+        self._tasks.append(asyncio.create_task(self.elector.run(), name="leases"))
         listeners: list[tuple[int, ssl.SSLContext | None]] = []  # ws:// and/or wss://
         if s.tls.plain or tls_context is None:
             listeners.append((s.ocpp_port, None))
@@ -282,6 +290,7 @@ class CsmsApp:
             local_lists=self.parts.local_lists,
             id_tags=self.store.local_lists,
             reservations=self.parts.reservations,
+            cluster=self.elector,
         )
         config = uvicorn.Config(
             create_app(ctx), log_config=None, access_log=False, lifespan="off",
@@ -320,6 +329,7 @@ class CsmsApp:
             if task.get_name() != "api":
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.elector.stop()  # the loops have stopped: another node may take over now
         if self.service is not None:
             try:
                 await self.service.flush()

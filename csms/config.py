@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from csms.errors import ConfigError
 from csms.gcpolicy import GcSettings
@@ -233,6 +234,24 @@ class ReservationsConfig(_Section):
     max_duration_s: float = Field(7 * 86_400.0, gt=0)  # the latest expires_at accepted, from now
 
 
+def _default_node_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class ClusterConfig(_Section):
+    """Singleton election among core nodes sharing one PostgreSQL database (``csms.cluster``)."""
+
+    node_id: str = Field(default_factory=_default_node_id, min_length=1, max_length=128)
+    lease_ttl_s: float = Field(10.0, ge=1, le=3600)  # a dead holder's lease is taken over after this
+    renew_s: float = Field(3.0, gt=0)  # how often the holder renews (and others try to take over)
+
+    @model_validator(mode="after")
+    def _renew_within_ttl(self) -> ClusterConfig:
+        if self.renew_s * 2 > self.lease_ttl_s:
+            raise ValueError("renew_s must be at most half of lease_ttl_s")
+        return self
+
+
 class Settings(_Section):
     """All settings of one CSMS process."""
 
@@ -271,6 +290,7 @@ class Settings(_Section):
     firmware: FirmwareConfig = FirmwareConfig()
     local_lists: LocalListsConfig = LocalListsConfig()
     reservations: ReservationsConfig = ReservationsConfig()
+    cluster: ClusterConfig = ClusterConfig()
     # where the CSMS keeps files (firmware images, uploaded logs); default: files/ beside the SQLite
     # database, or ./csms-files with a PostgreSQL database
     files_dir: str = ""
@@ -324,6 +344,7 @@ _SECTIONS = {
     "firmware": FirmwareConfig,
     "local_lists": LocalListsConfig,
     "reservations": ReservationsConfig,
+    "cluster": ClusterConfig,
 }
 _ALIASES = {"CSMS_ALARM_WEBHOOK_URL": ("alarms", "webhook_url"),
             "CSMS_ALARM_WEBHOOK_SECRET": ("alarms", "webhook_secret")}

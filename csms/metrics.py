@@ -99,6 +99,10 @@ class Metrics:
         """Expose station events stored per action and those a full buffer dropped."""
         self.registry.register(StationEventsCollector(counts, dropped))
 
+    def watch_singletons(self, leaders: Callable[[], Iterable[tuple[str, bool]]]) -> None:
+        """Expose ``csms_singleton_leader{name}``: 1 where this node runs the singleton loop ``name``."""
+        self.registry.register(SingletonCollector(leaders))
+
     def watch_gc(self, stats: GcStats) -> None:
         """Expose the process's garbage-collector pauses (see ``csms.gcpolicy``)."""
         self.registry.register(GcCollector(stats))
@@ -235,3 +239,18 @@ class ClockOffsetCollector(Collector):
             "csms_stations_clock_offset_beyond",
             f"Stations whose clock is off by more than {self._threshold_s:g} s", value=beyond,
         )
+
+
+class SingletonCollector(Collector):
+    """Which singleton loops this node runs now (``csms.cluster``)."""
+
+    def __init__(self, leaders: Callable[[], Iterable[tuple[str, bool]]]) -> None:
+        self._leaders = leaders
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "csms_singleton_leader", "1 where this node holds the singleton loop's lease", labels=["name"]
+        )
+        for name, held in self._leaders():
+            family.add_metric([name], 1.0 if held else 0.0)
+        yield family

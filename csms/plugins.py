@@ -9,10 +9,11 @@ plugins (``csms.app.default_plugins``). This module imports nothing of ``csms.ap
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from csms.bus import Bus
+from csms.cluster.lease import Elector, LocalElector
 from csms.config import Settings
 from csms.core.ports import ChargerControl, Clock, LimitSender
 from csms.core.service import ChargingService
@@ -77,6 +78,11 @@ class PluginContext:
     parts: Parts
     alarm_store: SqlAlarms | None = None  # the alarm tables (None: a store without them)
     public_base_url: str = ""  # http(s) base stations use to reach the HTTP server ("": not known)
+    elector: Elector = field(default_factory=lambda: LocalElector("local"))  # who runs each singleton
+
+    def elected(self, name: str) -> Callable[[], bool]:
+        """What the singleton loop ``name`` asks before each tick: does this node run it now?"""
+        return self.elector.lease(name).held
 
 
 Plugin = Callable[[PluginContext], Awaitable[Cleanup | None]]

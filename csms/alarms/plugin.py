@@ -78,7 +78,7 @@ async def alarms_plugin(ctx: PluginContext) -> Cleanup | None:
     active = ActiveAlarms(lambda: service.book)
     ctx.metrics.registry.register(active)
     unsubscribe = ctx.bus.subscribe(service.on_event, *WATCHED)
-    ctx.spawn(service.run(), "alarms")
+    ctx.spawn(service.run(elected=ctx.elected("alarms")), "alarms")
     ctx.parts.alarms = service
     log.info("alarms on", active=len(service.book.active), webhook=bool(sender),
              offline_after_s=limits.offline_after_s)

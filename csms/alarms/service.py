@@ -22,6 +22,7 @@ from datetime import timedelta
 
 import structlog
 
+from csms.cluster.elected import Elected, always
 from csms.core.alarms import (
     ACK_ONLY,
     Alarm,
@@ -172,14 +173,14 @@ class AlarmService:
                 out.append(gone)
         return out
 
-    async def run(self) -> None:
-        """Apply queued decisions in order; evaluate the tick every ``tick_s`` (its decisions
-        join the queue, behind the ones already waiting)."""
+    async def run(self, *, elected: Elected = always) -> None:
+        """Apply queued decisions in order; evaluate the tick every ``tick_s`` while ``elected()`` (its
+        decisions join the queue, behind the ones already waiting)."""
         loop = asyncio.get_running_loop()
         next_tick = loop.time()
         while True:
             if loop.time() >= next_tick:
-                for decision in self.tick():
+                for decision in self.tick() if elected() else ():
                     self._offer(decision)
                 next_tick = loop.time() + self.tick_s
             with contextlib.suppress(TimeoutError):

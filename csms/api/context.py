@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from csms.api.local_lists import IdTagRegistry, LocalListsView
     from csms.api.reservations import ReservationsView
     from csms.api.uploads import UploadsView
+    from csms.cluster.lease import Elector
     from csms.desired_config.service import DesiredConfigService
     from csms.display.service import DisplayService
     from csms.firmware.service import FirmwareService
@@ -63,3 +64,4 @@ class ApiContext:
     local_lists: LocalListsView | None = None  # None: local lists are disabled
     id_tags: IdTagRegistry | None = None  # id tags with their tag group (None: the store's plain id tags)
     reservations: ReservationsView | None = None  # None: reservations are disabled
+    cluster: Elector | None = None  # who runs each singleton loop (csms.cluster)

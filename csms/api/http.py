@@ -21,6 +21,7 @@ from csms.api import errors
 from csms.api.alarms import alarms_router
 from csms.api.audit import audit_router, audited
 from csms.api.auth import guard_of
+from csms.api.cluster import cluster_router
 from csms.api.console.routes import console_router
 from csms.api.context import ApiContext
 from csms.api.desired_config import desired_config_router
@@ -236,5 +237,6 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(firmware_router(secured))
     app.include_router(local_lists_router(secured))
     app.include_router(reservations_router(secured))
+    app.include_router(cluster_router(secured))
     app.include_router(console_router(ctx))
     return app

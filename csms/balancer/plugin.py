@@ -56,7 +56,7 @@ async def balancer_plugin(ctx: PluginContext) -> Cleanup | None:
     ctx.metrics.gauge_callback(
         "csms_balancer_allocation_seconds", "Duration of the last rebalance", lambda: service.last_duration_s
     )
-    ctx.spawn(service.run(), "balancer")
+    ctx.spawn(service.run(elected=ctx.elected("balancer")), "balancer")
     log.info("load balancing on", nodes=len(topology.nodes), evses=len(topology.evses))
     return None
 

@@ -33,6 +33,7 @@ from csms.balancer.allocate import (
 )
 from csms.balancer.topology import EvseKey, Topology
 from csms.bus import Bus
+from csms.cluster.elected import Elected, always
 from csms.core.commands import ChargingLimit, CommandStatus
 from csms.core.events import (
     Event,
@@ -216,11 +217,14 @@ class BalancerService:
         return bool(self.meter_max_age_s) and seen is not None and self.clock() - seen > self.meter_max_age_s
 
     # --- the loop -------------------------------------------------------------------------
-    async def run(self) -> None:
+    async def run(self, *, elected: Elected = always) -> None:
+        """Rebalance every ``tick_s`` (sooner when poked) while ``elected()``."""
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._poke.wait(), self.tick_s)
             self._poke.clear()
+            if not elected():
+                continue
             try:
                 await self.rebalance()
             except Exception:

@@ -48,7 +48,7 @@ async def firmware_plugin(ctx: PluginContext) -> Cleanup | None:
     service.public_base_url = ctx.public_base_url
     await service.load()
     unsubscribe = ctx.bus.subscribe(service.on_event, *WATCHED)
-    ctx.spawn(service.run(), "firmware-campaigns")
+    ctx.spawn(service.run(elected=ctx.elected("firmware-campaigns")), "firmware-campaigns")
     ctx.parts.firmware = service
     log.info("firmware campaigns on", active=len(service.campaigns))
 

@@ -15,6 +15,7 @@ from typing import Protocol
 
 import structlog
 
+from csms.cluster.elected import Elected, always
 from csms.core.events import Event, StationBooted, StationReported
 from csms.core.ports import Clock
 from csms.core.targets import TargetResolver, Targets
@@ -190,13 +191,14 @@ class FirmwareService:
             orders.extend(Order(c.id, o) for o in c.tick(now, self.live))
         return orders
 
-    async def run(self) -> None:
+    async def run(self, *, elected: Elected = always) -> None:
+        """Advance the campaigns every ``tick_s`` while ``elected()``."""
         while True:
             try:
-                orders = self.tick(self.clock.now())
-                for order in orders:
-                    self._send_later(order)
-                await self.flush()
+                if elected():
+                    for order in self.tick(self.clock.now()):
+                        self._send_later(order)
+                    await self.flush()
             except Exception:
                 log.exception("firmware tick failed; retried at the next tick")
             with contextlib.suppress(TimeoutError):

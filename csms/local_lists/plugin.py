@@ -49,7 +49,7 @@ async def local_lists_plugin(ctx: PluginContext) -> Cleanup | None:
         ctx.bus.subscribe(service.on_event, *WATCHED), ctx.bus.subscribe(count_failure, LocalListSynced),
     ]
     ctx.parts.local_lists = service
-    ctx.spawn(service.run(), "local-lists")
+    ctx.spawn(service.run(elected=ctx.elected("local-list-reconcile")), "local-lists")
 
     async def cleanup() -> None:
         for unsubscribe in unsubscribers:

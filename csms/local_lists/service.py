@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from csms.cluster.elected import Elected, always
 from csms.config import LocalListsConfig
 from csms.core.events import Event, IdTagsChanged, LocalListSynced, StationBooted, StationConnected
 from csms.core.model import IdTag
@@ -120,14 +121,16 @@ class LocalListService:
         self._wake.set()
 
     # --- decisions -----------------------------------------------------------------------
-    def tick(self, now: datetime) -> list[SyncRequest]:
+    def tick(self, now: datetime, *, elected: bool = True) -> list[SyncRequest]:
         """The syncs due at ``now``: version checks whose time came, and every connected station
         once the debounce of id-tag changes has elapsed or the periodic reconciliation is due
-        (it catches what no event announces: tags changed by another process, group membership)."""
+        (it catches what no event announces: tags changed by another process, group membership), the
+        latter only where this node is ``elected`` to run it."""
         out: list[SyncRequest] = []
         reconcile = self._reconcile_at is not None and now >= self._reconcile_at
         if reconcile:
             self._reconcile_at = now + timedelta(seconds=self.cfg.reconcile_s)
+            reconcile = elected
         for station_id, at in list(self._checks.items()):
             if at <= now:
                 del self._checks[station_id]
@@ -140,12 +143,13 @@ class LocalListService:
                     if s not in seen and s not in self._not_accepted]
         return out
 
-    async def run(self) -> None:
-        """Act on ``tick`` every few hundred milliseconds (sooner when an event arrives)."""
+    async def run(self, *, elected: Elected = always) -> None:
+        """Act on ``tick`` every few hundred milliseconds (sooner when an event arrives); the periodic
+        reconciliation of every connected station only while ``elected()``."""
         tasks: set[asyncio.Task[None]] = set()
         try:
             while True:
-                requests = self.tick(self.clock.now())
+                requests = self.tick(self.clock.now(), elected=elected())
                 if requests:
                     task = asyncio.create_task(self._batch(requests), name="local-list-batch")
                     tasks.add(task)

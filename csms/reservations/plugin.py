@@ -31,7 +31,7 @@ async def reservations_plugin(ctx: PluginContext) -> Cleanup | None:
         max_duration=timedelta(seconds=cfg.max_duration_s), tick_s=cfg.tick_s, parent_of=parent_of,
     )
     unsubscribe = ctx.bus.subscribe(service.on_event, *WATCHED)
-    ctx.spawn(service.run(), "reservations")
+    ctx.spawn(service.run(elected=ctx.elected("reservation-expiry")), "reservations")
     ctx.parts.reservations = service
 
     async def cleanup() -> None:

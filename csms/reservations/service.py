@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from csms.cluster.elected import Elected, always
 from csms.core.events import Event, ReservationConsumed, StationReported
 from csms.core.ports import Clock
 from csms.errors import CallErrorReceived, CallTimeout, ControlError, PayloadInvalid, StationNotConnected
@@ -200,8 +201,8 @@ class ReservationService:
             log.info("reservations expired", count=len(expired))
         return expired
 
-    async def run(self) -> None:
-        """The worker: station events in order, and a tick every ``tick_s``."""
+    async def run(self, *, elected: Elected = always) -> None:
+        """The worker: station events in order, and a tick every ``tick_s`` while ``elected()``."""
         loop = asyncio.get_running_loop()
         next_tick = loop.time()
         while True:
@@ -214,6 +215,7 @@ class ReservationService:
                     await self.apply(ev)
                 if loop.time() >= next_tick:
                     next_tick = loop.time() + self.tick_s
-                    await self.tick(self.clock.now())
+                    if elected():
+                        await self.tick(self.clock.now())
             except Exception:  # a store outage: the next tick tries again; an event is lost, logged
                 log.exception("reservation update failed", event=type(ev).__name__ if ev else "tick")

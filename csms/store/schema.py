@@ -637,6 +637,25 @@ def _v13_reservations(conn: Connection) -> None:
         conn.execute(sa.text("ALTER TABLE transactions ADD COLUMN reservation_id INTEGER"))
 
 
+cluster_metadata = sa.MetaData()
+
+cluster_leases = sa.Table(  # csms.cluster: who runs each singleton loop, until when
+    "cluster_leases",
+    cluster_metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(128), nullable=False),  # the node's cluster.node_id
+    sa.Column("token", sa.BigInteger, nullable=False),  # fencing token: grows on every change of holder
+    sa.Column("expires_at", UtcDateTime, nullable=False),  # the database's clock
+    sa.Column("acquired_at", UtcDateTime, nullable=False),
+    sa.Column("renewed_at", UtcDateTime, nullable=False),
+)
+
+
+def _v16_leases(conn: Connection) -> None:
+    """Singleton leases of the core nodes sharing the database."""
+    cluster_metadata.create_all(conn)
+
+
 MIGRATIONS: list[Callable[[Connection], Any]] = [  # in order; append new ones
     _v1_initial,
     _v2_security,
@@ -653,6 +672,7 @@ MIGRATIONS: list[Callable[[Connection], Any]] = [  # in order; append new ones
     _v13_reservations,
     _v14_operator_profiles,
     _v15_tariffs,
+    _v16_leases,
 ]
 
 

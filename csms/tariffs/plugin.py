@@ -45,7 +45,7 @@ async def tariffs_plugin(ctx: PluginContext) -> Cleanup | None:
         kinds = (TransactionStarted, TransactionEnded, StationBooted)
         unsubscribe.append(ctx.bus.subscribe(running.on_event, *kinds))
         ctx.spawn(running.run(), "running-cost")
-    ctx.spawn(service.run(reconcile_s=cfg.reconcile_s), "tariffs")
+    ctx.spawn(service.run(reconcile_s=cfg.reconcile_s, elected=ctx.elected("tariff-reconcile")), "tariffs")
     ctx.parts.tariffs = service
 
     async def cleanup() -> None:

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
+from csms.cluster.elected import Elected, always
 from csms.core.events import MeterSampled, TransactionEnded, TransactionStarted
 from csms.core.model import Transaction
 from csms.core.ports import Clock
@@ -182,13 +183,16 @@ class TariffService:
             log.info("CDRs made for ended transactions that had none", count=made)
         return made
 
-    async def run(self, *, flush_s: float = 1.0, reconcile_s: float = 60.0) -> None:
+    async def run(
+        self, *, flush_s: float = 1.0, reconcile_s: float = 60.0, elected: Elected = always
+    ) -> None:
+        """Keep readings every ``flush_s``; reconcile CDRs every ``reconcile_s`` while ``elected()``."""
         last_reconcile = -reconcile_s
         loop = asyncio.get_running_loop()
         while True:
             try:
                 await self.step()
-                if loop.time() - last_reconcile >= reconcile_s:
+                if loop.time() - last_reconcile >= reconcile_s and elected():
                     await self.reconcile()
                     last_reconcile = loop.time()
             except Exception:

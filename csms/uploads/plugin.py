@@ -41,7 +41,7 @@ async def uploads_plugin(ctx: PluginContext) -> Cleanup | None:
         public_base=ctx.public_base_url,
     )
     unsubscribe = ctx.bus.subscribe(service.on_event, *WATCHED)
-    ctx.spawn(service.run(), "uploads")
+    ctx.spawn(service.run(elected=ctx.elected("upload-retention")), "uploads")
     ctx.parts.uploads = service
 
     async def cleanup() -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import structlog
 
+from csms.cluster.elected import Elected, always
 from csms.core.events import Event, StationReported
 from csms.core.ports import Clock
 from csms.errors import ControlError
@@ -130,9 +131,9 @@ class UploadService:
         except asyncio.QueueFull:
             self.dropped += 1
 
-    async def run(self) -> None:
-        """Apply queued notifications in order, and prune every ``prune_interval_s``."""
-        pruning = asyncio.create_task(self._prune_forever())
+    async def run(self, *, elected: Elected = always) -> None:
+        """Apply queued notifications in order, and prune every ``prune_interval_s`` while ``elected()``."""
+        pruning = asyncio.create_task(self._prune_forever(elected))
         try:
             while True:
                 item = await self._inbox.get()
@@ -248,10 +249,11 @@ class UploadService:
             log.info("old uploads deleted", count=count)
         return count
 
-    async def _prune_forever(self) -> None:
+    async def _prune_forever(self, elected: Elected) -> None:
         while True:
             try:
-                await self.tick(self.clock.now())
+                if elected():
+                    await self.tick(self.clock.now())
             except Exception:
                 log.exception("pruning old uploads failed")
             await asyncio.sleep(self.limits.prune_interval_s)

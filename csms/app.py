@@ -23,6 +23,7 @@ from csms.api.context import ApiContext
 from csms.api.http import create_app
 from csms.balancer.plugin import balancer_plugin
 from csms.bus import Bus
+from csms.cluster.core_node import BrokerCore, PresenceHost, start_core_node
 from csms.cluster.lease import Elector, LocalElector, elector_for
 from csms.config import Settings
 from csms.core.ports import Clock, SystemClock
@@ -34,6 +35,7 @@ from csms.firmware.plugin import firmware_plugin
 from csms.gateway.core import GatewayHub
 from csms.gateway.link import MAX_MESSAGE
 from csms.gateway.local import LocalEndpoint
+from csms.gateway.port import SessionHost
 from csms.gateway.process import GatewaySettings
 from csms.gcpolicy import GcPolicy
 from csms.local_lists.plugin import local_lists_plugin
@@ -124,6 +126,7 @@ class CsmsApp:
         self.service: ChargingService | None = None
         self.ocpp: OcppServer | None = None
         self.gateways: GatewayHub | None = None
+        self.broker: BrokerCore | None = None  # a core node of a cluster (``cluster.bus``)
         self._api: _EmbeddedUvicorn | None = None
         self._api_sock: socket.socket | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -212,13 +215,24 @@ class CsmsApp:
         await self.elector.start()  # the singletons' leases claimed once before their loops tick
         self.metrics.watch_singletons(self.elector.names)
         self._tasks.append(asyncio.create_task(self.elector.run(), name="leases"))
+        host: SessionHost = ocpp
+        if s.cluster.bus:  # a core node of a cluster: gateway nodes' stations come over the broker
+            self.broker = await start_core_node(s, ocpp, self.registry, self.store.db, self.control)
+            host = PresenceHost(ocpp, self.broker, self.broker.endpoint)
+            core = self.broker
+            self.metrics.gauge_callback("csms_cluster_broker_connected",
+                                        "1 while linked to the broker, else 0",
+                                        lambda: 1.0 if core.client.connected.is_set() else 0.0)
+            self.metrics.gauge_callback("csms_cluster_stations_elsewhere",
+                                        "Connected stations other core nodes serve",
+                                        lambda: float(len(core.where) - len(core.local)))
         listeners: list[tuple[int, ssl.SSLContext | None]] = []  # ws:// and/or wss://
-        if s.tls.plain or tls_context is None:
+        if s.cluster.ocpp and (s.tls.plain or tls_context is None):
             listeners.append((s.ocpp_port, None))
-        if tls_context is not None:
+        if s.cluster.ocpp and tls_context is not None:
             listeners.append((s.tls.port, tls_context))
         try:
-            await ocpp.start([self._endpoint(ocpp, port, context) for port, context in listeners])
+            await ocpp.start([self._endpoint(host, ocpp, port, context) for port, context in listeners])
         except OSError as exc:
             raise ConfigError(f"cannot listen for OCPP on {exc.strerror or exc}") from None
         if s.gateway_socket:
@@ -242,7 +256,10 @@ class CsmsApp:
             service.prune_forever(s.events.retention_days), name="station-event-retention"))
         self._tasks.append(asyncio.create_task(looplag.watch(self.metrics.loop_lag.observe), name="loop-lag"))
         await self._start_api()
-        log.info("csms started", ocpp=self.ocpp_url + "/{station_id}", api=self.api_url)
+        if self.ocpp.endpoints:
+            log.info("csms started", ocpp=self.ocpp_url + "/{station_id}", api=self.api_url)
+        else:
+            log.info("csms started", ocpp="through gateway nodes only", api=self.api_url)
         if self.gc_policy is not None:  # after start-up: what it built is frozen out of collections
             self.gc_policy.install()
             self.metrics.watch_gc(self.gc_policy.stats)
@@ -255,11 +272,14 @@ class CsmsApp:
             if session is not None:
                 await session.close(1000, "deregistered")
 
-    def _endpoint(self, ocpp: OcppServer, port: int, tls_context: ssl.SSLContext | None) -> LocalEndpoint:
-        """The in-process listener on ``port`` (wss:// with ``tls_context``) for ``ocpp``."""
+    def _endpoint(
+        self, host: SessionHost, ocpp: OcppServer, port: int, tls_context: ssl.SSLContext | None,
+    ) -> LocalEndpoint:
+        """The in-process listener on ``port`` (wss:// with ``tls_context``) for ``ocpp``, whose
+        sessions ``host`` runs (``ocpp`` itself, or it recording the cluster's presence)."""
         s = self.settings
         return LocalEndpoint(
-            ocpp,
+            host,
             GatewaySettings(
                 host=s.host, port=port, tls_context=tls_context,
                 ping_interval_s=s.ping_interval_s or None, ping_timeout_s=s.ping_timeout_s or None,
@@ -316,10 +336,14 @@ class CsmsApp:
         log.info("csms stopping")
         if self.gateways is not None:
             self.gateways.closing = True  # gateways' new stations are refused from now on
+        if self.broker is not None:
+            self.broker.closing = True
         if self.ocpp is not None:
             await self.ocpp.stop()
         if self.gateways is not None:
             await self.gateways.stop()
+        if self.broker is not None:
+            await self.broker.stop()
         if self._api is not None:
             self._api.should_exit = True
         for cleanup in reversed(self._cleanups):

@@ -43,6 +43,14 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="log level")
 
 
+def _cluster(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bus", metavar="URL",
+                   help="MQTT v5 broker linking gateway and core nodes, mqtt://[user:password@]host:port "
+                        "(CSMS_CLUSTER_BUS); see docs/scale-out.md")
+    p.add_argument("--node-id", metavar="ID",
+                   help="this node's name in the cluster (default HOSTNAME-PID; CSMS_CLUSTER_NODE_ID)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="csms", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -65,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--gateway-socket", metavar="PATH",
                        help="also serve stations through `csms gateway` processes linked on this Unix "
                             "socket (CSMS_GATEWAY_SOCKET)")
+    _cluster(serve)
+    serve.add_argument("--no-ocpp", dest="cluster_ocpp", action="store_false", default=None,
+                       help="hold no station sockets here: a core node serving gateway nodes' stations "
+                            "(with --bus; CSMS_CLUSTER_OCPP=0)")
 
     gw = sub.add_parser(
         "gateway", help="hold stations' WebSockets for a CSMS core (more stations than one process may open)",
@@ -76,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gw.add_argument("--config", metavar="FILE", help="TOML configuration file (also CSMS_CONFIG)")
     gw.add_argument("--core", metavar="PATH", help="the core's gateway socket (default: gateway_socket)")
+    _cluster(gw)
     gw.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     gw.add_argument("--ocpp-port", type=int, help="port for stations (default 9000; 0 picks a free one)")
     gw.add_argument("--reuse-port", action="store_true",
@@ -173,6 +186,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     tls = {k: getattr(args, f"tls_{k}", None) for k in ("cert", "key", "client_ca", "port")}
     if any(v is not None for v in tls.values()):
         out["tls"] = {k: v for k, v in tls.items() if v is not None}
+    cluster = {k: getattr(args, f"cluster_{k}", getattr(args, k, None)) for k in ("bus", "node_id", "ocpp")}
+    if any(v is not None for v in cluster.values()):
+        out["cluster"] = {k: v for k, v in cluster.items() if v is not None}
     return out
 
 

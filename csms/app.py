@@ -24,6 +24,7 @@ from csms.api.http import create_app
 from csms.balancer.plugin import balancer_plugin
 from csms.bus import Bus
 from csms.cluster.core_node import BrokerCore, PresenceHost, start_core_node
+from csms.cluster.events import ClusterBus
 from csms.cluster.lease import Elector, LocalElector, elector_for
 from csms.config import Settings
 from csms.core.ports import Clock, SystemClock
@@ -127,6 +128,7 @@ class CsmsApp:
         self.ocpp: OcppServer | None = None
         self.gateways: GatewayHub | None = None
         self.broker: BrokerCore | None = None  # a core node of a cluster (``cluster.bus``)
+        self.cluster_bus = ClusterBus(self.bus)  # every core's events, for the elected loops
         self._api: _EmbeddedUvicorn | None = None
         self._api_sock: socket.socket | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -206,7 +208,8 @@ class CsmsApp:
             sessions=self.registry, control=self.control, commands=self.control, db=self.store.db,
             targets=self.store.sites, spawn=self.spawn, parts=self.parts, alarm_store=self.store.alarms,
             public_base_url=s.public_base_url(self.api_port),
-            elector=self.elector,
+            elector=self.elector, cluster_bus=self.cluster_bus,
+            elsewhere=self._served_elsewhere,
         )
         for plugin in self.plugins:
             cleanup = await plugin(plugin_ctx)
@@ -217,7 +220,8 @@ class CsmsApp:
         self._tasks.append(asyncio.create_task(self.elector.run(), name="leases"))
         host: SessionHost = ocpp
         if s.cluster.bus:  # a core node of a cluster: gateway nodes' stations come over the broker
-            self.broker = await start_core_node(s, ocpp, self.registry, self.store.db, self.control)
+            self.broker = await start_core_node(s, ocpp, self.registry, self.store.db, self.control,
+                                                self.cluster_bus)
             host = PresenceHost(ocpp, self.broker, self.broker.endpoint)
             core = self.broker
             self.metrics.gauge_callback("csms_cluster_broker_connected",
@@ -291,6 +295,9 @@ class CsmsApp:
             max_inbox=s.limits.max_queue,
         )
 
+    def _served_elsewhere(self, station_id: str) -> bool:
+        return self.broker is not None and self.broker.locate(station_id) is not None
+
     def _count_connected(self, version: str) -> float:
         return sum(1 for x in self.registry if x.version.value == version)
 
@@ -311,6 +318,7 @@ class CsmsApp:
             id_tags=self.store.local_lists,
             reservations=self.parts.reservations,
             cluster=self.elector,
+            node=self.broker,
         )
         config = uvicorn.Config(
             create_app(ctx), log_config=None, access_log=False, lifespan="off",

@@ -94,6 +94,7 @@ class AlarmService:
     ) -> None:
         self.store = store
         self.live = live
+        self.elsewhere: Callable[[str], bool] = lambda _station_id: False  # served by another core now
         self.clock = clock
         self.limits = limits
         self.publish = publish
@@ -162,7 +163,7 @@ class AlarmService:
         already = {k.charger_id for k in self.book.active if k.kind is Kind.STATION_OFFLINE}
         out: list[Decision] = []
         for station in list(self.live.values()):
-            seen = station.last_seen_at
+            seen = now if self.elsewhere(station.station_id) else station.last_seen_at
             if seen is None or (seen < cutoff) == (station.station_id in already):
                 continue  # the common case: nothing changes, nothing is built
             found = offline(station.station_id, seen, now, self.limits, self.since)

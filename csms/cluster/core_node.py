@@ -30,6 +30,7 @@ import structlog
 
 from csms import errors
 from csms.cluster.broker import BrokerClient, BrokerUrl, Topics, new_endpoint, node_of, reply_properties
+from csms.cluster.events import ClusterBus, EventRelay
 from csms.cluster.relay import NodeDirectory, NodeInfo, TopicLink, split_frames
 from csms.config import Settings
 from csms.gateway.core import StationLink
@@ -105,9 +106,11 @@ class BrokerCore:
     def __init__(
         self, host: SessionHost, url: BrokerUrl, *, node_id: str, topics: Topics, registry: SessionRegistry,
         presence: SqlPresence, call: Callable[..., Coroutine[Any, Any, dict[str, Any]]],
-        qos: int = 1, keepalive_s: int = 5, max_inbox: int = 16,
+        qos: int = 1, keepalive_s: int = 5, max_inbox: int = 16, cluster_bus: ClusterBus | None = None,
     ) -> None:
         self.host = host
+        self.cluster_bus = cluster_bus
+        self.relay = EventRelay(lambda data: self._publish(self.topics.events(self.endpoint), data))
         self.endpoint = new_endpoint(node_id)
         self.topics = topics
         self.registry = registry
@@ -130,11 +133,12 @@ class BrokerCore:
         self._p_core = t.to_core(self.endpoint, "")
         self._p_node = t.node("")
         self._p_where = f"{t.prefix}/where/"
+        self._p_events = t.events("")
         self._t_rpc, self._t_reply = t.rpc(self.endpoint), t.reply(self.endpoint)
         self.client = BrokerClient(
             url, endpoint=self.endpoint, role="core", topics=topics,
             subscriptions=[t.open_shared(), t.to_core(self.endpoint, "+"), t.nodes(), self._t_rpc,
-                           self._t_reply, f"{t.prefix}/where/+"],
+                           self._t_reply, f"{t.prefix}/where/+", t.all_events()],
             on_message=self._on_message, on_up=self._up, on_down=self._down, qos=qos, keepalive_s=keepalive_s,
         )
         self._run: asyncio.Task[None] | None = None
@@ -145,6 +149,8 @@ class BrokerCore:
         """Connect (in the background, retried forever); wait up to ``wait_s`` for the first link."""
         with contextlib.suppress(Exception):
             await self.presence.drop_node_before(node_of(self.endpoint), self.endpoint)
+        if self.cluster_bus is not None:
+            self.cluster_bus.relay_to(self.relay.offer)
         self._run = asyncio.create_task(self.client.run(), name="broker")
         self._spawn(self._sweep_forever())
         try:
@@ -196,6 +202,10 @@ class BrokerCore:
             self._frames(topic[len(self._p_open):], data)
         elif topic.startswith(self._p_where):
             self._where_in(topic[len(self._p_where):], data)
+        elif topic.startswith(self._p_events):
+            if self.cluster_bus is not None and topic[len(self._p_events):] != self.endpoint:
+                for event in self.relay.receive(data):
+                    self.cluster_bus.deliver(event)
         elif topic.startswith(self._p_node):
             self.directory.update(topic[len(self._p_node):], data)
         elif topic == self._t_rpc:
@@ -438,6 +448,7 @@ class BrokerCore:
 
 async def start_core_node(
     settings: Settings, host: SessionHost, registry: SessionRegistry, db: Database, control: OcppControl,
+    cluster_bus: ClusterBus | None = None,
 ) -> BrokerCore:
     """Link this core to the cluster's broker (``cluster.bus``) and let ``control`` reach stations
     other cores serve."""
@@ -448,7 +459,7 @@ async def start_core_node(
     core = BrokerCore(
         host, BrokerUrl.parse(c.bus), node_id=c.node_id, topics=Topics(c.bus_prefix), registry=registry,
         presence=SqlPresence(db), call=control.call_local, qos=c.bus_qos, keepalive_s=c.bus_keepalive_s,
-        max_inbox=settings.limits.max_queue,
+        max_inbox=settings.limits.max_queue, cluster_bus=cluster_bus,
     )
     await core.start()
     control.remote = core

@@ -53,6 +53,7 @@ _REMOTE_ERRORS: dict[str, type[errors.ControlError]] = {
     )
 }
 _SESSION_LOST = orjson.dumps([1011, "CSMS session lost"])
+GONE_LISTED_S = 600.0  # how long GET /api/cluster lists a node that went offline
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +253,13 @@ class BrokerCore:
                     del self.where[station]
         if info.endpoint != self.endpoint:
             self._spawn(self._drop(info.endpoint))
+            # the API lists a gone node for a while; then its retained presence is cleared
+            self._loop.call_later(GONE_LISTED_S, self._forget, info.endpoint)
+
+    def _forget(self, endpoint: str) -> None:
+        info = self.directory.nodes.get(endpoint)
+        if info is not None and not info.online:
+            self.client.publish(self.topics.node(endpoint), b"", qos=1, retain=True)
 
     async def _drop(self, endpoint: str) -> None:
         try:

@@ -20,7 +20,7 @@ import structlog
 
 from csms.cluster.broker import BrokerClient, BrokerUrl, Topics, new_endpoint
 from csms.cluster.relay import NodeDirectory, NodeInfo, TopicLink, split_frames
-from csms.gateway.link import Op
+from csms.gateway.link import Op, frame
 
 if TYPE_CHECKING:
     from csms.gateway.process import Gateway
@@ -69,7 +69,10 @@ class BrokerGatewayLink:
             if not self.directory.alive("core"):
                 self._loop.call_soon(self.gateway.on_core_frame, Op.REFUSE, cid, _NO_CORE)
                 return
-            self._opens.send(op, cid, body)
+            # one message per new station (not batched): the broker hands each to the next core
+            # of the shared subscription, so a reconnect burst spreads over the cores
+            if not self._publish(self._opens.topic, frame(op, cid, body)):
+                self._lost()
             return
         core = self.bound.get(cid)
         if core is None:

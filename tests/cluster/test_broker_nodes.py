@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import websockets
+from websockets.typing import Subprotocol
 
 from tests.services import free_port, wait_port
 from tests.telemetry.servers import MosquittoServer
@@ -87,7 +88,8 @@ class Station:
         self.task: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
-        async with websockets.connect(f"{self.url}/{self.station_id}", subprotocols=["ocpp1.6"]) as ws:
+        url = f"{self.url}/{self.station_id}"
+        async with websockets.connect(url, subprotocols=[Subprotocol("ocpp1.6")]) as ws:
             await ws.send(json.dumps([2, "boot", "BootNotification",
                                       {"chargePointVendor": "ACME", "chargePointModel": "X"}]))
             try:

@@ -67,7 +67,12 @@ async def test_relay_batches_one_message_per_loop_iteration() -> None:
     import asyncio
 
     messages: list[bytes] = []
-    relay = EventRelay(lambda data: messages.append(data) is None)
+
+    def publish(data: bytes) -> bool:
+        messages.append(data)
+        return True
+
+    relay = EventRelay(publish)
     sent = samples()
     for e in sent:
         relay.offer(e)

@@ -80,9 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     gw = sub.add_parser(
         "gateway", help="hold stations' WebSockets for a CSMS core (more stations than one process may open)",
-        description="Terminate OCPP WebSockets (and TLS) and relay them to a CSMS core started with "
-                    "--gateway-socket; the core takes every decision and keeps every state. Start one "
-                    "or more with --reuse-port to share a port; each has its own open-files limit. "
+        description="Terminate OCPP WebSockets (and TLS) and relay them to CSMS cores: core nodes on an "
+                    "MQTT v5 broker (--bus, any machine; docs/scale-out.md) or one core on this machine "
+                    "started with --gateway-socket (--core). The cores take every decision and keep "
+                    "every state. Start one or more with --reuse-port to share a port; each has its own "
+                    "open-files limit. "
                     "Reads the same configuration as `csms serve` (host, ocpp_port, tls, limits, "
                     "ping_interval_s).",
     )

@@ -191,7 +191,8 @@ class Proc:
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.popen = subprocess.Popen(
                 ["ip", "netns", "exec", node.ns, *self.argv], stdin=subprocess.DEVNULL, stdout=out,
-                stderr=err, env=dict(os.environ if env is None else env), start_new_session=True,
+                stderr=err, env=dict(os.environ if env is None else env), cwd=node.home,
+                start_new_session=True,
             )
 
     @property
@@ -293,6 +294,8 @@ class Node:
         self.ns = f"{NS_PREFIX}{cluster.run}-{name}"
         self.addr = f"{cluster.subnet_prefix}.{index}"
         self.procs: list[Proc] = []
+        self.home = cluster.tmp / "nodes" / name  # the working directory of its processes
+        self.home.mkdir(parents=True, exist_ok=True)
         self._count = 0
         host_end, peer = f"cs{cluster.run}v{index}", f"cs{cluster.run}p{index}"
         _ip("netns", "add", self.ns)
@@ -307,7 +310,8 @@ class Node:
     def spawn(
         self, argv: Sequence[str], env: Mapping[str, str] | None = None, name: str | None = None,
     ) -> Proc:
-        """Start ``argv`` in this namespace (``env``: the whole environment; default: this one's)."""
+        """Start ``argv`` in this namespace, in ``home`` (``env``: the whole environment; default:
+        this process's)."""
         self._count += 1
         label = f"{self.name}-{name or Path(argv[0]).name}-{self._count}"
         proc = Proc(self, argv, env, label)

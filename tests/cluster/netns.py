@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import glob
 import json
 import os
@@ -366,12 +367,15 @@ class Cluster:
 
     def _build(self, services: bool) -> None:
         STATE_DIR.mkdir(parents=True, exist_ok=True)
-        used = _used_subnets()
-        self.subnet = random.choice([x for x in range(10, 250) if x not in used])
-        self.subnet_prefix = f"{SUBNET_BASE}.{self.subnet}"
-        pid = os.getpid()
-        (STATE_DIR / f"{self.run}.json").write_text(json.dumps(
-            {"pid": pid, "started": _start_time(pid), "subnet": self.subnet, "pg_root": str(self.pg_root)}))
+        with open(STATE_DIR / ".lock", "w") as lock:  # runs starting at once pick different subnets
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            used = _used_subnets()
+            self.subnet = random.choice([x for x in range(10, 250) if x not in used])
+            self.subnet_prefix = f"{SUBNET_BASE}.{self.subnet}"
+            pid = os.getpid()
+            state = {"pid": pid, "started": _start_time(pid), "subnet": self.subnet,
+                     "pg_root": str(self.pg_root)}
+            (STATE_DIR / f"{self.run}.json").write_text(json.dumps(state))
         atexit.register(self.close)
         self._reaper = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), "reap", self.run], stdin=subprocess.PIPE,

@@ -221,6 +221,12 @@ async def test_kill_9_of_a_gateway_moves_its_stations_to_the_other(cluster: Clus
         await until("every station connected through gw-2", all_on_gw2, 20, t.procs())
         moved_s = time.monotonic() - killed
 
+        async def gw2_counts_them() -> bool:
+            gw2 = [x for x in (await t.cluster_view("core-1"))["nodes"] if x["node_id"] == "gw-2"]
+            return bool(gw2) and gw2[0]["stations"] == STATIONS
+
+        await until(f"the cluster view counts {STATIONS} stations on gw-2", gw2_counts_them, 10, t.procs())
+
         async def all_served() -> bool:
             return all(await asyncio.gather(*(t.served("core-1", s) for s in t.stations)))
 

@@ -205,6 +205,8 @@ class Proc:
         return self.popen.poll() is None
 
     def _signal_group(self, sig: int) -> None:
+        if self.popen.returncode is not None:  # reaped: its pid (and group id) may be another's now
+            return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, sig)
 

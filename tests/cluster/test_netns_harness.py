@@ -1,9 +1,11 @@
-"""The namespace cluster (``tests.cluster.netns``) leaves nothing behind, however its owner ends:
+"""The namespace cluster (``tests.cluster.netns``): nodes reach each other and the root namespace,
+``infra`` serves PostgreSQL and MQTT v5 to them, and nothing is left behind however the owner ends:
 closed, killed with SIGKILL (its reaper cleans up), or killed together with its reaper (the next
 cluster removes the stale run, and leaves a live one alone)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -12,8 +14,12 @@ import sys
 import time
 from pathlib import Path
 
+import aiomqtt
+import asyncpg
+import pytest
+
 from tests.cluster import netns
-from tests.cluster.netns import STATE_DIR, Cluster
+from tests.cluster.netns import MQTT_PORT, STATE_DIR, Cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -101,3 +107,36 @@ def test_the_next_cluster_removes_a_stale_run_and_leaves_a_live_one() -> None:
                 p.stdin.close()  # the owner ends normally: atexit closes its cluster
                 p.wait(20)
     wait_gone(live_run)
+
+
+async def roundtrip_mqtt5(host: str) -> bytes:
+    """Subscribe, publish and receive one message over MQTT v5 at ``host``."""
+    async with aiomqtt.Client(host, MQTT_PORT, protocol=aiomqtt.ProtocolVersion.V5, timeout=5) as client:
+        await client.subscribe("netns/check", qos=1)
+        await client.publish("netns/check", b"hello", qos=1)
+        async with asyncio.timeout(5):
+            async for message in client.messages:
+                assert isinstance(message.payload, bytes)
+                return message.payload
+    raise AssertionError("no message")
+
+
+async def test_infra_serves_postgresql_and_mqtt_v5_to_every_node_and_the_broker_restarts(
+    tmp_path: Path,
+) -> None:
+    with Cluster.start(tmp_path) as c:
+        c.wait_pg_ready()
+        conn = await asyncpg.connect(c.pg_url, timeout=5)  # from the root namespace: the bridge's .1
+        try:
+            assert await conn.fetchval("SELECT 1") == 1
+        finally:
+            await conn.close()
+        query = f"import asyncio, asyncpg; asyncio.run(asyncpg.connect({c.pg_url!r}, timeout=5))"
+        from_node = c.node("a").spawn([sys.executable, "-c", query])
+        assert from_node.wait(30) == 0, from_node.tail()
+        assert await roundtrip_mqtt5(c.infra.addr) == b"hello"
+        c.stop_broker()
+        with pytest.raises(aiomqtt.MqttError):
+            await roundtrip_mqtt5(c.infra.addr)
+        c.start_broker()
+        assert await roundtrip_mqtt5(c.infra.addr) == b"hello"

@@ -59,22 +59,24 @@ def api(node: Node, port: int = API_PORT) -> httpx.AsyncClient:
 
 async def until(what: str, check: Callable[[], Awaitable[bool]], timeout_s: float,
                 procs: Sequence[Proc] = ()) -> float:
-    """Poll ``check`` until it holds; the seconds it took. Fails (with the logs of ``procs``)
-    after ``timeout_s`` or when one of ``procs`` ends."""
+    """Poll ``check`` until it holds; the seconds it took. An HTTP error or status counts as "not
+    yet". Fails (with the last such error and the logs of ``procs``) after ``timeout_s`` or when
+    one of ``procs`` ends."""
     t0 = time.monotonic()
+    last = "none"
     while True:
         try:
             if await check():
                 return time.monotonic() - t0
-        except (httpx.TransportError, OSError):
-            pass
+        except (httpx.HTTPError, OSError) as exc:
+            last = f"{type(exc).__name__}: {exc}"
         for proc in procs:
             if not proc.running:
                 raise AssertionError(f"{proc.name} ended (code {proc.popen.returncode}) waiting for "
                                      f"{what}\n{proc.tail()}")
         if time.monotonic() - t0 > timeout_s:
             logs = "\n".join(p.tail(15) for p in procs)
-            raise AssertionError(f"not within {timeout_s} s: {what}\n{logs}")
+            raise AssertionError(f"not within {timeout_s} s: {what} (last error: {last})\n{logs}")
         await asyncio.sleep(0.25)
 
 

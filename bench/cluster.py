@@ -11,7 +11,9 @@ Nothing is pinned: every process shares the machine's cores, as on a single host
 After ``--warmup`` seconds, over ``--duration`` seconds, from /proc and the fleet's live metrics:
 
 * ``calls_s`` — answered calls per second (the fleet's count over the window), ``p99_ms`` —
-  the fleet report's p99 round trip (whole run), ``errors`` — its failed calls;
+  the fleet report's p99 round trip (whole run, the stations' boots included), ``errors`` — its
+  failed calls, ``to_stations`` — calls the CSMS sent the stations (whole run; their CPU is in
+  the CSMS columns but they are not counted as calls);
 * ``cores_us`` ``gw_us`` ``broker_us`` ``pg_us`` ``fleet_us`` — CPU per call of each process
   group: every core node, the gateway, Mosquitto, the PostgreSQL backends connected to the
   run's database (the server's shared writer processes are not counted), the fleet;
@@ -24,9 +26,10 @@ After ``--warmup`` seconds, over ``--duration`` seconds, from /proc and the flee
 * ``core_idle_pct`` — one core node's CPU with no station connected (% of a core, ``--idle``);
   ``setup_s`` and ``connect_s`` — start-up of the parts, connection of the whole fleet.
 
-    python -m bench.cluster                      # 1, 2, 3 cores; 20 s windows (about 2 minutes)
+    python -m bench.cluster                      # 1, 2, 3 cores; 20 s windows (2-3 minutes)
     python -m bench.cluster --quick              # 1, 2, 3 cores; 4 s windows (under a minute)
     python -m bench.cluster --chargers 300 --meter-interval 1   # paced: ~300 calls/s offered
+    python -m bench.cluster --cores 0            # the same fleet on one process: no broker hop
 """
 
 from __future__ import annotations
@@ -162,7 +165,25 @@ class Cluster:
         self.procs[name] = proc
         return proc
 
+    def _start_single(self) -> None:
+        """``cores`` 0: one ``csms serve`` process holding the stations itself (no broker, no gateway)."""
+        _psql(self.pg, f'create database "{self.db}"')
+        self.db_created = True
+        self.ocpp_port, api = free_port(), free_port()
+        conf = os.path.join(self.tmp, "csms.toml")
+        Path(conf).write_text("[limits]\nmax_pre_auth_per_ip = 0\n")
+        proc = self._spawn("core-1", [
+            sys.executable, "-m", "csms", "serve", "--db", f"{self.pg}/{self.db}", "--ocpp-port",
+            str(self.ocpp_port), "--api-port", str(api), "--auto-register", "--accept-unknown-tags",
+            "--config", conf, "--log-level", "warning", "--log-format", "json"])
+        wait_port(self.ocpp_port, timeout_s=90, proc=proc)
+        wait_port(api, timeout_s=30, proc=proc)
+        self.api_ports = [api]
+
     def _start(self, cores: int) -> None:
+        if cores == 0:
+            self._start_single()
+            return
         self.broker_port = free_port()
         conf = os.path.join(self.tmp, "mosquitto.conf")
         Path(conf).write_text(
@@ -276,8 +297,9 @@ class Sample:
                  pg_pids: list[int]) -> None:
         self.at = time.monotonic()
         self.cores = [_cpu_or_zero(pid) for pid in cluster.core_pids()]
-        self.gateway = _cpu_or_zero(cluster.procs["gateway"].pid)
-        self.broker = _cpu_or_zero(cluster.procs["broker"].pid)
+        gateway, broker = cluster.procs.get("gateway"), cluster.procs.get("broker")
+        self.gateway = _cpu_or_zero(gateway.pid) if gateway else 0.0
+        self.broker = _cpu_or_zero(broker.pid) if broker else 0.0
         self.pg = {pid: _cpu_or_zero(pid) for pid in pg_pids}
         self.fleet = sum(_cpu_or_zero(p) for p in _tree(fleet.pid))
         self.busy = machine_busy_seconds()
@@ -330,7 +352,7 @@ def measure(
             before = [_cpu_or_zero(pid) for pid in cluster.core_pids()]
             time.sleep(idle_s)
             after = [_cpu_or_zero(pid) for pid in cluster.core_pids()]
-            idle_pct = 100 * (sum(after) - sum(before)) / cores / idle_s
+            idle_pct = 100 * (sum(after) - sum(before)) / len(after) / idle_s
         scenario = os.path.join(tmp, "scenario.toml")
         Path(scenario).write_text(SCENARIO.format(
             chargers=fleet.chargers, protocol=fleet.protocol, meter_interval=fleet.meter_interval_s))
@@ -376,7 +398,8 @@ def measure(
     core_cpu = [e - s for s, e in zip(start.cores, end.cores, strict=True)]
     groups = {
         "cores": sum(core_cpu), "gw": end.gateway - start.gateway, "broker": end.broker - start.broker,
-        "pg": sum(end.pg[p] - start.pg.get(p, 0.0) for p in end.pg), "fleet": end.fleet - start.fleet,
+        "pg": sum(max(0.0, end.pg[p] - start.pg.get(p, 0.0)) for p in end.pg),  # a backend gone: 0
+        "fleet": end.fleet - start.fleet,
     }
     ours = sum(groups.values())
     busy = end.busy - start.busy
@@ -387,7 +410,7 @@ def measure(
     row: dict[str, Any] = {
         "cores": cores, "stations": fleet.chargers,
         "calls_s": round(calls / wall), "p99_ms": round(float(data["latency_ms"]["p99"]), 1),
-        "errors": int(data["errors"]["total"]),
+        "errors": int(data["errors"]["total"]), "to_stations": int(data["inbound_calls"]["total"]),
         **{f"{k}_us": us(v) for k, v in groups.items()},
         "csms_us": us(ours - groups["fleet"]),
         "core_split": "/".join(f"{100 * c / max(1e-9, sum(core_cpu)):.0f}" for c in core_cpu),
@@ -427,7 +450,8 @@ def run(counts: list[int], fleet: Fleet, *, duration_s: float, warmup_s: float, 
 
 
 def print_row(row: dict[str, Any]) -> None:
-    print(f"  {row['cores']} core(s): {row['calls_s']:,} calls/s, p99 {row['p99_ms']} ms, "
+    nodes = f"{row['cores']} core node(s)" if row["cores"] else "one process"
+    print(f"  {nodes}: {row['calls_s']:,} calls/s, p99 {row['p99_ms']} ms, "
           f"CSMS {row['csms_us']} us/call, steal {row['steal']:.0%}", flush=True)
 
 
@@ -447,7 +471,8 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench.cluster", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="4 s windows, 100 stations (under a minute)")
-    p.add_argument("--cores", type=int, nargs="+", default=[1, 2, 3], help="core node counts to run")
+    p.add_argument("--cores", type=int, nargs="+", default=[1, 2, 3],
+                   help="core node counts to run; 0: one `csms serve` process without broker or gateway")
     p.add_argument("--chargers", type=int, default=200, help="stations in the fleet (one EVSE each)")
     p.add_argument("--meter-interval", type=float, default=0.05,
                    help="seconds between a station's meter values (short: as fast as answered)")
@@ -460,6 +485,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeat", type=int, default=1, help="rounds over --cores, interleaved")
     p.add_argument("--pg", default=PG_DEFAULT, help="PostgreSQL server URL without a database (trust auth)")
     args = p.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C: every run's ``finally`` kills its processes and drops its database.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     print(f"python -m bench.cluster: load average {load_average()}, {os.cpu_count()} CPUs", flush=True)
     with _timed("total"):
         if args.quick:

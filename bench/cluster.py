@@ -57,6 +57,7 @@ from bench.procs import CLK_TCK, StealMeter, cpu_seconds, free_port, load_averag
 from bench.report import print_table
 
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432"
+REPO = str(Path(__file__).resolve().parents[1])
 
 SCENARIO = """\
 name = "cluster-bench"
@@ -106,6 +107,14 @@ class Fleet:
     meter_interval_s: float = 0.05
     protocol: str = "mixed"
     workers: int = 1
+
+
+def child_env() -> dict[str, str]:
+    """The children's environment: no ``CSMS_`` settings, and this checkout first on the path (they
+    run in a temporary directory, where the files a core node writes beside itself go)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CSMS_")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, env.get("PYTHONPATH", "")) if p)
+    return env
 
 
 def _psql(pg: str, sql: str, db: str = "postgres") -> str:
@@ -159,9 +168,8 @@ class Cluster:
             raise
 
     def _spawn(self, name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CSMS_")}
         with open(os.path.join(self.tmp, f"{name}.log"), "wb") as log:
-            proc = spawn(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+            proc = spawn(cmd, env=child_env(), cwd=self.tmp, stdout=log, stderr=subprocess.STDOUT)
         self.procs[name] = proc
         return proc
 
@@ -362,7 +370,7 @@ def measure(
                "--duration", "0", "--report", report, "--quiet", "--progress-interval", "0.5",
                "--metrics-port", str(metrics_port), "--workers", str(fleet.workers)]
         with open(os.path.join(tmp, "fleet.log"), "wb") as log:
-            proc = spawn(cmd, stdout=log, stderr=subprocess.STDOUT)
+            proc = spawn(cmd, env=child_env(), cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
         timer = threading.Timer(warmup_s + duration_s + 180, lambda: _kill(proc))
         timer.start()
         wait_port(metrics_port, timeout_s=30, proc=proc)

@@ -70,10 +70,14 @@ class TopicLink:
         self._flush_scheduled = False
         out, self._out = self._out, []
         if out and not self.closed and not self._publish(self.topic, b"".join(out)):
-            self.close()
+            self.closed = True
+            if self.on_closed is not None:
+                self.on_closed()
 
     def close(self) -> None:
+        """Send what is queued (a closing core's last close frames), then refuse more."""
         if not self.closed:
+            self.flush()
             self.closed = True
             if self.on_closed is not None:
                 self.on_closed()

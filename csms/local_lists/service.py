@@ -2,9 +2,11 @@
 
 Its decisions are in ``tick(now)``: stations whose version is due for a check (after a boot or a
 reconnection) and, once id-tag or policy changes have settled (``rules.Debounce``), every
-connected station. ``sync`` does one station: read its bounds (and version when checking), plan
-with ``rules.plan``, send each message, and record each accepted one; any refusal or failed call
-leaves the station out of sync and publishes ``LocalListSynced(ok=False)`` (the alarm's cue).
+connected station. ``run`` is the one worker: it queues what ``tick`` asks (each station once) and
+sends the queue out in batches, each reading the registry once. ``sync`` does one station: read
+its bounds (and version when checking), plan with ``rules.plan``, send each message, and record
+each accepted one; any refusal or failed call leaves the station out of sync and publishes
+``LocalListSynced(ok=False)`` (the alarm's cue).
 """
 
 from __future__ import annotations
@@ -322,6 +324,7 @@ class LocalListService:
         """A removed station: its recorded list goes, and no check is pending for it."""
         self._checks.pop(station_id, None)
         self._limits.pop(station_id, None)
+        self._queue.pop(station_id, None)
         await self.store.forget(station_id)
 
     async def states(self, *, after: str | None = None, limit: int = 100) -> list[StationListState]:

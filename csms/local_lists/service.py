@@ -226,9 +226,13 @@ class LocalListService:
         policies: Mapping[str, Policy] | None = None, on_start: Callable[[], None] | None = None,
     ) -> SyncOutcome:
         """Bring one station's list to what its policy says (see the module docstring); ``on_start``
-        is called once the station's turn and one of the slots came."""
+        is called once the station's turn and one of the slots came, or at once when the station
+        waits for a sync of its own still running (a slow station holds up no other batch)."""
         station_id = request.station_id
         lock = self._locks.setdefault(station_id, asyncio.Lock())  # one sync per station at a time
+        if on_start is not None and lock.locked():  # waiting for its own sync: not for a slot
+            on_start()
+            on_start = None
         async with lock, self._slots:
             if on_start is not None:
                 on_start()

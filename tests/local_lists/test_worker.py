@@ -122,3 +122,53 @@ async def test_a_reconnect_burst_reads_the_registry_once_per_batch_and_every_sta
     assert port.most <= CFG.concurrency
     assert lists.reads == service.batches  # one registry read per batch
     assert service.batches <= STATIONS // 20  # ... and batches merge the stations queued meanwhile
+
+
+class OneSlowStation(SlowPort):
+    """``slow`` answers each call after ``slow_s``; the others at once."""
+
+    def __init__(self, online: set[str], slow: str, slow_s: float) -> None:
+        super().__init__(online, 0.0)
+        self.slow, self.slow_s = slow, slow_s
+
+    async def version(self, station_id: str) -> int:
+        await asyncio.sleep(self.slow_s if station_id == self.slow else 0.0)
+        return 0
+
+
+async def test_a_station_waiting_for_its_own_slow_sync_holds_up_no_later_batch(store: SqlStore) -> None:
+    await store.local_lists.put_tag(IdTag("T1"), None)
+    await store.local_lists.put_policy(Policy("", None))
+    ids = ["SLOW", "A", "B"]
+    port = OneSlowStation(set(ids), "SLOW", slow_s=3.0)
+
+    async def no_groups(station_id: str) -> Sequence[str]:
+        return ()
+
+    service = LocalListService(store.local_lists, port, SystemClock(), CFG, groups_of=no_groups,
+                               connected=lambda: ids, publish=lambda _ev: None)
+    worker = asyncio.create_task(service.run())
+
+    def connect(sid: str) -> None:
+        service.on_event(StationConnected(station_id=sid, protocol=OcppVersion.V16))
+
+    async def in_sync(sid: str) -> bool:
+        state = await service.state(sid)
+        return state is not None and state.in_sync
+
+    try:
+        connect("SLOW")  # its sync waits 3 s for the station's version
+        await asyncio.sleep(0.5)
+        connect("SLOW")  # again, with another station: this batch's SLOW waits for its first sync
+        connect("A")
+        await asyncio.sleep(0.5)
+        connect("B")  # a later batch: it goes out although SLOW has not started its second sync
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 1.5
+        while not (await in_sync("A") and await in_sync("B")):
+            assert loop.time() < deadline, "A and B in sync while SLOW is still busy"
+            await asyncio.sleep(0.05)
+        assert not await in_sync("SLOW")
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)

@@ -1,6 +1,7 @@
 """The local-list worker under a reconnect burst: one de-duplicated queue of stations, taken in
 batches that each read the registry once, over the real SQLite store (its reads counted by a
-subclass) and a station port that answers after a few milliseconds."""
+subclass) and a station port that answers after a few milliseconds; and a slow station holding up
+no later batch."""
 
 from __future__ import annotations
 

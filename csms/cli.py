@@ -128,7 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     st_sub.add_parser("list", help="list registered stations")
     rm = st_sub.add_parser("remove", help="remove a station")
     rm.add_argument("station_id")
-    place = st_sub.add_parser("place", help="set a station's site and/or groups")
+    place = st_sub.add_parser(
+        "place", help="set a station's site and/or groups",
+        description="Set a station's site and/or groups. A running server applies a change of groups to "
+        "the station's local list at its next periodic reconciliation (local_lists.reconcile_s); the "
+        "API's group routes apply it at once.")
     place.add_argument("station_id")
     place.add_argument("--site", help="site id ('' removes the site)")
     place.add_argument("--group", action="append", dest="groups", metavar="NAME",
@@ -149,7 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     srm = sites_sub.add_parser("remove", help="remove a site (its stations keep no site)")
     srm.add_argument("site_id")
 
-    tags = sub.add_parser("tags", help="manage the id-tag list in the database")
+    tags = sub.add_parser(
+        "tags", help="manage the id-tag list in the database",
+        description="Manage the id-tag list in the database. This command runs without the server: a "
+        "running server brings its stations' local lists in step at its next periodic reconciliation "
+        "(local_lists.reconcile_s); changes through the API update them at once.")
     _common(tags)
     tags_sub = tags.add_subparsers(dest="action", required=True, metavar="ACTION")
     tadd = tags_sub.add_parser("add", help="add or update an id tag")

@@ -145,7 +145,9 @@ class LocalListService:
 
     async def run(self, *, elected: Elected = always) -> None:
         """Act on ``tick`` every few hundred milliseconds (sooner when an event arrives); the periodic
-        reconciliation of every connected station only while ``elected()``."""
+        reconciliation of every connected station only while ``elected()``. ``connected`` names the
+        stations this node serves, so with several core nodes each reconciles its own (the plugin
+        passes ``always``)."""
         tasks: set[asyncio.Task[None]] = set()
         try:
             while True:
@@ -295,6 +297,7 @@ class LocalListService:
         """Create or replace a policy (True: created); every connected station is updated."""
         created = await self.store.put_policy(policy)
         self.changed()
+        self.publish(IdTagsChanged())  # the other core nodes' stations too ("possibly any" tag)
         return created
 
     async def delete_policy(self, scope: str) -> bool:
@@ -302,4 +305,5 @@ class LocalListService:
         removed = await self.store.delete_policy(scope)
         if removed:
             self.changed()
+            self.publish(IdTagsChanged())
         return removed

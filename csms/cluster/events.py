@@ -190,6 +190,17 @@ class ClusterBus:
                     log.exception("cluster subscriber failed", event=type(event).__name__)
 
 
+def subscribe_all(
+    events: Bus | ClusterBus, handler: Handler, *types_: type[Event],
+    where: Callable[[Event], bool] | None = None,
+) -> Callable[[], None]:
+    """``events.subscribe`` (``PluginContext.all_events()``), with ``where`` where it applies: the
+    other cores' events it refuses do not travel (the local bus gives every event of ``types_``)."""
+    if isinstance(events, ClusterBus):
+        return events.subscribe(handler, *types_, where=where)
+    return events.subscribe(handler, *types_)
+
+
 class EventRelay:
     """Batches this core's relayed events into one broker message per loop iteration."""
 

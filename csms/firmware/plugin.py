@@ -6,7 +6,7 @@ import asyncio
 
 import structlog
 
-from csms.cluster.events import ClusterBus
+from csms.cluster.events import subscribe_all
 from csms.firmware.campaign import LiveStation
 from csms.firmware.files import DownloadTokens, FirmwareBlobs, kept_secret
 from csms.firmware.sender import OcppUpdateSender
@@ -44,11 +44,8 @@ async def firmware_plugin(ctx: PluginContext) -> Cleanup | None:
     )
     service.public_base_url = ctx.public_base_url
     await service.load()
-    events = ctx.all_events()  # the scheduling node hears every core's stations
-    if isinstance(events, ClusterBus):
-        unsubscribe = events.subscribe(service.on_event, *WATCHED, where=firmware_news)
-    else:
-        unsubscribe = events.subscribe(service.on_event, *WATCHED)
+    # the scheduling node hears every core's stations
+    unsubscribe = subscribe_all(ctx.all_events(), service.on_event, *WATCHED, where=firmware_news)
     ctx.spawn(service.run(elected=ctx.elected("firmware-campaigns")), "firmware-campaigns")
     ctx.parts.firmware = service
     log.info("firmware campaigns on", active=len(service.campaigns))

@@ -58,8 +58,9 @@ async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
 
 
 def _node(store: SqlStore, tmp_path: Path, clock: Clock, sender: Sender) -> FirmwareService:
-    service = FirmwareService(SqlFirmware(store.db), FirmwareBlobs(tmp_path / "fw", 1000), DownloadTokens("k"),
-                              sender, clock, _live, Resolver(), tick_s=0.01)
+    blobs = FirmwareBlobs(tmp_path / "fw", 1000)
+    service = FirmwareService(SqlFirmware(store.db), blobs, DownloadTokens("k"), sender, clock, _live,
+                              Resolver(), tick_s=0.01)
     service.public_base_url = "http://csms.example"
     return service
 

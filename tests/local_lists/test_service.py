@@ -152,7 +152,9 @@ async def test_failures_of_every_kind_are_reported(store: SqlStore) -> None:
     assert [e.ok for e in events if isinstance(e, LocalListSynced)] == [False, False, False]
     port.online.discard("CP1")
     gone = await service.sync(SyncRequest("CP1"))
-    assert gone.reason == "not_connected" and len(events) == 3  # nothing published for an absent station
+    synced = [e for e in events if isinstance(e, LocalListSynced)]
+    assert gone.reason == "not_connected" and len(synced) == 3  # nothing published for an absent station
+    assert isinstance(events[0], IdTagsChanged) and events[0].id_tags == ()  # the policy: every core node
 
 
 async def test_a_station_found_current_at_boot_is_confirmed_without_sending(store: SqlStore) -> None:

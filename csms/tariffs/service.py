@@ -173,6 +173,9 @@ class TariffService:
             self._ended.pop(key, None)
         for key in [k for k, run in self._running.items() if now - run.touched > STALE_RUNNING_S]:
             del self._running[key]
+        if self._ended_anywhere:  # every node hears them; only the reconciling one needs them
+            recent = now - self.cdr_delay_s - RECONCILE_GRACE_S
+            self._ended_anywhere = {k: at for k, at in self._ended_anywhere.items() if at > recent}
 
     async def reconcile(self) -> int:
         """Make the CDR of every ended transaction that has none; returns how many were made. One

@@ -104,7 +104,7 @@ def test_tick_checks_versions_after_connections_and_batches_tag_changes(store: S
 
 
 async def test_sync_follows_the_policy_and_a_refusal_leaves_the_station_out_of_sync(store: SqlStore) -> None:
-    clock, port, events = FakeClock(), RecordingPort(), []
+    clock, port, events = FakeClock(), RecordingPort(), list[Event]()
     service = make(store, port, clock, events)
     await seed(store, 25)
     await store.local_lists.put_tag(IdTag("D1", AuthStatus.BLOCKED), "depot-tags")
@@ -138,7 +138,7 @@ async def test_sync_follows_the_policy_and_a_refusal_leaves_the_station_out_of_s
 
 
 async def test_failures_of_every_kind_are_reported(store: SqlStore) -> None:
-    clock, port, events = FakeClock(), RecordingPort(), []
+    clock, port, events = FakeClock(), RecordingPort(), list[Event]()
     service = make(store, port, clock, events)
     await seed(store, 5)
     await service.put_policy(Policy("", None))
@@ -158,7 +158,7 @@ async def test_failures_of_every_kind_are_reported(store: SqlStore) -> None:
 
 
 async def test_a_station_found_current_at_boot_is_confirmed_without_sending(store: SqlStore) -> None:
-    clock, port, events = FakeClock(), RecordingPort(), []
+    clock, port, events = FakeClock(), RecordingPort(), list[Event]()
     service = make(store, port, clock, events)
     await seed(store, 3)
     await service.put_policy(Policy("", None))
@@ -173,7 +173,7 @@ async def test_a_station_found_current_at_boot_is_confirmed_without_sending(stor
 
 
 async def test_a_refused_station_gets_no_list_until_a_boot_is_accepted(store: SqlStore) -> None:
-    clock, port, events = FakeClock(), RecordingPort(), []
+    clock, port, events = FakeClock(), RecordingPort(), list[Event]()
     service = make(store, port, clock, events)
     await seed(store, 3)
     await service.put_policy(Policy("", None))

@@ -132,24 +132,29 @@ class ClusterBus:
 
     def __init__(self, bus: Bus) -> None:
         self.bus = bus
-        self._remote: list[tuple[tuple[type[Event], ...], Handler]] = []
+        self._remote: list[tuple[tuple[type[Event], ...], Handler, Callable[[Event], bool] | None]] = []
         self._relay: Callable[[Event], None] | None = None
         self._relayed: set[type[Event]] = set()
 
     @property
     def wanted(self) -> tuple[type[Event], ...]:
         """The types some cluster-wide subscriber asked for."""
-        return tuple({t for types_, _ in self._remote for t in types_})
+        return tuple({t for types_, _, _ in self._remote for t in types_})
 
-    def subscribe(self, handler: Handler, *types_: type[Event]) -> Callable[[], None]:
+    def subscribe(
+        self, handler: Handler, *types_: type[Event], where: Callable[[Event], bool] | None = None
+    ) -> Callable[[], None]:
+        """``handler`` gets this core's events of ``types_`` and, relayed, the other cores' ones;
+        with ``where``, only the other cores' events it accepts travel (a frequent type of which
+        the subscriber needs a few, such as ``StationReported``)."""
         wanted = types_ or (Event,)
-        self._remote.append((wanted, handler))
+        self._remote.append((wanted, handler, where))
         unsubscribe_local = self.bus.subscribe(handler, *types_)
         self._watch()
 
         def unsubscribe() -> None:
             unsubscribe_local()
-            self._remote = [(t, h) for t, h in self._remote if h is not handler]
+            self._remote = [(t, h, w) for t, h, w in self._remote if h is not handler]
 
         return unsubscribe
 
@@ -164,16 +169,36 @@ class ClusterBus:
         new = set(self.wanted) - self._relayed
         if new:
             self._relayed |= new
-            self.bus.subscribe(self._relay, *new)
+            self.bus.subscribe(self._offer, *new)
+
+    def _offer(self, event: Event) -> None:
+        """Relay this core's ``event`` when a cluster-wide subscriber wants it."""
+        if self._relay is None:
+            return
+        for wanted, _handler, where in self._remote:
+            if isinstance(event, wanted) and (where is None or where(event)):
+                self._relay(event)
+                return
 
     def deliver(self, event: Event) -> None:
         """An event from another core: to the cluster-wide subscribers of its type."""
-        for wanted, handler in self._remote:
-            if isinstance(event, wanted):
+        for wanted, handler, where in self._remote:
+            if isinstance(event, wanted) and (where is None or where(event)):
                 try:
                     handler(event)
                 except Exception:
                     log.exception("cluster subscriber failed", event=type(event).__name__)
+
+
+def subscribe_all(
+    events: Bus | ClusterBus, handler: Handler, *types_: type[Event],
+    where: Callable[[Event], bool] | None = None,
+) -> Callable[[], None]:
+    """``events.subscribe`` (``PluginContext.all_events()``), with ``where`` where it applies: the
+    other cores' events it refuses do not travel (the local bus gives every event of ``types_``)."""
+    if isinstance(events, ClusterBus):
+        return events.subscribe(handler, *types_, where=where)
+    return events.subscribe(handler, *types_)
 
 
 class EventRelay:

@@ -155,7 +155,8 @@ class LocalListService:
         once for all of it, when no station of an earlier batch still waits for one of the
         ``concurrency`` slots: a reconnect burst makes a few large batches, and a slow station does
         not hold up the next batch. The periodic reconciliation of every connected station runs only
-        while ``elected()``."""
+        while ``elected()``; ``connected`` names the stations this node serves, so with several core
+        nodes each reconciles its own (the plugin passes ``always``)."""
         tasks: set[asyncio.Task[None]] = set()
         try:
             while True:
@@ -344,6 +345,7 @@ class LocalListService:
         """Create or replace a policy (True: created); every connected station is updated."""
         created = await self.store.put_policy(policy)
         self.changed()
+        self.publish(IdTagsChanged())  # the other core nodes' stations too ("possibly any" tag)
         return created
 
     async def delete_policy(self, scope: str) -> bool:
@@ -351,4 +353,5 @@ class LocalListService:
         removed = await self.store.delete_policy(scope)
         if removed:
             self.changed()
+            self.publish(IdTagsChanged())
         return removed

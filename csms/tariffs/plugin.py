@@ -30,7 +30,8 @@ async def tariffs_plugin(ctx: PluginContext) -> Cleanup | None:
         SqlTariffs(ctx.db), store, SqlSites(ctx.db), ctx.clock,
         reading_interval_s=cfg.reading_interval_s, tag_group_of=SqlLocalLists(ctx.db).tag_group_of,
     )
-    unsubscribe = [ctx.bus.subscribe(service.on_event, MeterSampled, TransactionStarted, TransactionEnded)]
+    unsubscribe = [ctx.bus.subscribe(service.on_event, MeterSampled, TransactionStarted, TransactionEnded),
+                   ctx.all_events().subscribe(service.on_ended_anywhere, TransactionEnded)]
 
     async def total(tx: Transaction) -> Decimal | None:
         cost = await service.quote(tx)
@@ -38,12 +39,16 @@ async def tariffs_plugin(ctx: PluginContext) -> Cleanup | None:
 
     ctx.service.pricer = total
     if cfg.cost_update_interval_s > 0:
-        running = RunningCost(service.quote, ctx.commands.call, cfg.cost_update_interval_s)
+        def here(station_id: str) -> bool:
+            session = ctx.sessions.get(station_id)
+            return session is not None and not session.closed
+
+        running = RunningCost(service.quote, ctx.commands.call, cfg.cost_update_interval_s, here=here)
         for tx in await store.list_transactions(active=True, limit=100_000, order=TxOrder.STARTED_DESC):
             if tx.protocol is OcppVersion.V201:
                 running.open[(tx.station_id, tx.tx_id)] = tx
         kinds = (TransactionStarted, TransactionEnded, StationBooted)
-        unsubscribe.append(ctx.bus.subscribe(running.on_event, *kinds))
+        unsubscribe.append(ctx.all_events().subscribe(running.on_event, *kinds))
         ctx.spawn(running.run(), "running-cost")
     ctx.spawn(service.run(reconcile_s=cfg.reconcile_s, elected=ctx.elected("tariff-reconcile")), "tariffs")
     ctx.parts.tariffs = service

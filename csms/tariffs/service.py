@@ -73,6 +73,7 @@ def _zone(name: str | None) -> ZoneInfo:
 MAX_CDR_ATTEMPTS = 10  # then the reconciling pass takes the transaction over
 STALE_RUNNING_S = 6 * 3600.0  # readings of a session silent this long stay in the store only
 RECENTLY_BILLED = 10_000  # ended transactions whose late samples are ignored
+RECONCILE_GRACE_S = 30.0  # beyond cdr_delay_s: the serving core's own CDR of a session just ended
 
 
 class TariffService:
@@ -98,6 +99,7 @@ class TariffService:
         self._ended: dict[TxKey, tuple[float, int]] = {}  # ended: when seen (monotonic), attempts
         self._billed: OrderedDict[TxKey, None] = OrderedDict()  # CDR made: late samples are ignored
         self.cdr_delay_s = 3.0  # lets write-behind data of the session's last seconds (signed values) land
+        self._ended_anywhere: dict[TxKey, float] = {}  # ended on any core node: when heard (monotonic)
         self.cdrs_made = 0
 
     # --- events (synchronous, from the bus) --------------------------------------------------
@@ -114,6 +116,13 @@ class TariffService:
                 self._keep((tx.station_id, tx.tx_id), tx.started_at, tx.meter_start_wh)
         elif isinstance(event, TransactionEnded):
             self._ended[(event.transaction.station_id, event.transaction.tx_id)] = (time.monotonic(), 0)
+
+    def on_ended_anywhere(self, event: object) -> None:
+        """Cluster-wide handler of ``TransactionEnded``: the core serving the station makes that
+        CDR after ``cdr_delay_s``; the reconciling pass, maybe on another core, leaves it alone
+        until ``RECONCILE_GRACE_S`` later."""
+        if isinstance(event, TransactionEnded):
+            self._ended_anywhere[(event.transaction.station_id, event.transaction.tx_id)] = time.monotonic()
 
     def _keep(self, key: TxKey, at: datetime, wh: float) -> None:
         if key in self._billed:
@@ -164,14 +173,19 @@ class TariffService:
             self._ended.pop(key, None)
         for key in [k for k, run in self._running.items() if now - run.touched > STALE_RUNNING_S]:
             del self._running[key]
+        if self._ended_anywhere:  # every node hears them; only the reconciling one needs them
+            recent = now - self.cdr_delay_s - RECONCILE_GRACE_S
+            self._ended_anywhere = {k: at for k, at in self._ended_anywhere.items() if at > recent}
 
     async def reconcile(self) -> int:
         """Make the CDR of every ended transaction that has none; returns how many were made. One
         that fails is logged and skipped: it never holds up the others."""
         made = 0
+        recent = time.monotonic() - self.cdr_delay_s - RECONCILE_GRACE_S
+        self._ended_anywhere = {k: at for k, at in self._ended_anywhere.items() if at > recent}
         for station_id, tx_id in await self.store.ended_without_cdr():
-            if (station_id, tx_id) in self._ended:  # ended moments ago: its own turn comes
-                continue
+            if (station_id, tx_id) in self._ended or (station_id, tx_id) in self._ended_anywhere:
+                continue  # ended moments ago (here or on another core): its own turn comes
             try:
                 if await self.make_cdr(station_id, tx_id) is not None:
                     made += 1

@@ -6,8 +6,8 @@
 
 Sections: throughput (ours vs the ocpp-library baseline, both versions), capacity (stations
 held at once), reconnect (kill -9 storm), tls (capacity and the storm over wss://, security
-profile 2: TLS + password), and the benches of other parts: balancer,
-telemetry, fleet_cost. Those run in child processes (their ``run_quick()`` with --quick,
+profile 2: TLS + password), and the benches of other parts: balancer, telemetry, fleet_cost.
+Those run in child processes (their ``run_quick()`` with --quick,
 their command line otherwise); when one fails or is missing, its error is shown in the
 summary. The exit status is non-zero only when throughput, capacity, reconnect or tls crash.
 

@@ -38,6 +38,8 @@ Every reconnection is then a full TLS handshake: the CSMS's session tickets died
 from __future__ import annotations
 
 import argparse
+import shutil
+import tempfile
 import time
 from typing import Any
 
@@ -89,7 +91,7 @@ def run(
     security profile (profile 2 with ``generated`` passwords unless ``passwords`` says otherwise)."""
     raise_nofile()
     config = _config(accept_rate) or {}
-    db, host, pki = None, None, None
+    db, db_dir, host, pki = None, None, None, None
     tls_args: list[str] = []
     if tls_profile == 2 and passwords == "none":
         passwords = "generated"
@@ -101,9 +103,8 @@ def run(
         config["tls"] = pki.server_config()
         tls_args = pki.loadgen_args(tls_profile)
     if passwords != "none" or tls_profile:
-        import tempfile
-
-        db = f"{tempfile.mkdtemp(prefix='csms-reconnect-')}/bench.sqlite3"
+        db_dir = tempfile.mkdtemp(prefix="csms-reconnect-")
+        db = f"{db_dir}/bench.sqlite3"
         _register(db, stations, passwords, tls_profile or 1)
     first = Server("csms", config=config or None, db=db, host=host)
     db, host, port, api_port = first.db, first.host, first.port, first.api_port
@@ -155,6 +156,8 @@ def run(
             s.stop()
         if pki is not None:
             pki.remove()
+        if db_dir is not None:
+            shutil.rmtree(db_dir, ignore_errors=True)
 
 
 def run_quick() -> list[dict[str, Any]]:

@@ -107,7 +107,8 @@ async def test_a_running_quote_sees_the_register_of_the_message_just_answered(pr
 async def test_with_every_default_part_on_no_meter_sample_becomes_an_event(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     async with running(settings, plugins=default_plugins(settings)) as app:
-        assert app.parts.tariffs is not None
-        assert app.service.registers is app.parts.tariffs.feed
+        core = app.service
+        assert core is not None and app.parts.tariffs is not None
+        assert core.registers is app.parts.tariffs.feed
         assert not app.bus.wants(MeterSampled)  # no telemetry configured: nobody reads samples
-    assert app.service.registers is None
+    assert core.registers is None  # detached when the part stopped

@@ -177,8 +177,8 @@ class FirmwareService:
 
     # --- the station's messages ----------------------------------------------------------------
     def on_event(self, ev: Event) -> None:
-        """Bus handler: progress, failures and boots go to the campaigns holding the station."""
-        now = self.clock.now()
+        """Bus handler: progress, failures and boots go to the campaigns holding the station. Every
+        kept message passes here (status notifications...): others return before reading the clock."""
         if isinstance(ev, StationReported):
             if ev.action not in FIRMWARE_ACTIONS:
                 return
@@ -186,9 +186,11 @@ class FirmwareService:
             request_id = ev.data.get("requestId")
             if not isinstance(status, str):
                 return
+            now = self.clock.now()
             for c in self.campaigns.values():
                 c.on_status(ev.station_id, status, now, request_id if isinstance(request_id, int) else None)
         elif isinstance(ev, StationBooted):
+            now = self.clock.now()
             for c in self.campaigns.values():
                 c.on_boot(ev.station_id, ev.info.firmware_version, now)
         else:

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import structlog
 
-from csms.core.events import MeterSampled, StationBooted, TransactionEnded, TransactionStarted
+from csms.core.events import StationBooted, TransactionEnded, TransactionStarted
 from csms.core.model import Transaction
 from csms.core.ports import TxOrder
 from csms.plugins import Cleanup, PluginContext
@@ -30,7 +30,9 @@ async def tariffs_plugin(ctx: PluginContext) -> Cleanup | None:
         SqlTariffs(ctx.db), store, SqlSites(ctx.db), ctx.clock,
         reading_interval_s=cfg.reading_interval_s, tag_group_of=SqlLocalLists(ctx.db).tag_group_of,
     )
-    unsubscribe = [ctx.bus.subscribe(service.on_event, MeterSampled, TransactionStarted, TransactionEnded),
+    # meter samples come through the core's register feed, not the bus: no event per sample
+    ctx.service.registers = service.feed
+    unsubscribe = [ctx.bus.subscribe(service.on_event, TransactionStarted, TransactionEnded),
                    ctx.all_events().subscribe(service.on_ended_anywhere, TransactionEnded)]
 
     async def total(tx: Transaction) -> Decimal | None:
@@ -57,6 +59,8 @@ async def tariffs_plugin(ctx: PluginContext) -> Cleanup | None:
         for stop in unsubscribe:
             stop()
         ctx.service.pricer = None
+        if ctx.service.registers is service.feed:
+            ctx.service.registers = None
         ctx.parts.tariffs = None
         await service.close()
 

@@ -345,7 +345,7 @@ class CsmsApp:
         if self.gateways is not None:
             self.gateways.closing = True  # gateways' new stations are refused from now on
         if self.broker is not None:
-            self.broker.closing = True
+            await self.broker.stop_accepting()  # new stations go to the other cores from now on
         if self.ocpp is not None:
             await self.ocpp.stop()
         if self.gateways is not None:

@@ -28,6 +28,7 @@ from urllib.parse import unquote, urlsplit
 
 import aiomqtt
 import orjson
+import paho.mqtt.client as mqtt
 import structlog
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -155,6 +156,7 @@ class BrokerClient:
         self.refused = 0
         self.received = 0
         self.connects = 0
+        self.bad_messages = 0
 
     def _make(self) -> aiomqtt.Client:
         will = aiomqtt.Will(self.topics.node(self.endpoint), presence(self.role, self.endpoint, False),
@@ -164,7 +166,7 @@ class BrokerClient:
             identifier=self.endpoint, protocol=aiomqtt.ProtocolVersion.V5, will=will,
             keepalive=self.keepalive_s, timeout=max(5.0, float(self.keepalive_s)),
             tls_params=aiomqtt.TLSParameters() if self.url.tls else None,
-            max_queued_outgoing_messages=200_000,
+            max_queued_outgoing_messages=200_000, max_inflight_messages=1000,
         )
 
     async def run(self) -> None:
@@ -186,14 +188,17 @@ class BrokerClient:
                                  qos=1, retain=True)
                     log.info("broker connected", broker=f"{self.url.host}:{self.url.port}",
                              endpoint=self.endpoint)
-                    self.on_up()
+                    self._guarded(self.on_up)
                     async for message in client.messages:
                         self.received += 1
                         payload = message.payload
                         data = payload if isinstance(payload, bytes) else (
                             payload.encode() if isinstance(payload, str) else bytes(payload or b""))
-                        self.on_message(message.topic.value, data, message.properties)
+                        self._guarded(self.on_message, message.topic.value, data, message.properties)
             except aiomqtt.MqttError as exc:
+                lost = exc
+            except Exception as exc:  # a bug of ours: log it, reconnect, never stop relaying
+                log.exception("broker connection failed", endpoint=self.endpoint)
                 lost = exc
             finally:
                 self._client = None
@@ -206,6 +211,20 @@ class BrokerClient:
                          error=str(lost))
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+    def _client_now(self) -> aiomqtt.Client | None:
+        """The live connection, if any (for a one-off subscription change)."""
+        return self._client
+
+    def _guarded(self, step: Callable[..., None], *args: Any) -> None:
+        """One message's handling: a malformed message (or a bug) costs that message, never the
+        connection (which would leave this node announced online and deaf)."""
+        try:
+            step(*args)
+        except Exception:
+            self.bad_messages += 1
+            log.exception("broker message not handled", endpoint=self.endpoint,
+                          topic=str(args[0]) if args else None)
 
     def publish(
         self, topic: str, payload: bytes, *, qos: int | None = None, retain: bool = False,
@@ -221,8 +240,12 @@ class BrokerClient:
         # the broker's acknowledgement, which nothing here needs (a lost connection drops the
         # stations relayed over it, and OCPP answers are the end-to-end acknowledgement).
         info = client._client.publish(topic, payload, self.qos if qos is None else qos, retain, properties)
-        if info.rc != 0:
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
             self.refused += 1
+            if info.rc != mqtt.MQTT_ERR_NO_CONN:  # e.g. the outgoing queue is full: start over cleanly
+                log.error("broker refused a message; reconnecting", endpoint=self.endpoint,
+                          error=mqtt.error_string(info.rc))
+                client._client.disconnect()
             return False
         self.published += 1
         return True

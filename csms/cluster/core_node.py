@@ -23,6 +23,7 @@ import contextlib
 import itertools
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -73,6 +74,16 @@ class Location:
         return node_of(self.gateway)
 
 
+@dataclass(slots=True, eq=False)
+class Here:
+    """One session this core serves (compared by identity: a newer session of the same station,
+    even through the same gateway, is another ``Here``)."""
+
+    gateway: str
+    version: OcppVersion
+    since: datetime | None = None  # its presence row's mark, once written
+
+
 class PresenceHost:
     """The OCPP server as one gateway's ``SessionHost``, recording presence around each session."""
 
@@ -94,11 +105,11 @@ class PresenceHost:
     async def run_session(
         self, conn: Connection, station_id: str, version: OcppVersion, *, remote: str | None, tls: bool
     ) -> None:
-        await self.core.arrived(station_id, self.gateway, version)
+        here = await self.core.arrived(station_id, self.gateway, version)
         try:
             await self.inner.run_session(conn, station_id, version, remote=remote, tls=tls)
         finally:
-            await self.core.left(station_id, self.gateway)
+            await self.core.left(station_id, here)
 
 
 class BrokerCore:
@@ -121,7 +132,7 @@ class BrokerCore:
         self.closing = False
         self.links: dict[str, StationLink] = {}
         self.where: dict[str, Location] = {}  # every station any core announced
-        self.local: dict[str, str] = {}  # stations this core serves -> their gateway endpoint
+        self.local: dict[str, Here] = {}  # the sessions this core serves, by station
         self.directory = NodeDirectory(on_offline=self._offline)
         self._pending: dict[bytes, asyncio.Future[dict[str, Any]]] = {}
         self._pending_core: dict[bytes, str] = {}
@@ -159,6 +170,15 @@ class BrokerCore:
         except TimeoutError:
             log.warning("broker not reachable yet; serving the API, stations come when it is",
                         broker=f"{self.client.url.host}:{self.client.url.port}")
+
+    async def stop_accepting(self) -> None:
+        """Leave the shared subscription of new stations (the broker gives them to the other cores)
+        and refuse those already handed here (503)."""
+        self.closing = True
+        client = self.client._client_now()
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.unsubscribe(self.topics.open_shared()), 2.0)
 
     async def stop(self) -> None:
         self.closing = True
@@ -285,29 +305,53 @@ class BrokerCore:
                     if ep != self.endpoint and not self.directory.online(ep)}
             for endpoint in gone:
                 await self._drop(endpoint)
+            try:
+                await self.heal()
+            except Exception as exc:
+                log.warning("presence not healed", error=repr(exc))
 
     # --- presence -----------------------------------------------------------------------------
-    async def arrived(self, station_id: str, gateway: str, version: OcppVersion) -> None:
-        self.local[station_id] = gateway
+    async def arrived(self, station_id: str, gateway: str, version: OcppVersion) -> Here:
+        here = self.local[station_id] = Here(gateway, version)
         self.where[station_id] = Location(self.endpoint, gateway, version)
-        self._announce([station_id, gateway, version.value])
+        await self._claim(station_id, here)
+        return here
+
+    async def _claim(self, station_id: str, here: Here) -> None:
         try:
-            old = await self.presence.claim(station_id, self.endpoint, gateway, version.value)
-        except Exception as exc:  # presence is for routing: the session goes on without it
+            here.since, old = await self.presence.claim(station_id, self.endpoint, here.gateway,
+                                                        here.version.value)
+        except Exception as exc:  # presence is for routing: the session goes on (healed by the sweep)
             log.warning("presence not recorded", station=station_id, error=repr(exc))
             return
+        if self.local.get(station_id) is here:  # announced once recorded: the claim decides who wins
+            self._announce([station_id, here.gateway, here.version.value])
         if old is not None and old.core != self.endpoint and self.directory.online(old.core):
             self._spawn(self._evict_at(old.core, station_id))
 
-    async def left(self, station_id: str, gateway: str) -> None:
-        if self.local.get(station_id) == gateway:
+    async def left(self, station_id: str, here: Here) -> None:
+        if self.local.get(station_id) is here:
             del self.local[station_id]
             loc = self.where.get(station_id)
             if loc is not None and loc.core == self.endpoint:
                 del self.where[station_id]
-            self._announce([station_id, gateway, None])
-        with contextlib.suppress(Exception):
-            await self.presence.release(station_id, self.endpoint, gateway)
+            self._announce([station_id, here.gateway, None])
+        if here.since is not None:
+            try:
+                await self.presence.release(station_id, self.endpoint, here.since)
+            except Exception as exc:  # left behind: the sweep deletes it
+                log.warning("presence not cleared", station=station_id, error=repr(exc))
+
+    async def heal(self) -> None:
+        """Make this core's rows match its sessions: delete rows of sessions gone (a failed
+        release), claim again the sessions without a row (a failed claim, or rows deleted by
+        another core that took a broker reconnect for this core's death)."""
+        rows = await self.presence.stations_of(self.endpoint)
+        for station_id in rows - self.local.keys():
+            await self.presence.release(station_id, self.endpoint)
+        for station_id, here in list(self.local.items()):
+            if station_id not in rows:
+                await self._claim(station_id, here)
 
     def _announce(self, entry: list[Any]) -> None:
         self._where_out.append(entry)
@@ -323,10 +367,9 @@ class BrokerCore:
 
     async def _announce_all(self) -> None:
         """After (re)connecting: tell the others what this core serves, learn what they serve."""
-        for station_id, gateway in list(self.local.items()):
-            session = self.registry.get(station_id)
-            if session is not None:
-                self._announce([station_id, gateway, session.version.value])
+        for station_id, here in list(self.local.items()):
+            self.where[station_id] = Location(self.endpoint, here.gateway, here.version)
+            self._announce([station_id, here.gateway, here.version.value])
         await asyncio.sleep(0.5)  # the retained presence of the other nodes arrives first
         try:
             rows = await self.presence.all()
@@ -345,13 +388,19 @@ class BrokerCore:
             entries = orjson.loads(data)
         except ValueError:
             return
-        for station_id, gateway, version in entries:
+        for entry in entries:
+            try:
+                station_id, gateway, version = (str(entry[0]), str(entry[1]),
+                                                None if entry[2] is None else OcppVersion(entry[2]))
+            except (TypeError, ValueError, IndexError, KeyError):
+                log.warning("presence announcement not understood", core=core, entry=repr(entry)[:200])
+                continue
             if version is None:
                 loc = self.where.get(station_id)
                 if loc is not None and loc.core == core and loc.gateway == gateway:
                     del self.where[station_id]
             else:
-                self.where[station_id] = Location(core, gateway, OcppVersion(version))
+                self.where[station_id] = Location(core, gateway, version)
                 if station_id in self.local:  # it connected again elsewhere: that one is newer
                     self._spawn(self._evict_here(station_id))
 

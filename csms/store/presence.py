@@ -36,28 +36,41 @@ class SqlPresence:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def claim(self, station_id: str, core: str, gateway: str, protocol: str) -> PresenceRow | None:
-        """Make this core the station's; returns the row it replaced (another session's), if any."""
+    async def claim(
+        self, station_id: str, core: str, gateway: str, protocol: str,
+    ) -> tuple[datetime, PresenceRow | None]:
+        """Make this core the station's: the ``since`` written (the session's mark, for ``release``)
+        and the row it replaced (another session's), if any."""
         t = station_presence
+        since = now()
         async with self.db.write() as conn:
             query = sa.select(t).where(t.c.station_id == station_id)
             if not self.db.sqlite:
                 query = query.with_for_update()
             old = (await conn.execute(query)).first()
-            values = {"core": core, "gateway": gateway, "protocol": protocol, "since": now()}
+            values = {"core": core, "gateway": gateway, "protocol": protocol, "since": since}
             if old is None:
                 await conn.execute(t.insert().values(station_id=station_id, **values))
             else:
                 await conn.execute(t.update().where(t.c.station_id == station_id).values(**values))
-        return None if old is None else _row(old)
+        return since, None if old is None else _row(old)
 
-    async def release(self, station_id: str, core: str, gateway: str) -> bool:
-        """The session ended: delete the row if it is still this core's (through this gateway)."""
+    async def release(self, station_id: str, core: str, since: datetime | None = None) -> bool:
+        """The session ended: delete the row if it is still this core's (and, with ``since``, still
+        this session's: a newer session of the station on the same core keeps its row)."""
         t = station_presence
+        mine = [t.c.station_id == station_id, t.c.core == core]
+        if since is not None:
+            mine.append(t.c.since == since)
         async with self.db.write() as conn:
-            result = await conn.execute(t.delete().where(
-                t.c.station_id == station_id, t.c.core == core, t.c.gateway == gateway))
+            result = await conn.execute(t.delete().where(*mine))
         return bool(result.rowcount)
+
+    async def stations_of(self, core: str) -> set[str]:
+        t = station_presence
+        async with self.db.read() as conn:
+            rows = (await conn.execute(sa.select(t.c.station_id).where(t.c.core == core))).all()
+        return {r[0] for r in rows}
 
     async def drop_endpoint(self, endpoint: str) -> int:
         """Delete the rows of a node that is gone (as its core or its gateway)."""
@@ -94,7 +107,8 @@ class SqlPresence:
     async def drop_node_before(self, node_id: str, endpoint: str) -> int:
         """Delete the rows of ``node_id``'s earlier runs (endpoints other than ``endpoint``)."""
         t = station_presence
-        prefix = node_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + ".%"
+        # node_id, a dot and exactly the six characters of a run's token (node ids may hold dots)
+        prefix = node_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + ".______"
         async with self.db.write() as conn:
             result = await conn.execute(t.delete().where(
                 sa.or_(t.c.core.like(prefix, escape="\\"), t.c.gateway.like(prefix, escape="\\")),

@@ -61,7 +61,8 @@ def cluster(tmp_path: Path, pg_url: str) -> Iterator[dict[str, Any]]:
         nodes.append(Node("gw-1", ["gateway", "--bus", broker.url, "--node-id", "gw-1",
                                    "--ocpp-port", str(ocpp_port)], tmp_path / "gw-1.log", env))
         wait_port(ocpp_port, 30)
-        yield {"api": apis, "ocpp": f"ws://127.0.0.1:{ocpp_port}/ocpp", "nodes": {n.name: n for n in nodes}}
+        yield {"api": apis, "ocpp": f"ws://127.0.0.1:{ocpp_port}/ocpp", "nodes": {n.name: n for n in nodes},
+               "broker": ("127.0.0.1", broker.port)}
     finally:
         for node in nodes:
             node.kill9()
@@ -136,6 +137,18 @@ async def test_cores_share_stations_and_any_core_commands_any_station(cluster: d
         return where
 
     where = await until(all_connected, 30, "every station connected and located")
+
+    # malformed messages on the cluster's topics cost those messages, never a node's connection
+    import paho.mqtt.publish as mqtt_publish
+    from paho.mqtt.client import MQTTv5
+
+    host, port = cluster["broker"]
+    bad = {"csms/where/core-x.000000": b"[[1]]",
+           "csms/open/gw-x.000000": b"\x00\x00\x00\x09\x01\x00\x00\x00\x01{{{{",  # an OPEN, not JSON
+           "csms/events/core-x.000000": b"not json", "csms/node/core-x.000000": b"{"}
+    for topic, payload in bad.items():
+        await asyncio.to_thread(mqtt_publish.single, topic, payload, hostname=host, port=port,
+                                protocol=MQTTv5)
     assert set(where.values()) == {"core-1", "core-2"}, where  # the broker spread them
 
     for st in stations:

@@ -5,15 +5,17 @@
     python -m bench --only throughput reconnect --stations 5000
 
 Sections: throughput (ours vs the ocpp-library baseline, both versions), capacity (stations
-held at once), reconnect (kill -9 storm), and the benches of other parts: balancer,
-telemetry, fleet_cost. Those run in child processes (their ``run_quick()`` with --quick,
+held at once), reconnect (kill -9 storm), tls (capacity and the storm over wss://, security
+profile 2: TLS + password), and the benches of other parts: balancer, telemetry, fleet_cost.
+Those run in child processes (their ``run_quick()`` with --quick,
 their command line otherwise); when one fails or is missing, its error is shown in the
-summary. The exit status is non-zero only when throughput, capacity or reconnect crash.
+summary. The exit status is non-zero only when throughput, capacity, reconnect or tls crash.
 
 Full-run options (each module has more: ``python -m bench.capacity --help``):
   --duration S --connections N --repeat K   throughput (defaults 10 s, 64, 3)
   --steps N.. --hold S --time-scale K       capacity (defaults 1k..50k capped at the fd limit, 60 s, 1)
   --stations N --accept-rate R              reconnect (defaults 10,000, the CSMS default of 500/s)
+  tls: capacity's --steps/--hold/--time-scale and reconnect's --stations, over wss:// profile 2
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import orjson
 from bench.procs import load_average
 from bench.report import print_table
 
-OURS = ("throughput", "capacity", "reconnect")
+OURS = ("throughput", "capacity", "reconnect", "tls")
 OTHERS = ("balancer", "telemetry", "fleet_cost")
 OTHER_TIMEOUT_S = {"balancer": 60.0, "telemetry": 90.0, "fleet_cost": 90.0}
 
@@ -59,6 +61,9 @@ def _headline(section: str, rows: list[dict[str, Any]]) -> list[str]:
             out.append(f"{r['connected']:,} stations: {r['calls_per_s']} calls/s, p50 {r['p50_ms']} ms, "
                        f"p99 {r['p99_ms']} ms, idle {r['idle_kib_conn']} KiB/conn, RSS {r['rss_mib']} MiB"
                        + (f" ({r['note']})" if r.get("note") else ""))
+        elif section == "tls":
+            kind = "reconnect" if "back" in r else "capacity"
+            out += [f"{r.get('endpoint', 'wss')} {kind}: {line}" for line in _headline(kind, [r])]
         elif section == "reconnect":
             out.append(f"{r['back']:,}/{r['stations']:,} back in {r['all_back_s']} s after kill -9 "
                        f"(restart {r['listening_s']} s), lost transactions {r['lost_tx']}/{r['acked_tx']}")
@@ -84,6 +89,15 @@ def _ours(section: str, quick: bool, args: argparse.Namespace) -> list[dict[str,
             return capacity.run_quick()
         return capacity.run(args.steps, hold_s=args.hold, time_scale=args.time_scale)
     from bench import reconnect
+
+    if section == "tls":
+        from bench import capacity
+
+        if quick:
+            return [*capacity.run_quick_tls(), *reconnect.run_quick_tls()]
+        steps = [n for n in args.steps if n <= 10000] or [min(args.steps)]  # a TLS ramp is slower
+        return [*capacity.run(steps, hold_s=args.hold, time_scale=args.time_scale, tls_profile=2),
+                reconnect.run(args.stations, accept_rate=args.accept_rate, tls_profile=2)]
 
     if quick:
         return reconnect.run_quick()

@@ -18,10 +18,17 @@ then stays idle, and the server's RSS is read:
 
 Then the new stations start their transactions, paced at ``--tx-rate`` (reported apart: a 1.6
 start is one durable commit), and every station runs its periodic traffic for ``--hold``
-seconds: calls/s, p50/p99 (send to answer, measured in the load generator), server CPU, RSS.
+seconds: calls/s, p50/p99 (send to answer, measured in the load generator), server CPU, RSS,
+and ``srv_wait_pct``: the share of the window the server was runnable but waiting for its core
+(other processes on it; ``steal_pct`` is the hypervisor's share, this one the host's own load).
 
 The server (pinned to core 0) can hold at most its open-files limit: both processes raise
 their soft limit to the hard one (``ulimit -Hn``); the largest step is capped below it.
+
+``--tls --profile 2|3`` runs the same over ``wss://`` (TLS only, no ``ws://`` listener): a
+throw-away EC P-256 PKI (``bench.tls``), every station registered beforehand on security
+profile 2 (TLS + HTTP Basic password, stored as a generated one) or 3 (a client certificate
+per station, CN = its id); ``idle_kib_conn`` is then the server's memory per idle TLS station.
 
 ``--gateways K`` measures the node as a core plus K ``csms gateway`` processes (ADR 0005), all
 pinned to core 0 and sharing one port (``SO_REUSEPORT``): each process has its own open-files
@@ -35,6 +42,7 @@ fleet's own: each generator sees its own stations).
     python -m bench.capacity --time-scale 10 --hold 20
     python -m bench.capacity --steps 1000 5000 --hold 30 --ramp-rate 1000
     python -m bench.capacity --gateways 3 --steps 10000 30000 50000 --hold 60 --ramp-rate 500
+    python -m bench.capacity --tls --profile 2 --steps 1000 5000 --hold 60 --time-scale 5
 """
 
 from __future__ import annotations
@@ -44,7 +52,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from bench.procs import HoldLoadgen, Node, StealMeter, load_average
+from bench.procs import HoldLoadgen, Node, StealMeter, load_average, private_host
+from bench.tls import PASSWORD, BenchPki, create_database, generated_hash, register
 from simulators.runtime import raise_nofile
 
 WARM = 50
@@ -55,9 +64,10 @@ class Loadgens:
     """Several ``HoldLoadgen`` processes driven as one: commands go to all at once, with the
     stations and rates split between them; answers are merged."""
 
-    def __init__(self, url: str, count: int, *, protocol: str, source_ips: int) -> None:
-        self.lgs = [HoldLoadgen(url, protocol=protocol, prefix=f"CAP{i}-" if count > 1 else "CAP",
-                                source_ips=source_ips) for i in range(count)]
+    def __init__(self, url: str, count: int, *, protocol: str, source_ips: int, password: str | None = None,
+                 tls_args: list[str] | None = None) -> None:
+        self.lgs = [HoldLoadgen(url, protocol=protocol, prefix=prefix(i, count), source_ips=source_ips,
+                                password=password, tls_args=tls_args) for i in range(count)]
         self.pool = ThreadPoolExecutor(count)
 
     def ceiling(self) -> int:
@@ -110,6 +120,11 @@ class Loadgens:
         self.pool.shutdown()
 
 
+def prefix(i: int, count: int) -> str:
+    """The station id prefix of load generator ``i`` of ``count`` (ids are prefix + 6 digits)."""
+    return f"CAP{i}-" if count > 1 else "CAP"
+
+
 def _server_config(ramp_rate: float) -> dict[str, dict[str, Any]] | None:
     """The default accept rate (500/s) only slows the ramp down; raise it for faster ramps."""
     if ramp_rate <= 400:
@@ -122,17 +137,37 @@ def run(
     heartbeat_s: float = 300.0, ramp_rate: float = 180.0, protocol: str = "mixed",
     charge_share: float = 1.0, tx_rate: float = 200.0, source_ips: int = 16, p99_limit_ms: float = 100.0,
     gateways: int = 0, loadgens: int = 0, log: bool = True, gc: dict[str, float] | None = None,
+    tls_profile: int = 0,
 ) -> list[dict[str, Any]]:
-    """Ramp through ``steps``; one row per step; stops at the first step over the limits."""
+    """Ramp through ``steps``; one row per step; stops at the first step over the limits.
+    ``tls_profile`` 2 or 3: over ``wss://`` on that security profile (0: ``ws://``)."""
     raise_nofile()
     config = _server_config(ramp_rate) or {}
     if gc:
         config["gc"] = dict(gc)
-    node = Node(gateways, config or None)
+    n_lgs = loadgens or max(1, gateways)
+    host, db, pki = None, None, None
+    password: str | None = None
+    tls_args: list[str] = []
+    if tls_profile:
+        host = private_host()
+        pki = BenchPki(host)
+        config["tls"] = pki.server_config()
+        db = f"{pki.dir}/bench.sqlite3"
+        create_database(db)
+        per_lg = (max(steps) + WARM) // n_lgs + 1
+        hashed = generated_hash() if tls_profile == 2 else None
+        for i in range(n_lgs):
+            register(db, (f"{prefix(i, n_lgs)}{k:06d}" for k in range(per_lg)), profile=tls_profile,
+                     password_hash=hashed)
+        password = PASSWORD if tls_profile == 2 else None
+        tls_args = pki.loadgen_args(tls_profile)
+    node = Node(gateways, config or None, db=db, host=host)
     lg: Loadgens | None = None
     rows: list[dict[str, Any]] = []
     try:
-        lg = Loadgens(node.url, loadgens or max(1, gateways), protocol=protocol, source_ips=source_ips)
+        lg = Loadgens(node.url, n_lgs, protocol=protocol, source_ips=source_ips, password=password,
+                      tls_args=tls_args)
         ceiling = min(node.ceiling(), lg.ceiling())
         lg.connect(WARM, ramp_rate, timeout_s=60)
         lg.start_tx(charge_share, tx_rate, wait_s=90)
@@ -156,10 +191,12 @@ def run(
             tx_wait = (target - prev) / max(tx_rate, 10) * 3 + 120
             started = lg.start_tx(charge_share, tx_rate, wait_s=tx_wait)
             cpu0 = node.cpu()
+            wait0 = node.core.sched_wait()
             steal = StealMeter(0)  # the node's core
             marks = node.log_marks()
             traffic = lg.traffic(hold_s, meter_s / time_scale, heartbeat_s / time_scale, wait_s=hold_s + 120)
             cpu = node.cpu() - cpu0
+            waited = node.core.sched_wait() - wait0
             stolen = steal.share()
             pauses = node.gc_pauses(marks)
             thaws = [p for p in node.gc_pauses(step_marks) if p[1] == 3]
@@ -168,6 +205,7 @@ def run(
             n = int(conn["connected"])
             per_conn = max(1, n - WARM)
             row = {
+                **({"endpoint": f"wss p{tls_profile}"} if tls_profile else {}),
                 "target": target, "connected": n, "connect_s": conn["elapsed_s"],
                 "refused": sum(conn["refused"].values()),
                 "refused_why": ",".join(f"{k}:{v}" for k, v in sorted(conn["refused"].items())) or "-",
@@ -179,6 +217,7 @@ def run(
                 "p99_ms": traffic["p99_ms"],
                 "max_ms": traffic["max_ms"], "errors": traffic["errors"] + traffic["unanswered"],
                 "srv_cpu_pct": round(100 * cpu / hold_s, 1), "steal_pct": round(100 * stolen, 1),
+                "srv_wait_pct": round(100 * waited / hold_s, 1),
                 "rss_mib": round(rss / MIB), "kib_conn": round((rss - base_rss) / 1024 / per_conn, 1),
                 **({"core_kib_conn": round((rss - gw_rss - (base_rss - base_gw)) / 1024 / per_conn, 1),
                     "gw_kib_conn": round((gw_rss - base_gw) / 1024 / per_conn, 1)} if gateways else {}),
@@ -205,6 +244,8 @@ def run(
         if lg is not None:
             lg.close()
         node.stop()
+        if pki is not None:
+            pki.remove()
     return rows
 
 
@@ -240,6 +281,11 @@ def run_quick() -> list[dict[str, Any]]:
     return rows
 
 
+def run_quick_tls() -> list[dict[str, Any]]:
+    """The ``wss://`` section of ``python -m bench --quick``: 300 stations on profile 2, intervals / 20."""
+    return run([300], hold_s=3.0, time_scale=20.0, ramp_rate=300.0, tx_rate=500.0, log=False, tls_profile=2)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, nargs="+",
                    default=[1000, 2000, 5000, 10000, 15000, 20000, 30000, 50000],
@@ -258,6 +304,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="measure a core plus this many `csms gateway` processes sharing the port")
     p.add_argument("--loadgens", type=int, default=0,
                    help="load-generator processes (default: one, or one per gateway)")
+    p.add_argument("--tls", action="store_true", help="over wss:// (see --profile)")
+    p.add_argument("--profile", type=int, choices=[2, 3], default=2,
+                   help="with --tls: security profile 2 (TLS + password) or 3 (client certificates)")
     p.add_argument("--gc", metavar="KEY=VALUE", nargs="+", default=[],
                    help="[gc] settings of the node's processes, e.g. thaw_interval_s=60 freeze_interval_s=0")
 
@@ -272,8 +321,9 @@ def main(argv: list[str] | None = None) -> None:
     rows = run(args.steps, hold_s=args.hold, time_scale=args.time_scale, ramp_rate=args.ramp_rate,
                protocol=args.protocol, charge_share=args.charge_share, tx_rate=args.tx_rate,
                source_ips=args.source_ips, p99_limit_ms=args.p99_limit, gateways=args.gateways,
-               loadgens=args.loadgens, gc=_gc_settings(args.gc))
+               loadgens=args.loadgens, gc=_gc_settings(args.gc), tls_profile=args.profile if args.tls else 0)
     node = f", core + {args.gateways} gateways" if args.gateways else ""
+    node += f", wss:// profile {args.profile}" if args.tls else ""
     print_table(f"capacity (intervals 60 s / 300 s divided by {args.time_scale:g}{node})", rows)
 
 

@@ -27,6 +27,10 @@ Stations that lose their connection reconnect on their own with the OCPP 2.0.1 b
 (``RetryBackOffWaitMinimum * 2**n + random(RetryBackOffRandomRange)``, n capped at
 ``RetryBackOffRepeatTimes``); an HTTP 503's ``Retry-After`` is a floor. Connections are spread
 over source addresses 127.0.0.2... (``--source-ips``) for ephemeral ports and per-IP limits.
+
+``wss://`` URLs (hold mode): ``--ca-file`` is the CA the CSMS's certificate must chain to;
+``--client-ca-cert``/``--client-ca-key`` give every station its own client certificate (CN =
+station id, issued here; security profile 3); ``--password`` with TLS is profile 2.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import gc
 import heapq
 import itertools
 import random
+import ssl
 import sys
 import time
 from collections import Counter
@@ -52,6 +57,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidStatus, WebSocketException
 
 from simulators.runtime import raise_nofile
+from simulators.security import Endpoints, SecurityOptions
 
 MIX = ["meter"] * 7 + ["heartbeat"] * 2 + ["status"]
 
@@ -167,11 +173,13 @@ FAST_BACKOFF = Backoff(0.05, 0.2, 4)  # opening connections for a benchmark, not
 
 async def open_ws(
     url: str, station_id: str, protocol: str, local_ip: str | None, open_timeout: float = 30.0,
-    password: str | None = None,
+    password: str | None = None, tls: ssl.SSLContext | None = None,
 ) -> ClientConnection:
     """One WebSocket to ``url/station_id`` (HTTP Basic auth when ``password`` is given);
     raises ``Refused`` on any failure."""
     extra: dict[str, Any] = {"local_addr": (local_ip, 0)} if local_ip else {}
+    if tls is not None:
+        extra["ssl"] = tls
     if password is not None:
         token = base64.b64encode(f"{station_id}:{password}".encode()).decode()
         extra["additional_headers"] = {"Authorization": f"Basic {token}"}
@@ -446,8 +454,9 @@ class HoldStation:
                 if self.connects == 0:
                     await f.ramp_slot()
                 self.attempts += 1
-                ws = await open_ws(f.url, self.o.station_id, self.o.protocol, self.ip, f.open_timeout,
-                                   f.password)
+                sid = self.o.station_id
+                ws = await open_ws(f.url, sid, self.o.protocol, self.ip, f.open_timeout, f.password,
+                                   f.endpoints.ssl_for(sid, f.url))
             except Refused as exc:
                 f.refused[exc.reason] += 1
                 retry_after = exc.retry_after
@@ -533,9 +542,11 @@ class Fleet:
     """Stations held by this process and the command loop that drives them."""
 
     def __init__(self, url: str, protocol: str, prefix: str, ips: int, backoff: Backoff,
-                 open_timeout: float, password: str | None = None) -> None:
+                 open_timeout: float, password: str | None = None,
+                 security: SecurityOptions | None = None) -> None:
         self.url, self.protocol, self.prefix = url, protocol, prefix
         self.password = password
+        self.endpoints = Endpoints([url], security)
         self.addrs = source_addresses(ips)
         self.backoff = backoff
         self.open_timeout = open_timeout
@@ -707,6 +718,7 @@ class Fleet:
                     st.ws.transport.abort()
             if st.task is not None:
                 st.task.cancel()
+        self.endpoints.close()
 
 
 async def run_hold(args: argparse.Namespace) -> None:
@@ -715,7 +727,8 @@ async def run_hold(args: argparse.Namespace) -> None:
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     fleet = Fleet(args.url, args.protocol, args.prefix, args.source_ips,
                   Backoff(args.wait_min, args.random_range, args.repeat_times), args.open_timeout,
-                  args.password)
+                  args.password, SecurityOptions(ca_file=args.ca_file, client_ca_cert=args.client_ca_cert,
+                                                 client_ca_key=args.client_ca_key))
     _emit({"event": "ready", "nofile": raise_nofile()})
     try:
         while line := await reader.readline():
@@ -762,6 +775,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--random-range", type=float, default=5.0, help="hold: RetryBackOffRandomRange (s)")
     p.add_argument("--repeat-times", type=int, default=5, help="hold: RetryBackOffRepeatTimes")
     p.add_argument("--password", default=None, help="hold: every station logs in with this password")
+    p.add_argument("--ca-file", default=None, help="hold, wss://: the CA the CSMS's certificate chains to")
+    p.add_argument("--client-ca-cert", default=None,
+                   help="hold, wss://: issue each station a client certificate (CN = id) with this CA")
+    p.add_argument("--client-ca-key", default=None, help="the key of --client-ca-cert")
     args = p.parse_args(argv)
     raise_nofile()
     gc.set_threshold(50_000, 20, 100)

@@ -148,7 +148,8 @@ class Server:
     and ``api_port`` may be given to restart a server on the same address, database and ports;
     ``config`` (TOML sections as dicts, e.g. ``{"limits": {"accept_rate": 0}}``) is written to
     a file and passed with ``--config``; ``profile`` runs it under cProfile (stop it with
-    ``interrupt()``); ``launcher`` replaces ``python -m csms`` (experiments).
+    ``interrupt()``); ``launcher`` replaces ``python -m csms`` (experiments). A ``tls`` section
+    in ``config`` makes it serve ``wss://`` only, on ``port`` (``url`` is then ``wss://``).
     """
 
     def __init__(
@@ -165,6 +166,10 @@ class Server:
         self.tmp = tempfile.mkdtemp(prefix="csms-bench-")
         self.db = db or os.path.join(self.tmp, "bench.sqlite3")
         extra = list(extra or [])
+        self.scheme = "ws"
+        if config and "tls" in config:
+            config = {**config, "tls": {**config["tls"], "port": self.port, "plain": False}}
+            self.scheme = "wss"
         if config:
             path = os.path.join(self.tmp, "csms.toml")
             Path(path).write_text(_toml(config))
@@ -189,7 +194,7 @@ class Server:
 
     @property
     def url(self) -> str:
-        return f"ws://{self.host}:{self.port}/ocpp"
+        return f"{self.scheme}://{self.host}:{self.port}/ocpp"
 
     @property
     def api_url(self) -> str:
@@ -312,11 +317,15 @@ class Node:
     """The CSMS under test: one server process, or a core and ``gateways`` gateway processes
     that share one port, every process pinned to core 0."""
 
-    def __init__(self, gateways: int, config: dict[str, dict[str, Any]] | None) -> None:
+    def __init__(
+        self, gateways: int, config: dict[str, dict[str, Any]] | None, db: str | None = None,
+        host: str | None = None,
+    ) -> None:
         self.sock_dir = tempfile.mkdtemp(prefix="csms-gw-") if gateways else ""
         sock = os.path.join(self.sock_dir, "core.sock")
         config = {**(config or {}), "gc": {**(config or {}).get("gc", {}), "slow_pause_ms": GC_REPORT_MS}}
-        self.core = Server("csms", config=config, extra=["--gateway-socket", sock] if gateways else None)
+        self.core = Server("csms", config=config, db=db, host=host,
+                           extra=["--gateway-socket", sock] if gateways else None)
         self.gateways: list[subprocess.Popen[bytes]] = []
         self.logs = [self.core.log_path]
         self.url = self.core.url
@@ -336,7 +345,7 @@ class Node:
                 self.gateways.append(proc)
             wait_port(port, host=host)
             time.sleep(1.0)  # every gateway linked and listening
-            self.url = f"ws://{host}:{port}/ocpp"
+            self.url = f"{self.core.scheme}://{host}:{port}/ocpp"
 
     def log_marks(self) -> list[int]:
         """Where every process's log ends now (for ``gc_pauses``)."""
@@ -396,9 +405,11 @@ class HoldLoadgen:
     def __init__(
         self, url: str, *, protocol: str = "mixed", prefix: str = "HOLD", cpu: int | None = 1,
         source_ips: int = 16, backoff: tuple[float, float, int] = (1.0, 5.0, 5), password: str | None = None,
+        tls_args: list[str] | None = None,
     ) -> None:
         extra = ["--mode", "hold", "--wait-min", str(backoff[0]), "--random-range", str(backoff[1]),
-                 "--repeat-times", str(backoff[2]), *(["--password", password] if password else [])]
+                 "--repeat-times", str(backoff[2]), *(["--password", password] if password else []),
+                 *(tls_args or [])]
         self.proc = spawn(pinned(_loadgen_cmd(url, protocol, prefix, source_ips, extra), cpu),
                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         self._lines: queue.Queue[bytes] = queue.Queue()

@@ -22,7 +22,13 @@ an operator chose (scrypt). Every station uses the same password (its hash is co
 the CSMS still checks each station's login on its own, and after the kill its cache of checked
 passwords is empty, which is what the storm measures.
 
+``--tls`` runs the storm over ``wss://`` (TLS only; a throw-away EC P-256 PKI from
+``bench.tls``): stations on security profile 2 (TLS + password; ``--passwords`` defaults to
+``generated`` then) or, with ``--profile 3``, on profile 3 (a client certificate per station).
+Every reconnection is then a full TLS handshake: the CSMS's session tickets died with it.
+
     python -m bench.reconnect --stations 10000
+    python -m bench.reconnect --stations 10000 --tls
     python -m bench.reconnect --stations 10000 --accept-rate 1000
     python -m bench.reconnect --stations 2000 --wait-min 1 --random-range 5 --repeat-times 5
     python -m bench.reconnect --stations 10000 --passwords generated
@@ -32,37 +38,28 @@ passwords is empty, which is what the storm measures.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sqlite3
+import shutil
+import tempfile
 import time
-from datetime import UTC, datetime
 from typing import Any
 
-from bench.procs import HoldLoadgen, Server, StealMeter, load_average
+from bench.procs import HoldLoadgen, Server, StealMeter, load_average, private_host
+from bench.tls import PASSWORD, BenchPki, create_database, register
 from simulators.runtime import raise_nofile
 
-PASSWORD = "0123456789abcdef0123456789abcdef01234567"  # 40 hex digits: a valid 1.6 AuthorizationKey
 PREFIX = "RC"
 
 
-def _register(db: str, stations: int, scheme: str) -> None:
-    """Stations RC000000.. on security profile 1 with ``PASSWORD`` hashed per ``scheme``."""
+def _register(db: str, stations: int, scheme: str, profile: int = 1) -> None:
+    """Stations RC000000.. on security ``profile`` with ``PASSWORD`` hashed per ``scheme``
+    (``none``: no password)."""
     from csms.security.passwords import hash_generated_password, hash_password
-    from csms.store.direct import sqlite_ts
-    from csms.store.sql import SqlStore
 
-    async def create() -> None:
-        await (await SqlStore.open(db)).close()  # the schema, by the CSMS's own migrations
-
-    asyncio.run(create())
-    stored = hash_generated_password(PASSWORD) if scheme == "generated" else hash_password(PASSWORD)
-    now = sqlite_ts(datetime.now(UTC))
-    with sqlite3.connect(db) as conn:
-        conn.executemany(
-            "INSERT INTO stations (station_id, security_profile, password_hash, registered_at) "
-            "VALUES (?, 1, ?, ?)",
-            [(f"{PREFIX}{i:06d}", stored, now) for i in range(stations)],
-        )
+    create_database(db)
+    stored = None
+    if scheme != "none":
+        stored = hash_generated_password(PASSWORD) if scheme == "generated" else hash_password(PASSWORD)
+    register(db, (f"{PREFIX}{i:06d}" for i in range(stations)), profile=profile, password_hash=stored)
 
 
 def _config(accept_rate: float | None) -> dict[str, dict[str, Any]] | None:
@@ -88,24 +85,34 @@ def _verify(server: Server, acked: list[tuple[str, str]]) -> dict[str, int]:
 def run(
     stations: int, *, accept_rate: float | None = None, backoff: tuple[float, float, int] = (1.0, 5.0, 5),
     setup_rate: float = 150.0, timeout_s: float = 180.0, source_ips: int = 32, log: bool = True,
-    passwords: str = "none",
+    passwords: str = "none", tls_profile: int = 0,
 ) -> dict[str, Any]:
-    """One storm; returns a summary row."""
+    """One storm; returns a summary row. ``tls_profile`` 2 or 3: over ``wss://`` on that
+    security profile (profile 2 with ``generated`` passwords unless ``passwords`` says otherwise)."""
     raise_nofile()
-    config = _config(accept_rate)
-    db = None
-    if passwords != "none":
-        import tempfile
-
-        db = f"{tempfile.mkdtemp(prefix='csms-reconnect-')}/bench.sqlite3"
-        _register(db, stations, passwords)
-    first = Server("csms", config=config, db=db)
+    config = _config(accept_rate) or {}
+    db, db_dir, host, pki = None, None, None, None
+    tls_args: list[str] = []
+    if tls_profile == 2 and passwords == "none":
+        passwords = "generated"
+    if tls_profile == 3:
+        passwords = "none"
+    if tls_profile:
+        host = private_host()
+        pki = BenchPki(host)
+        config["tls"] = pki.server_config()
+        tls_args = pki.loadgen_args(tls_profile)
+    if passwords != "none" or tls_profile:
+        db_dir = tempfile.mkdtemp(prefix="csms-reconnect-")
+        db = f"{db_dir}/bench.sqlite3"
+        _register(db, stations, passwords, tls_profile or 1)
+    first = Server("csms", config=config or None, db=db, host=host)
     db, host, port, api_port = first.db, first.host, first.port, first.api_port
     servers = [first]
     lg: HoldLoadgen | None = None
     try:
         lg = HoldLoadgen(first.url, protocol="1.6", prefix=PREFIX, source_ips=source_ips, backoff=backoff,
-                         password=PASSWORD if passwords != "none" else None)
+                         password=PASSWORD if passwords != "none" else None, tls_args=tls_args)
         t0 = time.monotonic()
         budget = stations / setup_rate * 3 + 60
         conn = lg.command(cmd="connect", total=stations, rate=setup_rate, tx=True, timeout_s=budget,
@@ -117,7 +124,7 @@ def run(
         load = load_average()
         t_kill = time.monotonic()
         first.kill()
-        second = Server("csms", config=config, db=db, host=host, port=port, api_port=api_port)
+        second = Server("csms", config=config or None, db=db, host=host, port=port, api_port=api_port)
         servers.append(second)
         listening_s = time.monotonic() - t_kill
         cpu0 = second.cpu()
@@ -127,7 +134,8 @@ def run(
         stolen = steal.share()  # over the storm, not the verification after it
         verdict = _verify(second, acked)
         row = {
-            "stations": stations, "passwords": passwords, "connected_before": conn["connected"],
+            "stations": stations, **({"endpoint": f"wss p{tls_profile}"} if tls_profile else {}),
+            "passwords": passwords, "connected_before": conn["connected"],
             "accept_rate": accept_rate if accept_rate is not None else "default (500)",
             "backoff": "{}s*2^n+U(0,{}s), n<={}".format(*backoff),
             "listening_s": round(listening_s, 2), "back": back["back"], "all_back_s": back["all_back_s"],
@@ -146,11 +154,20 @@ def run(
             s.kill()
         for s in servers:
             s.stop()
+        if pki is not None:
+            pki.remove()
+        if db_dir is not None:
+            shutil.rmtree(db_dir, ignore_errors=True)
 
 
 def run_quick() -> list[dict[str, Any]]:
     """A short run for ``python -m bench --quick``: 300 stations, back-off 0.2 s + U(0, 1 s)."""
     return [run(300, backoff=(0.2, 1.0, 4), setup_rate=400.0, timeout_s=30.0, log=False)]
+
+
+def run_quick_tls() -> list[dict[str, Any]]:
+    """The ``wss://`` storm of ``python -m bench --quick``: 200 stations on profile 2."""
+    return [run(200, backoff=(0.2, 1.0, 4), setup_rate=300.0, timeout_s=30.0, log=False, tls_profile=2)]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -166,6 +183,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--passwords", choices=["none", "generated", "scrypt"], default="none",
                    help="stations log in with a password stored as the CSMS stores a generated one "
                         "(HMAC-SHA256) or an operator's (scrypt); default: no password")
+    p.add_argument("--tls", action="store_true", help="over wss:// (see --profile)")
+    p.add_argument("--profile", type=int, choices=[2, 3], default=2,
+                   help="with --tls: security profile 2 (TLS + password) or 3 (client certificates)")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -177,8 +197,8 @@ def main(argv: list[str] | None = None) -> None:
 
     row = run(args.stations, accept_rate=args.accept_rate,
               backoff=(args.wait_min, args.random_range, args.repeat_times), setup_rate=args.setup_rate,
-              timeout_s=args.timeout, passwords=args.passwords)
-    print_table("reconnect after kill -9", [row])
+              timeout_s=args.timeout, passwords=args.passwords, tls_profile=args.profile if args.tls else 0)
+    print_table("reconnect after kill -9" + (f", wss:// profile {args.profile}" if args.tls else ""), [row])
 
 
 if __name__ == "__main__":

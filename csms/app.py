@@ -23,6 +23,8 @@ from csms.api.context import ApiContext
 from csms.api.http import create_app
 from csms.balancer.plugin import balancer_plugin
 from csms.bus import Bus
+from csms.cluster.core_node import BrokerCore, PresenceHost, start_core_node
+from csms.cluster.events import ClusterBus
 from csms.cluster.lease import Elector, LocalElector, elector_for
 from csms.config import Settings
 from csms.core.ports import Clock, SystemClock
@@ -34,6 +36,7 @@ from csms.firmware.plugin import firmware_plugin
 from csms.gateway.core import GatewayHub
 from csms.gateway.link import MAX_MESSAGE
 from csms.gateway.local import LocalEndpoint
+from csms.gateway.port import SessionHost
 from csms.gateway.process import GatewaySettings
 from csms.gcpolicy import GcPolicy
 from csms.local_lists.plugin import local_lists_plugin
@@ -124,6 +127,8 @@ class CsmsApp:
         self.service: ChargingService | None = None
         self.ocpp: OcppServer | None = None
         self.gateways: GatewayHub | None = None
+        self.broker: BrokerCore | None = None  # a core node of a cluster (``cluster.bus``)
+        self.cluster_bus = ClusterBus(self.bus)  # every core's events, for the elected loops
         self._api: _EmbeddedUvicorn | None = None
         self._api_sock: socket.socket | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -203,7 +208,8 @@ class CsmsApp:
             sessions=self.registry, control=self.control, commands=self.control, db=self.store.db,
             targets=self.store.sites, spawn=self.spawn, parts=self.parts, alarm_store=self.store.alarms,
             public_base_url=s.public_base_url(self.api_port),
-            elector=self.elector,
+            elector=self.elector, cluster_bus=self.cluster_bus,
+            elsewhere=self._served_elsewhere,
         )
         for plugin in self.plugins:
             cleanup = await plugin(plugin_ctx)
@@ -212,13 +218,25 @@ class CsmsApp:
         await self.elector.start()  # the singletons' leases claimed once before their loops tick
         self.metrics.watch_singletons(self.elector.names)
         self._tasks.append(asyncio.create_task(self.elector.run(), name="leases"))
+        host: SessionHost = ocpp
+        if s.cluster.bus:  # a core node of a cluster: gateway nodes' stations come over the broker
+            self.broker = await start_core_node(s, ocpp, self.registry, self.store.db, self.control,
+                                                self.cluster_bus)
+            host = PresenceHost(ocpp, self.broker, self.broker.endpoint)
+            core = self.broker
+            self.metrics.gauge_callback("csms_cluster_broker_connected",
+                                        "1 while linked to the broker, else 0",
+                                        lambda: 1.0 if core.client.connected.is_set() else 0.0)
+            self.metrics.gauge_callback("csms_cluster_stations_elsewhere",
+                                        "Connected stations other core nodes serve",
+                                        lambda: float(len(core.where) - len(core.local)))
         listeners: list[tuple[int, ssl.SSLContext | None]] = []  # ws:// and/or wss://
-        if s.tls.plain or tls_context is None:
+        if s.cluster.ocpp and (s.tls.plain or tls_context is None):
             listeners.append((s.ocpp_port, None))
-        if tls_context is not None:
+        if s.cluster.ocpp and tls_context is not None:
             listeners.append((s.tls.port, tls_context))
         try:
-            await ocpp.start([self._endpoint(ocpp, port, context) for port, context in listeners])
+            await ocpp.start([self._endpoint(host, ocpp, port, context) for port, context in listeners])
         except OSError as exc:
             raise ConfigError(f"cannot listen for OCPP on {exc.strerror or exc}") from None
         if s.gateway_socket:
@@ -242,7 +260,10 @@ class CsmsApp:
             service.prune_forever(s.events.retention_days), name="station-event-retention"))
         self._tasks.append(asyncio.create_task(looplag.watch(self.metrics.loop_lag.observe), name="loop-lag"))
         await self._start_api()
-        log.info("csms started", ocpp=self.ocpp_url + "/{station_id}", api=self.api_url)
+        if self.ocpp.endpoints:
+            log.info("csms started", ocpp=self.ocpp_url + "/{station_id}", api=self.api_url)
+        else:
+            log.info("csms started", ocpp="through gateway nodes only", api=self.api_url)
         if self.gc_policy is not None:  # after start-up: what it built is frozen out of collections
             self.gc_policy.install()
             self.metrics.watch_gc(self.gc_policy.stats)
@@ -255,11 +276,14 @@ class CsmsApp:
             if session is not None:
                 await session.close(1000, "deregistered")
 
-    def _endpoint(self, ocpp: OcppServer, port: int, tls_context: ssl.SSLContext | None) -> LocalEndpoint:
-        """The in-process listener on ``port`` (wss:// with ``tls_context``) for ``ocpp``."""
+    def _endpoint(
+        self, host: SessionHost, ocpp: OcppServer, port: int, tls_context: ssl.SSLContext | None,
+    ) -> LocalEndpoint:
+        """The in-process listener on ``port`` (wss:// with ``tls_context``) for ``ocpp``, whose
+        sessions ``host`` runs (``ocpp`` itself, or it recording the cluster's presence)."""
         s = self.settings
         return LocalEndpoint(
-            ocpp,
+            host,
             GatewaySettings(
                 host=s.host, port=port, tls_context=tls_context,
                 ping_interval_s=s.ping_interval_s or None, ping_timeout_s=s.ping_timeout_s or None,
@@ -270,6 +294,9 @@ class CsmsApp:
             on_timeout=self.metrics.keepalive_timeouts.inc, path_prefix=s.ocpp_path,
             max_inbox=s.limits.max_queue,
         )
+
+    def _served_elsewhere(self, station_id: str) -> bool:
+        return self.broker is not None and self.broker.locate(station_id) is not None
 
     def _count_connected(self, version: str) -> float:
         return sum(1 for x in self.registry if x.version.value == version)
@@ -291,6 +318,7 @@ class CsmsApp:
             id_tags=self.store.local_lists,
             reservations=self.parts.reservations,
             cluster=self.elector,
+            node=self.broker,
         )
         config = uvicorn.Config(
             create_app(ctx), log_config=None, access_log=False, lifespan="off",
@@ -316,10 +344,14 @@ class CsmsApp:
         log.info("csms stopping")
         if self.gateways is not None:
             self.gateways.closing = True  # gateways' new stations are refused from now on
+        if self.broker is not None:
+            await self.broker.stop_accepting()  # new stations go to the other cores from now on
         if self.ocpp is not None:
             await self.ocpp.stop()
         if self.gateways is not None:
             await self.gateways.stop()
+        if self.broker is not None:
+            await self.broker.stop()
         if self._api is not None:
             self._api.should_exit = True
         for cleanup in reversed(self._cleanups):

@@ -43,6 +43,14 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="log level")
 
 
+def _cluster(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bus", metavar="URL",
+                   help="MQTT v5 broker linking gateway and core nodes, mqtt://[user:password@]host:port "
+                        "(CSMS_CLUSTER_BUS); see docs/scale-out.md")
+    p.add_argument("--node-id", metavar="ID",
+                   help="this node's name in the cluster (default HOSTNAME-PID; CSMS_CLUSTER_NODE_ID)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="csms", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -65,17 +73,24 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--gateway-socket", metavar="PATH",
                        help="also serve stations through `csms gateway` processes linked on this Unix "
                             "socket (CSMS_GATEWAY_SOCKET)")
+    _cluster(serve)
+    serve.add_argument("--no-ocpp", dest="cluster_ocpp", action="store_false", default=None,
+                       help="hold no station sockets here: a core node serving gateway nodes' stations "
+                            "(with --bus; CSMS_CLUSTER_OCPP=0)")
 
     gw = sub.add_parser(
         "gateway", help="hold stations' WebSockets for a CSMS core (more stations than one process may open)",
-        description="Terminate OCPP WebSockets (and TLS) and relay them to a CSMS core started with "
-                    "--gateway-socket; the core takes every decision and keeps every state. Start one "
-                    "or more with --reuse-port to share a port; each has its own open-files limit. "
+        description="Terminate OCPP WebSockets (and TLS) and relay them to CSMS cores: core nodes on an "
+                    "MQTT v5 broker (--bus, any machine; docs/scale-out.md) or one core on this machine "
+                    "started with --gateway-socket (--core). The cores take every decision and keep "
+                    "every state. Start one or more with --reuse-port to share a port; each has its own "
+                    "open-files limit. "
                     "Reads the same configuration as `csms serve` (host, ocpp_port, tls, limits, "
                     "ping_interval_s).",
     )
     gw.add_argument("--config", metavar="FILE", help="TOML configuration file (also CSMS_CONFIG)")
     gw.add_argument("--core", metavar="PATH", help="the core's gateway socket (default: gateway_socket)")
+    _cluster(gw)
     gw.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     gw.add_argument("--ocpp-port", type=int, help="port for stations (default 9000; 0 picks a free one)")
     gw.add_argument("--reuse-port", action="store_true",
@@ -113,7 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     st_sub.add_parser("list", help="list registered stations")
     rm = st_sub.add_parser("remove", help="remove a station")
     rm.add_argument("station_id")
-    place = st_sub.add_parser("place", help="set a station's site and/or groups")
+    place = st_sub.add_parser(
+        "place", help="set a station's site and/or groups",
+        description="Set a station's site and/or groups. A running server applies a change of groups to "
+        "the station's local list at its next periodic reconciliation (local_lists.reconcile_s); the "
+        "API's group routes apply it at once.")
     place.add_argument("station_id")
     place.add_argument("--site", help="site id ('' removes the site)")
     place.add_argument("--group", action="append", dest="groups", metavar="NAME",
@@ -134,7 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     srm = sites_sub.add_parser("remove", help="remove a site (its stations keep no site)")
     srm.add_argument("site_id")
 
-    tags = sub.add_parser("tags", help="manage the id-tag list in the database")
+    tags = sub.add_parser(
+        "tags", help="manage the id-tag list in the database",
+        description="Manage the id-tag list in the database. This command runs without the server: a "
+        "running server brings its stations' local lists in step at its next periodic reconciliation "
+        "(local_lists.reconcile_s); changes through the API update them at once.")
     _common(tags)
     tags_sub = tags.add_subparsers(dest="action", required=True, metavar="ACTION")
     tadd = tags_sub.add_parser("add", help="add or update an id tag")
@@ -173,6 +196,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     tls = {k: getattr(args, f"tls_{k}", None) for k in ("cert", "key", "client_ca", "port")}
     if any(v is not None for v in tls.values()):
         out["tls"] = {k: v for k, v in tls.items() if v is not None}
+    cluster = {k: getattr(args, f"cluster_{k}", getattr(args, k, None)) for k in ("bus", "node_id", "ocpp")}
+    if any(v is not None for v in cluster.values()):
+        out["cluster"] = {k: v for k, v in cluster.items() if v is not None}
     return out
 
 

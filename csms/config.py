@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from csms.errors import ConfigError
 from csms.gcpolicy import GcSettings
@@ -244,6 +245,26 @@ class ClusterConfig(_Section):
     node_id: str = Field(default_factory=_default_node_id, min_length=1, max_length=128)
     lease_ttl_s: float = Field(10.0, ge=1, le=3600)  # a dead holder's lease is taken over after this
     renew_s: float = Field(3.0, gt=0)  # how often the holder renews (and others try to take over)
+    # the MQTT v5 broker linking gateway and core nodes, mqtt://[user:password@]host:port ("" = none)
+    bus: str = ""
+    bus_prefix: str = Field("csms", pattern=r"^[A-Za-z0-9_.-]+$")  # first level of every topic
+    bus_qos: int = Field(1, ge=0, le=1)  # station frames: 1 survives a broker's overload queue drops
+    bus_keepalive_s: int = Field(5, ge=1, le=600)  # the broker declares a silent node dead after 1.5x
+    ocpp: bool = True  # False: a core node that holds no station sockets itself (``--no-ocpp``)
+
+    @field_validator("node_id")
+    @classmethod
+    def _topic_safe(cls, value: str) -> str:
+        if any(c in value for c in "/+#$ ") or not value.isprintable():
+            raise ValueError("node_id may not hold '/', '+', '#', '$', spaces or control characters")
+        return value
+
+    @field_validator("bus")
+    @classmethod
+    def _bus_url(cls, value: str) -> str:
+        if value and not re.match(r"^mqtts?://[^/]+(:\d+)?/?$", value):
+            raise ValueError("bus must look like mqtt://host:1883 (or mqtts:// for TLS)")
+        return value
 
     @model_validator(mode="after")
     def _renew_within_ttl(self) -> ClusterConfig:

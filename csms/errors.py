@@ -8,6 +8,7 @@
         ├── UnknownAction           the action does not exist in the station's OCPP version
         ├── PayloadInvalid          the payload failed schema validation; nothing was sent
         ├── CallTimeout             the station did not answer in time
+        │   └── CallQueueTimeout    the call's turn never came (calls ahead overran); nothing was sent
         ├── CallErrorReceived       the station answered with a CALLERROR (code, description)
         └── ResponseInvalid         the station's answer failed schema validation
 
@@ -49,6 +50,10 @@ class PayloadInvalid(ControlError):
 
 class CallTimeout(ControlError):
     """The station did not answer within the timeout."""
+
+
+class CallQueueTimeout(CallTimeout):
+    """The call waited longer for the station's earlier calls than they may take; nothing was sent."""
 
 
 class ResponseInvalid(ControlError):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from csms.bus import Bus
+from csms.cluster.events import ClusterBus
 from csms.cluster.lease import Elector, LocalElector
 from csms.config import Settings
 from csms.core.ports import ChargerControl, Clock, LimitSender
@@ -79,6 +80,14 @@ class PluginContext:
     alarm_store: SqlAlarms | None = None  # the alarm tables (None: a store without them)
     public_base_url: str = ""  # http(s) base stations use to reach the HTTP server ("": not known)
     elector: Elector = field(default_factory=lambda: LocalElector("local"))  # who runs each singleton
+    # every core's events, for an elected loop (the local bus's on one node; csms.cluster.events)
+    cluster_bus: ClusterBus | None = None
+    # whether another core node serves a station now (never, on one node)
+    elsewhere: Callable[[str], bool] = field(default=lambda _station_id: False)
+
+    def all_events(self) -> Bus | ClusterBus:
+        """Subscriptions that see the events of every core's stations (an elected loop's)."""
+        return self.cluster_bus if self.cluster_bus is not None else self.bus
 
     def elected(self, name: str) -> Callable[[], bool]:
         """What the singleton loop ``name`` asks before each tick: does this node run it now?"""

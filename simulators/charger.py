@@ -46,6 +46,7 @@ from simulators.dialect import Dialect
 from simulators.ev import EVState
 from simulators.failures import classify
 from simulators.firmware import FirmwareUpdater
+from simulators.ledger import Ledger
 from simulators.link import CallFailed, Link, LinkClosed, Served
 from simulators.local_list import LocalList, authorize_offline
 from simulators.logs_upload import LogUploader
@@ -90,9 +91,11 @@ class VirtualCharger:
         self, spec: ChargerSpec, *, url: str, clock: SimClock, recorder: Recorder,
         behaviour: Behaviour | None = None, arrivals: ArrivalConfig | None = None,
         id_tags: Sequence[str] = ("SIMTAG",), endpoints: Endpoints | None = None,
+        ledger: Ledger | None = None,
     ) -> None:
         """``arrivals`` None: no cars arrive by themselves (only remote starts). ``endpoints``:
-        the CSMS URLs to try in turn and the credentials (default: ``url``, no security)."""
+        the CSMS URLs to try in turn and the credentials (default: ``url``, no security).
+        ``ledger``: where acknowledged transaction messages are written down."""
         self.spec = spec
         self.endpoints = endpoints or Endpoints((url,))
         self._url_index = 0
@@ -122,7 +125,10 @@ class VirtualCharger:
         self._accepted = False
         self._boot_reason = "PowerUp"
         self._boot_wake = Sleeper()
-        self._outbox = Outbox(attempts=self.behaviour.transaction_message_attempts)
+        self._outbox = Outbox(
+            attempts=self.behaviour.transaction_message_attempts,
+            acknowledged=functools.partial(ledger.record, spec.station_id) if ledger is not None else None,
+        )
         self._evse_wake = {i: Sleeper() for i in self.evses}
         self._remote: dict[int, _RemoteStart] = {}
         self._interrupt: asyncio.Future[str] | None = None

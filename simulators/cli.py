@@ -149,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--report", metavar="FILE",
                      help="write the report here: FILE.json, or FILE.html (HTML with plots, and the JSON "
                           "alongside as FILE.json)")
+    run.add_argument("--ledger", metavar="FILE.jsonl", default="",
+                     help="write a JSON line for every transaction message the CSMS acknowledged "
+                          "(start, meter values, stop, TransactionEvent), as the answer arrives")
     run.add_argument("--plots", metavar="DIR", help="write latency/throughput PNGs here (needs matplotlib)")
     run.add_argument("--progress-interval", type=_positive_float, default=5.0, metavar="SECONDS",
                      help="live progress on stderr every SECONDS (default 5)")
@@ -231,7 +234,7 @@ def _main(argv: Sequence[str] | None) -> int:
     raise_nofile()
     tune_gc()
     config = FleetConfig(csms_url=urls[0], urls=tuple(urls[1:]), scenario=scenario, workers=args.workers,
-                         progress_interval_s=args.progress_interval, security=security)
+                         progress_interval_s=args.progress_interval, security=security, ledger=args.ledger)
     return fast_loop(_run(config, args))
 
 

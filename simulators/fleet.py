@@ -14,7 +14,8 @@ i mod K); their progress and reports are merged. Workers die with the parent pro
 
 ``urls`` adds CSMS URLs to fail over to (a station that cannot connect tries the next one);
 ``security`` gives the stations passwords, CAs and client certificates
-(:mod:`simulators.security`).
+(:mod:`simulators.security`); ``ledger`` names a file where every transaction message the CSMS
+acknowledged is written down as it is (:mod:`simulators.ledger`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from typing import Any
 from simulators import failures, host
 from simulators.charger import VirtualCharger
 from simulators.clock import SimClock
+from simulators.ledger import Ledger
+from simulators.ledger import reset as ledger_reset
 from simulators.lifeline import die_with_parent, watch_parent
 from simulators.logs import LEVELS, configure_logging
 from simulators.metrics import Progress, Recorder
@@ -59,6 +62,7 @@ class FleetConfig:
     progress_interval_s: float = 5.0
     urls: tuple[str, ...] = ()  # more CSMS URLs to fail over to, after ``csms_url``
     security: SecurityOptions | None = None
+    ledger: str = ""  # a file for the acknowledged transaction messages (simulators.ledger); "" = none
 
     @property
     def all_urls(self) -> tuple[str, ...]:
@@ -69,6 +73,8 @@ class FleetConfig:
         extra: dict[str, Any] = {}
         if self.urls:
             extra["csms_urls"] = list(self.all_urls)
+        if self.ledger:
+            extra["ledger"] = self.ledger
         if self.security is not None:
             extra["security"] = {"profile": self.security.profile(self.csms_url), **self.security.describe()}
         return {
@@ -101,6 +107,8 @@ async def run_fleet(
     before = host.sample()
     recorder = Recorder()
     stop = stop or asyncio.Event()
+    if config.ledger:
+        ledger_reset(config.ledger)  # this run's lines only; workers append
     if config.workers == 1:
         await _run_local(config, range(config.scenario.chargers), recorder, stop, progress)
     else:
@@ -121,9 +129,10 @@ async def _run_local(
     s = config.scenario
     clock = SimClock(s.start_time, s.time_acceleration, skew_s=s.clock_skew_s)
     endpoints = Endpoints(config.all_urls, config.security)
+    ledger = Ledger(config.ledger) if config.ledger else None
     chargers = [
         VirtualCharger(spec, url=config.csms_url, clock=clock, recorder=recorder, behaviour=s.behaviour,
-                       arrivals=s.arrivals, id_tags=s.id_tags, endpoints=endpoints)
+                       arrivals=s.arrivals, id_tags=s.id_tags, endpoints=endpoints, ledger=ledger)
         for spec in s.charger_specs(indices)
     ]
     tasks: list[asyncio.Task[None]] = []
@@ -141,6 +150,8 @@ async def _run_local(
         reporter.cancel()
         await asyncio.gather(reporter, return_exceptions=True)
         endpoints.close()
+        if ledger is not None:
+            ledger.close()
         if progress is not None:
             progress(recorder.snapshot())
 

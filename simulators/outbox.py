@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,14 +36,19 @@ class Outgoing:
             self.waiter.set_result(response)
 
 
+Acknowledged = Callable[[str, dict[str, Any], dict[str, Any]], None]
+"""Told ``(action, payload, response)`` of every transaction message the CSMS answered."""
+
+
 class Outbox:
     """FIFO of :class:`Outgoing`; ``wake`` tells the sender something arrived."""
 
-    __slots__ = ("_items", "attempts", "wake")
+    __slots__ = ("_items", "acknowledged", "attempts", "wake")
 
-    def __init__(self, *, attempts: int = 3) -> None:
+    def __init__(self, *, attempts: int = 3, acknowledged: Acknowledged | None = None) -> None:
         self._items: deque[Outgoing] = deque()
         self.attempts = attempts
+        self.acknowledged = acknowledged
         self.wake = Sleeper()
 
     def __len__(self) -> int:
@@ -77,8 +83,9 @@ class Outbox:
     async def send_next(self, link: Link) -> None:
         """Send the head of the queue; LinkClosed leaves it queued for the next connection."""
         entry = self._items[0]
+        payload = entry.build()
         try:
-            response = await link.call(entry.action, entry.build())
+            response = await link.call(entry.action, payload)
         except CallFailed as exc:
             self._items.popleft()
             entry.attempts += 1
@@ -88,6 +95,8 @@ class Outbox:
                 entry.resolve(None)
             return
         self._items.popleft()
+        if entry.transactional and self.acknowledged is not None:
+            self.acknowledged(entry.action, payload, response)
         if entry.on_answer is not None:
             entry.on_answer(response)
         entry.resolve(response)

@@ -78,6 +78,8 @@ async def alarms_plugin(ctx: PluginContext) -> Cleanup | None:
     active = ActiveAlarms(lambda: service.book)
     ctx.metrics.registry.register(active)
     unsubscribe = ctx.bus.subscribe(service.on_event, *WATCHED)
+    service.elsewhere = ctx.elsewhere  # a station another core serves is not offline
+    service.shared = bool(ctx.settings.cluster.bus)  # several core nodes: alarms, stations from the store
     ctx.spawn(service.run(elected=ctx.elected("alarms")), "alarms")
     ctx.parts.alarms = service
     log.info("alarms on", active=len(service.book.active), webhook=bool(sender),

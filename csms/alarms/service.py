@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -94,6 +94,11 @@ class AlarmService:
     ) -> None:
         self.store = store
         self.live = live
+        self.elsewhere: Callable[[str], bool] = lambda _station_id: False  # served by another core now
+        # several core nodes: each reads the active alarms again every tick (another node raises and
+        # clears too); the evaluating node reads the registered stations and when they were last seen
+        self.shared = False
+        self._registered: dict[str, datetime | None] | None = None  # from the store, when shared
         self.clock = clock
         self.limits = limits
         self.publish = publish
@@ -161,17 +166,40 @@ class AlarmService:
         cutoff = now - timedelta(seconds=self.limits.offline_after_s)
         already = {k.charger_id for k in self.book.active if k.kind is Kind.STATION_OFFLINE}
         out: list[Decision] = []
-        for station in list(self.live.values()):
-            seen = station.last_seen_at
-            if seen is None or (seen < cutoff) == (station.station_id in already):
+        for station_id, last_seen in self._last_seen():
+            seen = now if self.elsewhere(station_id) else last_seen
+            if seen is None or (seen < cutoff) == (station_id in already):
                 continue  # the common case: nothing changes, nothing is built
-            found = offline(station.station_id, seen, now, self.limits, self.since)
+            found = offline(station_id, seen, now, self.limits, self.since)
             if found is not None and self._changes(found):
                 out.append(found)
         for key in list(self.book.active):
-            if key.charger_id not in self.live and self._changes(gone := Removed(key)):
+            if not self._registered_now(key.charger_id) and self._changes(gone := Removed(key)):
                 out.append(gone)
         return out
+
+    def _last_seen(self) -> list[tuple[str, datetime | None]]:
+        """(station, last seen) of every registered station: this node's memory, or with several
+        nodes the store's record, or this node's memory where it is later (a station served here)."""
+        if self._registered is None:
+            return [(s.station_id, s.last_seen_at) for s in list(self.live.values())]
+        out = []
+        for station_id, stored in self._registered.items():
+            here = self.live.get(station_id)
+            seen = here.last_seen_at if here is not None else None
+            later = stored is None or (seen is not None and seen > stored)
+            out.append((station_id, seen if later else stored))
+        return out
+
+    def _registered_now(self, station_id: str) -> bool:
+        return station_id in self.live or (self._registered is not None and station_id in self._registered)
+
+    async def refresh(self, *, evaluating: bool) -> None:
+        """With several core nodes: the active alarms as the store has them (raised or cleared through
+        any node), and, for the node evaluating ``station_offline``, the registered stations."""
+        async with self._lock:
+            self.book = AlarmBook(await self.store.active_alarms())
+        self._registered = await self.store.stations_seen() if evaluating else None
 
     async def run(self, *, elected: Elected = always) -> None:
         """Apply queued decisions in order; evaluate the tick every ``tick_s`` while ``elected()`` (its
@@ -180,7 +208,14 @@ class AlarmService:
         next_tick = loop.time()
         while True:
             if loop.time() >= next_tick:
-                for decision in self.tick() if elected() else ():
+                evaluating = elected()
+                if self.shared:
+                    try:
+                        await self.refresh(evaluating=evaluating)
+                    except Exception:  # a store outage: the next tick reads again
+                        log.exception("active alarms not read again")
+                        evaluating = False
+                for decision in self.tick() if evaluating else ():
                     self._offer(decision)
                 next_tick = loop.time() + self.tick_s
             with contextlib.suppress(TimeoutError):
@@ -222,7 +257,7 @@ class AlarmService:
         async with self._lock:
             removed = isinstance(decision, Removed)
             if removed:
-                if decision.key not in self.book.active or decision.key.charger_id in self.live:
+                if decision.key not in self.book.active or self._registered_now(decision.key.charger_id):
                     return None  # registered again meanwhile: its alarms stand
             elif self.book.admit(decision) is None:
                 return None

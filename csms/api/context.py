@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from csms.api.local_lists import IdTagRegistry, LocalListsView
     from csms.api.reservations import ReservationsView
     from csms.api.uploads import UploadsView
+    from csms.cluster.core_node import BrokerCore
     from csms.cluster.lease import Elector
     from csms.desired_config.service import DesiredConfigService
     from csms.display.service import DisplayService
@@ -65,3 +66,4 @@ class ApiContext:
     id_tags: IdTagRegistry | None = None  # id tags with their tag group (None: the store's plain id tags)
     reservations: ReservationsView | None = None  # None: reservations are disabled
     cluster: Elector | None = None  # who runs each singleton loop (csms.cluster)
+    node: BrokerCore | None = None  # a core node of a cluster on a broker: where every station is served

@@ -137,8 +137,13 @@ def create_app(ctx: ApiContext) -> FastAPI:
 
     @app.delete("/api/chargers/{charger_id}", dependencies=secured, tags=["chargers"], status_code=204)
     async def delete_charger(charger_id: str, ctx: Ctx) -> Response:
+        """Remove the station with what the features keep about it (reservations, uploads and their
+        files, desired-configuration answers, operator profiles, its local list, a tariff assigned
+        to it); its history (transactions, CDRs, events, alarms, audit) stays."""
         if not await ctx.service.store.delete_station(charger_id):
             raise ApiError(404, "not_registered", f"charger {charger_id!r} is not registered")
+        if ctx.uploads is not None:
+            await ctx.uploads.sweep()
         ctx.service.forget(charger_id)
         if ctx.local_lists is not None:
             await ctx.local_lists.forget(charger_id)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from csms.api.context import ApiContext
 from csms.api.errors import ApiError
 from csms.api.views import iso
+from csms.core.events import IdTagsChanged
 from csms.core.sites import (
     GROUP_NAME,
     SITE_ID,
@@ -190,6 +191,12 @@ async def _registered(ctx: ApiContext, station_ids: list[str]) -> None:
         raise ApiError(400, "not_registered", f"not registered: {shown}")
 
 
+def _groups_changed(ctx: ApiContext) -> None:
+    """Station groups decide which id tags a station's local list holds (``csms.local_lists``): a change
+    is announced as ``IdTagsChanged`` (every tag may be concerned), which updates the connected stations."""
+    ctx.bus.publish(IdTagsChanged(id_tags=()))
+
+
 async def _site_exists(sites: SqlSites, site_id: str) -> None:
     if await sites.get_site(site_id) is None:
         raise ApiError(400, "unknown_site", f"site {site_id!r} does not exist")
@@ -258,6 +265,7 @@ def sites_router(secured: list[Any]) -> APIRouter:
         """Replace the group's members (registered stations only; an empty list removes the group)."""
         await _registered(ctx, body.stations)
         await sites.set_group_members(name, body.stations)
+        _groups_changed(ctx)
         members = await sites.group_members(name)
         return {"name": name, "station_count": len(members), "stations": members}
 
@@ -266,18 +274,22 @@ def sites_router(secured: list[Any]) -> APIRouter:
         """Add stations to the group; ``added`` counts those that were not members yet."""
         await _registered(ctx, body.stations)
         added = await sites.add_to_group(name, body.stations)
+        if added:
+            _groups_changed(ctx)
         return {"name": name, "added": added, "station_count": len(await sites.group_members(name))}
 
     @router.delete("/api/groups/{name}/members/{charger_id}", tags=["sites"], status_code=204)
-    async def remove_member(name: GroupName, charger_id: str, sites: Sites) -> Response:
+    async def remove_member(name: GroupName, charger_id: str, sites: Sites, ctx: Ctx) -> Response:
         if not await sites.remove_from_group(name, [charger_id]):
             raise ApiError(404, "not_found", f"{charger_id!r} is not in group {name!r}")
+        _groups_changed(ctx)
         return Response(status_code=204)
 
     @router.delete("/api/groups/{name}", tags=["sites"], status_code=204)
-    async def delete_group(name: GroupName, sites: Sites) -> Response:
+    async def delete_group(name: GroupName, sites: Sites, ctx: Ctx) -> Response:
         if not await sites.delete_group(name):
             raise ApiError(404, "not_found", f"group {name!r} has no members")
+        _groups_changed(ctx)
         return Response(status_code=204)
 
     @router.put("/api/chargers/{charger_id}/placement", tags=["chargers"])
@@ -290,6 +302,7 @@ def sites_router(secured: list[Any]) -> APIRouter:
             await sites.set_station_site(charger_id, body.site_id)
         if body.groups is not None:
             await sites.set_station_groups(charger_id, body.groups)
+            _groups_changed(ctx)
         placed = await sites.placement(charger_id)
         return {"id": charger_id, "site_id": placed.site_id, "groups": list(placed.groups)}
 

@@ -40,11 +40,14 @@ def charger_view(ctx: ApiContext, live: LiveStation, security_profile: int = 0) 
             power_w=sample.power_w, current_a=sample.current_a, energy_register_wh=sample.energy_wh,
             soc_percent=sample.soc_percent, voltage_v=sample.voltage_v, sampled_at=iso(sample.ts),
         )
-    return {
+    here = session is not None and not session.closed
+    where = ctx.node.location(live.station_id) if ctx.node is not None else None
+    view = {
         "id": live.station_id,
-        "protocol": live.protocol.value if live.protocol else None,
-        "connected": session is not None and not session.closed,
-        "online": session is not None and not session.closed and ctx.service.online(live),
+        "protocol": live.protocol.value if live.protocol else (where.version.value if where else None),
+        "connected": here or where is not None,
+        # a station another core serves is online while it is connected there (its liveness is theirs)
+        "online": (here and ctx.service.online(live)) or (not here and where is not None),
         "vendor": info.vendor if info else None,
         "model": info.model if info else None,
         "serial_number": info.serial_number if info else None,
@@ -55,6 +58,10 @@ def charger_view(ctx: ApiContext, live: LiveStation, security_profile: int = 0) 
         "security_profile": security_profile,
         "evses": [evses[k] for k in sorted(evses)],
     }
+    if ctx.node is not None:  # a cluster: which core and which gateway node serve it now
+        view["core"] = where.core_node if where else None
+        view["gateway"] = where.gateway_node if where else None
+    return view
 
 
 def _offset(offset_s: float | None) -> float | None:

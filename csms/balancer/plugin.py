@@ -43,7 +43,7 @@ async def balancer_plugin(ctx: PluginContext) -> Cleanup | None:
         on_allocation=lambda alloc: _publish_loads(ctx.bus, service, alloc),
         meter_max_age_s=cfg.meter_max_age_s,
     )
-    service.attach(ctx.bus)
+    service.attach(ctx.all_events())  # the leader balances every core's stations
     ctx.bus.subscribe(lambda e: apply_grid_signal(service, e), FeederLimitSignal, FeederMeterReading)
     ctx.parts.balancer = service
     ctx.metrics.gauge_callback("csms_balancer_ticks", "Balancer allocations computed", lambda: service.ticks)

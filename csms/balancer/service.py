@@ -20,7 +20,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -46,6 +46,9 @@ from csms.core.events import (
 from csms.core.feeders import ChargerLoad, FeederLoad, display_a
 from csms.core.ports import LimitSender
 from csms.errors import CsmsError
+
+if TYPE_CHECKING:
+    from csms.cluster.events import ClusterBus
 
 log = structlog.get_logger("csms.balancer")
 
@@ -112,7 +115,7 @@ class BalancerService:
         self._too_old_logged: set[str] = set()
 
     # --- events in --------------------------------------------------------------------
-    def attach(self, bus: Bus) -> None:
+    def attach(self, bus: Bus | ClusterBus) -> None:
         bus.subscribe(
             self.on_event,
             TransactionStarted,

@@ -204,7 +204,8 @@ class AlarmChanged(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IdTagsChanged(Event):
-    """Operators added, changed or removed id tags (``id_tags``: which; empty: possibly any)."""
+    """Operators added, changed or removed id tags, or changed station groups, which decide the tags
+    a station's local list holds (``id_tags``: which tags; empty: possibly any)."""
 
     id_tags: tuple[str, ...] = ()
 

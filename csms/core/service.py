@@ -43,6 +43,7 @@ from csms.core.model import (
     Transaction,
 )
 from csms.core.ports import Clock, EventResult, StopResult, Store, TransactionEventRecord
+from csms.core.registers import RegisterFeed
 from csms.core.station_events import SignedMeterValue, StationEventLog
 from ocppj.versions import OcppVersion
 
@@ -128,6 +129,8 @@ class ChargingService:
         self.clock_offsets = ClockOffsets(report_change_s=settings.clock_offset_report_s)
         # the price of an ended transaction incl. VAT, when tariffs are on (set by their plugin)
         self.pricer: Callable[[Transaction], Awaitable[Decimal | None]] | None = None
+        # every transaction's energy register readings, for the part that prices (set by its plugin)
+        self.registers: RegisterFeed | None = None
 
     async def total_cost(self, tx: Transaction) -> Decimal | None:
         """The ended transaction's price incl. VAT; None without tariffs or when pricing failed."""
@@ -244,7 +247,8 @@ class ChargingService:
             )
 
     def meter(self, samples: Sequence[MeterSample], *, clock_sample: bool = True) -> None:
-        """Keep the latest readings and publish them for telemetry and balancing.
+        """Keep the latest readings, queue transactions' registers for ``registers`` and publish
+        the samples (``MeterSampled``) when someone subscribes (telemetry, balancing).
 
         The last sample's timestamp counts towards the station's clock offset unless
         ``clock_sample`` is False (readings the station held back while offline)."""
@@ -252,6 +256,7 @@ class ChargingService:
             last = samples[-1]
             self._clock_sample(last.station_id, last.ts)
         wanted = self.wants(MeterSampled)
+        registers = self.registers
         for sample in samples:
             live = self.live.get(sample.station_id)
             if live is not None:
@@ -259,7 +264,10 @@ class ChargingService:
             if sample.transaction_id is not None:
                 energy = sample.energy_wh
                 if energy is not None:
-                    self._meter_last[(sample.station_id, sample.transaction_id)] = energy
+                    key = (sample.station_id, sample.transaction_id)
+                    self._meter_last[key] = energy
+                    if registers is not None:
+                        registers.add(key, sample.ts, energy)
             if wanted:
                 self.publish(MeterSampled(station_id=sample.station_id, sample=sample))
 

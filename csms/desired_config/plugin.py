@@ -54,6 +54,7 @@ async def desired_config_plugin(ctx: PluginContext) -> Cleanup | None:
     await service.load()
     unsubscribe = ctx.bus.subscribe(service.on_event, StationBooted, StationConnected)
     ctx.parts.desired_config = service
+    ctx.spawn(service.refresh_forever(), "desired-config-refresh")  # sets kept through other core nodes
     log.info("desired configuration on", sets=len(service.sets))
 
     async def cleanup() -> None:

@@ -77,6 +77,17 @@ class DesiredConfigService:
     async def load(self) -> None:
         self.sets = {s.group: s for s in await self.store.all_sets()}
 
+    async def refresh_forever(self, every_s: float = 5.0) -> None:
+        """Read the sets again every ``every_s``: with several core nodes a set kept through another
+        node reaches this node's boots and reconnections this much later (the node that kept it sent
+        it to every connected member itself)."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.load()
+            except Exception:
+                log.exception("desired configuration sets not read again; kept as they were")
+
     # --- sets -----------------------------------------------------------------------------
     async def put(self, desired: DesiredSet) -> tuple[DesiredSet, bool, int]:
         """Keep ``desired`` and start applying it; (the set kept, created, connected members to apply to)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from csms.cluster.events import subscribe_all
 from csms.core.events import Event, StationReported
 from csms.display.service import DisplayService
 from csms.plugins import Cleanup, PluginContext
@@ -11,9 +12,14 @@ from csms.profiles.calls import RecordedCalls
 from csms.store.profiles import SqlOperatorCommands
 
 
+def _reports(ev: Event) -> bool:
+    return isinstance(ev, StationReported) and ev.action == "NotifyDisplayMessages"
+
+
 async def display_plugin(ctx: PluginContext) -> Cleanup | None:
     def subscribe(handler: Callable[[Event], None]) -> Callable[[], None]:
-        return ctx.bus.subscribe(handler, StationReported)
+        # the station's reports come to the core serving it, the request may have gone from this one
+        return subscribe_all(ctx.all_events(), handler, StationReported, where=_reports)
 
     service = DisplayService(RecordedCalls(ctx.commands, SqlOperatorCommands(ctx.db), ctx.clock), subscribe)
     service.attach()

@@ -6,13 +6,13 @@ import asyncio
 
 import structlog
 
+from csms.cluster.events import subscribe_all
 from csms.firmware.campaign import LiveStation
 from csms.firmware.files import DownloadTokens, FirmwareBlobs, kept_secret
 from csms.firmware.sender import OcppUpdateSender
-from csms.firmware.service import WATCHED, FirmwareService
+from csms.firmware.service import WATCHED, FirmwareService, firmware_news
 from csms.plugins import Cleanup, PluginContext
 from csms.store.firmware import SqlFirmware
-from ocppj.versions import OcppVersion
 
 log = structlog.get_logger("csms.firmware")
 
@@ -30,24 +30,22 @@ async def firmware_plugin(ctx: PluginContext) -> Cleanup | None:
         session = ctx.sessions.get(charger_id)
         station = ctx.service.live.get(charger_id)
         version = station.info.firmware_version if station is not None and station.info else None
-        return LiveStation(session is not None and not session.closed, version)
-
-    def protocol_of(charger_id: str) -> OcppVersion | None:
-        session = ctx.sessions.get(charger_id)
-        return session.version if session is not None else None
+        online = (session is not None and not session.closed) or ctx.elsewhere(charger_id)
+        return LiveStation(online, version)
 
     files = ctx.settings.files_path()
     secret = cfg.url_secret or await asyncio.to_thread(kept_secret, files / URL_KEY_FILE)
     service = FirmwareService(
         SqlFirmware(ctx.db), FirmwareBlobs(files / "firmware", cfg.max_file_bytes),
         DownloadTokens(secret),
-        OcppUpdateSender(ctx.commands, protocol_of, cfg.call_timeout_s),
+        OcppUpdateSender(ctx.commands, ctx.commands.protocol_of, cfg.call_timeout_s),
         ctx.clock, live, ctx.targets, tick_s=cfg.tick_s, download_ttl_s=cfg.download_ttl_s,
         max_parallel_sends=cfg.max_parallel_sends,
     )
     service.public_base_url = ctx.public_base_url
     await service.load()
-    unsubscribe = ctx.bus.subscribe(service.on_event, *WATCHED)
+    # the scheduling node hears every core's stations
+    unsubscribe = subscribe_all(ctx.all_events(), service.on_event, *WATCHED, where=firmware_news)
     ctx.spawn(service.run(elected=ctx.elected("firmware-campaigns")), "firmware-campaigns")
     ctx.parts.firmware = service
     log.info("firmware campaigns on", active=len(service.campaigns))

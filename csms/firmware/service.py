@@ -23,9 +23,11 @@ from csms.firmware.campaign import (
     SETTLED,
     Campaign,
     CampaignSpec,
+    CampaignState,
     FirmwareRequest,
     LiveStation,
     StationState,
+    TransitionNotAllowed,
     UpdateOrder,
 )
 from csms.firmware.files import DownloadTokens, FirmwareBlobs, Stored
@@ -35,6 +37,11 @@ log = structlog.get_logger("csms.firmware")
 
 FIRMWARE_ACTIONS = frozenset({"FirmwareStatusNotification", "SignedFirmwareStatusNotification"})
 WATCHED: tuple[type[Event], ...] = (StationReported, StationBooted)
+
+
+def firmware_news(ev: Event) -> bool:
+    """What of ``WATCHED`` a campaign may need: boots and firmware status notifications."""
+    return not isinstance(ev, StationReported) or ev.action in FIRMWARE_ACTIONS
 
 
 class UpdateSender(Protocol):
@@ -58,7 +65,14 @@ class Order:
 
 
 class FirmwareService:
-    """Campaigns in memory while active (running, paused, or aborted with stations still updating)."""
+    """Campaigns in memory while active (running, paused, or aborted with stations still updating).
+
+    Across core nodes only the node elected to schedule (``run``'s ``elected``) keeps campaigns in
+    memory, sees every station's progress (the plugin subscribes ``on_event`` cluster-wide) and
+    writes the campaigns; it reads them all from the store when it takes over, and every tick
+    adopts what the operator did through another node (a new campaign, pause, resume, abort),
+    which that node wrote to the store only.
+    """
 
     def __init__(
         self, store: SqlFirmware, blobs: FirmwareBlobs, tokens: DownloadTokens, sender: UpdateSender,
@@ -81,6 +95,7 @@ class FirmwareService:
         self._sends = asyncio.Semaphore(max_parallel_sends)
         self._tasks: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()  # creation vs the conflict check
+        self.leading = True  # this node schedules the campaigns (False: another core node does)
 
     async def load(self) -> None:
         self.campaigns = {c.id: c for c in await self.store.load_active()}
@@ -126,14 +141,16 @@ class FirmwareService:
             raise ValueError("the targets name no registered station")
         async with self._lock:
             wanted = set(charger_ids)
-            for other in self.campaigns.values():
+            active = self.campaigns.values() if self.leading else await self.store.load_active()
+            for other in active:
                 busy = sorted(cid for cid, run in other.stations.items()
                               if cid in wanted and run.state not in SETTLED)
                 if busy:
                     raise Conflict(f"station {busy[0]} is still in campaign {other.id}")
             now = self.clock.now()
             campaign = await self.store.create_campaign(spec, targets.to_json(), charger_ids, now)
-            self.campaigns[campaign.id] = campaign
+            if self.leading:  # else the scheduling node adopts it from the store at its next tick
+                self.campaigns[campaign.id] = campaign
         self._wake.set()
         log.info("firmware campaign created", campaign=campaign.id, version=spec.version,
                  stations=len(campaign.stations), waves=campaign.waves)
@@ -160,8 +177,8 @@ class FirmwareService:
 
     # --- the station's messages ----------------------------------------------------------------
     def on_event(self, ev: Event) -> None:
-        """Bus handler: progress, failures and boots go to the campaigns holding the station."""
-        now = self.clock.now()
+        """Bus handler: progress, failures and boots go to the campaigns holding the station. Every
+        kept message passes here (status notifications...): others return before reading the clock."""
         if isinstance(ev, StationReported):
             if ev.action not in FIRMWARE_ACTIONS:
                 return
@@ -169,9 +186,11 @@ class FirmwareService:
             request_id = ev.data.get("requestId")
             if not isinstance(status, str):
                 return
+            now = self.clock.now()
             for c in self.campaigns.values():
                 c.on_status(ev.station_id, status, now, request_id if isinstance(request_id, int) else None)
         elif isinstance(ev, StationBooted):
+            now = self.clock.now()
             for c in self.campaigns.values():
                 c.on_boot(ev.station_id, ev.info.firmware_version, now)
         else:
@@ -191,11 +210,50 @@ class FirmwareService:
             orders.extend(Order(c.id, o) for o in c.tick(now, self.live))
         return orders
 
+    async def lead(self, elected: bool) -> None:
+        """Before a tick: on taking over, the campaigns as the store has them; while leading, what
+        other nodes changed; on losing the lead, nothing kept (the new leader writes them)."""
+        if not elected:
+            if self.leading:
+                self.leading = False
+                self.campaigns.clear()
+            return
+        if not self.leading:
+            self.leading = True
+            await self.load()
+            log.info("firmware campaigns taken over", active=len(self.campaigns))
+            return
+        await self.adopt()
+
+    async def adopt(self) -> None:
+        """Campaigns created, paused, resumed or aborted through another node (written to the store
+        only): created ones are loaded, the others' transitions applied to the ones in memory."""
+        states = await self.store.states(list(self.campaigns))
+        now = self.clock.now()
+        for campaign_id, state in states.items():
+            c = self.campaigns.get(campaign_id)
+            if c is None:
+                if state in (CampaignState.RUNNING, CampaignState.PAUSED):
+                    loaded = await self.store.load(campaign_id)
+                    if loaded is not None:
+                        self.campaigns[campaign_id] = loaded
+                continue
+            if state is c.state or c.campaign_changed:  # unchanged, or ours not written yet
+                continue
+            with contextlib.suppress(TransitionNotAllowed):
+                if state is CampaignState.PAUSED:
+                    c.pause(now)
+                elif state is CampaignState.RUNNING:
+                    c.resume(now)
+                elif state is CampaignState.ABORTED:
+                    c.abort(now)
+
     async def run(self, *, elected: Elected = always) -> None:
         """Advance the campaigns every ``tick_s`` while ``elected()``."""
         while True:
             try:
-                if elected():
+                await self.lead(elected())
+                if self.leading:
                     for order in self.tick(self.clock.now()):
                         self._send_later(order)
                     await self.flush()
@@ -216,8 +274,9 @@ class FirmwareService:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        with contextlib.suppress(Exception):
-            await self.flush()
+        if self.leading:  # another node's campaigns are the leader's to write
+            with contextlib.suppress(Exception):
+                await self.flush()
 
     def _send_later(self, order: Order) -> None:
         task = asyncio.create_task(self._send(order), name=f"firmware-{order.order.charger_id}")

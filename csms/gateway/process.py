@@ -262,26 +262,37 @@ async def run_gateway(
 ) -> int:
     """``csms gateway``: link to the core, listen, relay until SIGTERM/SIGINT."""
     path = core or settings.gateway_socket
-    if not path:
+    bus = settings.cluster.bus
+    if not path and not bus:
         raise ConfigError(
-            "csms gateway needs the core's socket: --core PATH (or gateway_socket in the config)"
+            "csms gateway needs its core: --bus mqtt://HOST:PORT (core nodes on a broker) or "
+            "--core PATH (one core's gateway socket on this machine)"
         )
     if settings.max_message_bytes > MAX_MESSAGE:
         raise ConfigError(f"max_message_bytes over {MAX_MESSAGE} cannot travel over a gateway link")
     gateway = Gateway(GatewaySettings(
         core_socket=path, host=settings.host, port=settings.ocpp_port, reuse_port=reuse_port,
         ping_interval_s=settings.ping_interval_s or None, ping_timeout_s=settings.ping_timeout_s or None,
-        open_timeout_s=settings.limits.open_timeout_s, max_message_bytes=settings.max_message_bytes,
+        open_timeout_s=settings.limits.open_timeout_s, decision_timeout_s=settings.limits.open_timeout_s,
+        max_message_bytes=settings.max_message_bytes,
         backlog=settings.limits.backlog,
         max_pre_auth_per_ip=settings.limits.max_pre_auth_per_ip,
         max_pre_auth_total=settings.limits.max_pre_auth_total,
     ))
+    node = None
+    if bus:  # linked to any number of core nodes through the broker (csms.cluster)
+        from csms.cluster.broker import BrokerUrl, Topics
+        from csms.cluster.gateway_node import BrokerGatewayNode
+
+        c = settings.cluster
+        node = BrokerGatewayNode(gateway, BrokerUrl.parse(bus), node_id=c.node_id,
+                                 topics=Topics(c.bus_prefix), qos=c.bus_qos, keepalive_s=c.bus_keepalive_s)
     stop = stop_on_signals()
     stopping = asyncio.ensure_future(stop.wait())
     stop_metrics: Callable[[], None] | None = None
     background: list[asyncio.Future[Any]] = []
     try:
-        linking = asyncio.ensure_future(gateway.connect())
+        linking = asyncio.ensure_future(node.connect() if node is not None else gateway.connect())
         await asyncio.wait([linking, stopping], return_when=asyncio.FIRST_COMPLETED)
         if not linking.done():
             linking.cancel()
@@ -302,7 +313,11 @@ async def run_gateway(
             log.info("gateway metrics", url=f"http://{settings.host}:{metrics_port}/metrics")
         background.append(asyncio.ensure_future(gc_policy.run()))
         background.append(asyncio.ensure_future(looplag.watch(loop_lag_histogram(gateway.registry).observe)))
-        relinking = asyncio.ensure_future(gateway.serve_forever())
+        if node is not None:
+            scheme = "wss" if gateway.settings.tls_context else "ws"
+            log.info("gateway listening", url=f"{scheme}://{settings.host}:{gateway.port}",
+                     node=node.endpoint, bus=bus)
+        relinking = asyncio.ensure_future(node.run() if node is not None else gateway.serve_forever())
         background.append(relinking)
         await asyncio.wait([relinking, stopping], return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -313,6 +328,8 @@ async def run_gateway(
             if isinstance(outcome, Exception):
                 log.error("gateway task failed", error=repr(outcome))
         await gateway.stop()
+        if node is not None:
+            await node.close()
         if stop_metrics is not None:
             await asyncio.to_thread(stop_metrics)
     return 0

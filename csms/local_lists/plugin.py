@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import structlog
 from prometheus_client import Counter
 
-from csms.core.events import Event, LocalListSynced
+from csms.core.events import Event, IdTagsChanged, LocalListSynced, StationBooted, StationConnected
 from csms.local_lists.ocpp import OcppListPort
-from csms.local_lists.service import WATCHED, LocalListService
+from csms.local_lists.service import LocalListService
 from csms.plugins import Cleanup, PluginContext
 from csms.store.local_lists import SqlLocalLists
 from csms.store.sites import SqlSites
@@ -45,11 +45,15 @@ async def local_lists_plugin(ctx: PluginContext) -> Cleanup | None:
         if isinstance(ev, LocalListSynced) and not ev.ok:
             failures.inc()
 
+    # Each core node syncs the stations it serves (``connected``): their boots and connections come
+    # on its own bus; a change of id tags or policies made through any node reaches every node.
     unsubscribers = [
-        ctx.bus.subscribe(service.on_event, *WATCHED), ctx.bus.subscribe(count_failure, LocalListSynced),
+        ctx.bus.subscribe(service.on_event, StationBooted, StationConnected),
+        ctx.all_events().subscribe(service.on_event, IdTagsChanged),
+        ctx.bus.subscribe(count_failure, LocalListSynced),
     ]
     ctx.parts.local_lists = service
-    ctx.spawn(service.run(elected=ctx.elected("local-list-reconcile")), "local-lists")
+    ctx.spawn(service.run(), "local-lists")  # the reconciliation too: every node over its own stations
 
     async def cleanup() -> None:
         for unsubscribe in unsubscribers:

@@ -2,9 +2,11 @@
 
 Its decisions are in ``tick(now)``: stations whose version is due for a check (after a boot or a
 reconnection) and, once id-tag or policy changes have settled (``rules.Debounce``), every
-connected station. ``sync`` does one station: read its bounds (and version when checking), plan
-with ``rules.plan``, send each message, and record each accepted one; any refusal or failed call
-leaves the station out of sync and publishes ``LocalListSynced(ok=False)`` (the alarm's cue).
+connected station. ``run`` is the one worker: it queues what ``tick`` asks (each station once) and
+sends the queue out in batches, each reading the registry once. ``sync`` does one station: read
+its bounds (and version when checking), plan with ``rules.plan``, send each message, and record
+each accepted one; any refusal or failed call leaves the station out of sync and publishes
+``LocalListSynced(ok=False)`` (the alarm's cue).
 """
 
 from __future__ import annotations
@@ -94,6 +96,9 @@ class LocalListService:
         self._locks: dict[str, asyncio.Lock] = {}
         self._slots = asyncio.Semaphore(cfg.concurrency)
         self._wake = asyncio.Event()
+        self._queue: dict[str, SyncRequest] = {}  # the worker's, one request per station, in order
+        self.waiting = 0  # stations of the running batches not yet given a slot
+        self.batches = 0  # batches started: the registry is read once for each
 
     # --- in: events --------------------------------------------------------------------
     def on_event(self, ev: Event) -> None:
@@ -144,14 +149,25 @@ class LocalListService:
         return out
 
     async def run(self, *, elected: Elected = always) -> None:
-        """Act on ``tick`` every few hundred milliseconds (sooner when an event arrives); the periodic
-        reconciliation of every connected station only while ``elected()``."""
+        """The one worker: every few hundred milliseconds (sooner when an event arrives) ``tick``'s
+        requests join the queue, which holds one request per station (a station asked for twice is
+        synced once, with both requests' needs). The queue is taken as one batch, the registry read
+        once for all of it, when no station of an earlier batch still waits for one of the
+        ``concurrency`` slots: a reconnect burst makes a few large batches, and a slow station does
+        not hold up the next batch. The periodic reconciliation of every connected station runs only
+        while ``elected()``; ``connected`` names the stations this node serves, so with several core
+        nodes each reconciles its own (the plugin passes ``always``)."""
         tasks: set[asyncio.Task[None]] = set()
         try:
             while True:
-                requests = self.tick(self.clock.now(), elected=elected())
-                if requests:
-                    task = asyncio.create_task(self._batch(requests), name="local-list-batch")
+                for request in self.tick(self.clock.now(), elected=elected()):
+                    self._enqueue(request)
+                if self._queue and not self.waiting:
+                    batch = list(self._queue.values())
+                    self._queue.clear()
+                    self.waiting += len(batch)
+                    self.batches += 1
+                    task = asyncio.create_task(self._batch(batch), name="local-list-batch")
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
                 self._wake.clear()
@@ -162,32 +178,65 @@ class LocalListService:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    def _enqueue(self, request: SyncRequest) -> None:
+        had = self._queue.get(request.station_id)
+        if had is not None:
+            request = SyncRequest(request.station_id, had.check_version or request.check_version,
+                                  had.force_full or request.force_full)
+        self._queue[request.station_id] = request
+
+    def _started(self, count: int = 1) -> None:
+        """``count`` stations of a batch got their slot (or will never need one)."""
+        self.waiting -= count
+        if not self.waiting and self._queue:
+            self._wake.set()  # the queue may go out as the next batch now
+
     async def _batch(self, requests: list[SyncRequest]) -> None:
         """Sync ``requests`` (the registry and the policies read once for all of them)."""
         try:
             tags = await self.store.list_tags()
             policies = {p.scope: p for p in await self.store.policies()}
-        except CsmsError:
-            log.exception("local lists: cannot read the id tags; the stations stay as they are")
-            return
+        except BaseException as exc:
+            self._started(len(requests))
+            if isinstance(exc, CsmsError):
+                log.exception("local lists: cannot read the id tags; the stations stay as they are")
+                return
+            raise
 
         async def one(request: SyncRequest) -> None:
+            started = False
+
+            def start() -> None:
+                nonlocal started
+                started = True
+                self._started()
+
             try:
-                await self.sync(request, tags=tags, policies=policies)
+                await self.sync(request, tags=tags, policies=policies, on_start=start)
             except CsmsError:
                 log.exception("local list sync failed", station=request.station_id)
+            finally:
+                if not started:
+                    self._started()
 
         await asyncio.gather(*(one(r) for r in requests))
 
     # --- one station -----------------------------------------------------------------------
     async def sync(
         self, request: SyncRequest, *, tags: Sequence[tuple[IdTag, str | None]] | None = None,
-        policies: Mapping[str, Policy] | None = None,
+        policies: Mapping[str, Policy] | None = None, on_start: Callable[[], None] | None = None,
     ) -> SyncOutcome:
-        """Bring one station's list to what its policy says (see the module docstring)."""
+        """Bring one station's list to what its policy says (see the module docstring); ``on_start``
+        is called once the station's turn and one of the slots came, or at once when the station
+        waits for a sync of its own still running (a slow station holds up no other batch)."""
         station_id = request.station_id
         lock = self._locks.setdefault(station_id, asyncio.Lock())  # one sync per station at a time
+        if on_start is not None and lock.locked():  # waiting for its own sync: not for a slot
+            on_start()
+            on_start = None
         async with lock, self._slots:
+            if on_start is not None:
+                on_start()
             return await self._sync(request, tags, policies)
 
     async def _sync(
@@ -280,6 +329,7 @@ class LocalListService:
         """A removed station: its recorded list goes, and no check is pending for it."""
         self._checks.pop(station_id, None)
         self._limits.pop(station_id, None)
+        self._queue.pop(station_id, None)
         await self.store.forget(station_id)
 
     async def states(self, *, after: str | None = None, limit: int = 100) -> list[StationListState]:
@@ -295,6 +345,7 @@ class LocalListService:
         """Create or replace a policy (True: created); every connected station is updated."""
         created = await self.store.put_policy(policy)
         self.changed()
+        self.publish(IdTagsChanged())  # the other core nodes' stations too ("possibly any" tag)
         return created
 
     async def delete_policy(self, scope: str) -> bool:
@@ -302,4 +353,5 @@ class LocalListService:
         removed = await self.store.delete_policy(scope)
         if removed:
             self.changed()
+            self.publish(IdTagsChanged())
         return removed

@@ -10,7 +10,7 @@ saying goodbye) fails the call too, but loses nothing: it is not published."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from csms.core.commands import (
     CertificateKind,
@@ -44,16 +44,42 @@ def closed_in_order(session: StationSession) -> bool:
     return session.ws.close_code in CLOSED_IN_ORDER
 
 
+class RemoteStations(Protocol):
+    """Stations other core nodes serve (``csms.cluster.core_node.BrokerCore``)."""
+
+    def locate(self, station_id: str) -> Any: ...
+
+    async def call_remote(
+        self, loc: Any, station_id: str, action: str, payload: dict[str, Any], timeout: float | None,
+    ) -> dict[str, Any]: ...
+
+
 class OcppControl:
-    """Send commands to connected stations; see ``StationSession.call`` for the errors raised."""
+    """Send commands to connected stations; see ``StationSession.call`` for the errors raised.
+
+    With ``remote`` set (a core node of a cluster), a station another core serves is called
+    through that core."""
 
     def __init__(self, registry: SessionRegistry, publish: Callable[[Event], None] | None = None) -> None:
         self.registry = registry
         self.publish = publish
+        self.remote: RemoteStations | None = None
+
+    def _elsewhere(self, station_id: str) -> Any:
+        """Where another core serves ``station_id``; None when this core does (or nobody)."""
+        if self.remote is None:
+            return None
+        session = self.registry.get(station_id)
+        if session is not None and not session.closed:
+            return None
+        return self.remote.locate(station_id)
 
     def protocol_of(self, station_id: str) -> OcppVersion | None:
         session = self.registry.get(station_id)
-        return session.version if session is not None else None
+        if session is not None:
+            return session.version
+        loc = self._elsewhere(station_id)
+        return None if loc is None else loc.version
 
     def action_name(self, station_id: str, kind: CommandKind) -> str | None:
         """The action that carries ``kind`` to this station; None when it is not connected."""
@@ -63,6 +89,15 @@ class OcppControl:
     async def call(
         self, station_id: str, action: str, payload: dict[str, Any], *, timeout: float | None = None
     ) -> dict[str, Any]:
+        loc = self._elsewhere(station_id)
+        if loc is not None and self.remote is not None:
+            return await self.remote.call_remote(loc, station_id, action, payload, timeout)
+        return await self._call(self._live(station_id), action, payload, timeout)
+
+    async def call_local(
+        self, station_id: str, action: str, payload: dict[str, Any], *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """``call`` to a station this process serves (a call forwarded by another core)."""
         return await self._call(self._live(station_id), action, payload, timeout)
 
     async def _call(
@@ -92,6 +127,10 @@ class OcppControl:
     async def _send(
         self, station_id: str, build: Callable[[CommandSet], Outbound[R]], *, timeout: float | None = None
     ) -> R:
+        loc = self._elsewhere(station_id)
+        if loc is not None:
+            out = build(COMMANDS[loc.version])
+            return out.read(await self.call(station_id, out.action, out.payload, timeout=timeout))
         session = self._live(station_id)
         out = build(COMMANDS[session.version])
         return out.read(await self._call(session, out.action, out.payload, timeout))

@@ -20,6 +20,7 @@ from websockets.exceptions import ConnectionClosed
 
 from csms.errors import (
     CallErrorReceived,
+    CallQueueTimeout,
     CallTimeout,
     PayloadInvalid,
     ResponseInvalid,
@@ -119,7 +120,9 @@ class StationSession:
         self.on_message = on_message
         self.connected_at = time.time()
         self.closed = False
-        self._call_lock = asyncio.Lock()
+        self._call_lock = asyncio.Lock()  # fair: calls go out in the order they came
+        self._queued = 0  # calls holding or waiting for the lock
+        self._queued_s = 0.0  # the sum of their timeouts: how long the last of them may wait at most
         self._pending: _Pending | None = None
         self._known_actions = schemas.actions(version)
         self._checks = _CHECKS[version]
@@ -249,8 +252,13 @@ class StationSession:
     ) -> dict[str, Any]:
         """Send a CALL and return the validated response payload.
 
-        Raises UnknownAction, PayloadInvalid (nothing sent), CallTimeout,
-        CallErrorReceived, ResponseInvalid or StationNotConnected.
+        One call is outstanding per station: the others wait their turn, in order. ``timeout``
+        (default ``call_timeout_s``) covers sending and the station's answer, from the moment the
+        call's turn came; the wait for its turn is bounded apart by the sum of the timeouts of the
+        calls ahead of it plus its own (``CallQueueTimeout`` beyond that, nothing sent).
+
+        Raises UnknownAction, PayloadInvalid (nothing sent), CallTimeout (CallQueueTimeout: nothing
+        sent), CallErrorReceived, ResponseInvalid or StationNotConnected.
         """
         if action not in self._known_actions:
             raise UnknownAction(f"{action} is not an OCPP {self.version.value} action")
@@ -259,30 +267,28 @@ class StationSession:
             where = f" at {violation.path}" if violation.path else ""
             raise PayloadInvalid(f"{violation.message}{where}")
         limit = self.call_timeout_s if timeout is None else timeout
-        deadline = asyncio.get_running_loop().time() + limit
+        # the timeout runs from the moment this call has the station to itself: waiting for the
+        # station's earlier calls is bounded apart (each of them takes at most its own timeout)
+        queue_bound = self._queued_s + limit
+        self._queued_s += limit
+        self._queued += 1
         try:
-            async with asyncio.timeout_at(deadline):
-                async with self._call_lock:
-                    if self.closed:
-                        raise StationNotConnected(self.station_id)
-                    uid = _next_uid()
-                    fut: asyncio.Future[framing.CallResult | framing.CallError] = (
-                        asyncio.get_running_loop().create_future()
-                    )
-                    pending = self._pending = _Pending(uid, action, fut)
-                    try:
-                        data = framing.encode_call(uid, action, payload)
-                        await self.ws.send(data, text=True)
-                        if self.on_message is not None:
-                            self.on_message(self.station_id, "out", action, "Call", uid, payload, data)
-                        answer = await fut
-                    finally:
-                        self._pending = None
-        except TimeoutError:
-            self.metrics.outbound(self.version, action, "timeout")
-            raise CallTimeout(f"{self.station_id} did not answer {action} within {limit:g}s") from None
-        except ConnectionClosed:
-            raise StationNotConnected(self.station_id) from None
+            try:
+                async with asyncio.timeout(queue_bound):
+                    await self._call_lock.acquire()
+            except TimeoutError:
+                self.metrics.outbound(self.version, action, "queue_timeout")
+                raise CallQueueTimeout(
+                    f"{self.station_id}: {action} waited over {queue_bound:g}s for the calls queued ahead "
+                    "of it; nothing was sent"
+                ) from None
+            try:
+                answer, pending = await self._send_and_wait(action, payload, limit)
+            finally:
+                self._call_lock.release()
+        finally:
+            self._queued -= 1
+            self._queued_s = self._queued_s - limit if self._queued else 0.0
         if self.on_message is not None:
             kind = "CallResult" if isinstance(answer, framing.CallResult) else "CallError"
             body = (answer.payload if isinstance(answer, framing.CallResult)
@@ -297,6 +303,31 @@ class StationSession:
             raise ResponseInvalid(f"{action} response: {violation.message}")
         self.metrics.outbound(self.version, action, "ok")
         return answer.payload
+
+    async def _send_and_wait(
+        self, action: str, payload: dict[str, Any], limit: float
+    ) -> tuple[framing.CallResult | framing.CallError, _Pending]:
+        """Send the CALL (the caller holds the call lock) and wait ``limit`` seconds for its answer."""
+        if self.closed:
+            raise StationNotConnected(self.station_id)
+        uid = _next_uid()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[framing.CallResult | framing.CallError] = loop.create_future()
+        pending = self._pending = _Pending(uid, action, fut)
+        try:
+            async with asyncio.timeout(limit):
+                data = framing.encode_call(uid, action, payload)
+                await self.ws.send(data, text=True)
+                if self.on_message is not None:
+                    self.on_message(self.station_id, "out", action, "Call", uid, payload, data)
+                return await fut, pending
+        except TimeoutError:
+            self.metrics.outbound(self.version, action, "timeout")
+            raise CallTimeout(f"{self.station_id} did not answer {action} within {limit:g}s") from None
+        except ConnectionClosed:
+            raise StationNotConnected(self.station_id) from None
+        finally:
+            self._pending = None
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         self.closed = True

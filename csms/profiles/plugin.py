@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from csms.core.events import StationReported
+from csms.cluster.events import subscribe_all
+from csms.core.events import Event, StationReported
 from csms.plugins import Cleanup, PluginContext
 from csms.profiles.calls import RecordedCalls
 from csms.profiles.service import ProfileService
 from csms.store.profiles import SqlOperatorCommands, SqlProfiles
+
+
+def _reports(ev: Event) -> bool:
+    return isinstance(ev, StationReported) and ev.action == "ReportChargingProfiles"
 
 
 async def profiles_plugin(ctx: PluginContext) -> Cleanup | None:
@@ -19,7 +24,8 @@ async def profiles_plugin(ctx: PluginContext) -> Cleanup | None:
         return any(e.station_id == station_id and evse_id in (0, e.evse_id) for e in balancer.topology.evses)
 
     service = ctx.parts.profiles = ProfileService(calls, SqlProfiles(ctx.db), balanced=balanced)
-    unsubscribe = ctx.bus.subscribe(service.on_event, StationReported)
+    # the station's reports come to the core serving it, the request may have gone from this one
+    unsubscribe = subscribe_all(ctx.all_events(), service.on_event, StationReported, where=_reports)
 
     async def cleanup() -> None:
         unsubscribe()

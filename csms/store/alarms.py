@@ -113,6 +113,13 @@ class SqlAlarms:
             rows = (await conn.execute(q)).all()
         return [_alarm(r._mapping) for r in rows]
 
+    async def stations_seen(self) -> dict[str, datetime | None]:
+        """Every registered station: when a core node last wrote that it heard from it."""
+        c = t.stations.c
+        async with self._db.read() as conn:
+            rows = (await conn.execute(sa.select(c.station_id, c.last_seen_at))).all()
+        return {r.station_id: r.last_seen_at for r in rows}
+
     async def alarm_history(self, alarm_id: int) -> list[AlarmTransition]:
         h = t.alarm_history.c
         q = sa.select(t.alarm_history).where(h.alarm_id == alarm_id).order_by(h.pk)

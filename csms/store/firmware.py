@@ -174,6 +174,13 @@ class SqlFirmware:
         return [x for x in await self._load(c.state != CampaignState.DONE.value)
                 if x.active or any(r.state is StationState.UPDATING for r in x.stations.values())]
 
+    async def states(self, ids: list[int]) -> dict[int, CampaignState]:
+        """The state of every running or paused campaign and of the campaigns ``ids``."""
+        c = t.firmware_campaigns.c
+        q = sa.select(c.id, c.state).where(sa.or_(c.state.in_(("running", "paused")), c.id.in_(ids)))
+        async with self._db.read() as conn:
+            return {int(r.id): CampaignState(r.state) for r in (await conn.execute(q)).all()}
+
     async def list_campaigns(self, *, limit: int, before: int | None = None) -> list[Campaign]:
         """Newest first, without their stations (``stations`` is empty)."""
         c = t.firmware_campaigns.c

@@ -656,6 +656,24 @@ def _v16_leases(conn: Connection) -> None:
     cluster_metadata.create_all(conn)
 
 
+presence_metadata = sa.MetaData()
+
+station_presence = sa.Table(  # csms.cluster: which core serves each connected station, through which gateway
+    "station_presence",
+    presence_metadata,
+    sa.Column("station_id", sa.String(64), primary_key=True),
+    sa.Column("core", sa.String(160), nullable=False, index=True),  # the core's endpoint (node_id.token)
+    sa.Column("gateway", sa.String(160), nullable=False, index=True),  # the gateway's endpoint
+    sa.Column("protocol", sa.String(16), nullable=False),  # ocpp1.6 / ocpp2.0.1
+    sa.Column("since", UtcDateTime, nullable=False),
+)
+
+
+def _v17_presence(conn: Connection) -> None:
+    """Which core node serves each connected station, and through which gateway node."""
+    presence_metadata.create_all(conn)
+
+
 MIGRATIONS: list[Callable[[Connection], Any]] = [  # in order; append new ones
     _v1_initial,
     _v2_security,
@@ -673,6 +691,7 @@ MIGRATIONS: list[Callable[[Connection], Any]] = [  # in order; append new ones
     _v14_operator_profiles,
     _v15_tariffs,
     _v16_leases,
+    _v17_presence,
 ]
 
 

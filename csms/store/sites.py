@@ -12,6 +12,7 @@ from csms.core.sites import ConnectorFormat, ConnectorSpec, ConnectorStandard, P
 from csms.core.targets import Targets
 from csms.store import schema as t
 from csms.store.engine import Database, now
+from csms.store.removal import remove_site_records
 
 
 def _site(row: sa.Row[Any]) -> Site:
@@ -72,10 +73,11 @@ class SqlSites:
         return [(_site(r), int(r.station_count)) for r in rows]
 
     async def delete_site(self, site_id: str) -> bool:
-        """Remove the site; its stations are left without one."""
+        """Remove the site and its tariff assignment; its stations are left without one."""
         async with self._db.write() as conn:
             res = await conn.execute(t.sites.delete().where(t.sites.c.site_id == site_id))
             await conn.execute(t.station_sites.delete().where(t.station_sites.c.site_id == site_id))
+            await remove_site_records(conn, site_id)
         return bool(res.rowcount)
 
     # --- placement -----------------------------------------------------------------------

@@ -18,6 +18,7 @@ from csms.core.model import AuthStatus, ConnectorState, IdTag, Station, StationI
 from csms.store import schema as t
 from csms.store.credentials import CredentialsCache
 from csms.store.engine import Database, now
+from csms.store.removal import remove_station_records
 from ocppj.versions import OcppVersion
 
 _SQL_CONNECTOR = (  # only for a registered station (see _SQL_VARIABLE)
@@ -108,6 +109,13 @@ class SqlStations:
         return _station(row)
 
     async def delete_station(self, station_id: str) -> bool:
+        """Remove the station and, in the same transaction, what the features keep about it
+        (``csms.store.removal``); False when it was not registered (its leftovers, if any, still go)."""
+        return await self.remove_station(station_id) is not None
+
+    async def remove_station(self, station_id: str) -> list[int] | None:
+        """``delete_station``, returning the ids of the station's removed uploads (their files are the
+        caller's to delete); None when the station was not registered."""
         try:
             async with self._db.write() as conn:
                 res = await conn.execute(t.stations.delete().where(t.stations.c.station_id == station_id))
@@ -117,9 +125,10 @@ class SqlStations:
                 )
                 for table in (t.station_sites, t.station_groups, t.connector_specs):
                     await conn.execute(table.delete().where(table.c.station_id == station_id))
+                upload_ids = await remove_station_records(conn, station_id)
         finally:
             self._creds.forget(station_id)
-        return bool(res.rowcount)
+        return upload_ids if res.rowcount else None
 
     async def get_password_hash(self, station_id: str) -> str | None:
         async with self._db.read() as conn:

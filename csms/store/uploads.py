@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -190,6 +191,15 @@ class SqlUploads:
              .order_by(c.received_at).limit(limit))
         async with self._db.read() as conn:
             return [int(r[0]) for r in (await conn.execute(q)).all()]
+
+    async def existing(self, upload_ids: Sequence[int]) -> set[int]:
+        """Which of ``upload_ids`` have a record (a station's removal deletes its uploads' records)."""
+        c, found = t.uploads.c, set[int]()
+        async with self._db.read() as conn:
+            for i in range(0, len(upload_ids), 500):
+                rows = await conn.execute(sa.select(c.id).where(c.id.in_(upload_ids[i:i + 500])))
+                found.update(int(r[0]) for r in rows.all())
+        return found
 
     async def pruned(self, upload_id: int, at: datetime) -> None:
         c = t.uploads.c

@@ -1,6 +1,9 @@
 """2.0.1 ``CostUpdated``: the running cost of each open 2.0.1 session, sent while it charges.
 
 Sent every ``interval_s`` when the price incl. VAT changed since the last one the station got.
+With several core nodes every node knows every open session (the events of them all) and sends
+the updates of the stations it serves, so a station served by another node since the session
+began still gets them, once.
 1.6 has no such message: those stations' running cost shows in the API only.
 """
 
@@ -26,10 +29,13 @@ Quote = Callable[[Transaction], Awaitable[Cost | None]]
 
 
 class RunningCost:
-    def __init__(self, quote: Quote, call: Call, interval_s: float) -> None:
+    def __init__(
+        self, quote: Quote, call: Call, interval_s: float, *, here: Callable[[str], bool] = lambda _s: True
+    ) -> None:
         self.quote = quote
         self.call = call
         self.interval_s = interval_s
+        self.here = here  # serves the station now: only that core sends its updates
         self.open: dict[tuple[str, str], Transaction] = {}
         self.sent: dict[tuple[str, str], Decimal] = {}
         self.unsupported: set[str] = set()  # stations that answered NotImplemented/NotSupported
@@ -48,7 +54,7 @@ class RunningCost:
 
     async def send_updates(self) -> None:
         for key, tx in list(self.open.items()):
-            if tx.station_id in self.unsupported:
+            if tx.station_id in self.unsupported or not self.here(tx.station_id):
                 continue
             try:
                 cost = await self.quote(tx)

@@ -1,8 +1,10 @@
 """Prices sessions and keeps their charge detail records.
 
-Readings of each transaction's energy register arrive as ``MeterSampled`` events: they are kept
-in memory for sessions running now (one per ``reading_interval_s``, plus the latest) and written
-behind to the store. When a transaction ends, its CDR is made from its readings, the tariff
+Readings of each transaction's energy register come from the core's ``RegisterFeed`` (``feed``,
+attached to the charging service by the plugin): in arrival order, in batches, and always before
+the service reads its own state, so no meter sample is turned into an event for pricing. They are
+kept in memory for sessions running now (one per ``reading_interval_s``, plus the latest) and
+written behind to the store. When a transaction ends, its CDR is made from its readings, the tariff
 assigned to it (the version valid at its start) and its signed meter values. Making a CDR is
 idempotent, and a reconciling pass makes the CDR of every ended transaction that has none (after
 a crash, say), so no completed session goes unbilled.
@@ -24,9 +26,10 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from csms.cluster.elected import Elected, always
-from csms.core.events import MeterSampled, TransactionEnded, TransactionStarted
+from csms.core.events import TransactionEnded, TransactionStarted
 from csms.core.model import Transaction
 from csms.core.ports import Clock
+from csms.core.registers import Reading, RegisterFeed
 from csms.core.sites import Placement
 from csms.core.station_events import SignedMeterValue
 from csms.store.tariffs import SqlTariffs, TariffVersion
@@ -73,6 +76,7 @@ def _zone(name: str | None) -> ZoneInfo:
 MAX_CDR_ATTEMPTS = 10  # then the reconciling pass takes the transaction over
 STALE_RUNNING_S = 6 * 3600.0  # readings of a session silent this long stay in the store only
 RECENTLY_BILLED = 10_000  # ended transactions whose late samples are ignored
+RECONCILE_GRACE_S = 30.0  # beyond cdr_delay_s: the serving core's own CDR of a session just ended
 
 
 class TariffService:
@@ -98,31 +102,45 @@ class TariffService:
         self._ended: dict[TxKey, tuple[float, int]] = {}  # ended: when seen (monotonic), attempts
         self._billed: OrderedDict[TxKey, None] = OrderedDict()  # CDR made: late samples are ignored
         self.cdr_delay_s = 3.0  # lets write-behind data of the session's last seconds (signed values) land
+        self._ended_anywhere: dict[TxKey, float] = {}  # ended on any core node: when heard (monotonic)
         self.cdrs_made = 0
+        self.feed = RegisterFeed(self.take)  # the registers of every transaction, from the core
+
+    # --- readings (synchronous, from the core's feed) ------------------------------------------
+    def take(self, readings: list[Reading]) -> None:
+        """Register readings as the core saw them, oldest first."""
+        now = time.monotonic()
+        keep = self._keep
+        for key, at, wh in readings:
+            keep(key, at, wh, now)
 
     # --- events (synchronous, from the bus) --------------------------------------------------
     def on_event(self, event: object) -> None:
-        if isinstance(event, MeterSampled):  # on the hot path: no Decimal unless the reading is kept
-            sample = event.sample
-            energy = sample.energy_wh
-            if sample.transaction_id is not None and energy is not None:
-                self._keep((sample.station_id, sample.transaction_id), sample.ts, energy)
-        elif isinstance(event, TransactionStarted):
+        if isinstance(event, TransactionStarted):
             tx = event.transaction
             self._started.append(tx)
             if tx.meter_start_wh is not None and tx.started_at is not None:
-                self._keep((tx.station_id, tx.tx_id), tx.started_at, tx.meter_start_wh)
+                self.feed.flush()  # readings the core queued before the start come first
+                self._keep((tx.station_id, tx.tx_id), tx.started_at, tx.meter_start_wh, time.monotonic())
         elif isinstance(event, TransactionEnded):
             self._ended[(event.transaction.station_id, event.transaction.tx_id)] = (time.monotonic(), 0)
 
-    def _keep(self, key: TxKey, at: datetime, wh: float) -> None:
+    def on_ended_anywhere(self, event: object) -> None:
+        """Cluster-wide handler of ``TransactionEnded``: the core serving the station makes that
+        CDR after ``cdr_delay_s``; the reconciling pass, maybe on another core, leaves it alone
+        until ``RECONCILE_GRACE_S`` later."""
+        if isinstance(event, TransactionEnded):
+            self._ended_anywhere[(event.transaction.station_id, event.transaction.tx_id)] = time.monotonic()
+
+    def _keep(self, key: TxKey, at: datetime, wh: float, now: float) -> None:
+        """No Decimal unless the reading is kept (one per ``reading_interval_s``)."""
         if key in self._billed:
             return
         run = self._running.get(key)
         if run is None:
             run = self._running[key] = _Running()
         run.latest = (at, wh)
-        run.touched = time.monotonic()
+        run.touched = now
         if run.readings and at - run.readings[-1].at < self.reading_interval:
             return
         reading = MeterReading(at, _exact(wh))
@@ -132,6 +150,7 @@ class TariffService:
     # --- background work -----------------------------------------------------------------
     async def flush(self) -> None:
         """Write the readings kept since the last flush (put back when the store fails)."""
+        self.feed.flush()
         batch, self._pending = self._pending, []
         try:
             await self.store.add_readings(batch)
@@ -164,14 +183,19 @@ class TariffService:
             self._ended.pop(key, None)
         for key in [k for k, run in self._running.items() if now - run.touched > STALE_RUNNING_S]:
             del self._running[key]
+        if self._ended_anywhere:  # every node hears them; only the reconciling one needs them
+            recent = now - self.cdr_delay_s - RECONCILE_GRACE_S
+            self._ended_anywhere = {k: at for k, at in self._ended_anywhere.items() if at > recent}
 
     async def reconcile(self) -> int:
         """Make the CDR of every ended transaction that has none; returns how many were made. One
         that fails is logged and skipped: it never holds up the others."""
         made = 0
+        recent = time.monotonic() - self.cdr_delay_s - RECONCILE_GRACE_S
+        self._ended_anywhere = {k: at for k, at in self._ended_anywhere.items() if at > recent}
         for station_id, tx_id in await self.store.ended_without_cdr():
-            if (station_id, tx_id) in self._ended:  # ended moments ago: its own turn comes
-                continue
+            if (station_id, tx_id) in self._ended or (station_id, tx_id) in self._ended_anywhere:
+                continue  # ended moments ago (here or on another core): its own turn comes
             try:
                 if await self.make_cdr(station_id, tx_id) is not None:
                     made += 1
@@ -213,10 +237,14 @@ class TariffService:
             zone = _zone(getattr(site, "time_zone", None))
         return placement, zone
 
-    async def _assigned(self, tx: Transaction, placement: Placement) -> str | None:
+    async def _assigned(
+        self, tx: Transaction, placement: Placement, assignments: list[tuple[str, str, str]] | None = None
+    ) -> str | None:
+        if assignments is None:
+            assignments = await self.store.assignments()
         tag_group = await self.tag_group_of(tx.id_tag) if self.tag_group_of and tx.id_tag else None
         return pick_tariff(
-            await self.store.assignments(),
+            assignments,
             station_id=tx.station_id,
             groups=placement.groups,
             site_id=placement.site_id,
@@ -228,8 +256,11 @@ class TariffService:
         assignments, placement or tariffs do not reprice it."""
         if tx.started_at is None:
             return
+        assignments = await self.store.assignments()
+        if not assignments:  # no tariff assigned anywhere: no placement or tag group to look up
+            return
         placement, zone = await self._place(tx)
-        tariff_id = await self._assigned(tx, placement)
+        tariff_id = await self._assigned(tx, placement, assignments)
         if tariff_id is None:
             return
         version = await self.store.tariff_at(tariff_id, tx.started_at) or await self.store.get_tariff(
@@ -261,6 +292,7 @@ class TariffService:
     async def _readings(self, tx: Transaction) -> list[MeterReading]:
         key = (tx.station_id, tx.tx_id)
         stored = await self.store.readings(*key)
+        self.feed.flush()  # up to the latest sample the core has seen
         run = self._running.get(key)
         by_time = {r.at: r for r in stored}
         if run is not None:

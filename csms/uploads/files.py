@@ -54,6 +54,15 @@ class FileStore:
             raise
         return Written(size, digest.hexdigest())
 
+    async def ids(self) -> list[int]:
+        """The uploads that have a whole file here."""
+        def scan() -> list[int]:
+            if not self.directory.is_dir():
+                return []
+            return [int(p.stem) for p in self.directory.glob("*.log") if p.stem.isdigit()]
+
+        return await asyncio.to_thread(scan)
+
     async def delete(self, upload_id: int) -> None:
         with contextlib.suppress(FileNotFoundError):
             await asyncio.to_thread(self.path(upload_id).unlink)

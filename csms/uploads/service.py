@@ -247,7 +247,19 @@ class UploadService:
                 count += 1
         if count:
             log.info("old uploads deleted", count=count)
+        await self.sweep()
         return count
+
+    async def sweep(self) -> int:
+        """Delete the files whose upload has no record any more (its station was removed, by the API
+        or by ``csms stations remove``); how many were deleted."""
+        on_disk = await self.files.ids()
+        orphans = sorted(set(on_disk) - await self.store.existing(on_disk)) if on_disk else []
+        for upload_id in orphans:
+            await self.files.delete(upload_id)
+        if orphans:
+            log.info("files of removed stations' uploads deleted", count=len(orphans))
+        return len(orphans)
 
     async def _prune_forever(self, elected: Elected) -> None:
         while True:

@@ -25,6 +25,7 @@ def _ctx(
             live_energy_wh=lambda tx: energy_wh, clock_offsets=offsets or ClockOffsets(),
             online=lambda live: live.online(now_s, 90.0),
         ),
+        node=None,  # one node: no cluster
     )
 
 

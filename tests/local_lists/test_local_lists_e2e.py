@@ -3,7 +3,10 @@ real WebSockets, in both OCPP versions."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import sys
+from asyncio.subprocess import PIPE, STDOUT
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -211,3 +214,70 @@ async def test_a_list_sent_by_the_raw_action_route_is_recorded_out_of_sync_and_r
             assert outcome["ok"] and outcome["update_type"] == "Full", outcome
             assert set(held(charger)) == {f"TAG{i:05d}" for i in range(5)}
             assert (await api.get(f"/api/chargers/{sid}/local-list")).json()["in_sync"] is True
+
+
+async def test_group_changes_through_the_api_update_the_station_without_waiting_for_reconciliation(
+    tmp_path: Path,
+) -> None:
+    sid = "GRP-16"
+    settings = make_settings(tmp_path, local_lists={"debounce_s": 0.2, "connect_check_s": 0.2,
+                                                    "reconcile_s": 0})  # no periodic reconciliation
+    async with (running(settings, plugins=[local_lists_plugin]) as app,
+                httpx.AsyncClient(base_url=app.api_url, timeout=30) as api):
+        await seed_tags(app, 5)  # tag group "fleet"
+        r = await api.post("/api/id-tags", json={"id_tag": "DEPOT001", "group": "depot"})
+        assert r.status_code == 201
+        assert (await api.put("/api/local-list-policies/default", json={"tags": {"tag_group": "fleet"}})
+                ).status_code == 201
+        assert (await api.put("/api/groups/north/local-list", json={"tags": {"tag_group": "depot"}})
+                ).status_code == 201
+        fleet = {f"TAG{i:05d}" for i in range(5)}
+        charger = station_charger(app, OcppVersion.V16, sid)
+        async with charging(charger):
+            await wait_until(lambda: in_sync(api, sid, 1), timeout=20, what="the first list")
+            assert set(held(charger)) == fleet
+
+            r = await api.post("/api/groups/north/members", json={"stations": [sid]})
+            assert r.status_code == 200 and r.json()["added"] == 1
+            await wait_until(lambda: in_sync(api, sid, 2), timeout=20, what="the list of group north")
+            assert set(held(charger)) == {"DEPOT001"}
+
+            assert (await api.delete(f"/api/groups/north/members/{sid}")).status_code == 204
+            await wait_until(lambda: in_sync(api, sid, 3), timeout=20, what="the default list again")
+            assert set(held(charger)) == fleet
+
+            r = await api.put(f"/api/chargers/{sid}/placement", json={"groups": ["north"]})
+            assert r.status_code == 200, r.text
+            await wait_until(lambda: in_sync(api, sid, 4), timeout=20, what="the placement's list")
+            assert set(held(charger)) == {"DEPOT001"}
+
+
+async def run_cli(*argv: str) -> str:
+    """``csms ARGV`` as its own process (it runs without the server); its output."""
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "csms", *argv, stdout=PIPE,
+                                                stderr=STDOUT)
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, out
+    return out.decode()
+
+
+async def test_a_tag_added_with_the_cli_reaches_the_station_at_the_periodic_reconciliation(
+    tmp_path: Path,
+) -> None:
+    sid = "CLI-16"
+    settings = make_settings(tmp_path, local_lists={"connect_check_s": 0.2, "reconcile_s": 2})
+    async with (running(settings, plugins=[local_lists_plugin]) as app,
+                httpx.AsyncClient(base_url=app.api_url, timeout=30) as api):
+        await seed_tags(app, 3)
+        assert (await api.put("/api/local-list-policies/default", json={"tags": "all"})).status_code == 201
+        charger = station_charger(app, OcppVersion.V16, sid)
+        async with charging(charger):
+            await wait_until(lambda: in_sync(api, sid, 1), timeout=20, what="the first list")
+            assert "CLITAG01" in await run_cli("tags", "--db", settings.db, "add", "CLITAG01")
+            await wait_until(lambda: in_sync(api, sid, 2), timeout=20, what="the reconciliation")
+            assert "CLITAG01" in held(charger) and len(held(charger)) == 4

@@ -104,7 +104,7 @@ def test_tick_checks_versions_after_connections_and_batches_tag_changes(store: S
 
 
 async def test_sync_follows_the_policy_and_a_refusal_leaves_the_station_out_of_sync(store: SqlStore) -> None:
-    clock, port, events = FakeClock(), RecordingPort(), []
+    clock, port, events = FakeClock(), RecordingPort(), list[Event]()
     service = make(store, port, clock, events)
     await seed(store, 25)
     await store.local_lists.put_tag(IdTag("D1", AuthStatus.BLOCKED), "depot-tags")
@@ -138,7 +138,7 @@ async def test_sync_follows_the_policy_and_a_refusal_leaves_the_station_out_of_s
 
 
 async def test_failures_of_every_kind_are_reported(store: SqlStore) -> None:
-    clock, port, events = FakeClock(), RecordingPort(), []
+    clock, port, events = FakeClock(), RecordingPort(), list[Event]()
     service = make(store, port, clock, events)
     await seed(store, 5)
     await service.put_policy(Policy("", None))
@@ -152,11 +152,13 @@ async def test_failures_of_every_kind_are_reported(store: SqlStore) -> None:
     assert [e.ok for e in events if isinstance(e, LocalListSynced)] == [False, False, False]
     port.online.discard("CP1")
     gone = await service.sync(SyncRequest("CP1"))
-    assert gone.reason == "not_connected" and len(events) == 3  # nothing published for an absent station
+    synced = [e for e in events if isinstance(e, LocalListSynced)]
+    assert gone.reason == "not_connected" and len(synced) == 3  # nothing published for an absent station
+    assert isinstance(events[0], IdTagsChanged) and events[0].id_tags == ()  # the policy: every core node
 
 
 async def test_a_station_found_current_at_boot_is_confirmed_without_sending(store: SqlStore) -> None:
-    clock, port, events = FakeClock(), RecordingPort(), []
+    clock, port, events = FakeClock(), RecordingPort(), list[Event]()
     service = make(store, port, clock, events)
     await seed(store, 3)
     await service.put_policy(Policy("", None))
@@ -171,7 +173,7 @@ async def test_a_station_found_current_at_boot_is_confirmed_without_sending(stor
 
 
 async def test_a_refused_station_gets_no_list_until_a_boot_is_accepted(store: SqlStore) -> None:
-    clock, port, events = FakeClock(), RecordingPort(), []
+    clock, port, events = FakeClock(), RecordingPort(), list[Event]()
     service = make(store, port, clock, events)
     await seed(store, 3)
     await service.put_policy(Policy("", None))

@@ -270,3 +270,19 @@ async def test_a_cdr_is_made_after_a_restart_for_a_session_that_ended_unpriced(t
             cdr = r.json()
             assert cdr["repriced_at"] is not None
         assert (cdr["total_excl_vat"], cdr["total_incl_vat"]) == ("5.00", "5.95")
+
+
+async def test_removing_a_station_or_a_site_removes_its_tariff_assignment(csms: CsmsApp) -> None:
+    async with httpx.AsyncClient(base_url=csms.api_url) as api:
+        await _reference(api)
+        assert (await api.put("/api/chargers/CPX", json={})).is_success
+        r = await api.post("/api/sites", json={"site_id": "harbour", "name": "Harbour"})
+        assert r.status_code == 201, r.text
+        for scope, target in (("station", "CPX"), ("site", "harbour"), ("group", "harbour")):
+            r = await api.put("/api/tariff-assignments", json={"scope": scope, "target": target,
+                                                               "tariff_id": "standard"})
+            assert r.status_code == 200, r.text
+        assert (await api.delete("/api/chargers/CPX")).status_code == 204
+        assert (await api.delete("/api/sites/harbour")).status_code == 204
+        left = {(a["scope"], a["target"]) for a in (await api.get("/api/tariff-assignments")).json()}
+        assert left == {("default", ""), ("group", "harbour")}  # a group of that name is another target

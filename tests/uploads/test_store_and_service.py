@@ -238,3 +238,23 @@ async def test_a_body_slower_than_the_receive_timeout_is_refused_and_its_address
     assert slow.value.status == 408 and not list((tmp_path / "uploads").iterdir())
     kept = await service.receive(token, chunks(b"quick"), lambda: None)
     assert kept.id == u.id and kept.size_bytes == 5
+
+
+async def test_files_of_a_removed_stations_uploads_are_swept_and_others_kept(
+    store: SqlStore, uploads: SqlUploads, tmp_path: Path
+) -> None:
+    clock, station = FakeClock(), RecordingStation()
+    service = make_service(uploads, tmp_path, clock, station)
+    ups = {}
+    for sid in ("CP1", "CP2"):
+        await store.upsert_station(sid)
+        ups[sid] = await service.request(sid, LOG)
+        token = station.locations[-1][1].rsplit("/", 1)[1]
+        await service.receive(token, chunks(b"log of " + sid.encode()), lambda: None)
+    assert await service.sweep() == 0  # every file has its upload
+    assert await store.delete_station("CP1")  # e.g. by ``csms stations remove``, without the server
+    assert service.file_path(ups["CP1"].id).exists()
+    assert await service.tick(clock.now()) == 0  # nothing was old enough to prune; the sweep ran too
+    assert not service.file_path(ups["CP1"].id).exists()
+    assert service.file_path(ups["CP2"].id).read_bytes() == b"log of CP2"
+    assert await service.get(ups["CP1"].id) is None and await service.get(ups["CP2"].id) is not None

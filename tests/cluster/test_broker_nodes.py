@@ -108,6 +108,17 @@ class Station:
         self.task = asyncio.create_task(self.run())
 
 
+def located(api: str, station_ids: list[str]) -> dict[str, str] | None:
+    """Station id -> the core serving it, read from one core's API; None until all are connected."""
+    where = {}
+    for station_id in station_ids:
+        status, view = http("GET", f"{api}/api/chargers/{station_id}")
+        if status != 200 or not view["connected"]:
+            return None
+        where[station_id] = view["core"]
+    return where
+
+
 async def until(check: Any, timeout_s: float, what: str) -> Any:
     deadline = time.monotonic() + timeout_s
     while True:
@@ -126,17 +137,11 @@ async def test_cores_share_stations_and_any_core_commands_any_station(cluster: d
         st.start()
         await asyncio.sleep(0.05)
 
-    def all_connected() -> dict[str, str] | None:
-        where = {}
-        for st in stations:
-            status, view = http("GET", f"{api['core-1']}/api/chargers/{st.station_id}")
-            if status != 200 or not view["connected"]:
-                return None
-            where[st.station_id] = view["core"]
-            assert view["gateway"] == "gw-1"
-        return where
-
-    where = await until(all_connected, 30, "every station connected and located")
+    ids = [st.station_id for st in stations]
+    where = await until(lambda: located(api["core-1"], ids), 30, "every station connected and located")
+    for station_id in ids:
+        _, view = await asyncio.to_thread(http, "GET", f"{api['core-2']}/api/chargers/{station_id}")
+        assert (view["connected"], view["core"], view["gateway"]) == (True, where[station_id], "gw-1")
 
     # malformed messages on the cluster's topics cost those messages, never a node's connection
     import paho.mqtt.publish as mqtt_publish

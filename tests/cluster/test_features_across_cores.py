@@ -12,7 +12,7 @@ import pytest
 import websockets
 from websockets.typing import Subprotocol
 
-from tests.cluster.test_broker_nodes import cluster, http, until
+from tests.cluster.test_broker_nodes import cluster, http, located, until
 
 pytestmark = pytest.mark.timeout(120)
 __all__ = ["cluster"]  # the fixture: two cores and a gateway
@@ -57,16 +57,8 @@ async def test_a_campaign_made_through_either_core_updates_every_cores_stations_
             st.task = asyncio.create_task(st.run())
             await asyncio.sleep(0.05)
 
-        def located() -> dict[str, str] | None:
-            where = {}
-            for st in stations:
-                status, view = http("GET", f"{api['core-1']}/api/chargers/{st.station_id}")
-                if status != 200 or not view["connected"]:
-                    return None
-                where[st.station_id] = view["core"]
-            return where
-
-        where = await until(located, 30, "every station connected")
+        ids = [st.station_id for st in stations]
+        where = await until(lambda: located(api["core-1"], ids), 30, "every station connected")
         assert set(where.values()) == {"core-1", "core-2"}, where
 
         def scheduler() -> str | None:
@@ -136,16 +128,8 @@ async def test_a_report_asked_through_one_core_is_collected_from_a_station_of_th
             st.task = asyncio.create_task(st.run())
             await asyncio.sleep(0.05)
 
-        def located() -> dict[str, str] | None:
-            where = {}
-            for st in stations:
-                status, view = http("GET", f"{api['core-1']}/api/chargers/{st.station_id}")
-                if status != 200 or not view["connected"]:
-                    return None
-                where[st.station_id] = view["core"]
-            return where
-
-        where = await until(located, 30, "every station connected")
+        ids = [st.station_id for st in stations]
+        where = await until(lambda: located(api["core-1"], ids), 30, "every station connected")
         for st in stations:
             asking = "core-2" if where[st.station_id] == "core-1" else "core-1"
             url = f"{api[asking]}/api/chargers/{st.station_id}/charging-profiles/reported?wait_s=10"

@@ -96,6 +96,8 @@ class FirmwareService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()  # creation vs the conflict check
         self.leading = True  # this node schedules the campaigns (False: another core node does)
+        self._operator_changes = 0  # pause/resume/abort through this node, counted (``adopt``)
+        self._changing = 0  # of those, being written now
 
     async def load(self) -> None:
         self.campaigns = {c.id: c for c in await self.store.load_active()}
@@ -168,8 +170,13 @@ class FirmwareService:
                 raise NotFound(f"campaign {campaign_id} not found")
             campaign = stored
         now = self.clock.now()
-        {"pause": campaign.pause, "resume": campaign.resume, "abort": campaign.abort}[action](now)
-        await self.store.save(campaign)
+        self._operator_changes += 1  # ``adopt`` must not apply a state read before this is written
+        self._changing += 1
+        try:
+            {"pause": campaign.pause, "resume": campaign.resume, "abort": campaign.abort}[action](now)
+            await self.store.save(campaign)
+        finally:
+            self._changing -= 1
         self._wake.set()
         log.info("firmware campaign " + {"pause": "paused", "resume": "resumed", "abort": "aborted"}[action],
                  campaign=campaign_id)
@@ -228,7 +235,12 @@ class FirmwareService:
     async def adopt(self) -> None:
         """Campaigns created, paused, resumed or aborted through another node (written to the store
         only): created ones are loaded, the others' transitions applied to the ones in memory."""
+        if self._changing:
+            return  # an operator's change through this node is being written: next tick
+        seen = self._operator_changes
         states = await self.store.states(list(self.campaigns))
+        if self._changing or self._operator_changes != seen:
+            return  # read while an operator's change through this node was written: stale, next tick
         now = self.clock.now()
         for campaign_id, state in states.items():
             c = self.campaigns.get(campaign_id)

@@ -154,3 +154,42 @@ def test_only_firmware_news_of_the_reported_messages_travel_between_cores() -> N
     cluster.deliver(noise)  # another core's event the subscriber does not want
     cluster.deliver(news)
     assert got == [news, noise, news]
+
+
+async def test_a_resume_being_written_is_not_undone_by_the_leaders_look_at_the_store(
+    store: SqlStore, tmp_path: Path,
+) -> None:
+    """The leader adopts other nodes' transitions from the store each tick; a state it reads while
+    this node's own resume is still being written is stale and must not pause the campaign again."""
+    import asyncio
+    import contextlib
+
+    clock, sender = Clock(), Sender()
+    node = _node(store, tmp_path, clock, sender)
+    spec = CampaignSpec(version="2.0.0", location="https://fw.example/2.0.0.bin", wave_size=1)
+    campaign = await node.create(spec, Targets(stations=("CP1", "CP2")))
+    await node.transition(campaign.id, "pause")
+    db = node.store._db
+    writing, release = asyncio.Event(), asyncio.Event()
+
+    class HeldWrites:  # the real database; its next write waits until the leader looked
+        def __getattr__(self, name: str) -> object:
+            return getattr(db, name)
+
+        @contextlib.asynccontextmanager
+        async def write(self) -> AsyncIterator[object]:
+            writing.set()
+            await release.wait()
+            async with db.write() as conn:
+                yield conn
+
+    node.store._db = HeldWrites()  # type: ignore[assignment]
+    resuming = asyncio.create_task(node.transition(campaign.id, "resume"))
+    await writing.wait()
+    await node.lead(True)  # the leader's tick: the store still says paused
+    release.set()
+    resumed = await resuming
+    assert resumed.state is CampaignState.RUNNING
+    node.store._db = db
+    await node.lead(True)  # the next tick reads the written state: nothing to undo
+    assert node.campaigns[campaign.id].state is CampaignState.RUNNING

@@ -82,6 +82,7 @@ class Here:
     gateway: str
     version: OcppVersion
     since: datetime | None = None  # its presence row's mark, once written
+    claiming: bool = False  # its row is being written
 
 
 class PresenceHost:
@@ -318,12 +319,15 @@ class BrokerCore:
         return here
 
     async def _claim(self, station_id: str, here: Here) -> None:
+        here.claiming = True
         try:
             here.since, old = await self.presence.claim(station_id, self.endpoint, here.gateway,
                                                         here.version.value)
         except Exception as exc:  # presence is for routing: the session goes on (healed by the sweep)
             log.warning("presence not recorded", station=station_id, error=repr(exc))
             return
+        finally:
+            here.claiming = False
         if self.local.get(station_id) is here:  # announced once recorded: the claim decides who wins
             self._announce([station_id, here.gateway, here.version.value])
         if old is not None and old.core != self.endpoint and self.directory.online(old.core):
@@ -347,10 +351,15 @@ class BrokerCore:
         release), claim again the sessions without a row (a failed claim, or rows deleted by
         another core that took a broker reconnect for this core's death)."""
         rows = await self.presence.stations_of(self.endpoint)
-        for station_id in rows - self.local.keys():
-            await self.presence.release(station_id, self.endpoint)
+        for station_id, since in rows.items():
+            if station_id not in self.local:  # the row as read only: a session arriving now keeps its own
+                await self.presence.release(station_id, self.endpoint, since)
         for station_id, here in list(self.local.items()):
-            if station_id not in rows:
+            if station_id in rows or here.claiming:
+                continue
+            # no row of this core: claim again only when no core has one (another core's row means
+            # the station connected there and this session is about to be closed, not the reverse)
+            if await self.presence.get(station_id) is None and self.local.get(station_id) is here:
                 await self._claim(station_id, here)
 
     def _announce(self, entry: list[Any]) -> None:

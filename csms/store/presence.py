@@ -66,11 +66,12 @@ class SqlPresence:
             result = await conn.execute(t.delete().where(*mine))
         return bool(result.rowcount)
 
-    async def stations_of(self, core: str) -> set[str]:
+    async def stations_of(self, core: str) -> dict[str, datetime]:
+        """This core's rows: station id -> the ``since`` of the session that wrote it."""
         t = station_presence
         async with self.db.read() as conn:
-            rows = (await conn.execute(sa.select(t.c.station_id).where(t.c.core == core))).all()
-        return {r[0] for r in rows}
+            rows = (await conn.execute(sa.select(t.c.station_id, t.c.since).where(t.c.core == core))).all()
+        return {r[0]: r[1] for r in rows}
 
     async def drop_endpoint(self, endpoint: str) -> int:
         """Delete the rows of a node that is gone (as its core or its gateway)."""
